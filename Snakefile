@@ -1,0 +1,39 @@
+# Detector comparison study: CNN vs ViT vs multimodal detectors on a COCO dataset.
+# This file only wires: the grid logic lives in rules/common.smk, the work in the
+# `detstudy` package (src/), called by thin scripts (scripts/).
+import os
+from pathlib import Path
+
+from snakemake.utils import min_version, validate
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+report: "report/captions/workflow.rst"
+
+
+# Jobs import the workflow's own package from src/, also inside per-rule conda envs.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(Path(workflow.basedir, "src")), os.environ.get("PYTHONPATH")])
+)
+
+
+include: "rules/common.smk"
+include: "rules/data.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/figures.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        all_run_targets(),
+        report_outputs(),
+    default_target: True

@@ -1,0 +1,31 @@
+# Evaluation: the same protocol for every model, on the test split.
+
+
+rule evaluate:
+    input:
+        checkpoint=run_dir("best.pt"),
+        history=run_dir("history.csv"),
+        annotations=split_annotations("test"),
+        check=dataset_check(),
+    output:
+        metrics=run_dir("metrics.json"),
+        detections=run_dir("detections.json"),
+    params:
+        images=split_images("test"),
+        run=run_info,
+        score_threshold=config["evaluation"]["score_threshold"],
+        iou_threshold=config["evaluation"]["iou_threshold"],
+        batch_size=config["evaluation"]["batch_size"],
+        latency_images=config["evaluation"]["latency_images"],
+        device=config["compute"]["device"],
+    threads: config["compute"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        run_log("evaluate.log"),
+    benchmark:
+        run_benchmark("evaluate.tsv")
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/evaluate.py"

@@ -1,0 +1,26 @@
+# The thesis report: every run's metrics and figures rendered with the Jinja templates
+# in report/templates (HTML, Markdown, LaTeX). `snakemake report` builds it.
+
+
+rule report:
+    input:
+        metrics=expand_runs("metrics.json"),
+        figures=[f for kind in FIGURE_KINDS for f in expand_runs(f"figures/{kind}.png")],
+        statistics=f"{DATA_DIR}/statistics.json",
+        statistics_figure=f"{DATA_DIR}/statistics.png",
+        templates=report_templates(),
+    output:
+        html=f"{RESULTS}/report/index.html",
+        markdown=f"{RESULTS}/report/report.md",
+        runs_table=f"{RESULTS}/report/tables/runs.tex",
+        per_class_table=f"{RESULTS}/report/tables/per_class_ap50.tex",
+    params:
+        title=config["report"]["title"],
+        runs=[{**run, "label": run_label(run), "dir": run_dir().format(**run)} for run in grid_runs()],
+        figure_kinds=list(FIGURE_KINDS),
+    log:
+        f"{RESULTS}/logs/report.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/report.py"

@@ -1,0 +1,32 @@
+# Training: one rule per detector family. Every hyperparameter reaches the job through
+# params, so editing it in the config reruns exactly the runs that use it.
+
+
+rule train_cnn:
+    input:
+        train=split_annotations("train"),
+        val=split_annotations("val"),
+        check=dataset_check(),
+    output:
+        checkpoint=run_dir("best.pt"),
+        history=run_dir("history.csv"),
+    params:
+        architecture=architecture,
+        model_settings=model_settings,
+        train_settings=train_settings,
+        train_images=split_images("train"),
+        val_images=split_images("val"),
+        device=config["compute"]["device"],
+    wildcard_constraints:
+        model=name_pattern(family_models("cnn")),
+    threads: config["compute"]["threads"]
+    resources:
+        gpu=1,
+    log:
+        run_log("train.log"),
+    benchmark:
+        run_benchmark("train.tsv")
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/train.py"

@@ -1,0 +1,12 @@
+# Check the three dataset splits before any training; write statistics and their figure.
+from detstudy.logs import log_to
+
+log_to(snakemake.log[0])
+from detstudy.data.workflow import check_and_describe
+
+check_and_describe(
+    snakemake.params.splits,
+    check_json=snakemake.output.check,
+    statistics_json=snakemake.output.statistics,
+    statistics_png=snakemake.output.figure,
+)

@@ -1,0 +1,21 @@
+# Evaluate one run's best checkpoint on the test split with the common COCO protocol.
+from detstudy.logs import log_to
+
+log_to(snakemake.log[0])
+from detstudy.data.coco import SplitPaths
+from detstudy.evaluation.evaluate import evaluate_checkpoint
+
+evaluate_checkpoint(
+    checkpoint=snakemake.input.checkpoint,
+    history=snakemake.input.history,
+    test_split=SplitPaths.of(snakemake.input.annotations, snakemake.params.images),
+    metrics_path=snakemake.output.metrics,
+    detections_path=snakemake.output.detections,
+    run=snakemake.params.run,
+    score_threshold=snakemake.params.score_threshold,
+    iou_threshold=snakemake.params.iou_threshold,
+    batch_size=snakemake.params.batch_size,
+    latency_images=snakemake.params.latency_images,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)

@@ -1,0 +1,20 @@
+# Render the thesis report (HTML, Markdown, LaTeX tables) from every run's metrics and figures.
+from pathlib import Path
+
+from detstudy.logs import log_to
+
+log_to(snakemake.log[0])
+from detstudy.report import render_report
+
+kinds = snakemake.params.figure_kinds
+render_report(
+    metrics_paths=snakemake.input.metrics,
+    statistics_json=snakemake.input.statistics,
+    statistics_png=snakemake.input.statistics_figure,
+    figures={run["label"]: {kind: f"{run['dir']}figures/{kind}.png" for kind in kinds} for run in snakemake.params.runs},
+    out_html=snakemake.output.html,
+    out_md=snakemake.output.markdown,
+    out_tables_dir=Path(snakemake.output.runs_table).parent,
+    templates_dir=Path(snakemake.input.templates[0]).parent,
+    title=snakemake.params.title,
+)

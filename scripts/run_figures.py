@@ -1,0 +1,16 @@
+# Draw the figures of one run: curves, per-class AP, PR curves, confusion matrix, predictions.
+from detstudy.logs import log_to
+
+log_to(snakemake.log[0])
+from detstudy.run_figures import draw_run_figures
+
+draw_run_figures(
+    metrics_json=snakemake.input.metrics,
+    detections_json=snakemake.input.detections,
+    history_csv=snakemake.input.history,
+    annotations=snakemake.input.annotations,
+    images_dir=snakemake.params.images,
+    outputs=dict(snakemake.output.items()),
+    score_threshold=snakemake.params.score_threshold,
+    style=snakemake.params.style,
+)

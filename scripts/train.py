@@ -1,0 +1,20 @@
+# Train one (model, resolution, phase, seed) run; keeps the best checkpoint by validation mAP.
+from detstudy.logs import log_to
+
+log_to(snakemake.log[0])
+from detstudy.data.coco import SplitPaths
+from detstudy.training import train
+
+train(
+    architecture=snakemake.params.architecture,
+    model_settings=snakemake.params.model_settings,
+    train_settings=snakemake.params.train_settings,
+    train_split=SplitPaths.of(snakemake.input.train, snakemake.params.train_images),
+    val_split=SplitPaths.of(snakemake.input.val, snakemake.params.val_images),
+    resolution=int(snakemake.wildcards.resolution),
+    seed=int(snakemake.wildcards.seed),
+    checkpoint_path=snakemake.output.checkpoint,
+    history_path=snakemake.output.history,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)

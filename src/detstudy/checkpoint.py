@@ -1,0 +1,50 @@
+"""Detector checkpoints: weights plus what is needed to rebuild the detector.
+
+Saved atomically with ``torch.save`` and read with ``weights_only=True``, so a
+checkpoint can never run code when it is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from detstudy.data.coco import CategoryMap
+from detstudy.io import atomic_path
+from detstudy.models import DetectorAdapter, build_detector
+
+FORMAT = "detstudy-checkpoint/1"
+
+
+def save_checkpoint(path: str | Path, adapter: DetectorAdapter, categories: CategoryMap,
+                    extra: dict[str, Any] | None = None) -> None:
+    payload = {
+        "format": FORMAT,
+        "detector": adapter.describe(),
+        "categories": categories.as_list(),
+        "state_dict": {k: v.detach().cpu() for k, v in adapter.model.state_dict().items()},
+        "extra": extra or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
+                    ) -> tuple[DetectorAdapter, CategoryMap, dict[str, Any]]:
+    """Rebuild the detector of a checkpoint; returns (adapter, categories, extra)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} checkpoint. Fix: point to a best.pt written by the train rules.")
+    detector = payload["detector"]
+    settings = dict(detector["settings"])
+    for key in ("backbone_weights",):  # the state dict below holds the trained weights
+        if key in settings:
+            settings[key] = None
+    adapter = build_detector(detector["architecture"], detector["num_classes"], detector["resolution"], settings)
+    adapter.model.load_state_dict(payload["state_dict"])
+    adapter.to(torch.device(device))
+    categories = CategoryMap(tuple(c["id"] for c in payload["categories"]),
+                             tuple(c["name"] for c in payload["categories"]))
+    return adapter, categories, payload["extra"]

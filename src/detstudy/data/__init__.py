@@ -1,0 +1,1 @@
+"""Datasets: the synthetic demo generator, COCO loading, checks and statistics."""

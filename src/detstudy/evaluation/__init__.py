@@ -1,0 +1,1 @@
+"""Evaluation with one protocol for every model: COCO AP, operating points and confusion matrices."""

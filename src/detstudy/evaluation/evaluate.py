@@ -1,0 +1,81 @@
+"""The evaluation step: one protocol for every model, written to one metrics JSON.
+
+Test-split detections in COCO results format, pycocotools COCOeval, per-class AP,
+precision/recall/F1 at the best-F1 and at the configured score threshold, the
+confusion matrix, parameter count and latency on the device used.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from detstudy.checkpoint import load_checkpoint
+from detstudy.data.coco import SplitPaths
+from detstudy.data.dataset import CocoDetection
+from detstudy.evaluation.confusion import confusion_matrix
+from detstudy.evaluation.inference import measure_latency, predict_dataset
+from detstudy.evaluation.metrics import best_f1_operating_point, coco_evaluate, operating_point
+from detstudy.io import write_json
+from detstudy.training import resolve_device
+
+log = logging.getLogger("detstudy.evaluate")
+
+
+def _training_summary(history_csv: str | Path, extra: dict[str, Any]) -> dict[str, Any]:
+    with open(history_csv) as handle:
+        rows = list(csv.DictReader(handle))
+    return {"epochs": len(rows), "select_metric": extra.get("train_settings", {}).get("select_metric", "AP"),
+            "best_epoch": extra.get("epoch"), "best_val_AP": extra.get("val_AP"),
+            "best_val_AP50": extra.get("val_AP50"),
+            "train_seconds": round(sum(float(r["seconds"]) for r in rows), 1)}
+
+
+def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_path, detections_path,
+                        run: dict[str, Any], score_threshold: float = 0.5, iou_threshold: float = 0.5,
+                        batch_size: int = 4, latency_images: int = 50, device: str = "auto",
+                        threads: int | None = None) -> dict[str, Any]:
+    if threads:
+        torch.set_num_threads(threads)
+    device_ = resolve_device(device)
+    adapter, categories, extra = load_checkpoint(checkpoint, device_)
+    dataset = CocoDetection(test_split)
+    if dataset.categories != categories:
+        raise ValueError(f"{test_split.annotations}: categories {dataset.categories.as_list()} differ from the "
+                         f"ones {checkpoint} was trained on ({categories.as_list()}). "
+                         "Fix: use splits of the same dataset (the dataset check compares them).")
+    amp = device_.type == "cuda" and bool(extra.get("train_settings", {}).get("amp", True))
+    log.info("predicting %d test images on %s", len(dataset), device_)
+    detections = predict_dataset(adapter, dataset, device_, batch_size, amp=amp)
+    coco = coco_evaluate(dataset.coco, detections)
+    confusion = confusion_matrix(dataset.coco, detections, score_threshold=score_threshold,
+                                 iou_threshold=iou_threshold)
+    log.info("timing %d images at batch size 1", min(latency_images, len(dataset)))
+    metrics = {
+        "run": run,
+        "dataset": {"split": "test", "annotations": str(test_split.annotations), "images": len(dataset),
+                    "boxes": sum(1 for a in dataset.coco["annotations"] if not a.get("iscrowd", 0)),
+                    "categories": categories.as_list()},
+        "coco": coco["coco"],
+        "per_class": coco["per_class"],
+        "operating_points": {
+            "iou_threshold": iou_threshold,
+            "best_f1": best_f1_operating_point(dataset.coco, detections, iou_threshold),
+            "configured": operating_point(dataset.coco, detections, score_threshold, iou_threshold),
+        },
+        "params": adapter.parameter_count(),
+        "speed": measure_latency(adapter, dataset, device_, images=latency_images, amp=amp),
+        "training": _training_summary(history, extra),
+        "detections": len(detections),
+        "pr_curves": coco["pr_curves"],
+        "confusion": confusion,
+    }
+    write_json(detections_path, detections, indent=None)
+    write_json(metrics_path, metrics)
+    log.info("test mAP %.4f AP50 %.4f AR@100 %.4f; %.1f ms/image", coco["coco"]["AP"], coco["coco"]["AP50"],
+             coco["coco"]["AR100"], metrics["speed"]["latency_ms_per_image"])
+    return metrics

@@ -1,0 +1,59 @@
+"""Run a detector over a dataset and collect COCO-format detections; time it."""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch.utils.data import DataLoader
+
+from detstudy.data.dataset import CocoDetection, collate
+from detstudy.models.base import DetectorAdapter
+
+
+def _as_float(image: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return image.to(device, non_blocking=True).float().div_(255.0)
+
+
+@torch.no_grad()
+def predict_dataset(adapter: DetectorAdapter, dataset: CocoDetection, device: torch.device,
+                    batch_size: int = 4, amp: bool = False) -> list[dict]:
+    """Detections for every image, in COCO results format with the dataset's own category ids."""
+    adapter.model.eval()
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    detections: list[dict] = []
+    for images, targets in loader:
+        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+            outputs = adapter.predict([_as_float(image, device) for image in images])
+        for target, output in zip(targets, outputs):
+            boxes = output["boxes"].float().cpu()
+            boxes[:, 2:] -= boxes[:, :2]  # xyxy -> COCO xywh
+            for box, score, label in zip(boxes.tolist(), output["scores"].float().cpu().tolist(),
+                                         output["labels"].cpu().tolist()):
+                detections.append({"image_id": target["image_id"],
+                                   "category_id": dataset.categories.category_id(label),
+                                   "bbox": [round(v, 2) for v in box], "score": round(score, 5)})
+    return detections
+
+
+@torch.no_grad()
+def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: torch.device,
+                    images: int = 20, warmup: int = 3, amp: bool = False) -> dict:
+    """Milliseconds per image at batch size 1, end to end through the model's own pre/post-processing."""
+    adapter.model.eval()
+    count = min(images, len(dataset))
+    inputs = [_as_float(dataset[i % len(dataset)][0], device) for i in range(count + warmup)]
+    elapsed = 0.0
+    for index, image in enumerate(inputs):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+            adapter.predict([image])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if index >= warmup:
+            elapsed += time.perf_counter() - start
+    return {"device": device.type if device.type == "cpu" else torch.cuda.get_device_name(device),
+            "latency_ms_per_image": round(1000.0 * elapsed / max(count, 1), 2),
+            "images_timed": count, "batch_size": 1, "threads": torch.get_num_threads(), "amp": bool(amp and device.type == "cuda")}

@@ -1,0 +1,395 @@
+"""Thesis figures: training curves, per-class AP, PR curves, confusion matrices, prediction pictures.
+
+Every function draws on its own :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot
+state, no global backend switch, safe in parallel jobs) and writes a PNG with
+:func:`detstudy.io.save_figure`. Looks are set by :data:`STYLE`; each function takes an optional
+``style`` dict whose keys override it (e.g. ``style=config["figures"]``), unknown keys are ignored.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import matplotlib as mpl
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch, Rectangle
+
+from detstudy.io import save_figure
+
+__all__ = [
+    "STYLE",
+    "plot_training_curves",
+    "plot_per_class_ap",
+    "plot_pr_curves",
+    "plot_confusion_matrix",
+    "plot_predictions",
+]
+
+#: Default figure style; pass ``style={...}`` to any function to override some keys.
+STYLE: dict[str, Any] = {
+    "dpi": 150,                 # PNG resolution
+    "font_size": 10,            # base font size (titles +2, box labels -2)
+    "cmap": "Blues",            # confusion-matrix colormap
+    "palette": "tab10",         # qualitative colormap for classes / curves
+    "gt_color": "#00c853",      # ground-truth boxes (green)
+    "pred_color": "#ff5722",    # predicted boxes (red-orange)
+    "line_width": 1.8,
+    "panel_width": 4.0,         # inches per prediction-grid panel
+    "max_image_side": 1024,     # prediction images are downscaled to this for drawing
+}
+
+
+def _style(style: Mapping[str, Any] | None) -> dict[str, Any]:
+    merged = dict(STYLE)
+    if style:
+        merged.update({k: v for k, v in style.items() if k in STYLE and v is not None})
+    return merged
+
+
+def _rc(style: dict[str, Any]) -> dict[str, Any]:
+    size = float(style["font_size"])
+    return {
+        "font.size": size,
+        "axes.titlesize": size + 2,
+        "axes.labelsize": size + 1,
+        "legend.fontsize": size - 1,
+        "xtick.labelsize": size,
+        "ytick.labelsize": size,
+        "figure.titlesize": size + 3,
+    }
+
+
+def _figure(style: dict[str, Any], figsize: tuple[float, float]) -> Figure:
+    figure = Figure(figsize=figsize, layout="constrained")
+    FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Figure, out_png: str | os.PathLike, style: dict[str, Any]) -> None:
+    save_figure(figure, out_png, dpi=int(style["dpi"]))
+
+
+def _colors(n: int, style: dict[str, Any]) -> list:
+    cmap = mpl.colormaps[style["palette"]]
+    count = getattr(cmap, "N", 256)
+    if count <= 20:
+        return [cmap(i % count) for i in range(n)]
+    return [cmap(i / max(n - 1, 1)) for i in range(n)]
+
+
+def _fmt(value: float | None, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+# --------------------------------------------------------------------------------------------------
+# training curves
+# --------------------------------------------------------------------------------------------------
+
+def plot_training_curves(history_csv: str | os.PathLike, out_png: str | os.PathLike, *,
+                         best_by: str = "val_AP50", title: str | None = None,
+                         style: Mapping[str, Any] | None = None) -> None:
+    """Two panels from a ``history.csv`` (epoch, lr, loss, loss_*, val_AP, val_AP50, seconds).
+
+    Left: total loss (bold) and its components vs epoch, learning rate on a right axis.
+    Right: validation AP and AP50 vs epoch, with the best epoch by ``best_by`` marked.
+    Missing columns and empty cells (epochs without validation) are tolerated.
+    """
+    import pandas as pd
+
+    st = _style(style)
+    history = pd.read_csv(history_csv)
+    for column in history.columns:
+        history[column] = pd.to_numeric(history[column], errors="coerce")
+    epochs = history["epoch"] if "epoch" in history else pd.Series(np.arange(1, len(history) + 1))
+    lw = float(st["line_width"])
+
+    with mpl.rc_context(_rc(st)):
+        figure = _figure(st, (11.0, 4.2))
+        ax_loss, ax_val = figure.subplots(1, 2)
+
+        components = [c for c in history.columns if c.startswith("loss_")]
+        colors = _colors(len(components) + 1, st)
+        handles = []
+        if "loss" in history:
+            handles += ax_loss.plot(epochs, history["loss"], color="black", lw=lw + 0.6, label="loss (total)")
+        for color, column in zip(colors[1:] if len(colors) > 1 else colors, components):
+            handles += ax_loss.plot(epochs, history[column], color=color, lw=lw * 0.8, alpha=0.9,
+                                    label=column.removeprefix("loss_").replace("_", " "))
+        ax_loss.set_xlabel("epoch")
+        ax_loss.set_ylabel("training loss")
+        ax_loss.set_title("Training loss")
+        ax_loss.grid(alpha=0.3)
+        if "lr" in history and history["lr"].notna().any():
+            ax_lr = ax_loss.twinx()
+            handles += ax_lr.plot(epochs, history["lr"], color="grey", ls=":", lw=lw * 0.8, label="learning rate")
+            ax_lr.set_ylabel("learning rate", color="grey")
+            ax_lr.tick_params(axis="y", colors="grey")
+            ax_lr.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
+        if handles:
+            ax_loss.legend(handles=handles, loc="upper right", framealpha=0.85)
+
+        plotted = False
+        for column, color, label in (("val_AP50", "#1f77b4", "val AP50"), ("val_AP", "#d62728", "val AP (.50:.95)")):
+            if column in history and history[column].notna().any():
+                valid = history[column].notna()
+                ax_val.plot(epochs[valid], history[column][valid], marker="o", ms=3, color=color, lw=lw, label=label)
+                plotted = True
+        criterion = best_by if best_by in history and history[best_by].notna().any() else None
+        if criterion is None:
+            criterion = next((c for c in ("val_AP50", "val_AP") if c in history and history[c].notna().any()), None)
+        if criterion is not None:
+            best_row = int(history[criterion].idxmax())  # first maximum
+            best_epoch, best_value = epochs.iloc[best_row], history[criterion].iloc[best_row]
+            ax_val.axvline(best_epoch, color="grey", ls="--", lw=1)
+            ax_val.plot([best_epoch], [best_value], marker="*", ms=14, color="gold", mec="black", ls="none",
+                        label=f"best epoch {best_epoch:g} ({criterion.removeprefix('val_')} {best_value:.3f})")
+        if not plotted:
+            ax_val.text(0.5, 0.5, "no validation results", ha="center", va="center", transform=ax_val.transAxes)
+        ax_val.set_xlabel("epoch")
+        ax_val.set_ylabel("validation AP")
+        ax_val.set_ylim(0, 1)
+        ax_val.set_title("Validation AP")
+        ax_val.grid(alpha=0.3)
+        if plotted:
+            ax_val.legend(loc="lower right", framealpha=0.85)
+        if title:
+            figure.suptitle(title)
+        _save(figure, out_png, st)
+
+
+# --------------------------------------------------------------------------------------------------
+# per-class AP and PR curves
+# --------------------------------------------------------------------------------------------------
+
+def plot_per_class_ap(metrics: dict, out_png: str | os.PathLike, *, title: str | None = None,
+                      style: Mapping[str, Any] | None = None) -> None:
+    """Grouped bars of AP50 and AP (.50:.95) per class from ``metrics["per_class"]``, values on the bars."""
+    st = _style(style)
+    per_class = list(metrics["per_class"])
+    names = [str(c["name"]) for c in per_class]
+    x = np.arange(len(per_class))
+    width = 0.38
+    with mpl.rc_context(_rc(st)):
+        figure = _figure(st, (max(6.0, 1.1 * len(per_class) + 2.0), 4.5))
+        ax = figure.subplots()
+        for offset, key, color, label in ((-width / 2, "AP50", "#1f77b4", "AP50"),
+                                          (width / 2, "AP", "#ff7f0e", "AP (.50:.95)")):
+            values = [c.get(key) for c in per_class]
+            bars = ax.bar(x + offset, [0.0 if v is None else v for v in values], width, color=color, label=label)
+            for bar, value in zip(bars, values):
+                ax.annotate("no GT" if value is None else f"{value:.2f}",
+                            (bar.get_x() + bar.get_width() / 2, bar.get_height()), xytext=(0, 2),
+                            textcoords="offset points", ha="center", va="bottom", fontsize=st["font_size"] - 2)
+        ax.set_xticks(x, [f"{n}\n({c.get('gt_boxes', '?')} GT)" if "gt_boxes" in c else n
+                          for n, c in zip(names, per_class)],
+                      rotation=30 if len(per_class) > 4 else 0, ha="right" if len(per_class) > 4 else "center")
+        ax.set_ylim(0, 1.08)
+        ax.set_ylabel("average precision")
+        ax.set_xlabel("class")
+        coco = metrics.get("coco") or {}
+        default_title = "Per-class AP"
+        if coco.get("AP50") is not None or coco.get("AP") is not None:
+            default_title += f" (all classes: AP50 {_fmt(coco.get('AP50'))}, AP {_fmt(coco.get('AP'))})"
+        ax.set_title(title or default_title)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(loc="upper right", ncols=2, framealpha=0.85)
+        _save(figure, out_png, st)
+
+
+def plot_pr_curves(pr_curves: list[dict], out_png: str | os.PathLike, *, title: str | None = None,
+                   style: Mapping[str, Any] | None = None) -> None:
+    """One precision-recall curve per class (IoU 0.5), AP50 in the legend; classes without GT are listed as such.
+
+    Each curve ends (dot) at the highest recall the class reaches.
+    """
+    st = _style(style)
+    colors = _colors(len(pr_curves), st)
+    with mpl.rc_context(_rc(st)):
+        figure = _figure(st, (6.2, 5.4))
+        ax = figure.subplots()
+        for color, curve in zip(colors, pr_curves):
+            recall = np.asarray(curve["recall"], dtype=float)
+            precision = np.nan_to_num(np.asarray(curve["precision"], dtype=float), nan=0.0).clip(0, 1)
+            ap50 = curve.get("AP50", float(precision.mean()) if precision.size else None)
+            if "AP50" in curve and ap50 is None:
+                ax.plot([], [], color=color, label=f"{curve['name']} (no GT)")
+                continue
+            # COCO's interpolated precision is 0 past the highest recall reached: end the curve there instead
+            reached = np.flatnonzero(precision > 0)
+            end = int(reached[-1]) + 1 if reached.size else 0
+            ax.plot(recall[:end], precision[:end], color=color, lw=float(st["line_width"]), clip_on=False,
+                    marker="o", markevery=[end - 1] if end else [], ms=4,
+                    label=f"{curve['name']} (AP50 {ap50:.3f})")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.03)
+        ax.set_xlabel("recall")
+        ax.set_ylabel("precision")
+        ax.set_title(title or "Precision-recall curves (IoU 0.5)")
+        ax.grid(alpha=0.3)
+        if pr_curves:
+            ax.legend(loc="lower left", framealpha=0.85)
+        _save(figure, out_png, st)
+
+
+# --------------------------------------------------------------------------------------------------
+# confusion matrix
+# --------------------------------------------------------------------------------------------------
+
+def plot_confusion_matrix(confusion: dict, out_png: str | os.PathLike, normalize: bool = True, *,
+                          title: str | None = None, style: Mapping[str, Any] | None = None) -> None:
+    """Heatmap of a :func:`detstudy.evaluation.confusion.confusion_matrix` result.
+
+    Rows are ground truth, columns predictions, with the background row (false positives) and
+    column (missed GT). Cells show counts; with ``normalize`` colours are row fractions and the
+    cells also show the percentage of the row.
+    """
+    st = _style(style)
+    labels = [str(label) for label in confusion["labels"]]
+    counts = np.asarray(confusion["matrix"], dtype=float).reshape(len(labels), len(labels))
+    if normalize:
+        sums = counts.sum(axis=1, keepdims=True)
+        values = np.divide(counts, sums, out=np.zeros_like(counts), where=sums > 0)
+        vmax = 1.0
+    else:
+        values = counts
+        vmax = max(float(counts.max()), 1.0)
+    n = len(labels)
+    side = max(4.5, 0.85 * n + 2.5)
+    with mpl.rc_context(_rc(st)):
+        figure = _figure(st, (side + 1.0, side))
+        ax = figure.subplots()
+        image = ax.imshow(values, cmap=st["cmap"], vmin=0.0, vmax=vmax, aspect="equal")
+        colorbar = figure.colorbar(image, ax=ax, shrink=0.8)
+        colorbar.set_label("fraction of the row (ground truth)" if normalize else "count")
+        cmap = mpl.colormaps[st["cmap"]]
+        for i in range(n):
+            for j in range(n):
+                count = int(counts[i, j])
+                if i == n - 1 and j == n - 1:
+                    continue
+                text = f"{count}\n{values[i, j]:.0%}" if normalize and count else f"{count}"
+                r, g, b, _ = cmap(values[i, j] / vmax)
+                dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.5
+                ax.text(j, i, text, ha="center", va="center", fontsize=st["font_size"] - 1,
+                        color="white" if dark else "black", alpha=1.0 if count else 0.45)
+        ax.set_xticks(range(n), labels, rotation=40, ha="right")
+        ax.set_yticks(range(n), labels)
+        ax.set_xlabel("predicted class")
+        ax.set_ylabel("ground-truth class")
+        # separate the background row/column
+        ax.axhline(n - 1.5, color="black", lw=1)
+        ax.axvline(n - 1.5, color="black", lw=1)
+        thresholds = []
+        if confusion.get("score_threshold") is not None:
+            thresholds.append(f"score ≥ {confusion['score_threshold']:.2f}")
+        if confusion.get("iou_threshold") is not None:
+            thresholds.append(f"IoU ≥ {confusion['iou_threshold']:.2f}")
+        default_title = "Confusion matrix" + (" (row-normalised)" if normalize else "")
+        if thresholds:
+            default_title += "\n" + ", ".join(thresholds)
+        ax.set_title(title or default_title)
+        _save(figure, out_png, st)
+
+
+# --------------------------------------------------------------------------------------------------
+# prediction pictures
+# --------------------------------------------------------------------------------------------------
+
+def _select_images(gt: dict, max_images: int, seed: int) -> list[dict]:
+    """Images with GT boxes first (random but seeded order), then images without, up to ``max_images``."""
+    with_boxes = {ann["image_id"] for ann in gt["annotations"]}
+    images = sorted(gt["images"], key=lambda img: (not isinstance(img["id"], int),
+                                                   img["id"] if isinstance(img["id"], int) else str(img["id"])))
+    rng = np.random.default_rng(seed)
+    first = [img for img in images if img["id"] in with_boxes]
+    second = [img for img in images if img["id"] not in with_boxes]
+    chosen = [first[i] for i in rng.permutation(len(first))]
+    if len(chosen) < max_images:
+        chosen += [second[i] for i in rng.permutation(len(second))]
+    return chosen[:max(0, int(max_images))]
+
+
+def _draw_box(ax, bbox, scale: float, size: tuple[int, int], color, label: str, *, dashed: bool, below: bool,
+              font_size: float, lw: float) -> None:
+    """Box plus a label above it (GT) or below it (predictions), moved inside near the image borders."""
+    x, y, w, h = (float(v) * scale for v in bbox)
+    width, height = size
+    ax.add_patch(Rectangle((x, y), w, h, fill=False, edgecolor=color, lw=lw, ls="--" if dashed else "-"))
+    margin = 0.07 * height
+    if below:
+        ty, va = (y + h, "top") if y + h < height - margin else (y + h, "bottom")
+    else:
+        ty, va = (y, "bottom") if y > margin else (y, "top")
+    tx, ha = (x, "left") if x < 0.6 * width else (x + w, "right")
+    ax.text(tx, ty, label, color="white", fontsize=font_size, va=va, ha=ha,
+            bbox={"facecolor": color, "alpha": 0.8, "pad": 1, "edgecolor": "none"}, clip_on=True)
+
+
+def plot_predictions(gt: dict, detections: list[dict], images_dir: str | os.PathLike, out_png: str | os.PathLike, *,
+                     score_threshold: float, max_images: int = 8, seed: int = 0, title: str | None = None,
+                     style: Mapping[str, Any] | None = None) -> None:
+    """Grid of test images: GT boxes (green, solid, class name) and predictions with score >= threshold
+    (red-orange, dashed, class name and score). Images with GT boxes are chosen first, deterministically
+    from ``seed``. Image files are ``images_dir / image["file_name"]``.
+    """
+    from PIL import Image
+
+    st = _style(style)
+    names = {int(c["id"]): str(c["name"]) for c in gt["categories"]}
+    chosen = _select_images(gt, max_images, seed)
+    gt_by_image: dict = {}
+    for ann in gt["annotations"]:
+        gt_by_image.setdefault(ann["image_id"], []).append(ann)
+    det_by_image: dict = {}
+    for det in detections:
+        if float(det["score"]) >= score_threshold:
+            det_by_image.setdefault(det["image_id"], []).append(det)
+
+    n = len(chosen)
+    cols = min(4, max(n, 1))
+    rows = max(1, math.ceil(n / cols))
+    panel = float(st["panel_width"])
+    small = float(st["font_size"]) - 2
+    lw = float(st["line_width"])
+    with mpl.rc_context(_rc(st)):
+        figure = _figure(st, (panel * cols, panel * rows * 0.85 + 0.6))
+        axes = np.atleast_1d(figure.subplots(rows, cols, squeeze=False).ravel())
+        for ax in axes:
+            ax.set_axis_off()
+        if n == 0:
+            axes[0].text(0.5, 0.5, "no images", ha="center", va="center", transform=axes[0].transAxes)
+        for ax, info in zip(axes, chosen):
+            path = Path(images_dir) / info["file_name"]
+            if not path.is_file():
+                raise FileNotFoundError(f"{path}: image of image id {info['id']} not found. "
+                                        "Fix: check the images folder of this split in your config.")
+            with Image.open(path) as handle:
+                image = handle.convert("RGB")
+            scale = min(1.0, float(st["max_image_side"]) / max(image.size))
+            if scale < 1.0:
+                image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
+            ax.imshow(np.asarray(image))
+            gts = gt_by_image.get(info["id"], [])
+            dets = sorted(det_by_image.get(info["id"], []), key=lambda d: -float(d["score"]))
+            for ann in gts:
+                _draw_box(ax, ann["bbox"], scale, image.size, st["gt_color"], names.get(int(ann["category_id"]), str(ann["category_id"])),
+                          dashed=False, below=False, font_size=small, lw=lw)
+            for det in dets:
+                label = f"{names.get(int(det['category_id']), str(det['category_id']))} {float(det['score']):.2f}"
+                _draw_box(ax, det["bbox"], scale, image.size, st["pred_color"], label, dashed=True, below=True, font_size=small, lw=lw)
+            name = Path(str(info["file_name"])).name
+            if len(name) > 28:
+                name = name[:12] + "…" + name[-14:]
+            ax.set_title(f"{name}\nGT {len(gts)} · predicted {len(dets)}", fontsize=st["font_size"])
+        handles = [Patch(facecolor="none", edgecolor=st["gt_color"], lw=lw, label="ground truth"),
+                   Line2D([], [], color=st["pred_color"], lw=lw, ls="--", label=f"prediction (score ≥ {score_threshold:.2f})")]
+        figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
+        if title:
+            figure.suptitle(title)
+        _save(figure, out_png, st)

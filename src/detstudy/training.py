@@ -1,0 +1,207 @@
+"""The training loop shared by every detector family.
+
+Seeded, AMP on CUDA, per-iteration warmup + schedule, validation mAP after every
+epoch, best checkpoint by a validation metric, per-epoch history, and progress
+lines with an ETA on stderr (the rule's log).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from detstudy.checkpoint import save_checkpoint
+from detstudy.data.coco import SplitPaths
+from detstudy.data.dataset import CocoDetection, build_train_transforms, collate
+from detstudy.evaluation.inference import predict_dataset
+from detstudy.evaluation.metrics import coco_evaluate
+from detstudy.io import write_csv
+from detstudy.models import build_detector
+
+log = logging.getLogger("detstudy.train")
+
+
+@dataclass
+class TrainSettings:
+    """Hyperparameters of one training run (all reach the rule through ``params:``)."""
+
+    epochs: int = 12
+    batch_size: int = 4
+    optimizer: str = "sgd"  # sgd | adamw
+    lr: float = 0.02
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    lr_schedule: str = "multistep"  # cosine | multistep | constant
+    lr_steps: list[float] = field(default_factory=lambda: [0.67, 0.89])  # fractions of the run (multistep)
+    lr_gamma: float = 0.1
+    min_lr_factor: float = 0.01  # cosine floor, as a fraction of lr
+    warmup_iters: int = 100
+    warmup_factor: float = 0.001
+    grad_clip: float | None = None
+    amp: bool = True  # used on CUDA only
+    num_workers: int = 0
+    eval_batch_size: int = 4
+    select_metric: str = "AP"  # validation metric that picks the best checkpoint: AP | AP50
+    augmentation: dict[str, float] = field(default_factory=lambda: {"horizontal_flip": 0.5})
+    log_every: int = 10
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainSettings":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown training settings {unknown}. Fix: use only {sorted(known)}.")
+        return cls(**values)
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return generator
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _optimizer(settings: TrainSettings, model: torch.nn.Module) -> torch.optim.Optimizer:
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            # Norm weights and biases are not decayed (the usual detection practice).
+            (no_decay if parameter.ndim <= 1 else decay).append(parameter)
+    groups = [{"params": decay, "weight_decay": settings.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum)
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=settings.lr)
+    raise ValueError(f"optimizer {settings.optimizer!r} is not one of sgd, adamw")
+
+
+def _scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, total_iters: int):
+    sched = torch.optim.lr_scheduler
+    warmup = min(settings.warmup_iters, max(total_iters - 1, 0))
+    remaining = max(total_iters - warmup, 1)
+    if settings.lr_schedule == "cosine":
+        main = sched.CosineAnnealingLR(optimizer, T_max=remaining, eta_min=settings.lr * settings.min_lr_factor)
+    elif settings.lr_schedule == "multistep":
+        milestones = sorted({max(1, round(f * total_iters) - warmup) for f in settings.lr_steps})
+        main = sched.MultiStepLR(optimizer, milestones=milestones, gamma=settings.lr_gamma)
+    elif settings.lr_schedule == "constant":
+        main = sched.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    else:
+        raise ValueError(f"lr_schedule {settings.lr_schedule!r} is not one of cosine, multistep, constant")
+    if warmup == 0:
+        return main
+    warm = sched.LinearLR(optimizer, start_factor=settings.warmup_factor, total_iters=warmup)
+    return sched.SequentialLR(optimizer, [warm, main], milestones=[warmup])
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(max(seconds, 0))
+    return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def train(*, architecture: str, model_settings: dict[str, Any], train_settings: dict[str, Any],
+          train_split: SplitPaths, val_split: SplitPaths, resolution: int, seed: int,
+          checkpoint_path: str | Path, history_path: str | Path, device: str = "auto",
+          threads: int | None = None) -> dict[str, Any]:
+    """Train one (model, resolution, seed) cell; write the best checkpoint and the history CSV."""
+    settings = TrainSettings.from_dict(train_settings)
+    if threads:
+        torch.set_num_threads(threads)
+    generator = seed_everything(seed)
+    device_ = resolve_device(device)
+    use_amp = settings.amp and device_.type == "cuda"
+
+    train_data = CocoDetection(train_split, transforms=build_train_transforms(settings.augmentation))
+    val_data = CocoDetection(val_split, categories=train_data.categories)
+    adapter = build_detector(architecture, len(train_data.categories), resolution, model_settings).to(device_)
+    loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True, drop_last=len(train_data) > settings.batch_size,
+                        collate_fn=collate, num_workers=settings.num_workers, generator=generator)
+    optimizer = _optimizer(settings, adapter.model)
+    total_iters = settings.epochs * len(loader)
+    scheduler = _scheduler(settings, optimizer, total_iters)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    log.info("training %s at %d px on %s (%s) for %d epochs x %d iterations; %s parameters (%s trainable)",
+             architecture, resolution, device_, "AMP" if use_amp else "fp32", settings.epochs, len(loader),
+             f"{adapter.parameter_count()['total']:,}", f"{adapter.parameter_count()['trainable']:,}")
+
+    history: list[dict[str, Any]] = []
+    best = {"score": -math.inf, "epoch": 0}
+    started = time.perf_counter()
+    step = 0
+    for epoch in range(1, settings.epochs + 1):
+        adapter.model.train()
+        epoch_start = time.perf_counter()
+        sums: dict[str, float] = {}
+        seen = 0
+        for images, targets in loader:
+            images = [image.to(device_).float().div_(255.0) for image in images]
+            targets = [{"boxes": t["boxes"].as_subclass(torch.Tensor).to(device_), "labels": t["labels"].to(device_)}
+                       for t in targets]
+            with torch.autocast(device_.type, enabled=use_amp):
+                losses = adapter.losses(images, targets)
+                loss = sum(losses.values())
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, iteration {step}: "
+                                         f"{ {k: float(v) for k, v in losses.items()} }. "
+                                         "Fix: lower the learning rate or lengthen the warmup.")
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            if settings.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(adapter.model.parameters(), settings.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            step += 1
+            seen += len(images)
+            for key, value in losses.items():
+                sums[key] = sums.get(key, 0.0) + float(value) * len(images)
+            sums["loss"] = sums.get("loss", 0.0) + float(loss) * len(images)
+            if step % settings.log_every == 0 or step == total_iters:
+                elapsed = time.perf_counter() - started
+                log.info("epoch %d/%d step %d/%d loss %.4f lr %.2e %.1f img/s elapsed %s ETA %s",
+                         epoch, settings.epochs, step, total_iters, float(loss), optimizer.param_groups[0]["lr"],
+                         seen / (time.perf_counter() - epoch_start), _duration(elapsed),
+                         _duration(elapsed / step * (total_iters - step)))
+        train_seconds = time.perf_counter() - epoch_start
+        detections = predict_dataset(adapter, val_data, device_, settings.eval_batch_size, amp=use_amp)
+        coco = coco_evaluate(val_data.coco, detections)["coco"]
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
+        row.update({key: value / max(seen, 1) for key, value in sorted(sums.items())})
+        row.update({"val_AP": coco["AP"] or 0.0, "val_AP50": coco["AP50"] or 0.0,
+                    "seconds": round(time.perf_counter() - epoch_start, 2),
+                    "images_per_second": round(seen / train_seconds, 2)})
+        history.append(row)
+        write_csv(history_path, history)  # every epoch, so a running job's curves can be inspected
+        score = row[f"val_{settings.select_metric}"]
+        improved = score > best["score"]
+        if improved:
+            best = {"score": score, "epoch": epoch, "val_AP": row["val_AP"], "val_AP50": row["val_AP50"]}
+            save_checkpoint(checkpoint_path, adapter, train_data.categories,
+                            extra={"epoch": epoch, "seed": seed, "val_AP": row["val_AP"], "val_AP50": row["val_AP50"],
+                                   "train_settings": train_settings})
+        log.info("epoch %d/%d done: loss %.4f val AP %.4f AP50 %.4f%s (%.1fs)", epoch, settings.epochs, row["loss"],
+                 row["val_AP"], row["val_AP50"], " (best, saved)" if improved else "", row["seconds"])
+    summary = {"epochs": settings.epochs, "best_epoch": best["epoch"], "best_val_AP": best.get("val_AP"),
+               "best_val_AP50": best.get("val_AP50"), "train_seconds": round(time.perf_counter() - started, 1)}
+    log.info("finished: best epoch %d (val %s %.4f) in %s", best["epoch"], settings.select_metric, best["score"],
+             _duration(summary["train_seconds"]))
+    return summary

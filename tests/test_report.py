@@ -1,0 +1,219 @@
+"""The report renderer: aggregation over seeds, and HTML / Markdown / LaTeX outputs."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+try:
+    import detstudy  # noqa: F401
+except ImportError:  # running from a checkout without the package installed
+    sys.path.insert(0, str(ROOT / "src"))
+
+pytest.importorskip("jinja2")
+pytest.importorskip("pandas")
+
+from detstudy import report  # noqa: E402
+
+TEMPLATES = ROOT / "report" / "templates"
+CLASSES = ["NORMAL", "DEFORMACIONES", "ROTURA_FRACTURA", "RAYONES_ARANAZOS"]
+
+# a 1x1 PNG
+TINY_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360f8cf00000301010018dd8db00000000049454e44ae426082"
+)
+
+
+def _metrics(model, family, seed, ap50, *, resolution=256, phase="base", aps=0.1, per_class_ap50=None,
+             params=12_345_678, latency=80.0):
+    per_class_ap50 = per_class_ap50 or [0.9, 0.5, 0.3, 0.4]
+    return {
+        "run": {"model": model, "family": family, "architecture": f"{model}_arch",
+                "resolution": resolution, "phase": phase, "seed": seed},
+        "dataset": {"split": "test", "images": 64, "annotations": 131,
+                    "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)]},
+        "coco": {"AP": ap50 / 2, "AP50": ap50, "AP75": ap50 / 3, "APs": aps, "APm": 0.35, "APl": 0.41,
+                 "AR1": 0.3, "AR10": 0.42, "AR100": 0.44, "ARs": None if aps is None else 0.2,
+                 "ARm": 0.45, "ARl": 0.5},
+        "per_class": [{"id": i + 1, "name": n, "AP": v / 2, "AP50": v, "gt_boxes": 10}
+                      for i, (n, v) in enumerate(zip(CLASSES, per_class_ap50))],
+        "operating_points": {
+            "iou_threshold": 0.5,
+            "best_f1": {"score_threshold": 0.42, "precision": 0.7, "recall": 0.6, "f1": 0.65,
+                        "tp": 70, "fp": 30, "fn": 47},
+            "configured": {"score_threshold": 0.5, "precision": 0.75, "recall": 0.55, "f1": 0.63,
+                           "tp": 64, "fp": 21, "fn": 53},
+        },
+        "params": {"total": params, "trainable": params},
+        "speed": {"device": "cpu", "latency_ms_per_image": latency, "images_timed": 32,
+                  "batch_size": 1, "threads": 2},
+        "training": {"epochs": 8, "best_epoch": 7, "best_val_AP50": 0.41, "best_val_AP": 0.2,
+                     "train_seconds": 170.0},
+    }
+
+
+@pytest.fixture()
+def inputs(tmp_path):
+    runs = {
+        # written out of order on purpose: load_runs sorts
+        "deimv2_s_s0": _metrics("deimv2_s", "vit", 0, 0.70, aps=None, params=9_700_000, latency=120.0,
+                                per_class_ap50=[0.95, 0.7, 0.5, 0.6]),
+        "frcnn_r18_s1": _metrics("frcnn_r18", "cnn", 1, 0.60, per_class_ap50=[0.9, 0.6, 0.2, 0.5]),
+        "frcnn_r18_s0": _metrics("frcnn_r18", "cnn", 0, 0.50, per_class_ap50=[0.8, 0.4, 0.4, 0.3]),
+        "deimv2_s_p1": _metrics("deimv2_s", "multimodal", 0, 0.72, phase="phase1", aps=None,
+                                params=10_000_000, latency=125.0),
+    }
+    paths = []
+    for name, data in runs.items():
+        path = tmp_path / "runs" / name / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps(data))
+        paths.append(path)
+    stats = {
+        "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)],
+        "splits": {
+            split: {"images": 10, "boxes": 12, "empty_images": 1, "extra_key": "ignored",
+                    "per_class": [{"id": i + 1, "name": n, "images": 3, "boxes": 3, "small": 1,
+                                   "medium": 1, "large": 1} for i, n in enumerate(CLASSES)]}
+            for split in ("test", "train", "val")
+        },
+        "something_else": [1, 2, 3],
+    }
+    stats_json = tmp_path / "data" / "statistics.json"
+    stats_json.parent.mkdir()
+    stats_json.write_text(json.dumps(stats))
+    stats_png = tmp_path / "data" / "statistics.png"
+    stats_png.write_bytes(TINY_PNG)
+    figures = {}
+    for name in ("frcnn_r18_s0", "deimv2_s_s0"):
+        folder = tmp_path / "runs" / name
+        (folder / "curves.png").write_bytes(TINY_PNG)
+        (folder / "confusion.png").write_bytes(TINY_PNG)
+        label = report.run_label(runs[name])
+        figures[label] = {"training_curves": str(folder / "curves.png"),
+                          "confusion_matrix": str(folder / "confusion.png")}
+    return {"paths": paths, "stats_json": stats_json, "stats_png": stats_png, "figures": figures,
+            "tmp": tmp_path}
+
+
+@pytest.fixture()
+def rendered(inputs):
+    out = inputs["tmp"] / "results" / "report"
+    report.render_report(
+        metrics_paths=inputs["paths"],
+        statistics_json=inputs["stats_json"],
+        statistics_png=inputs["stats_png"],
+        figures=inputs["figures"],
+        out_html=out / "index.html",
+        out_md=out / "report.md",
+        out_tables_dir=out / "tables",
+        templates_dir=TEMPLATES,
+        title="Test comparison",
+    )
+    return out
+
+
+def test_load_runs_sorted_and_keeps_path(inputs):
+    runs = report.load_runs(inputs["paths"])
+    order = [(r["run"]["family"], r["run"]["model"], r["run"]["phase"], r["run"]["seed"]) for r in runs]
+    assert order == [("cnn", "frcnn_r18", "base", 0), ("cnn", "frcnn_r18", "base", 1),
+                     ("vit", "deimv2_s", "base", 0), ("multimodal", "deimv2_s", "phase1", 0)]
+    assert all(Path(r["metrics_path"]).name == "metrics.json" for r in runs)
+
+
+def test_runs_table_aggregates_seeds(inputs):
+    table = report.runs_table(report.load_runs(inputs["paths"]))
+    assert len(table) == 3
+    frcnn = table[table["model"] == "frcnn_r18"].iloc[0]
+    assert frcnn["n_seeds"] == 2
+    assert frcnn["AP50"] == pytest.approx(0.55)
+    assert frcnn["AP50_std"] == pytest.approx(math.sqrt(0.005))  # sample std of 0.5, 0.6
+    assert frcnn["params_M"] == pytest.approx(12.345678)
+    vit = table[table["family"] == "vit"].iloc[0]
+    assert vit["n_seeds"] == 1 and math.isnan(vit["AP50_std"])
+    assert math.isnan(vit["APs"])  # null in the metrics stays missing
+
+
+def test_per_class_table_mean_over_seeds(inputs):
+    table = report.per_class_table(report.load_runs(inputs["paths"]))
+    assert table.attrs["classes"] == CLASSES
+    frcnn = table[table["model"] == "frcnn_r18"].iloc[0]
+    assert frcnn["ROTURA_FRACTURA"] == pytest.approx(0.3)
+    assert frcnn["NORMAL"] == pytest.approx(0.85)
+
+
+def test_html_is_self_contained(rendered):
+    html = (rendered / "index.html").read_text()
+    srcs = re.findall(r"""src\s*=\s*["']([^"']*)""", html)
+    assert srcs and all(s.startswith("data:") for s in srcs)
+    assert "<script" not in html and "<link" not in html
+    for name in ("frcnn_r18", "deimv2_s", *CLASSES):
+        assert name in html
+    assert "CNN" in html and "ViT" in html and "Multimodal" in html
+    assert "0.550" in html and "±" in html  # the mean over the two seeds, with its std
+    assert "–" in html  # APs is null for the ViT
+    assert "<strong>0.720</strong>" in html  # best AP50 in bold
+
+
+def test_none_renders_as_dash(inputs):
+    runs = report.load_runs(inputs["paths"])
+    view = report._metric_table(report.runs_table(runs), report.RUN_COLUMNS, key="runs", caption="")
+    index = [c["label"] for c in view["columns"]].index("APs")
+    vit_row = next(r for r in view["rows"] if r["family"] == "ViT")
+    assert vit_row["cells"][index]["text"] == "–"
+
+
+def test_markdown(rendered):
+    md = (rendered / "report.md").read_text()
+    assert "| Family | Model | Res. (px) | Phase | Seeds | Params (M) | mAP | AP50 |" in md
+    assert "**0.720**" in md
+    assert "0.550 ± 0.071" in md
+    assert "ROTURA_FRACTURA" in md
+    # figure links relative to the Markdown file's folder
+    assert "](../../runs/frcnn_r18_s0/curves.png)" in md
+    assert "](../../data/statistics.png)" in md
+    assert "data:" not in md
+
+
+def test_latex_tables(rendered):
+    runs_tex = (rendered / "tables" / "runs.tex").read_text()
+    for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\begin{table}", r"\end{table}",
+                  r"\caption{", r"\label{tab:runs}"):
+        assert token in runs_tex
+    assert r"frcnn\_r18" in runs_tex and "frcnn_r18" not in runs_tex
+    assert r"\textbf{0.720}" in runs_tex  # best AP50
+    assert r"0.550 $\pm$ 0.071" in runs_tex
+    assert "--" in runs_tex and "–" not in runs_tex
+    # families separated by \midrule: header rule + 2 family breaks
+    assert runs_tex.count(r"\midrule") == 3
+    per_class = (rendered / "tables" / "per_class_ap50.tex").read_text()
+    assert r"ROTURA\_FRACTURA" in per_class and "ROTURA_FRACTURA" not in per_class
+    assert r"\toprule" in per_class and r"\bottomrule" in per_class
+    assert r"\label{tab:per-class-ap50}" in per_class
+    assert r"\textbf{0.950}" in per_class  # best NORMAL
+
+
+def test_latex_escape():
+    assert report.latex_escape("a_b&c%d$e#f{g}h~i^j\\") == (
+        r"a\_b\&c\%d\$e\#f\{g\}h\textasciitilde{}i\textasciicircum{}j\textbackslash{}"
+    )
+
+
+def test_no_temporary_files_left(rendered):
+    leftovers = [p for p in rendered.rglob(".*") if p.is_file()]
+    assert leftovers == []
+
+
+def test_render_without_optional_inputs(inputs, tmp_path):
+    out = tmp_path / "bare"
+    report.render_report(metrics_paths=inputs["paths"][:1], statistics_json=None, statistics_png=None,
+                         figures={}, out_html=out / "index.html", out_md=out / "report.md",
+                         out_tables_dir=out / "tables", templates_dir=TEMPLATES)
+    assert (out / "index.html").exists() and (out / "tables" / "runs.tex").exists()
