@@ -1,9 +1,6 @@
 # Detector comparison study: CNN vs ViT vs multimodal detectors on a COCO dataset.
 # This file only wires: the grid logic lives in rules/common.smk, the work in the
 # `detstudy` package (src/), called by thin scripts (scripts/).
-import os
-from pathlib import Path
-
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -16,12 +13,6 @@ validate(config, "config/schema.yaml")
 
 
 report: "report/captions/workflow.rst"
-
-
-# Jobs import the workflow's own package from src/, also inside per-rule conda envs.
-os.environ["PYTHONPATH"] = os.pathsep.join(
-    filter(None, [str(Path(workflow.basedir, "src")), os.environ.get("PYTHONPATH")])
-)
 
 
 include: "rules/common.smk"

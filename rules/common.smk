@@ -58,13 +58,13 @@ DATA_DIR = f"{RESULTS}/data"
 
 
 def split_annotations(split):
-    if "synthetic" in config["dataset"]:
+    if config["dataset"]["source"] == "synthetic":
         return f"{SYNTHETIC_DIR}/annotations/{split}.json"
     return config["dataset"]["coco"][split]["annotations"]
 
 
 def split_images(split):
-    if "synthetic" in config["dataset"]:
+    if config["dataset"]["source"] == "synthetic":
         return f"{SYNTHETIC_DIR}/images/{split}"
     return config["dataset"]["coco"][split]["images"]
 
@@ -131,10 +131,6 @@ def model_settings(wildcards):
 
 def train_settings(wildcards):
     return dict(MODELS[wildcards.model].get("training") or {})
-
-
-def run_label(run):
-    return f"{run['model']} · {run['resolution']} px · {run['phase']} · seed {run['seed']}"
 
 
 def run_labels(figure):

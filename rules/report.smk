@@ -16,7 +16,7 @@ rule report:
         per_class_table=f"{RESULTS}/report/tables/per_class_ap50.tex",
     params:
         title=config["report"]["title"],
-        runs=[{**run, "label": run_label(run), "dir": run_dir().format(**run)} for run in grid_runs()],
+        runs=[{**run, "dir": run_dir().format(**run)} for run in grid_runs()],
         figure_kinds=list(FIGURE_KINDS),
     log:
         f"{RESULTS}/logs/report.log",

@@ -1,4 +1,8 @@
 # Check the three dataset splits before any training; write statistics and their figure.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
 from detstudy.logs import log_to
 
 log_to(snakemake.log[0])

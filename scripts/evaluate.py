@@ -1,4 +1,8 @@
 # Evaluate one run's best checkpoint on the test split with the common COCO protocol.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
 from detstudy.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,4 +1,8 @@
 # Draw the figures of one run: curves, per-class AP, PR curves, confusion matrix, predictions.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
 from detstudy.logs import log_to
 
 log_to(snakemake.log[0])

@@ -1,4 +1,8 @@
 # Train one (model, resolution, phase, seed) run; keeps the best checkpoint by validation mAP.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
 from detstudy.logs import log_to
 
 log_to(snakemake.log[0])

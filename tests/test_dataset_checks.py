@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 import warnings
 from pathlib import Path
 
 import pytest
 from PIL import Image
-
-try:
-    import detstudy  # noqa: F401
-except ImportError:  # running from a checkout without an installed package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from detstudy.data.checks import CheckReport, DatasetWarning, check_dataset
 from detstudy.data.coco import DatasetError, SplitPaths

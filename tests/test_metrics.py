@@ -4,16 +4,10 @@ from __future__ import annotations
 
 import copy
 import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
-try:
-    import detstudy  # noqa: F401
-except ImportError:  # running from a checkout without an installed package
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from detstudy.evaluation.confusion import confusion_matrix
 from detstudy.evaluation.metrics import (
@@ -339,3 +333,18 @@ def test_plot_predictions(tmp_path):
     assert set(chosen) == {1, 2} and chosen == [img["id"] for img in _select_images(gt, 2, seed=0)]
     with pytest.raises(FileNotFoundError, match="not found"):
         plot_predictions(gt, dets, tmp_path / "missing", tmp_path / "x.png", score_threshold=0.5)
+
+
+def test_crowd_regions_are_ignored_everywhere():
+    gt = make_gt([(1, ROTURA, [10, 10, 20, 20]), (1, ROTURA, [50, 20, 40, 40])], with_area=True)
+    gt["annotations"][1]["iscrowd"] = 1
+    dets = [det(1, ROTURA, [55, 25, 20, 20], score=0.95),  # inside the crowd region: neither TP nor FP
+            det(1, ROTURA, [10, 10, 20, 20], score=0.9)]
+    result = coco_evaluate(gt, dets)
+    assert result["coco"]["AP"] == pytest.approx(1.0)
+    assert result["per_class"][0]["gt_boxes"] == 1
+    point = operating_point(gt, dets, 0.5)
+    assert (point["tp"], point["fp"], point["fn"]) == (1, 0, 0)
+    assert best_f1_operating_point(gt, dets)["f1"] == pytest.approx(1.0)
+    cm = confusion_matrix(gt, dets, score_threshold=0.5)
+    assert cm["matrix"] == [[1, 0, 0], [0, 0, 0], [0, 0, 0]]

@@ -5,20 +5,11 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-try:
-    import detstudy  # noqa: F401
-except ImportError:  # running from a checkout without the package installed
-    sys.path.insert(0, str(ROOT / "src"))
-
-pytest.importorskip("jinja2")
-pytest.importorskip("pandas")
-
 from detstudy import report  # noqa: E402
 
 TEMPLATES = ROOT / "report" / "templates"

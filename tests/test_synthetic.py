@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections import Counter
 from pathlib import Path
 
@@ -11,11 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-try:
-    from detstudy.data import synthetic
-except ModuleNotFoundError:  # a checkout that is not pip-installed: use its src/ folder
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-    from detstudy.data import synthetic
+from detstudy.data import synthetic
 
 TINY = {"train": 8, "val": 3, "test": 2}
 SPLITS = ("train", "val", "test")

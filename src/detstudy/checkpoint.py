@@ -45,6 +45,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
     adapter = build_detector(detector["architecture"], detector["num_classes"], detector["resolution"], settings)
     adapter.model.load_state_dict(payload["state_dict"])
     adapter.to(torch.device(device))
+    adapter.model.eval()
     categories = CategoryMap(tuple(c["id"] for c in payload["categories"]),
                              tuple(c["name"] for c in payload["categories"]))
     return adapter, categories, payload["extra"]

@@ -154,11 +154,6 @@ def run_label(run: dict) -> str:
     )
 
 
-def group_label(row) -> str:
-    """Label of one aggregated row: ``frcnn_r18 · 256 px · base``."""
-    return f"{row['model']} · {row['resolution']} px · {row['phase']}"
-
-
 def fmt_number(value, decimals: int = 3) -> str:
     if _isnan(value):
         return DASH
@@ -595,7 +590,9 @@ def _dataset_notes(runs: list[dict]) -> tuple[str, list[str]]:
     if not seen:
         return "", warnings
     split, images, annotations, _ = next(iter(seen))
-    line = f"{split or 'test'} split" + (f", {images} images" if images is not None else "") + (
+    if split is None and images is None and annotations is None:
+        return "", warnings
+    line = f"{split or 'evaluation'} split" + (f", {images} images" if images is not None else "") + (
         f", {annotations} boxes" if annotations is not None else "")
     return line, warnings
 

@@ -173,8 +173,8 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
             step += 1
             seen += len(images)
             for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + float(value) * len(images)
-            sums["loss"] = sums.get("loss", 0.0) + float(loss) * len(images)
+                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(images)
+            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * len(images)
             if step % settings.log_every == 0 or step == total_iters:
                 elapsed = time.perf_counter() - started
                 log.info("epoch %d/%d step %d/%d loss %.4f lr %.2e %.1f img/s elapsed %s ETA %s",

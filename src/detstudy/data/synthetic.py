@@ -297,8 +297,9 @@ def draw_fracture(rng: np.random.Generator, surface: Surface) -> Mark:
     shift = all_points[0] - paths[0][0]
     paths = [path + shift for path in paths]
 
-    core = np.maximum(_polyline_mask(h, w, paths[:1], width), _polyline_mask(h, w, paths[1:], 0.65 * width)
-                      if len(paths) > 1 else 0.0)
+    core = _polyline_mask(h, w, paths[:1], width)
+    if len(paths) > 1:  # branches are thinner than the main crack
+        core = np.maximum(core, _polyline_mask(h, w, paths[1:], 0.65 * width))
     shadow = _blur(_polyline_mask(h, w, [p - offset for p in paths], width + 1.5 * s), 0.8 * s)
     lip = _polyline_mask(h, w, [p + offset for p in paths], max(1.0, 0.7 * width))
     depth = rng.uniform(10, 35)
@@ -318,7 +319,7 @@ def draw_scratch(rng: np.random.Generator, surface: Surface) -> Mark:
     t = np.linspace(-0.5, 0.5, 33)[:, None]
     points = t * length * direction + (1 - 4 * t * t) * bend * normal
     points, h, w = _frame(points, margin=3 * s + 3)
-    width = max(1.0, s * rng.uniform(0.9, 1.6))
+    width = max(1.2, s * rng.uniform(1.2, 2.0))
     line = _polyline_mask(h, w, [points], width)
     # the line fades at its ends and flickers along its length, like a skipping tool tip
     x, y = _grid(h, w, *points[len(points) // 2])
@@ -326,7 +327,7 @@ def draw_scratch(rng: np.random.Generator, surface: Surface) -> Mark:
     fade = np.clip((1.0 - np.abs(along)) * 5.0, 0.0, 1.0)
     flicker = 0.8 + 0.2 * np.cos(along * rng.uniform(6, 18) + rng.uniform(0, 2 * np.pi))
     light = surface.luminance < 160 and rng.random() < 0.6
-    amount = (1.0 if light else -1.0) * rng.uniform(50, 85)
+    amount = (1.0 if light else -1.0) * rng.uniform(70, 110)
     return Mark(add=(amount * line * fade * flicker).astype(np.float32))
 
 

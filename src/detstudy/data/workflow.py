@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import warnings
 
-from detstudy.data.checks import check_dataset
+from detstudy.data.checks import DatasetWarning, check_dataset
 from detstudy.data.coco import SplitPaths
 from detstudy.data.statistics import dataset_statistics, plot_statistics
 from detstudy.io import write_json
@@ -15,7 +16,9 @@ log = logging.getLogger("detstudy.data")
 def check_and_describe(splits: dict[str, dict[str, str]], *, check_json, statistics_json, statistics_png) -> None:
     """Fail with every dataset problem listed, or write the check report, statistics and figure."""
     paths = {name: SplitPaths.of(**split) for name, split in splits.items()}
-    report = check_dataset(paths)
+    with warnings.catch_warnings():  # logged once below, without a traceback line
+        warnings.simplefilter("ignore", DatasetWarning)
+        report = check_dataset(paths)
     for warning in report.warnings:
         log.warning(warning)
     statistics = dataset_statistics(paths)

@@ -6,11 +6,12 @@ Inputs are always the same two things:
 * ``detections``: a list in COCO *results* format, ``{"image_id", "category_id", "bbox": [x, y, w, h],
   "score"}``, with the dataset's own category ids and boxes in original image pixels.
 
-Neither is ever modified. Crowd regions (``iscrowd: 1``) are treated as pycocotools does everywhere:
-they are not boxes to find, and a detection that falls on one (intersection over the detection's own
-area >= the IoU threshold) is neither a true nor a false positive. Detections whose image is not in ``gt`` or whose category is not one of
+Neither is ever modified. Detections whose image is not in ``gt`` or whose category is not one of
 ``gt``'s categories cannot be evaluated: every function here drops them the same way (with a warning),
-so COCO AP, operating points and the confusion matrix always look at the same detections.
+so COCO AP, operating points and the confusion matrix always look at the same detections. Crowd
+regions (``iscrowd: 1``) are treated as pycocotools treats them, everywhere: they are not boxes to
+find, and a detection that falls on one (intersection over the detection's own area >= the IoU
+threshold) is neither a true nor a false positive.
 
 All results keep the dataset's category ids and names, in category-id order.
 """
@@ -98,36 +99,36 @@ def _gt_annotations(gt: dict) -> list[dict]:
     return annotations
 
 
-def box_iou_xywh(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
-    """IoU matrix (len(a) x len(b)) of boxes given as ``[x, y, w, h]`` (areas as w*h, like pycocotools)."""
+def _intersection_and_areas(boxes_a, boxes_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Intersection areas (len(a) x len(b)) and the areas of a and b, for ``[x, y, w, h]`` boxes."""
     a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
     ax1, ay1, ax2, ay2 = a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
     bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
     iw = np.clip(np.minimum(ax2[:, None], bx2[None, :]) - np.maximum(ax1[:, None], bx1[None, :]), 0, None)
     ih = np.clip(np.minimum(ay2[:, None], by2[None, :]) - np.maximum(ay1[:, None], by1[None, :]), 0, None)
-    inter = iw * ih
     area_a = np.clip(a[:, 2], 0, None) * np.clip(a[:, 3], 0, None)
     area_b = np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None)
-    union = area_a[:, None] + area_b[None, :] - inter
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return iw * ih, area_a, area_b
+
+
+def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
+    ok = denominator > 0
+    return np.where(ok, numerator / np.where(ok, denominator, 1.0), 0.0)
+
+
+def box_iou_xywh(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
+    """IoU matrix (len(a) x len(b)) of boxes given as ``[x, y, w, h]`` (areas as w*h, like pycocotools)."""
+    inter, area_a, area_b = _intersection_and_areas(boxes_a, boxes_b)
+    return _safe_divide(inter, area_a[:, None] + area_b[None, :] - inter)
 
 
 def _on_crowd(det_boxes, crowd_boxes, iou_threshold: float) -> np.ndarray:
     """Which detections fall on a crowd region (pycocotools: intersection over the detection's area)."""
-    det_boxes = np.asarray(det_boxes, dtype=np.float64).reshape(-1, 4)
     if len(crowd_boxes) == 0 or len(det_boxes) == 0:
         return np.zeros(len(det_boxes), dtype=bool)
-    crowd = np.asarray(crowd_boxes, dtype=np.float64).reshape(-1, 4)
-    iou = box_iou_xywh(det_boxes, crowd)
-    area_d = np.clip(det_boxes[:, 2], 0, None) * np.clip(det_boxes[:, 3], 0, None)
-    area_c = np.clip(crowd[:, 2], 0, None) * np.clip(crowd[:, 3], 0, None)
-    union = area_d[:, None] + area_c[None, :]
-    inter = iou * union / (1.0 + iou)  # from IoU = inter / (union - inter)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        over_det = np.where(area_d[:, None] > 0, inter / np.where(area_d[:, None] > 0, area_d[:, None], 1.0), 0.0)
-    return (over_det >= iou_threshold).any(axis=1)
+    inter, area_det, _ = _intersection_and_areas(det_boxes, crowd_boxes)
+    return (_safe_divide(inter, np.broadcast_to(area_det[:, None], inter.shape)) >= iou_threshold).any(axis=1)
 
 
 def _none_if_negative(value: float) -> float | None:

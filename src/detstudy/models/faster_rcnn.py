@@ -82,12 +82,18 @@ def _load_backbone_weights(network: nn.Module, weights: str, torchvision_model: 
 
 
 def _backbone(architecture: str, *, fpn_channels: int, norm: str, trainable_layers: int,
-              weights: str | None) -> BackboneWithFPN:
+              weights: str | None, stochastic_depth_prob: float | None) -> BackboneWithFPN:
     spec = _BACKBONES[architecture]
     if norm not in _NORM_LAYERS:
         raise ValueError(f"norm {norm!r} is not one of {sorted(_NORM_LAYERS)}")
     builder = getattr(torchvision.models, spec["torchvision_model"])
-    network = builder(weights=None, norm_layer=_NORM_LAYERS[norm])
+    extra = {}
+    if stochastic_depth_prob is not None:
+        if not spec["torchvision_model"].startswith("efficientnet"):
+            raise ValueError(f"stochastic_depth_prob applies to EfficientNet backbones, not {architecture}. "
+                             "Fix: remove it from this model's settings.")
+        extra["stochastic_depth_prob"] = stochastic_depth_prob
+    network = builder(weights=None, norm_layer=_NORM_LAYERS[norm], **extra)
     if weights:
         _load_backbone_weights(network, weights, spec["torchvision_model"])
     body = network if spec["torchvision_model"].startswith("resnet") else network.features
@@ -124,18 +130,21 @@ def build_faster_rcnn(architecture: str, num_classes: int, resolution: int, *,
                       box_score_thresh: float = 0.05, box_nms_thresh: float = 0.5,
                       box_detections_per_img: int = 100, norm: str = "frozen_batchnorm",
                       trainable_backbone_layers: int = 3, backbone_weights: str | None = None,
-                      ) -> FasterRCNNAdapter:
+                      stochastic_depth_prob: float | None = None) -> FasterRCNNAdapter:
     """Faster R-CNN whose longer image side is resized to ``resolution`` pixels.
 
     ``anchor_sizes`` has one size per pyramid level: four backbone stages plus the
-    max-pool level, so five. The defaults are torchvision's.
+    max-pool level, so five. The defaults are torchvision's; ``stochastic_depth_prob``
+    (EfficientNet only, torchvision's default 0.2) regularises long schedules but slows
+    short from-scratch ones.
     """
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in locals().items()
                 if k not in {"architecture", "num_classes", "resolution"}}
     if len(anchor_sizes) != 5:
         raise ValueError(f"anchor_sizes needs one size per FPN level (5), got {list(anchor_sizes)}")
     backbone = _backbone(architecture, fpn_channels=fpn_channels, norm=norm,
-                         trainable_layers=trainable_backbone_layers, weights=backbone_weights)
+                         trainable_layers=trainable_backbone_layers, weights=backbone_weights,
+                         stochastic_depth_prob=stochastic_depth_prob)
     anchors = AnchorGenerator(sizes=tuple((int(s),) for s in anchor_sizes),
                               aspect_ratios=(tuple(float(a) for a in aspect_ratios),) * len(anchor_sizes))
     box_head = TwoMLPHead(fpn_channels * 7 * 7, box_head_width)

@@ -1,0 +1,105 @@
+"""Shared fixtures: a tiny copy of the workflow that runs end to end in about a minute."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "envs", "config", "report", "src")
+
+# Tiny models and data: the point is the wiring and the outputs, not the accuracy.
+TINY_MODEL = {
+    "fpn_channels": 16, "box_head_width": 32, "anchor_sizes": [8, 16, 32, 64, 128],
+    "rpn_pre_nms_top_n_train": 100, "rpn_post_nms_top_n_train": 50, "rpn_pre_nms_top_n_test": 100,
+    "rpn_post_nms_top_n_test": 50, "box_batch_size_per_image": 32, "norm": "batchnorm",
+    "trainable_backbone_layers": 5,
+}
+TINY_TRAINING = {"epochs": 1, "batch_size": 2, "optimizer": "adamw", "lr": 0.001, "lr_schedule": "cosine",
+                 "warmup_iters": 1, "log_every": 1}
+
+
+def tiny_config() -> dict:
+    return {
+        "dataset": {"name": "tiny", "source": "synthetic", "synthetic": {"seed": 1, "image_size": 64,
+                                                 "splits": {"train": 4, "val": 2, "test": 3}}},
+        "grid": {"models": ["frcnn_resnet18", "frcnn_efficientnet_b0"], "resolutions": [64], "seeds": [0]},
+        "models": {
+            "frcnn_resnet18": {"architecture": "fasterrcnn_resnet18_fpn", "model": dict(TINY_MODEL),
+                               "training": dict(TINY_TRAINING)},
+            "frcnn_efficientnet_b0": {"architecture": "fasterrcnn_efficientnet_b0_fpn", "model": dict(TINY_MODEL),
+                                      "training": dict(TINY_TRAINING)},
+        },
+        "evaluation": {"score_threshold": 0.3, "latency_images": 2, "batch_size": 2},
+        "compute": {"device": "cpu", "threads": 1},
+        "figures": {"dpi": 60, "prediction_images": 2},
+        "report": {"title": "tiny"},
+    }
+
+
+class Workflow:
+    """A copy of the workflow in a temporary folder, run with the current Python's snakemake."""
+
+    def __init__(self, root: Path):
+        self.root = root
+
+    @property
+    def config_path(self) -> Path:
+        return self.root / "config" / "config.yaml"
+
+    def config(self) -> dict:
+        return yaml.safe_load(self.config_path.read_text())
+
+    def write_config(self, config: dict) -> None:
+        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
+
+    def snakemake(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONHASHSEED="0")
+        result = subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=self.root, env=env,
+                                capture_output=True, text=True)
+        if check and result.returncode != 0:
+            raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        return result
+
+    def planned_jobs(self, *targets: str) -> set[tuple[str, str]]:
+        """(rule, model or '') of every job a dry run would execute."""
+        output = self.snakemake("-n", *targets, "--cores", "1").stdout
+        jobs = set()
+        for block in re.split(r"\n(?=(?:localrule|rule) )", output):
+            match = re.match(r"(?:localrule|rule) (\w+):", block)
+            if match:
+                model = re.search(r"wildcards: .*?model=([\w-]+)", block)
+                jobs.add((match.group(1), model.group(1) if model else ""))
+        return jobs
+
+
+def copy_workflow(destination: Path) -> Workflow:
+    for part in WORKFLOW_PARTS:
+        source = ROOT / part
+        if source.is_dir():
+            shutil.copytree(source, destination / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, destination / part)
+    workflow = Workflow(destination)
+    workflow.write_config(tiny_config())
+    return workflow
+
+
+@pytest.fixture
+def workflow(tmp_path) -> Workflow:
+    return copy_workflow(tmp_path / "wf")
+
+
+@pytest.fixture(scope="session")
+def finished_workflow(tmp_path_factory) -> Workflow:
+    """The tiny grid run once to the end (shared by the tests that inspect or edit a finished run)."""
+    workflow = copy_workflow(tmp_path_factory.mktemp("finished") / "wf")
+    workflow.snakemake("--cores", "2", "--resources", "gpu=1")
+    return workflow

@@ -1,0 +1,104 @@
+"""The workflow end to end on a tiny config: targets, metric fields, reruns, config errors, lint."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import Workflow
+
+pytestmark = pytest.mark.workflow
+
+RUNS = [f"results/runs/{m}/64px/base/seed0" for m in ("frcnn_resnet18", "frcnn_efficientnet_b0")]
+FIGURES = ("training_curves", "per_class_ap", "pr_curves", "confusion_matrix", "predictions")
+COCO_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"}
+
+
+def test_every_target_is_built(finished_workflow: Workflow):
+    root = finished_workflow.root
+    for run in RUNS:
+        for name in ("best.pt", "history.csv", "metrics.json", "detections.json"):
+            assert (root / run / name).stat().st_size > 0, f"{run}/{name}"
+        for kind in FIGURES:
+            assert (root / run / "figures" / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (root / run.replace("results/runs", "results/logs") / "train.log").read_text().count("ETA") >= 1
+        assert (root / run.replace("results/runs", "results/benchmarks") / "train.tsv").exists()
+    for name in ("index.html", "report.md", "tables/runs.tex", "tables/per_class_ap50.tex"):
+        assert (root / "results/report" / name).stat().st_size > 0
+    for name in ("dataset_check.json", "statistics.json", "statistics.png"):
+        assert (root / "results/data" / name).exists()
+
+
+def test_metrics_json_has_the_common_protocol_fields(finished_workflow: Workflow):
+    metrics = json.loads((finished_workflow.root / RUNS[0] / "metrics.json").read_text())
+    assert metrics["run"] == {"model": "frcnn_resnet18", "family": "cnn", "architecture": "fasterrcnn_resnet18_fpn",
+                              "resolution": 64, "phase": "base", "seed": 0}
+    assert set(metrics["coco"]) == COCO_KEYS
+    names = [c["name"] for c in metrics["per_class"]]
+    assert names == ["NORMAL", "DEFORMACIONES", "ROTURA_FRACTURA", "RAYONES_ARANAZOS", "PERFORACIONES",
+                     "CONTAMINACION"]
+    assert all({"AP", "AP50"} <= set(c) for c in metrics["per_class"])
+    points = metrics["operating_points"]
+    assert points["configured"]["score_threshold"] == 0.3
+    assert {"precision", "recall", "f1"} <= set(points["best_f1"])
+    assert metrics["params"]["total"] > 1_000_000
+    assert metrics["speed"]["device"] == "cpu" and metrics["speed"]["latency_ms_per_image"] > 0
+    assert metrics["training"]["epochs"] == 1
+
+
+def test_report_names_every_run(finished_workflow: Workflow):
+    html = (finished_workflow.root / "results/report/index.html").read_text()
+    for model in ("frcnn_resnet18", "frcnn_efficientnet_b0"):
+        assert model in html
+    assert "ROTURA_FRACTURA" in html and "data:image/png;base64," in html
+    tex = (finished_workflow.root / "results/report/tables/runs.tex").read_text()
+    assert "\\toprule" in tex and "\\bottomrule" in tex
+
+
+def test_nothing_reruns_after_a_complete_run(finished_workflow: Workflow):
+    assert finished_workflow.planned_jobs() == set()
+
+
+def test_changed_learning_rate_reruns_only_that_model(finished_workflow: Workflow):
+    original = finished_workflow.config()
+    config = json.loads(json.dumps(original))
+    config["models"]["frcnn_resnet18"]["training"]["lr"] = 0.002
+    finished_workflow.write_config(config)
+    try:
+        jobs = finished_workflow.planned_jobs()
+    finally:
+        finished_workflow.write_config(original)
+    assert jobs == {("train_cnn", "frcnn_resnet18"), ("evaluate", "frcnn_resnet18"),
+                    ("run_figures", "frcnn_resnet18"), ("report", ""), ("all", "")}
+
+
+def test_snakemake_report_builds(finished_workflow: Workflow):
+    finished_workflow.snakemake("--report", "snakemake_report.html", "--cores", "1")
+    assert (finished_workflow.root / "snakemake_report.html").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda c: c["evaluation"].update(score_threshhold=0.5), "score_threshhold"),
+        (lambda c: c["models"]["frcnn_resnet18"]["training"].update(lr="fast"), "lr"),
+        (lambda c: c["models"]["frcnn_resnet18"]["model"].update(fpn_channel=8), "fpn_channel"),
+        (lambda c: c["grid"].update(models=["frcnn_resnet18", "yolo"]), "yolo"),
+        (lambda c: c["models"]["frcnn_resnet18"].update(architecture="fasterrcnn_vgg"), "fasterrcnn_vgg"),
+    ],
+    ids=["unknown-key", "wrong-type", "unknown-model-setting", "unknown-grid-model", "unknown-architecture"],
+)
+def test_bad_config_is_rejected_with_the_key(workflow: Workflow, edit, expected):
+    config = workflow.config()
+    edit(config)
+    workflow.write_config(config)
+    result = workflow.snakemake("-n", "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert expected in result.stdout + result.stderr
+
+
+def test_lint_is_clean(workflow: Workflow):
+    result = workflow.snakemake("--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
