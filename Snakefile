@@ -23,6 +23,10 @@ include: "rules/figures.smk"
 include: "rules/report.smk"
 
 
+localrules:
+    all,
+
+
 rule all:
     input:
         all_run_targets(),

@@ -108,6 +108,13 @@ def report_outputs():
     ]
 
 
+# --- resources ----------------------------------------------------------------------------
+def gpu_slots():
+    """GPU jobs take the `gpu` resource (run with --resources gpu=N); CPU-only runs take
+    none, so training jobs share the cores (`compute.threads` each) in parallel."""
+    return 0 if config["compute"]["device"] == "cpu" else 1
+
+
 # --- params helpers -----------------------------------------------------------------------
 def architecture(wildcards):
     return MODELS[wildcards.model]["architecture"]

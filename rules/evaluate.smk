@@ -20,7 +20,7 @@ rule evaluate:
         device=config["compute"]["device"],
     threads: config["compute"]["threads"]
     resources:
-        gpu=1,
+        gpu=gpu_slots(),
     log:
         run_log("evaluate.log"),
     benchmark:

@@ -21,7 +21,7 @@ rule train_cnn:
         model=name_pattern(family_models("cnn")),
     threads: config["compute"]["threads"]
     resources:
-        gpu=1,
+        gpu=gpu_slots(),
     log:
         run_log("train.log"),
     benchmark:

@@ -311,7 +311,7 @@ def draw_fracture(rng: np.random.Generator, surface: Surface) -> Mark:
 def draw_scratch(rng: np.random.Generator, surface: Surface) -> Mark:
     """RAYONES_ARANAZOS: a thin, shallow, long line, mostly straight, light or dark."""
     s = surface.scale
-    length = s * rng.uniform(35, 200)
+    length = s * rng.uniform(30, 130)
     heading = rng.uniform(0, np.pi)
     direction = np.array([math.cos(heading), math.sin(heading)])
     normal = np.array([-direction[1], direction[0]])
@@ -378,8 +378,11 @@ def draw_contamination(rng: np.random.Generator, surface: Surface) -> Mark:
         mottle = 0.75 + 0.25 * _value_noise(rng, h, w, max(2, h // 6), max(2, w // 6))
         alpha = mask * mottle * rng.uniform(0.7, 0.92)
     else:
-        count = int(rng.integers(6, 22))
-        centres = rng.normal(0.0, s * rng.uniform(5, 18), size=(count, 2))
+        # a compact cluster (uniform in a disc), so its box has a well-defined extent
+        count = int(rng.integers(10, 26))
+        spread = s * rng.uniform(5, 14)
+        angle, radius = rng.uniform(0, 2 * np.pi, count), spread * np.sqrt(rng.uniform(0, 1, count))
+        centres = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
         radii = s * rng.uniform(0.8, 2.6, size=count) + 0.5
         centres, h, w = _frame(centres, margin=float(radii.max()) + 2)
         alpha = _dots_mask(h, w, centres, radii) * rng.uniform(0.85, 1.0)
