@@ -24,6 +24,9 @@ import warnings
 from typing import Any
 
 import numpy as np
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
 
 __all__ = [
     "COCO_STAT_NAMES",
@@ -99,36 +102,24 @@ def _gt_annotations(gt: dict) -> list[dict]:
     return annotations
 
 
-def _intersection_and_areas(boxes_a, boxes_b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Intersection areas (len(a) x len(b)) and the areas of a and b, for ``[x, y, w, h]`` boxes."""
+def _pairwise_iou(boxes_a, boxes_b, crowd: bool) -> np.ndarray:
+    """pycocotools' box IoU (len(a) x len(b)) for ``[x, y, w, h]`` boxes; with ``crowd`` the
+    denominator is the area of the ``a`` box, which is how COCO scores detections on crowd regions."""
     a = np.asarray(boxes_a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(boxes_b, dtype=np.float64).reshape(-1, 4)
-    ax1, ay1, ax2, ay2 = a[:, 0], a[:, 1], a[:, 0] + a[:, 2], a[:, 1] + a[:, 3]
-    bx1, by1, bx2, by2 = b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]
-    iw = np.clip(np.minimum(ax2[:, None], bx2[None, :]) - np.maximum(ax1[:, None], bx1[None, :]), 0, None)
-    ih = np.clip(np.minimum(ay2[:, None], by2[None, :]) - np.maximum(ay1[:, None], by1[None, :]), 0, None)
-    area_a = np.clip(a[:, 2], 0, None) * np.clip(a[:, 3], 0, None)
-    area_b = np.clip(b[:, 2], 0, None) * np.clip(b[:, 3], 0, None)
-    return iw * ih, area_a, area_b
-
-
-def _safe_divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    ok = denominator > 0
-    return np.where(ok, numerator / np.where(ok, denominator, 1.0), 0.0)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros((len(a), len(b)))
+    return np.asarray(mask_utils.iou(a, b, [int(crowd)] * len(b)), dtype=np.float64).reshape(len(a), len(b))
 
 
 def box_iou_xywh(boxes_a: np.ndarray, boxes_b: np.ndarray) -> np.ndarray:
     """IoU matrix (len(a) x len(b)) of boxes given as ``[x, y, w, h]`` (areas as w*h, like pycocotools)."""
-    inter, area_a, area_b = _intersection_and_areas(boxes_a, boxes_b)
-    return _safe_divide(inter, area_a[:, None] + area_b[None, :] - inter)
+    return _pairwise_iou(boxes_a, boxes_b, crowd=False)
 
 
 def _on_crowd(det_boxes, crowd_boxes, iou_threshold: float) -> np.ndarray:
     """Which detections fall on a crowd region (pycocotools: intersection over the detection's area)."""
-    if len(crowd_boxes) == 0 or len(det_boxes) == 0:
-        return np.zeros(len(det_boxes), dtype=bool)
-    inter, area_det, _ = _intersection_and_areas(det_boxes, crowd_boxes)
-    return (_safe_divide(inter, np.broadcast_to(area_det[:, None], inter.shape)) >= iou_threshold).any(axis=1)
+    return (_pairwise_iou(det_boxes, crowd_boxes, crowd=True) >= iou_threshold).any(axis=1)
 
 
 def _none_if_negative(value: float) -> float | None:
@@ -162,9 +153,6 @@ def coco_evaluate(gt: dict, detections: list[dict]) -> dict:
     With no detections, every class and area range that has ground truth gets 0.0, not ``None``.
     The caller's ``gt`` and ``detections`` are not modified.
     """
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
     categories = _categories(gt)
     gt_annotations = _gt_annotations(gt)
     dets = _clean_detections(gt, detections)

@@ -1,0 +1,25 @@
+"""The README's commands are the ones CI and users run."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_commands() -> list[str]:
+    quick_start = (ROOT / "README.md").read_text().split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", quick_start)
+
+
+def test_quick_start_has_exactly_two_commands():
+    run, test = readme_commands()
+    assert run.endswith("snakemake --cores 2 --resources gpu=1")
+    assert "pytest" in test
+
+
+def test_ci_runs_the_readme_test_command():
+    _, test = readme_commands()
+    ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
+    assert test in ci_lines
