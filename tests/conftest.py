@@ -81,6 +81,7 @@ class Workflow:
 
 
 def copy_workflow(destination: Path) -> Workflow:
+    destination.mkdir(parents=True)
     for part in WORKFLOW_PARTS:
         source = ROOT / part
         if source.is_dir():

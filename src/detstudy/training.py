@@ -178,7 +178,7 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
             if step % settings.log_every == 0 or step == total_iters:
                 elapsed = time.perf_counter() - started
                 log.info("epoch %d/%d step %d/%d loss %.4f lr %.2e %.1f img/s elapsed %s ETA %s",
-                         epoch, settings.epochs, step, total_iters, float(loss), optimizer.param_groups[0]["lr"],
+                         epoch, settings.epochs, step, total_iters, float(loss.detach()), optimizer.param_groups[0]["lr"],
                          seen / (time.perf_counter() - epoch_start), _duration(elapsed),
                          _duration(elapsed / step * (total_iters - step)))
         train_seconds = time.perf_counter() - epoch_start
