@@ -1,4 +1,5 @@
 # The results layout and the grid -> targets logic, in one place.
+import os
 import re
 from pathlib import Path
 
@@ -18,7 +19,22 @@ def check_grid():
         )
 
 
+def check_dataset_paths():
+    """A user dataset whose files are not there fails now, naming the config key."""
+    if config["dataset"]["source"] != "coco":
+        return
+    for split in SPLITS:
+        for key, exists in (("annotations", os.path.isfile), ("images", os.path.isdir)):
+            path = config["dataset"]["coco"][split][key]
+            if not exists(path):
+                raise ValueError(
+                    f"config dataset.coco.{split}.{key}: {path!r} does not exist (relative paths start "
+                    f"at {os.getcwd()}). Fix: point it to your COCO {key} of the {split} split."
+                )
+
+
 check_grid()
+check_dataset_paths()
 
 
 def family_models(family):

@@ -58,16 +58,21 @@ def test_unknown_training_setting_is_rejected():
         TrainSettings.from_dict({"learning_rate": 0.1})
 
 
-def test_warmup_then_cosine_schedule():
-    parameter = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([parameter], lr=1.0)
-    settings = TrainSettings(lr=1.0, warmup_iters=10, warmup_factor=0.1, lr_schedule="cosine", min_lr_factor=0.0)
-    scheduler = _scheduler(settings, optimizer, total_iters=110)
-    lrs = []
-    for _ in range(110):
-        lrs.append(optimizer.param_groups[0]["lr"])
+def learning_rates(settings: TrainSettings, total_iters: int) -> list[float]:
+    """The learning rate of every iteration of a run under ``settings`` (base lr 1.0)."""
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = _scheduler(settings, optimizer, total_iters)
+    rates = []
+    for _ in range(total_iters):
+        rates.append(optimizer.param_groups[0]["lr"])
         optimizer.step()
         scheduler.step()
+    return rates
+
+
+def test_warmup_then_cosine_schedule():
+    lrs = learning_rates(TrainSettings(lr=1.0, warmup_iters=10, warmup_factor=0.1, lr_schedule="cosine",
+                                       min_lr_factor=0.0), total_iters=110)
     assert lrs[0] == pytest.approx(0.1)
     assert lrs[10] == pytest.approx(1.0)
     assert lrs[60] == pytest.approx(0.5, abs=0.02)
@@ -75,13 +80,6 @@ def test_warmup_then_cosine_schedule():
 
 
 def test_multistep_schedule_drops_at_fractions_of_the_run():
-    parameter = torch.nn.Parameter(torch.zeros(1))
-    optimizer = torch.optim.SGD([parameter], lr=1.0)
-    settings = TrainSettings(lr=1.0, warmup_iters=0, lr_schedule="multistep", lr_steps=[0.5, 0.75], lr_gamma=0.1)
-    scheduler = _scheduler(settings, optimizer, total_iters=100)
-    lrs = []
-    for _ in range(100):
-        lrs.append(optimizer.param_groups[0]["lr"])
-        optimizer.step()
-        scheduler.step()
+    lrs = learning_rates(TrainSettings(lr=1.0, warmup_iters=0, lr_schedule="multistep", lr_steps=[0.5, 0.75],
+                                       lr_gamma=0.1), total_iters=100)
     assert lrs[49] == pytest.approx(1.0) and lrs[50] == pytest.approx(0.1) and lrs[75] == pytest.approx(0.01)

@@ -86,8 +86,12 @@ def test_snakemake_report_builds(finished_workflow: Workflow):
         (lambda c: c["models"]["frcnn_resnet18"]["model"].update(fpn_channel=8), "fpn_channel"),
         (lambda c: c["grid"].update(models=["frcnn_resnet18", "yolo"]), "yolo"),
         (lambda c: c["models"]["frcnn_resnet18"].update(architecture="fasterrcnn_vgg"), "fasterrcnn_vgg"),
+        (lambda c: c["dataset"].update(source="coco", coco={
+            split: {"annotations": f"missing/{split}.json", "images": "missing"} for split in ("train", "val", "test")}),
+         "dataset.coco.train.annotations: 'missing/train.json' does not exist"),
     ],
-    ids=["unknown-key", "wrong-type", "unknown-model-setting", "unknown-grid-model", "unknown-architecture"],
+    ids=["unknown-key", "wrong-type", "unknown-model-setting", "unknown-grid-model", "unknown-architecture",
+         "missing-dataset"],
 )
 def test_bad_config_is_rejected_with_the_key(workflow: Workflow, edit, expected):
     config = workflow.config()
