@@ -37,10 +37,18 @@ check_grid()
 check_dataset_paths()
 
 
-def family_models(family):
-    """Grid models of one family (the family follows from the architecture)."""
-    prefixes = {"cnn": ("fasterrcnn_",)}[family]
-    return [m for m in GRID["models"] if MODELS[m]["architecture"].startswith(prefixes)]
+# architecture name prefix -> detector family (each family has its own train rule)
+FAMILY_PREFIXES = {"fasterrcnn_": "cnn"}
+
+
+def family(model):
+    architecture = MODELS[model]["architecture"]
+    return next(f for prefix, f in FAMILY_PREFIXES.items() if architecture.startswith(prefix))
+
+
+def family_models(name):
+    """Grid models of one family."""
+    return [m for m in GRID["models"] if family(m) == name]
 
 
 def name_pattern(names):
@@ -140,7 +148,7 @@ def run_info(wildcards):
     """What identifies a run in its metrics JSON and the report."""
     return {
         "model": wildcards.model,
-        "family": "cnn",
+        "family": family(wildcards.model),
         "architecture": architecture(wildcards),
         "resolution": int(wildcards.resolution),
         "phase": wildcards.phase,

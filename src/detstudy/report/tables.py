@@ -1,0 +1,272 @@
+"""The report's numbers: every run's metrics JSON loaded, sorted and aggregated over seeds.
+
+:func:`load_runs` reads the per-run ``metrics.json`` files (``docs/metrics_schema.md``);
+:func:`runs_table`, :func:`operating_points_table` and :func:`per_class_table` turn them
+into pandas DataFrames, one row per (family, model, resolution, phase) with seeds
+aggregated. Nothing here knows about HTML, Markdown, LaTeX or Jinja (see ``render``).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Iterable
+
+import pandas as pd
+
+from detstudy.io import read_json
+
+#: Families in the order the thesis compares them; any other family sorts after these.
+FAMILY_ORDER = ("cnn", "vit", "multimodal")
+FAMILY_LABELS = {"cnn": "CNN", "vit": "ViT", "multimodal": "Multimodal"}
+
+#: The columns that identify one row of the comparison tables (seeds are aggregated).
+GROUP_KEYS = ["family", "model", "resolution", "phase"]
+
+
+# --------------------------------------------------------------------------------------
+# metric columns: key in the tables, where it comes from, how it is shown
+# --------------------------------------------------------------------------------------
+class _Col:
+    def __init__(self, key, label, tex, decimals=3, better="max", show_std=True, long=None):
+        self.key = key
+        self.label = label  # plain text (HTML, under a group header when there is one)
+        self.long = long or label  # plain text that stands alone (Markdown has no group headers)
+        self.tex = tex  # raw LaTeX header
+        self.decimals = decimals
+        self.better = better  # "max", "min" or None (no bold)
+        self.show_std = show_std
+
+
+RUN_COLUMNS = [
+    _Col("params_M", "Params (M)", r"Params (M)", 1, "min", show_std=False),
+    _Col("mAP", "mAP", r"mAP", 3),
+    _Col("AP50", "AP50", r"AP$_{50}$", 3),
+    _Col("AP75", "AP75", r"AP$_{75}$", 3),
+    _Col("APs", "APs", r"AP$_{S}$", 3),
+    _Col("APm", "APm", r"AP$_{M}$", 3),
+    _Col("APl", "APl", r"AP$_{L}$", 3),
+    _Col("AR100", "AR@100", r"AR$_{100}$", 3),
+    _Col("latency_ms", "Latency (ms/img)", r"Latency (ms/img)", 1, "min"),
+]
+
+OPERATING_COLUMNS = [
+    _Col("best_f1_threshold", "score thr.", r"thr.", 3, None, show_std=False, long="best-F1 thr."),
+    _Col("best_f1_precision", "P", r"P", 3, long="P (best F1)"),
+    _Col("best_f1_recall", "R", r"R", 3, long="R (best F1)"),
+    _Col("best_f1_f1", "F1", r"F$_1$", 3, long="F1 (best F1)"),
+    _Col("configured_threshold", "score thr.", r"thr.", 3, None, show_std=False, long="configured thr."),
+    _Col("configured_precision", "P", r"P", 3, long="P (configured)"),
+    _Col("configured_recall", "R", r"R", 3, long="R (configured)"),
+    _Col("configured_f1", "F1", r"F$_1$", 3, long="F1 (configured)"),
+]
+
+
+# --------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------
+def _num(value) -> float:
+    """A JSON number (or None / missing) as a float; None becomes NaN."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def _isnan(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _natural_key(text) -> tuple:
+    parts = re.split(r"(\d+)", str(text))
+    return tuple((0, int(p)) if p.isdigit() else (1, p.lower()) for p in parts if p != "")
+
+
+def family_rank(family) -> tuple:
+    fam = str(family or "").lower()
+    if fam in FAMILY_ORDER:
+        return (FAMILY_ORDER.index(fam), "")
+    return (len(FAMILY_ORDER), fam)
+
+
+def family_label(family) -> str:
+    return FAMILY_LABELS.get(str(family).lower(), str(family))
+
+
+def _phase_key(phase) -> tuple:
+    # "base" (the vanilla model) first, then phase1 < phase2 < ... < phase10, then the rest.
+    phase = str(phase if phase is not None else "")
+    return (0 if phase in ("base", "") else 1, _natural_key(phase))
+
+
+def _res_key(resolution) -> tuple:
+    value = _num(resolution)
+    return (1, 0.0) if math.isnan(value) else (0, value)
+
+
+def _sort_key(meta: dict) -> tuple:
+    seed = _num(meta.get("seed"))
+    return (
+        family_rank(meta.get("family")),
+        str(meta.get("model", "")),
+        _res_key(meta.get("resolution")),
+        _phase_key(meta.get("phase")),
+        (1, 0.0) if math.isnan(seed) else (0, seed),
+    )
+
+
+def run_label(run: dict) -> str:
+    """The label a run's figures are filed under, e.g. ``frcnn_r18 · 256 px · base · seed 0``.
+
+    Accepts a metrics dict (with a ``run`` block) or the ``run`` block itself.
+    """
+    meta = run.get("run", run)
+    return (
+        f"{meta.get('model')} · {meta.get('resolution')} px · "
+        f"{meta.get('phase', 'base')} · seed {meta.get('seed')}"
+    )
+
+
+# --------------------------------------------------------------------------------------
+# loading and aggregation
+# --------------------------------------------------------------------------------------
+def load_runs(metrics_paths: Iterable) -> list[dict]:
+    """Read every metrics JSON; each dict gets ``metrics_path`` (the file it came from).
+
+    Sorted by family (cnn, vit, multimodal, then others alphabetically), model,
+    resolution, phase (base first, then phase1, phase2, ...) and seed.
+    """
+    runs = []
+    for path in metrics_paths:
+        data = read_json(path)
+        if not isinstance(data, dict) or not isinstance(data.get("run"), dict):
+            raise ValueError(f"{path}: not a metrics JSON (no 'run' block); see docs/metrics_schema.md")
+        data["metrics_path"] = str(path)
+        runs.append(data)
+    runs.sort(key=lambda r: _sort_key(r["run"]))
+    return runs
+
+
+def _flat_record(run: dict) -> dict:
+    meta = run.get("run", {})
+    coco = run.get("coco") or {}
+    params = run.get("params") or {}
+    speed = run.get("speed") or {}
+    ops = run.get("operating_points") or {}
+    total = _num(params.get("total"))
+    record = {
+        "family": str(meta.get("family", "other")),
+        "model": str(meta.get("model", "?")),
+        "resolution": meta.get("resolution"),
+        "phase": str(meta.get("phase", "base")),
+        "seed": meta.get("seed"),
+        "params_M": total / 1e6,
+        "mAP": _num(coco.get("AP")),
+        "AP50": _num(coco.get("AP50")),
+        "AP75": _num(coco.get("AP75")),
+        "APs": _num(coco.get("APs")),
+        "APm": _num(coco.get("APm")),
+        "APl": _num(coco.get("APl")),
+        "AR100": _num(coco.get("AR100")),
+        "latency_ms": _num(speed.get("latency_ms_per_image")),
+    }
+    for name in ("best_f1", "configured"):
+        point = ops.get(name) or {}
+        record[f"{name}_threshold"] = _num(point.get("score_threshold"))
+        record[f"{name}_precision"] = _num(point.get("precision"))
+        record[f"{name}_recall"] = _num(point.get("recall"))
+        record[f"{name}_f1"] = _num(point.get("f1"))
+    record["iou_threshold"] = _num(ops.get("iou_threshold"))
+    return record
+
+
+def _aggregate(records: list[dict], value_columns: list[str], with_std: bool) -> pd.DataFrame:
+    """Mean (and sample std, ddof=1) over seeds for each (family, model, resolution, phase)."""
+    if not records:
+        columns = GROUP_KEYS + ["n_seeds", "seeds"] + value_columns
+        if with_std:
+            columns += [f"{c}_std" for c in value_columns]
+        return pd.DataFrame(columns=columns)
+    frame = pd.DataFrame.from_records(records)
+    for column in value_columns:
+        frame[column] = pd.to_numeric(frame[column], errors="coerce").astype(float)
+    rows = []
+    # records are already in report order; keep first-appearance order of the groups
+    for key, group in frame.groupby(GROUP_KEYS, sort=False, dropna=False):
+        row = dict(zip(GROUP_KEYS, key))
+        seeds = [s for s in group["seed"].tolist() if not _isnan(s)]
+        row["n_seeds"] = int(len(group))
+        row["seeds"] = ", ".join(str(s) for s in seeds)
+        for column in value_columns:
+            values = group[column]
+            row[column] = float(values.mean(skipna=True)) if values.notna().any() else math.nan
+            if with_std:
+                std = values.std(skipna=True, ddof=1) if values.notna().sum() > 1 else math.nan
+                row[f"{column}_std"] = float(std)
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if with_std:
+        ordered = GROUP_KEYS + ["n_seeds", "seeds"]
+        for column in value_columns:
+            ordered += [column, f"{column}_std"]
+        out = out[ordered]
+    return out.reset_index(drop=True)
+
+
+def runs_table(runs: list[dict]) -> pd.DataFrame:
+    """One row per (family, model, resolution, phase), seeds aggregated.
+
+    Columns: family, model, resolution, phase, n_seeds, seeds, then for each of
+    ``params_M, mAP, AP50, AP75, APs, APm, APl, AR100, latency_ms`` the mean over seeds
+    and ``<name>_std`` (sample standard deviation; NaN with a single seed). COCO values
+    that are null in the metrics (no ground truth in that size range) are NaN.
+    """
+    runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
+    records = [_flat_record(r) for r in runs]
+    return _aggregate(records, [c.key for c in RUN_COLUMNS], with_std=True)
+
+
+def operating_points_table(runs: list[dict]) -> pd.DataFrame:
+    """Precision / recall / F1 at the best-F1 score threshold and at the configured one.
+
+    Same rows as :func:`runs_table`; columns ``best_f1_{threshold,precision,recall,f1}``,
+    ``configured_{...}`` and ``iou_threshold`` (means over seeds, with ``_std`` columns).
+    """
+    runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
+    records = [_flat_record(r) for r in runs]
+    return _aggregate(records, [c.key for c in OPERATING_COLUMNS] + ["iou_threshold"], with_std=True)
+
+
+def class_names(runs: list[dict]) -> list[str]:
+    """The dataset's class names in its own order (union over runs, first seen first)."""
+    names: list[str] = []
+    for run in runs:
+        categories = (run.get("dataset") or {}).get("categories") or []
+        ordered = [c.get("name") for c in sorted(categories, key=lambda c: _num(c.get("id")))] if categories else []
+        ordered += [c.get("name") for c in run.get("per_class") or []]
+        for name in ordered:
+            if name is not None and str(name) not in names:
+                names.append(str(name))
+    return names
+
+
+def per_class_table(runs: list[dict], metric: str = "AP50") -> pd.DataFrame:
+    """Rows as in :func:`runs_table` (family, model, resolution, phase, n_seeds, seeds);
+    one column per class (the dataset's own names, in its order) with ``metric`` from
+    ``per_class`` averaged over seeds. ``df.attrs["classes"]`` lists the class columns."""
+    runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
+    names = class_names(runs)
+    records = []
+    for run in runs:
+        base = _flat_record(run)
+        record = {k: base[k] for k in GROUP_KEYS + ["seed"]}
+        values = {str(c.get("name")): _num(c.get(metric)) for c in run.get("per_class") or []}
+        for name in names:
+            record[name] = values.get(name, math.nan)
+        records.append(record)
+    table = _aggregate(records, names, with_std=False)
+    table.attrs["classes"] = names
+    table.attrs["metric"] = metric
+    return table
