@@ -106,3 +106,42 @@ def test_lint_is_clean(workflow: Workflow):
     result = workflow.snakemake("--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Lints for" not in result.stdout + result.stderr
+
+
+def _user_dataset(workflow: Workflow, tmp_path):
+    """The tiny synthetic data re-labelled with non-contiguous category ids, as a user's COCO dataset."""
+    from detstudy.data.synthetic import generate_dataset
+
+    paths = generate_dataset(tmp_path / "user", seed=5, split_sizes={"train": 4, "val": 2, "test": 2}, image_size=64)
+    for split in paths.values():
+        coco = json.loads(open(split["annotations"]).read())
+        for item in coco["categories"] + coco["annotations"]:
+            key = "id" if "name" in item else "category_id"
+            item[key] = item[key] * 10 + 3
+        with open(split["annotations"], "w") as handle:
+            json.dump(coco, handle)
+    config = workflow.config()
+    config["dataset"] = {"name": "user", "source": "coco", "coco": paths}
+    workflow.write_config(config)
+    return paths
+
+
+def test_user_coco_dataset_is_checked_and_described(workflow: Workflow, tmp_path):
+    _user_dataset(workflow, tmp_path)
+    assert ("generate_synthetic_dataset", "") not in workflow.planned_jobs()
+    workflow.snakemake("results/data/statistics.json", "--cores", "1")
+    statistics = json.loads((workflow.root / "results/data/statistics.json").read_text())
+    assert [c["id"] for c in statistics["categories"]] == [13, 23, 33, 43, 53, 63]
+
+
+def test_broken_dataset_stops_before_training(workflow: Workflow, tmp_path):
+    paths = _user_dataset(workflow, tmp_path)
+    coco = json.loads(open(paths["val"]["annotations"]).read())
+    missing = coco["images"][0]["file_name"]
+    (tmp_path / "user" / "images" / "val" / missing).unlink()
+    result = workflow.snakemake("--cores", "2", check=False)
+    assert result.returncode != 0
+    log = (workflow.root / "results/logs/data/check_dataset.log").read_text()
+    assert missing in log and "val.json" in log and "Fix:" in log
+    assert not list((workflow.root / "results").glob("runs/*/*/*/*/best.pt"))
+    assert not (workflow.root / "results/data/dataset_check.json").exists()
