@@ -117,6 +117,62 @@ def _duration(seconds: float) -> str:
     return f"{seconds // 3600:d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
+class Progress:
+    """Progress lines with throughput and ETA, every ``every`` iterations and at the end."""
+
+    def __init__(self, epochs: int, total_iters: int, every: int):
+        self.epochs, self.total, self.every = epochs, total_iters, every
+        self.step = 0
+        self.started = time.perf_counter()
+
+    def update(self, epoch: int, loss: float, lr: float, images_per_second: float) -> None:
+        self.step += 1
+        if self.step % self.every and self.step != self.total:
+            return
+        elapsed = time.perf_counter() - self.started
+        log.info("epoch %d/%d step %d/%d loss %.4f lr %.2e %.1f img/s elapsed %s ETA %s", epoch, self.epochs,
+                 self.step, self.total, loss, lr, images_per_second, _duration(elapsed),
+                 _duration(elapsed / self.step * (self.total - self.step)))
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings: TrainSettings, device: torch.device,
+                 use_amp: bool, epoch: int, progress: Progress) -> tuple[dict[str, float], int]:
+    """One pass over the training data; returns (per-image mean of each loss, images seen)."""
+    adapter.model.train()
+    started = time.perf_counter()
+    sums: dict[str, float] = {}
+    seen = 0
+    for images, targets in loader:
+        images = [image.to(device).float().div_(255.0) for image in images]
+        targets = [{"boxes": t["boxes"].as_subclass(torch.Tensor).to(device), "labels": t["labels"].to(device)}
+                   for t in targets]
+        with torch.autocast(device.type, enabled=use_amp):
+            losses = adapter.losses(images, targets)
+            loss = sum(losses.values())
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, iteration {progress.step + 1}: "
+                                     f"{ {k: float(v) for k, v in losses.items()} }. "
+                                     "Fix: lower the learning rate or lengthen the warmup.")
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if settings.grad_clip:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(adapter.model.parameters(), settings.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        seen += len(images)
+        for key, value in {**losses, "loss": loss}.items():
+            sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(images)
+        progress.update(epoch, float(loss.detach()), optimizer.param_groups[0]["lr"],
+                        seen / (time.perf_counter() - started))
+    return {key: value / max(seen, 1) for key, value in sorted(sums.items())}, seen
+
+
 def train(*, architecture: str, model_settings: dict[str, Any], train_settings: dict[str, Any],
           train_split: SplitPaths, val_split: SplitPaths, resolution: int, seed: int,
           checkpoint_path: str | Path, history_path: str | Path, device: str = "auto",
@@ -132,63 +188,32 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
     train_data = CocoDetection(train_split, transforms=build_train_transforms(settings.augmentation))
     val_data = CocoDetection(val_split, categories=train_data.categories)
     adapter = build_detector(architecture, len(train_data.categories), resolution, model_settings).to(device_)
-    loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True, drop_last=len(train_data) > settings.batch_size,
-                        collate_fn=collate, num_workers=settings.num_workers, generator=generator)
+    loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True,
+                        drop_last=len(train_data) > settings.batch_size, collate_fn=collate,
+                        num_workers=settings.num_workers, generator=generator)
     optimizer = _optimizer(settings, adapter.model)
     total_iters = settings.epochs * len(loader)
     scheduler = _scheduler(settings, optimizer, total_iters)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    counts = adapter.parameter_count()
     log.info("training %s at %d px on %s (%s) for %d epochs x %d iterations; %s parameters (%s trainable)",
              architecture, resolution, device_, "AMP" if use_amp else "fp32", settings.epochs, len(loader),
-             f"{adapter.parameter_count()['total']:,}", f"{adapter.parameter_count()['trainable']:,}")
+             f"{counts['total']:,}", f"{counts['trainable']:,}")
 
+    progress = Progress(settings.epochs, total_iters, settings.log_every)
     history: list[dict[str, Any]] = []
     best = {"score": -math.inf, "epoch": 0}
-    started = time.perf_counter()
-    step = 0
     for epoch in range(1, settings.epochs + 1):
-        adapter.model.train()
         epoch_start = time.perf_counter()
-        sums: dict[str, float] = {}
-        seen = 0
-        for images, targets in loader:
-            images = [image.to(device_).float().div_(255.0) for image in images]
-            targets = [{"boxes": t["boxes"].as_subclass(torch.Tensor).to(device_), "labels": t["labels"].to(device_)}
-                       for t in targets]
-            with torch.autocast(device_.type, enabled=use_amp):
-                losses = adapter.losses(images, targets)
-                loss = sum(losses.values())
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, iteration {step}: "
-                                         f"{ {k: float(v) for k, v in losses.items()} }. "
-                                         "Fix: lower the learning rate or lengthen the warmup.")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            if settings.grad_clip:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(adapter.model.parameters(), settings.grad_clip)
-            scaler.step(optimizer)
-            scaler.update()
-            scheduler.step()
-            step += 1
-            seen += len(images)
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(images)
-            sums["loss"] = sums.get("loss", 0.0) + float(loss.detach()) * len(images)
-            if step % settings.log_every == 0 or step == total_iters:
-                elapsed = time.perf_counter() - started
-                log.info("epoch %d/%d step %d/%d loss %.4f lr %.2e %.1f img/s elapsed %s ETA %s",
-                         epoch, settings.epochs, step, total_iters, float(loss.detach()), optimizer.param_groups[0]["lr"],
-                         seen / (time.perf_counter() - epoch_start), _duration(elapsed),
-                         _duration(elapsed / step * (total_iters - step)))
+        losses, seen = _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings, device_, use_amp,
+                                    epoch, progress)
         train_seconds = time.perf_counter() - epoch_start
         detections = predict_dataset(adapter, val_data, device_, settings.eval_batch_size, amp=use_amp)
         coco = coco_evaluate(val_data.coco, detections)["coco"]
-        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"]}
-        row.update({key: value / max(seen, 1) for key, value in sorted(sums.items())})
-        row.update({"val_AP": coco["AP"] or 0.0, "val_AP50": coco["AP50"] or 0.0,
-                    "seconds": round(time.perf_counter() - epoch_start, 2),
-                    "images_per_second": round(seen / train_seconds, 2)})
+        row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **losses,
+               "val_AP": coco["AP"] or 0.0, "val_AP50": coco["AP50"] or 0.0,
+               "seconds": round(time.perf_counter() - epoch_start, 2),
+               "images_per_second": round(seen / train_seconds, 2)}
         history.append(row)
         write_csv(history_path, history)  # every epoch, so a running job's curves can be inspected
         score = row[f"val_{settings.select_metric}"]
@@ -201,7 +226,7 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
         log.info("epoch %d/%d done: loss %.4f val AP %.4f AP50 %.4f%s (%.1fs)", epoch, settings.epochs, row["loss"],
                  row["val_AP"], row["val_AP50"], " (best, saved)" if improved else "", row["seconds"])
     summary = {"epochs": settings.epochs, "best_epoch": best["epoch"], "best_val_AP": best.get("val_AP"),
-               "best_val_AP50": best.get("val_AP50"), "train_seconds": round(time.perf_counter() - started, 1)}
+               "best_val_AP50": best.get("val_AP50"), "train_seconds": round(progress.elapsed, 1)}
     log.info("finished: best epoch %d (val %s %.4f) in %s", best["epoch"], settings.select_metric, best["score"],
              _duration(summary["train_seconds"]))
     return summary
