@@ -39,7 +39,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
         raise ValueError(f"{path}: not a {FORMAT} checkpoint. Fix: point to a best.pt written by the train rules.")
     detector = payload["detector"]
     settings = dict(detector["settings"])
-    for key in ("backbone_weights",):  # the state dict below holds the trained weights
+    for key in ("backbone_weights", "weights"):  # the state dict below holds the trained weights
         if key in settings:
             settings[key] = None
     adapter = build_detector(detector["architecture"], detector["num_classes"], detector["resolution"], settings)

@@ -9,11 +9,19 @@ from __future__ import annotations
 from typing import Any, Callable
 
 from detstudy.models.base import DetectorAdapter
+from detstudy.models.deimv2_variants import DEIMV2_ARCHITECTURES
 from detstudy.models.faster_rcnn import FASTER_RCNN_ARCHITECTURES, build_faster_rcnn
+
+def build_deimv2(*args, **kwargs) -> DetectorAdapter:
+    from detstudy.models.deimv2 import build_deimv2 as build  # transformers is imported for ViT runs only
+
+    return build(*args, **kwargs)
+
 
 # architecture name -> (family, builder(architecture, num_classes, resolution, **settings))
 ARCHITECTURES: dict[str, tuple[str, Callable[..., DetectorAdapter]]] = {
-    name: ("cnn", build_faster_rcnn) for name in FASTER_RCNN_ARCHITECTURES
+    **{name: ("cnn", build_faster_rcnn) for name in FASTER_RCNN_ARCHITECTURES},
+    **{name: ("vit", build_deimv2) for name in DEIMV2_ARCHITECTURES},
 }
 
 

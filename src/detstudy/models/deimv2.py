@@ -1,0 +1,119 @@
+"""The ViT family: transformers' DEIMv2 with a DINOv3 ViT backbone and the spatial tuning adapter.
+
+``VARIANTS`` holds the official DINOv3 architectures (S: ViT-Tiny, M: ViT-Tiny+) and a small
+demo variant for CPU runs. Images are resized to ``resolution`` x ``resolution`` (DEIMv2 is
+trained on square inputs) and normalised with ImageNet statistics, as DINOv3 was pretrained;
+predictions come back in original image pixels.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchvision.ops import box_convert
+from transformers import Deimv2Config, Deimv2ForObjectDetection, DINOv3ViTConfig
+
+from detstudy.models.base import DetectorAdapter
+from detstudy.models.deimv2_variants import VARIANTS
+
+PATCH_SIZE = 16
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+
+def deimv2_config(architecture: str, num_classes: int, *, num_queries: int = 300, num_denoising: int = 100,
+                  focal_gamma: float = 1.5, class_prior: float = 0.01) -> Deimv2Config:
+    """The transformers config of a variant. ``focal_gamma`` 1.5 and a class-bias prior of
+    0.01 are the official DEIM values (the port's defaults are 2.0 and 1/(classes+1))."""
+    v = VARIANTS[architecture]
+    backbone = DINOv3ViTConfig(
+        hidden_size=v["vit_hidden"], num_hidden_layers=v["vit_layers"], num_attention_heads=v["vit_heads"],
+        intermediate_size=4 * v["vit_hidden"], patch_size=PATCH_SIZE, num_register_tokens=4,
+        out_indices=[tap + 1 for tap in v["taps"]],  # hidden_states[0] is the embedding output
+        apply_layernorm=False, reshape_hidden_states=True,
+    )
+    hidden = v["hidden"]
+    return Deimv2Config(
+        backbone_config=backbone, num_labels=num_classes,
+        encoder_in_channels=[hidden] * 3, encoder_hidden_dim=hidden, encoder_ffn_dim=v["ffn"],
+        depth_mult=v["depth_mult"], hidden_expansion=v["expansion"], encoder_has_trailing_conv=False,
+        spatial_tuning_adapter_inplanes=16, feat_strides=[8, 16, 32],
+        d_model=hidden, decoder_in_channels=[hidden] * 3, decoder_ffn_dim=v["ffn"],
+        decoder_layers=v["decoder_layers"], num_queries=num_queries, num_denoising=num_denoising,
+        focal_loss_gamma=focal_gamma, initializer_bias_prior_prob=class_prior,
+    )
+
+
+def _loss_group(name: str) -> str:
+    """loss_mal_aux_2 -> loss_mal: one history column per loss, summed over decoder layers."""
+    return re.sub(r"_(aux|dn|enc|pre)(_\d+)?$", "", name)
+
+
+class Deimv2Adapter(DetectorAdapter):
+    family = "vit"
+
+    def _pixels(self, images: list[torch.Tensor]) -> torch.Tensor:
+        size = (self.resolution, self.resolution)
+        batch = torch.stack([F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
+                             for image in images])
+        mean = batch.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = batch.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        return (batch - mean) / std
+
+    def losses(self, images, targets):
+        labels = []
+        for image, target in zip(images, targets):
+            height, width = image.shape[-2:]
+            scale = target["boxes"].new_tensor([width, height, width, height])
+            labels.append({"class_labels": target["labels"],
+                           "boxes": box_convert(target["boxes"], "xyxy", "cxcywh") / scale})
+        output = self.model(pixel_values=self._pixels(images), labels=labels)
+        grouped: dict[str, torch.Tensor] = defaultdict(lambda: output.loss.new_zeros(()))
+        for name, value in output.loss_dict.items():
+            grouped[_loss_group(name)] = grouped[_loss_group(name)] + value
+        return dict(grouped)
+
+    @torch.no_grad()
+    def predict(self, images):
+        output = self.model(pixel_values=self._pixels(images))
+        top_k = self.settings.get("max_detections", 100)
+        results = []
+        for image, logits, boxes in zip(images, output.logits, output.pred_boxes):
+            num_classes = logits.shape[-1]
+            scores, index = logits.sigmoid().flatten().topk(min(top_k, logits.numel()))
+            height, width = image.shape[-2:]
+            xyxy = box_convert(boxes[index // num_classes], "cxcywh", "xyxy")
+            xyxy = xyxy * xyxy.new_tensor([width, height, width, height])
+            results.append({"boxes": xyxy.clamp(min=0).minimum(xyxy.new_tensor([width, height] * 2)),
+                            "scores": scores, "labels": index % num_classes})
+        return results
+
+
+def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weights: str | None = None,
+                 num_queries: int = 300, num_denoising: int = 100, focal_gamma: float = 1.5,
+                 max_detections: int = 100) -> Deimv2Adapter:
+    """A DEIMv2 variant for ``num_classes`` classes at ``resolution`` px (a multiple of 32).
+
+    ``weights``: a transformers DEIMv2 checkpoint (hub id or local directory); its class
+    heads are re-initialised for the dataset's classes.
+    """
+    settings = {k: v for k, v in locals().items() if k not in {"architecture", "num_classes", "resolution"}}
+    if resolution % 32:
+        raise ValueError(f"{architecture}: resolution {resolution} is not a multiple of 32 (the ViT's patch size "
+                         f"{PATCH_SIZE} and the encoder's stride 32). Fix: use e.g. {round(resolution / 32) * 32}.")
+    anchors = sum((resolution // stride) ** 2 for stride in (8, 16, 32))
+    if anchors < num_queries:
+        raise ValueError(f"{architecture}: {resolution} px gives {anchors} encoder positions, fewer than the "
+                         f"{num_queries} queries selected from them. Fix: raise the resolution or lower num_queries.")
+    config = deimv2_config(architecture, num_classes, num_queries=num_queries, num_denoising=num_denoising,
+                           focal_gamma=focal_gamma)
+    if weights:
+        model = Deimv2ForObjectDetection.from_pretrained(weights, config=config, ignore_mismatched_sizes=True)
+    else:
+        model = Deimv2ForObjectDetection(config)
+    return Deimv2Adapter(model, architecture, num_classes, resolution, settings)

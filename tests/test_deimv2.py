@@ -1,0 +1,74 @@
+"""DEIMv2 (DINOv3 backbone) variants: sizes, conventions, checkpoints and transformers weights."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from transformers import Deimv2ForObjectDetection
+
+from detstudy.checkpoint import load_checkpoint, save_checkpoint
+from detstudy.data.coco import CategoryMap
+from detstudy.models import build_detector, family_of
+from detstudy.models.deimv2 import deimv2_config
+
+
+@pytest.mark.parametrize(("architecture", "official"), [("deimv2_s", 9.7e6), ("deimv2_m", 18.1e6)])
+def test_parameter_counts_match_the_official_variants(architecture, official):
+    """The official counts are for COCO's 80 classes."""
+    count = build_detector(architecture, 80, 640).parameter_count()["total"]
+    assert abs(count - official) / official < 0.05, count
+
+
+def test_official_architecture_settings():
+    s, m = deimv2_config("deimv2_s", 6), deimv2_config("deimv2_m", 6)
+    assert (s.backbone_config.hidden_size, s.backbone_config.num_attention_heads, s.encoder_hidden_dim) == (192, 3, 192)
+    assert (m.backbone_config.hidden_size, m.backbone_config.num_attention_heads, m.encoder_hidden_dim) == (256, 4, 256)
+    for config in (s, m):
+        assert config.backbone_config.out_indices == [4, 8, 12]  # after blocks 3, 7 and 11
+        assert (config.decoder_layers, config.decoder_ffn_dim, config.num_queries, config.num_denoising) == (4, 512, 300, 100)
+        assert config.spatial_tuning_adapter_inplanes == 16 and config.focal_loss_gamma == 1.5
+    assert (s.depth_mult, s.hidden_expansion, m.hidden_expansion) == (0.67, 0.34, 0.67)
+    assert family_of("deimv2_s") == "vit"
+
+
+def test_resolution_is_checked():
+    with pytest.raises(ValueError, match="multiple of 32"):
+        build_detector("deimv2_demo", 3, 200)
+    with pytest.raises(ValueError, match="fewer than the 300 queries"):
+        build_detector("deimv2_demo", 3, 96)
+
+
+def test_demo_trains_and_predicts_in_original_pixels():
+    torch.manual_seed(0)
+    adapter = build_detector("deimv2_demo", 6, 128)
+    adapter.model.train()
+    losses = adapter.losses([torch.rand(3, 50, 70)], [{"boxes": torch.tensor([[5.0, 5, 30, 25]]),
+                                                       "labels": torch.tensor([4])}])
+    assert {"loss_mal", "loss_bbox", "loss_giou"} <= set(losses)
+    sum(losses.values()).backward()
+    adapter.model.eval()
+    (prediction,) = adapter.predict([torch.rand(3, 50, 70)])
+    assert prediction["boxes"].shape == (100, 4) and prediction["scores"].shape == (100,)
+    assert (prediction["boxes"][:, 2] <= 70).all() and (prediction["boxes"][:, 3] <= 50).all()
+    assert (prediction["labels"] >= 0).all() and (prediction["labels"] < 6).all()
+
+
+def test_checkpoint_round_trip(tmp_path):
+    torch.manual_seed(0)
+    adapter = build_detector("deimv2_demo", 2, 128)
+    save_checkpoint(tmp_path / "best.pt", adapter, CategoryMap((1, 2), ("a", "b")))
+    loaded, _, _ = load_checkpoint(tmp_path / "best.pt")
+    adapter.model.eval()
+    image = [torch.rand(3, 64, 64)]
+    assert torch.allclose(adapter.predict(image)[0]["scores"], loaded.predict(image)[0]["scores"])
+
+
+def test_transformers_checkpoint_with_the_class_head_reinitialised(tmp_path):
+    torch.manual_seed(0)
+    Deimv2ForObjectDetection(deimv2_config("deimv2_demo", 80)).save_pretrained(tmp_path / "coco")
+    source = Deimv2ForObjectDetection.from_pretrained(tmp_path / "coco")
+    adapter = build_detector("deimv2_demo", 6, 128, {"weights": str(tmp_path / "coco")})
+    assert adapter.model.config.num_labels == 6
+    assert adapter.model.class_embed[0].weight.shape[0] == 6
+    name = "model.conv_encoder.backbone.embeddings.patch_embeddings.weight"
+    assert torch.equal(dict(adapter.model.named_parameters())[name], dict(source.named_parameters())[name])
