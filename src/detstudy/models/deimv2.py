@@ -31,9 +31,13 @@ def deimv2_config(architecture: str, num_classes: int, *, num_queries: int = 300
     """The transformers config of a variant. ``focal_gamma`` 1.5 and a class-bias prior of
     0.01 are the official DEIM values (the port's defaults are 2.0 and 1/(classes+1))."""
     v = VARIANTS[architecture]
+    # The distilled ViT-Tiny(+) of the official repository: a class token and no registers,
+    # biases on q, k and v, LayerNorm eps 1e-6, RoPE base 100 without coordinate rescaling,
+    # no final norm (layer scale stays at its no-op value 1.0).
     backbone = DINOv3ViTConfig(
         hidden_size=v["vit_hidden"], num_hidden_layers=v["vit_layers"], num_attention_heads=v["vit_heads"],
-        intermediate_size=4 * v["vit_hidden"], patch_size=PATCH_SIZE, num_register_tokens=4,
+        intermediate_size=4 * v["vit_hidden"], patch_size=PATCH_SIZE, num_register_tokens=0, key_bias=True,
+        layer_norm_eps=1e-6, rope_theta=100.0, pos_embed_rescale=None, layerscale_value=1.0,
         out_indices=[tap + 1 for tap in v["taps"]],  # hidden_states[0] is the embedding output
         apply_layernorm=False, reshape_hidden_states=True,
     )
