@@ -72,3 +72,59 @@ def test_transformers_checkpoint_with_the_class_head_reinitialised(tmp_path):
     assert adapter.model.class_embed[0].weight.shape[0] == 6
     name = "model.conv_encoder.backbone.embeddings.patch_embeddings.weight"
     assert torch.equal(dict(adapter.model.named_parameters())[name], dict(source.named_parameters())[name])
+
+
+def official_layout(backbone, prefix="_model."):
+    """A transformers DINOv3 backbone's weights written back in the official ViT-Tiny key layout."""
+    own = backbone.state_dict()
+    state = {f"{prefix}patch_embed.proj.weight": own["embeddings.patch_embeddings.weight"],
+             f"{prefix}patch_embed.proj.bias": own["embeddings.patch_embeddings.bias"],
+             f"{prefix}cls_token": own["embeddings.cls_token"]}
+    blocks = {int(k.split(".")[2]) for k in own if k.startswith("model.layer.")}
+    for i in sorted(blocks):
+        layer = f"model.layer.{i}."
+        for kind in ("weight", "bias"):
+            state[f"{prefix}blocks.{i}.attn.qkv.{kind}"] = torch.cat(
+                [own[f"{layer}attention.{p}_proj.{kind}"] for p in "qkv"])
+            state[f"{prefix}blocks.{i}.attn.proj.{kind}"] = own[f"{layer}attention.o_proj.{kind}"]
+            state[f"{prefix}blocks.{i}.mlp.fc1.{kind}"] = own[f"{layer}mlp.up_proj.{kind}"]
+            state[f"{prefix}blocks.{i}.mlp.fc2.{kind}"] = own[f"{layer}mlp.down_proj.{kind}"]
+            for norm in ("norm1", "norm2"):
+                state[f"{prefix}blocks.{i}.{norm}.{kind}"] = own[f"{layer}{norm}.{kind}"]
+    head_dim = own["embeddings.cls_token"].shape[-1] // 3
+    state[f"{prefix}rope_embed.periods"] = 100.0 ** (2 * torch.arange(head_dim // 4) / (head_dim // 2))
+    return state
+
+
+def backbone_of(adapter):
+    return adapter.model.model.conv_encoder.backbone
+
+
+def test_official_dinov3_backbone_file_loads_through_the_key_mapping(tmp_path):
+    torch.manual_seed(1)
+    source = backbone_of(build_detector("deimv2_demo", 6, 128))
+    torch.save(official_layout(source), tmp_path / "vit_distill.pt")
+    torch.manual_seed(2)
+    adapter = build_detector("deimv2_demo", 6, 128, {"backbone_weights": str(tmp_path / "vit_distill.pt")})
+    loaded = backbone_of(adapter).state_dict()
+    for key, value in source.state_dict().items():
+        if "mask_token" not in key:
+            assert torch.equal(loaded[key], value), key
+
+
+def test_official_backbone_file_problems_fail_loudly(tmp_path):
+    source = backbone_of(build_detector("deimv2_demo", 6, 128))
+    with pytest.raises(FileNotFoundError, match="never trains from scratch silently"):
+        build_detector("deimv2_demo", 6, 128, {"backbone_weights": str(tmp_path / "vitt_distill.pt")})
+    state = official_layout(source, prefix="")
+    del state["blocks.1.mlp.fc2.weight"]
+    torch.save(state, tmp_path / "missing.pt")
+    with pytest.raises(ValueError, match="model.layer.1.mlp.down_proj.weight"):
+        build_detector("deimv2_demo", 6, 128, {"backbone_weights": str(tmp_path / "missing.pt")})
+    state = official_layout(source) | {"_model.head.weight": torch.zeros(3)}
+    torch.save(state, tmp_path / "unexpected.pt")
+    with pytest.raises(ValueError, match="_model.head.weight"):
+        build_detector("deimv2_demo", 6, 128, {"backbone_weights": str(tmp_path / "unexpected.pt")})
+    torch.save(official_layout(source), tmp_path / "demo.pt")
+    with pytest.raises(ValueError, match="shape mismatches"):
+        build_detector("deimv2_s", 6, 128, {"backbone_weights": str(tmp_path / "demo.pt")})

@@ -19,6 +19,7 @@ from transformers import Deimv2Config, Deimv2ForObjectDetection, DINOv3ViTConfig
 
 from detstudy.models.base import DetectorAdapter
 from detstudy.models.deimv2_variants import VARIANTS
+from detstudy.models.dinov3_weights import load_official_backbone
 
 PATCH_SIZE = 16
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -99,12 +100,13 @@ class Deimv2Adapter(DetectorAdapter):
 
 
 def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weights: str | None = None,
-                 num_queries: int = 300, num_denoising: int = 100, focal_gamma: float = 1.5,
+                 backbone_weights: str | None = None, num_queries: int = 300, num_denoising: int = 100, focal_gamma: float = 1.5,
                  max_detections: int = 100) -> Deimv2Adapter:
     """A DEIMv2 variant for ``num_classes`` classes at ``resolution`` px (a multiple of 32).
 
     ``weights``: a transformers DEIMv2 checkpoint (hub id or local directory); its class
-    heads are re-initialised for the dataset's classes.
+    heads are re-initialised for the dataset's classes. ``backbone_weights``: the official
+    distilled DINOv3 file (``vitt_distill.pt`` for S, ``vittplus_distill.pt`` for M).
     """
     settings = {k: v for k, v in locals().items() if k not in {"architecture", "num_classes", "resolution"}}
     if resolution % 32:
@@ -120,4 +122,6 @@ def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weight
         model = Deimv2ForObjectDetection.from_pretrained(weights, config=config, ignore_mismatched_sizes=True)
     else:
         model = Deimv2ForObjectDetection(config)
+    if backbone_weights:
+        load_official_backbone(model.model.conv_encoder.backbone, backbone_weights)
     return Deimv2Adapter(model, architecture, num_classes, resolution, settings)
