@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import math
 
 import pytest
 import torch
@@ -83,3 +84,39 @@ def test_multistep_schedule_drops_at_fractions_of_the_run():
     lrs = learning_rates(TrainSettings(lr=1.0, warmup_iters=0, lr_schedule="multistep", lr_steps=[0.5, 0.75],
                                        lr_gamma=0.1), total_iters=100)
     assert lrs[49] == pytest.approx(1.0) and lrs[50] == pytest.approx(0.1) and lrs[75] == pytest.approx(0.01)
+
+
+def test_flat_cosine_schedule_with_a_capped_warmup():
+    """DEIM's schedule: warmup, flat, cosine to the floor, flat at the floor for the no-aug epochs."""
+    settings = TrainSettings(lr=1.0, epochs=10, warmup_iters=2000, warmup_max_fraction=0.1, warmup_factor=0.0,
+                             lr_schedule="flat_cosine", flat_epochs=4, no_aug_epochs=2, min_lr_factor=0.5)
+    lrs = learning_rates(settings, total_iters=100)  # 10 iterations per epoch
+    assert lrs[0] == pytest.approx(0.0) and lrs[5] == pytest.approx(0.5)  # warmup capped at 10 iterations
+    assert lrs[10] == pytest.approx(1.0) and lrs[39] == pytest.approx(1.0)  # flat until epoch 4
+    assert lrs[60] == pytest.approx(0.75)  # half-way down the cosine (epochs 4 to 8)
+    assert lrs[80] == pytest.approx(0.5) and lrs[99] == pytest.approx(0.5)  # no-aug epochs at the floor
+
+
+def test_ema_follows_the_deim_decay_warmup():
+    from detstudy.ema import ModelEMA, ema_decay
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+    ema = ModelEMA(model, decay=0.9999, warmups=1000)
+    start = model[0].weight.detach().clone()
+    with torch.no_grad():
+        model[0].weight.add_(1.0)
+    model(torch.randn(4, 2))
+    ema.update_parameters(model)
+    d = ema_decay(1, 0.9999, 1000)
+    assert d == pytest.approx(0.9999 * (1 - math.exp(-1 / 1000)))
+    assert torch.allclose(ema.module[0].weight, start * d + (start + 1) * (1 - d))
+    assert torch.allclose(ema.module[1].running_mean, model[1].running_mean * (1 - d), atol=1e-6)
+    assert ema_decay(100_000, 0.9999, 1000) == pytest.approx(0.9999)
+
+
+def test_training_with_ema_saves_the_averaged_weights(tiny_splits, tmp_path):
+    run(tiny_splits, tmp_path, epochs=1, ema=True, ema_warmups=1, ema_decay=0.5, lr_schedule="flat_cosine")
+    saved = torch.load(tmp_path / "best.pt", weights_only=True)["state_dict"]
+    assert all(not key.startswith("module.") for key in saved)  # the averaged model itself, not its wrapper
+    adapter, _, _ = load_checkpoint(tmp_path / "best.pt")
+    assert adapter.architecture == "fasterrcnn_resnet18_fpn"

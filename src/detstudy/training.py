@@ -1,17 +1,20 @@
 """The training loop shared by every detector family.
 
-Seeded, AMP on CUDA, per-iteration warmup + schedule, validation mAP after every
-epoch, best checkpoint by a validation metric, per-epoch history, and progress
-lines with an ETA on stderr (the rule's log).
+Seeded, AMP on CUDA, per-iteration warmup + schedule (cosine, multistep, DEIM's
+flat-cosine), optional EMA of the weights, validation mAP after every epoch, best
+checkpoint by a validation metric, per-epoch history, and progress lines with an ETA
+on stderr (the rule's log).
 """
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import random
 import time
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,7 @@ from torch.utils.data import DataLoader
 from detstudy.checkpoint import save_checkpoint
 from detstudy.data.coco import SplitPaths
 from detstudy.data.dataset import CocoDetection, build_train_transforms, collate
+from detstudy.ema import ModelEMA
 from detstudy.evaluation.inference import predict_dataset
 from detstudy.evaluation.metrics import coco_evaluate
 from detstudy.io import write_csv
@@ -40,12 +44,18 @@ class TrainSettings:
     lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 1e-4
-    lr_schedule: str = "multistep"  # cosine | multistep | constant
+    lr_schedule: str = "multistep"  # cosine | multistep | constant | flat_cosine
     lr_steps: list[float] = field(default_factory=lambda: [0.67, 0.89])  # fractions of the run (multistep)
     lr_gamma: float = 0.1
     min_lr_factor: float = 0.01  # cosine floor, as a fraction of lr
     warmup_iters: int = 100
     warmup_factor: float = 0.001
+    warmup_max_fraction: float = 1.0  # cap the warmup at this fraction of the run (small datasets)
+    flat_epochs: int | None = None  # flat_cosine: full lr until this epoch, then cosine to min_lr_factor
+    no_aug_epochs: int = 0  # flat_cosine: the last epochs stay at the minimum lr
+    ema: bool = False  # validate and save an exponential moving average of the weights
+    ema_decay: float = 0.9999
+    ema_warmups: int = 1000
     grad_clip: float | None = None
     amp: bool = True  # used on CUDA only
     num_workers: int = 0
@@ -93,10 +103,32 @@ def _optimizer(settings: TrainSettings, model: torch.nn.Module) -> torch.optim.O
     raise ValueError(f"optimizer {settings.optimizer!r} is not one of sgd, adamw")
 
 
+def flat_cosine_factor(iteration: int, *, warmup: int, warmup_factor: float, flat_end: int, cosine_end: int,
+                       min_factor: float) -> float:
+    """DEIM's schedule as a factor of the base lr: linear warmup, flat, cosine down to
+    ``min_factor``, then flat at the minimum (the no-augmentation epochs)."""
+    if iteration < warmup:
+        return warmup_factor + (1.0 - warmup_factor) * iteration / warmup
+    if iteration < flat_end:
+        return 1.0
+    if iteration < cosine_end:
+        progress = (iteration - flat_end) / max(cosine_end - flat_end, 1)
+        return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+    return min_factor
+
+
 def _scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, total_iters: int):
     sched = torch.optim.lr_scheduler
-    warmup = min(settings.warmup_iters, max(total_iters - 1, 0))
+    warmup = min(settings.warmup_iters, int(settings.warmup_max_fraction * total_iters), max(total_iters - 1, 0))
     remaining = max(total_iters - warmup, 1)
+    if settings.lr_schedule == "flat_cosine":
+        per_epoch = total_iters / settings.epochs
+        flat_epochs = settings.flat_epochs if settings.flat_epochs is not None else settings.epochs // 2
+        factor = partial(flat_cosine_factor, warmup=warmup, warmup_factor=settings.warmup_factor,
+                         flat_end=max(round(flat_epochs * per_epoch), warmup),
+                         cosine_end=round((settings.epochs - settings.no_aug_epochs) * per_epoch),
+                         min_factor=settings.min_lr_factor)
+        return sched.LambdaLR(optimizer, factor)
     if settings.lr_schedule == "cosine":
         main = sched.CosineAnnealingLR(optimizer, T_max=remaining, eta_min=settings.lr * settings.min_lr_factor)
     elif settings.lr_schedule == "multistep":
@@ -105,7 +137,8 @@ def _scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, total_
     elif settings.lr_schedule == "constant":
         main = sched.ConstantLR(optimizer, factor=1.0, total_iters=0)
     else:
-        raise ValueError(f"lr_schedule {settings.lr_schedule!r} is not one of cosine, multistep, constant")
+        raise ValueError(f"lr_schedule {settings.lr_schedule!r} is not one of cosine, multistep, constant, "
+                         "flat_cosine")
     if warmup == 0:
         return main
     warm = sched.LinearLR(optimizer, start_factor=settings.warmup_factor, total_iters=warmup)
@@ -140,7 +173,8 @@ class Progress:
 
 
 def _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings: TrainSettings, device: torch.device,
-                 use_amp: bool, epoch: int, progress: Progress) -> tuple[dict[str, float], int]:
+                 use_amp: bool, epoch: int, progress: Progress, ema: ModelEMA | None = None,
+                 ) -> tuple[dict[str, float], int]:
     """One pass over the training data; returns (per-image mean of each loss, images seen)."""
     adapter.model.train()
     started = time.perf_counter()
@@ -165,6 +199,8 @@ def _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings: TrainS
         scaler.step(optimizer)
         scaler.update()
         scheduler.step()
+        if ema is not None:
+            ema.update_parameters(adapter.model)
         seen += len(images)
         for key, value in {**losses, "loss": loss}.items():
             sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(images)
@@ -200,15 +236,20 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
              architecture, resolution, device_, "AMP" if use_amp else "fp32", settings.epochs, len(loader),
              f"{counts['total']:,}", f"{counts['trainable']:,}")
 
+    ema = ModelEMA(adapter.model, settings.ema_decay, settings.ema_warmups) if settings.ema else None
+    evaluated = adapter  # the detector that is validated and saved: the EMA weights when enabled
+    if ema is not None:
+        evaluated = copy.copy(adapter)
+        evaluated.model = ema.module
     progress = Progress(settings.epochs, total_iters, settings.log_every)
     history: list[dict[str, Any]] = []
     best = {"score": -math.inf, "epoch": 0}
     for epoch in range(1, settings.epochs + 1):
         epoch_start = time.perf_counter()
         losses, seen = _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings, device_, use_amp,
-                                    epoch, progress)
+                                    epoch, progress, ema)
         train_seconds = time.perf_counter() - epoch_start
-        detections = predict_dataset(adapter, val_data, device_, settings.eval_batch_size, amp=use_amp)
+        detections = predict_dataset(evaluated, val_data, device_, settings.eval_batch_size, amp=use_amp)
         coco = coco_evaluate(val_data.coco, detections)["coco"]
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **losses,
                "val_AP": coco["AP"] or 0.0, "val_AP50": coco["AP50"] or 0.0,
@@ -220,7 +261,7 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
         improved = score > best["score"]
         if improved:
             best = {"score": score, "epoch": epoch, "val_AP": row["val_AP"], "val_AP50": row["val_AP50"]}
-            save_checkpoint(checkpoint_path, adapter, train_data.categories,
+            save_checkpoint(checkpoint_path, evaluated, train_data.categories,
                             extra={"epoch": epoch, "seed": seed, "val_AP": row["val_AP"], "val_AP50": row["val_AP50"],
                                    "train_settings": train_settings})
         log.info("epoch %d/%d done: loss %.4f val AP %.4f AP50 %.4f%s (%.1fs)", epoch, settings.epochs, row["loss"],
