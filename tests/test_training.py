@@ -120,3 +120,21 @@ def test_training_with_ema_saves_the_averaged_weights(tiny_splits, tmp_path):
     assert all(not key.startswith("module.") for key in saved)  # the averaged model itself, not its wrapper
     adapter, _, _ = load_checkpoint(tmp_path / "best.pt")
     assert adapter.architecture == "fasterrcnn_resnet18_fpn"
+
+
+def test_backbone_gets_its_own_learning_rate_and_norms_no_decay():
+    from detstudy.models import build_detector
+    from detstudy.training import _optimizer
+
+    adapter = build_detector("deimv2_demo", 3, 128)
+    settings = TrainSettings(optimizer="adamw", lr=5e-4, backbone_lr=2.5e-5, weight_decay=1e-4)
+    optimizer = _optimizer(settings, adapter.model, adapter.backbone_prefix)
+    backbone = {id(p) for p in adapter.model.model.conv_encoder.backbone.parameters()}
+    for group in optimizer.param_groups:
+        in_backbone = {id(p) in backbone for p in group["params"]}
+        assert len(in_backbone) == 1
+        assert group["lr"] == (2.5e-5 if in_backbone.pop() else 5e-4)
+        assert group["weight_decay"] == (0.0 if all(p.ndim <= 1 for p in group["params"]) else 1e-4)
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(p.requires_grad for p in adapter.model.parameters())
+    # without backbone_lr: the two groups of before
+    assert len(_optimizer(TrainSettings(), adapter.model, adapter.backbone_prefix).param_groups) == 2

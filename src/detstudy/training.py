@@ -44,6 +44,7 @@ class TrainSettings:
     lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 1e-4
+    backbone_lr: float | None = None  # a learning rate of its own for the backbone (DEIM: 2.5e-5 vs 5e-4)
     lr_schedule: str = "multistep"  # cosine | multistep | constant | flat_cosine
     lr_steps: list[float] = field(default_factory=lambda: [0.67, 0.89])  # fractions of the run (multistep)
     lr_gamma: float = 0.1
@@ -88,18 +89,26 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _optimizer(settings: TrainSettings, model: torch.nn.Module) -> torch.optim.Optimizer:
-    decay, no_decay = [], []
+def _optimizer(settings: TrainSettings, model: torch.nn.Module, backbone_prefix: str = "") -> torch.optim.Optimizer:
+    """Parameter groups: norms and biases without weight decay (the usual detection practice);
+    with ``backbone_lr``, the parameters under ``backbone_prefix`` get their own learning rate."""
+    groups: dict[tuple[bool, bool], list] = {}
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            # Norm weights and biases are not decayed (the usual detection practice).
-            (no_decay if parameter.ndim <= 1 else decay).append(parameter)
-    groups = [{"params": decay, "weight_decay": settings.weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
+            in_backbone = settings.backbone_lr is not None and bool(backbone_prefix) and name.startswith(backbone_prefix)
+            groups.setdefault((in_backbone, parameter.ndim <= 1), []).append(parameter)
+    param_groups = []
+    for in_backbone, no_decay in [(False, False), (False, True), (True, False), (True, True)]:
+        if (in_backbone, no_decay) in groups or not in_backbone:
+            group = {"params": groups.get((in_backbone, no_decay), []),
+                     "weight_decay": 0.0 if no_decay else settings.weight_decay}
+            if in_backbone:
+                group["lr"] = settings.backbone_lr
+            param_groups.append(group)
     if settings.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum)
+        return torch.optim.SGD(param_groups, lr=settings.lr, momentum=settings.momentum)
     if settings.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=settings.lr)
+        return torch.optim.AdamW(param_groups, lr=settings.lr)
     raise ValueError(f"optimizer {settings.optimizer!r} is not one of sgd, adamw")
 
 
@@ -227,7 +236,7 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
     loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True,
                         drop_last=len(train_data) > settings.batch_size, collate_fn=collate,
                         num_workers=settings.num_workers, generator=generator)
-    optimizer = _optimizer(settings, adapter.model)
+    optimizer = _optimizer(settings, adapter.model, adapter.backbone_prefix)
     total_iters = settings.epochs * len(loader)
     scheduler = _scheduler(settings, optimizer, total_iters)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)

@@ -17,6 +17,7 @@ class DetectorAdapter:
     """
 
     family: str = ""
+    backbone_prefix: str = ""  # parameter-name prefix of the backbone (for its own learning rate)
 
     def __init__(self, model: nn.Module, architecture: str, num_classes: int, resolution: int,
                  settings: dict[str, Any]):

@@ -61,6 +61,7 @@ def _loss_group(name: str) -> str:
 
 class Deimv2Adapter(DetectorAdapter):
     family = "vit"
+    backbone_prefix = "model.conv_encoder.backbone."  # the DINOv3 ViT (the STA stem is not part of it)
 
     def _pixels(self, images: list[torch.Tensor]) -> torch.Tensor:
         size = (self.resolution, self.resolution)

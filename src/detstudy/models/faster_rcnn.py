@@ -108,6 +108,7 @@ def _backbone(architecture: str, *, fpn_channels: int, norm: str, trainable_laye
 
 class FasterRCNNAdapter(DetectorAdapter):
     family = "cnn"
+    backbone_prefix = "backbone.body."
 
     def losses(self, images, targets):
         # torchvision reserves label 0 for the background.
