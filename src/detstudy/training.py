@@ -92,19 +92,15 @@ def resolve_device(name: str = "auto") -> torch.device:
 def _optimizer(settings: TrainSettings, model: torch.nn.Module, backbone_prefix: str = "") -> torch.optim.Optimizer:
     """Parameter groups: norms and biases without weight decay (the usual detection practice);
     with ``backbone_lr``, the parameters under ``backbone_prefix`` get their own learning rate."""
-    groups: dict[tuple[bool, bool], list] = {}
+    split_backbone = settings.backbone_lr is not None and bool(backbone_prefix)
+    groups: dict[tuple[bool, bool], list] = {(False, False): [], (False, True): []}  # (in backbone, no decay)
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            in_backbone = settings.backbone_lr is not None and bool(backbone_prefix) and name.startswith(backbone_prefix)
-            groups.setdefault((in_backbone, parameter.ndim <= 1), []).append(parameter)
-    param_groups = []
-    for in_backbone, no_decay in [(False, False), (False, True), (True, False), (True, True)]:
-        if (in_backbone, no_decay) in groups or not in_backbone:
-            group = {"params": groups.get((in_backbone, no_decay), []),
-                     "weight_decay": 0.0 if no_decay else settings.weight_decay}
-            if in_backbone:
-                group["lr"] = settings.backbone_lr
-            param_groups.append(group)
+            key = (split_backbone and name.startswith(backbone_prefix), parameter.ndim <= 1)
+            groups.setdefault(key, []).append(parameter)
+    param_groups = [{"params": params, "weight_decay": 0.0 if no_decay else settings.weight_decay,
+                     **({"lr": settings.backbone_lr} if in_backbone else {})}
+                    for (in_backbone, no_decay), params in groups.items()]
     if settings.optimizer == "sgd":
         return torch.optim.SGD(param_groups, lr=settings.lr, momentum=settings.momentum)
     if settings.optimizer == "adamw":

@@ -12,6 +12,7 @@ from detstudy.models.base import DetectorAdapter
 from detstudy.models.deimv2_variants import DEIMV2_ARCHITECTURES
 from detstudy.models.faster_rcnn import FASTER_RCNN_ARCHITECTURES, build_faster_rcnn
 
+
 def build_deimv2(*args, **kwargs) -> DetectorAdapter:
     from detstudy.models.deimv2 import build_deimv2 as build  # transformers is imported for ViT runs only
 

@@ -1,7 +1,7 @@
 """The ViT family: transformers' DEIMv2 with a DINOv3 ViT backbone and the spatial tuning adapter.
 
-``VARIANTS`` holds the official DINOv3 architectures (S: ViT-Tiny, M: ViT-Tiny+) and a small
-demo variant for CPU runs. Images are resized to ``resolution`` x ``resolution`` (DEIMv2 is
+The variants (``deimv2_variants.VARIANTS``) are the official DINOv3 architectures
+(S: ViT-Tiny, M: ViT-Tiny+) and a small demo for CPU runs. Images are resized to ``resolution`` x ``resolution`` (DEIMv2 is
 trained on square inputs) and normalised with ImageNet statistics, as DINOv3 was pretrained;
 predictions come back in original image pixels.
 """
@@ -24,7 +24,6 @@ from detstudy.models.dinov3_weights import load_official_backbone
 PATCH_SIZE = 16
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
 
 
 def deimv2_config(architecture: str, num_classes: int, *, num_queries: int = 300, num_denoising: int = 100,
@@ -101,8 +100,8 @@ class Deimv2Adapter(DetectorAdapter):
 
 
 def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weights: str | None = None,
-                 backbone_weights: str | None = None, num_queries: int = 300, num_denoising: int = 100, focal_gamma: float = 1.5,
-                 max_detections: int = 100) -> Deimv2Adapter:
+                 backbone_weights: str | None = None, num_queries: int = 300, num_denoising: int = 100,
+                 focal_gamma: float = 1.5, max_detections: int = 100) -> Deimv2Adapter:
     """A DEIMv2 variant for ``num_classes`` classes at ``resolution`` px (a multiple of 32).
 
     ``weights``: a transformers DEIMv2 checkpoint (hub id or local directory); its class
