@@ -33,12 +33,59 @@ def check_dataset_paths():
                 )
 
 
+def check_vit_resolutions():
+    """DEIMv2 needs square inputs on its stride-32 grid with enough positions for its queries."""
+    for name in GRID["models"]:
+        if not MODELS[name]["architecture"].startswith("deimv2_"):
+            continue
+        queries = (MODELS[name].get("model") or {}).get("num_queries", 300)
+        for px in GRID["resolutions"]:
+            positions = sum((px // stride) ** 2 for stride in (8, 16, 32))
+            if px % 32 or positions < queries:
+                raise ValueError(
+                    f"config grid.resolutions: {px} px does not suit model {name!r} (DEIMv2 needs a multiple "
+                    f"of 32 giving at least num_queries={queries} encoder positions; it gives {positions}). "
+                    f"Fix: use a multiple of 32 such as {max(round(px / 32), 4) * 32}, or lower models.{name}.model.num_queries."
+                )
+
+
+def check_augmentation_epochs():
+    """[start, flat, stop] must lie inside the run: caught here, not after the data is loaded."""
+    for name in GRID["models"]:
+        training = MODELS[name].get("training") or {}
+        windows = (training.get("augmentation") or {}).get("epochs")
+        epochs = training.get("epochs", 12)
+        if windows is not None and not 0 <= windows[0] <= windows[1] <= windows[2] <= epochs:
+            raise ValueError(
+                f"config models.{name}.training.augmentation.epochs: {windows} must be [start, flat, stop] with "
+                f"0 <= start <= flat <= stop <= epochs ({epochs}). Fix: reorder them, or remove the key to derive "
+                "them from epochs by the official DEIM rule."
+            )
+
+
+def check_weight_files():
+    """Local weight files must be there before hours of GPU time are queued. Torchvision
+    weight names (ResNet18_Weights.IMAGENET1K_V1) and hub ids are resolved by the job."""
+    for name in GRID["models"]:
+        settings = MODELS[name].get("model") or {}
+        path = settings.get("backbone_weights")
+        if path and not re.fullmatch(r"\w+_Weights\.\w+", path) and not os.path.isfile(path):
+            raise ValueError(
+                f"config models.{name}.model.backbone_weights: {path!r} is not a file (relative paths start at "
+                f"{os.getcwd()}). Fix: download it there, correct the path, or set it to null to train the "
+                "backbone from scratch."
+            )
+
+
 check_grid()
 check_dataset_paths()
+check_weight_files()
+check_vit_resolutions()
+check_augmentation_epochs()
 
 
 # architecture name prefix -> detector family (each family has its own train rule)
-FAMILY_PREFIXES = {"fasterrcnn_": "cnn"}
+FAMILY_PREFIXES = {"fasterrcnn_": "cnn", "deimv2_": "vit"}
 
 
 def family(model):

@@ -1,4 +1,4 @@
-# Training: one rule per detector family. Every hyperparameter reaches the job through
+# Training: one rule per detector family (the ViT rule is the CNN rule for other models). Every hyperparameter reaches the job through
 # params, so editing it in the config reruns exactly the runs that use it.
 
 
@@ -30,3 +30,8 @@ rule train_cnn:
         "../envs/torch.yaml"
     script:
         "../scripts/train.py"
+
+
+use rule train_cnn as train_vit with:
+    wildcard_constraints:
+        model=name_pattern(family_models("vit")),

@@ -24,18 +24,27 @@ TINY_MODEL = {
 }
 TINY_TRAINING = {"epochs": 1, "batch_size": 2, "optimizer": "adamw", "lr": 0.001, "lr_schedule": "cosine",
                  "warmup_iters": 1, "log_every": 1}
+# The ViT family with the whole DEIM recipe switched on for its single epoch.
+TINY_VIT_MODEL = {"num_queries": 20, "num_denoising": 10}
+TINY_VIT_TRAINING = {
+    "epochs": 1, "batch_size": 2, "optimizer": "adamw", "lr": 5e-4, "backbone_lr": 2.5e-5, "grad_clip": 0.1,
+    "lr_schedule": "flat_cosine", "min_lr_factor": 0.5, "warmup_iters": 1, "ema": True, "ema_warmups": 10,
+    "log_every": 1, "augmentation": {"horizontal_flip": 0.5, "photometric": 0.5, "zoom_out": 0.5, "iou_crop": 0.8,
+                                     "mosaic": 0.5, "mixup": 0.5, "copy_blend": 0.5, "epochs": [0, 1, 1]},
+}
 
 
 def tiny_config() -> dict:
     return {
         "dataset": {"name": "tiny", "source": "synthetic", "synthetic": {"seed": 1, "image_size": 64,
                                                  "splits": {"train": 4, "val": 2, "test": 3}}},
-        "grid": {"models": ["frcnn_resnet18", "frcnn_efficientnet_b0"], "resolutions": [64], "seeds": [0]},
+        "grid": {"models": ["frcnn_resnet18", "frcnn_efficientnet_b0", "deimv2"], "resolutions": [64], "seeds": [0]},
         "models": {
             "frcnn_resnet18": {"architecture": "fasterrcnn_resnet18_fpn", "model": dict(TINY_MODEL),
                                "training": dict(TINY_TRAINING)},
             "frcnn_efficientnet_b0": {"architecture": "fasterrcnn_efficientnet_b0_fpn", "model": dict(TINY_MODEL),
                                       "training": dict(TINY_TRAINING)},
+            "deimv2": {"architecture": "deimv2_demo", "model": dict(TINY_VIT_MODEL), "training": dict(TINY_VIT_TRAINING)},
         },
         "evaluation": {"score_threshold": 0.3, "latency_images": 2, "batch_size": 2},
         "compute": {"device": "cpu", "threads": 1},

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
+from PIL import Image
 from transformers import Deimv2ForObjectDetection
 
 from detstudy.checkpoint import load_checkpoint, save_checkpoint
-from detstudy.data.coco import CategoryMap
+from detstudy.data.coco import CategoryMap, SplitPaths
+from detstudy.data.dataset import CocoDetection
+from detstudy.evaluation.inference import predict_dataset
 from detstudy.models import build_detector, family_of
 from detstudy.models.deimv2 import deimv2_config
+from detstudy.training import train
 
 
 @pytest.mark.parametrize(("architecture", "official"), [("deimv2_s", 9.7e6), ("deimv2_m", 18.1e6)])
@@ -128,3 +134,29 @@ def test_official_backbone_file_problems_fail_loudly(tmp_path):
     torch.save(official_layout(source), tmp_path / "demo.pt")
     with pytest.raises(ValueError, match="shape mismatches"):
         build_detector("deimv2_s", 6, 128, {"backbone_weights": str(tmp_path / "demo.pt")})
+
+
+@pytest.mark.parametrize("category_ids", [(1, 2), (3, 12)], ids=["1-based", "non-contiguous"])
+def test_dataset_ids_become_zero_based_labels_and_come_back(tmp_path, category_ids):
+    """The transformers loss indexes a one-hot of num_labels: ids 3 and 12 would fail there
+    unless mapped to 0 and 1; the detections carry the dataset's ids again."""
+    images, annotations = [], []
+    for index in range(4):
+        Image.new("RGB", (64, 64), (30 + 50 * index, 60, 90)).save(tmp_path / f"{index}.png")
+        images.append({"id": 100 + index, "file_name": f"{index}.png", "width": 64, "height": 64})
+        annotations.append({"id": index + 1, "image_id": 100 + index, "category_id": category_ids[index % 2],
+                            "bbox": [8 + index, 10, 24, 20], "area": 480, "iscrowd": 0})
+    coco = {"images": images, "annotations": annotations,
+            "categories": [{"id": i, "name": f"c{i}"} for i in category_ids]}
+    (tmp_path / "split.json").write_text(json.dumps(coco))
+    split = SplitPaths(tmp_path / "split.json", tmp_path)
+    train(architecture="deimv2_demo", model_settings={"num_queries": 20, "num_denoising": 4},
+          train_settings={"epochs": 1, "batch_size": 2, "optimizer": "adamw", "lr": 1e-4, "warmup_iters": 0,
+                          "augmentation": {"mixup": 1.0, "epochs": [0, 1, 1]}},
+          train_split=split, val_split=split, resolution=64, seed=0, checkpoint_path=tmp_path / "best.pt",
+          history_path=tmp_path / "history.csv", device="cpu", threads=1)
+    adapter, categories, _ = load_checkpoint(tmp_path / "best.pt")
+    dataset = CocoDetection(split)
+    assert [dataset[i][1]["labels"].tolist() for i in range(2)] == [[0], [1]]
+    detections = predict_dataset(adapter, dataset, torch.device("cpu"), batch_size=2)
+    assert {d["category_id"] for d in detections} == set(category_ids)

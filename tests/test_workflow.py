@@ -10,7 +10,8 @@ from conftest import Workflow
 
 pytestmark = pytest.mark.workflow
 
-RUNS = [f"results/runs/{m}/64px/base/seed0" for m in ("frcnn_resnet18", "frcnn_efficientnet_b0")]
+MODELS = ("frcnn_resnet18", "frcnn_efficientnet_b0", "deimv2")
+RUNS = [f"results/runs/{m}/64px/base/seed0" for m in MODELS]
 FIGURES = ("training_curves", "per_class_ap", "pr_curves", "confusion_matrix", "predictions")
 COCO_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"}
 
@@ -47,10 +48,21 @@ def test_metrics_json_has_the_common_protocol_fields(finished_workflow: Workflow
     assert metrics["training"]["epochs"] == 1
 
 
+def test_vit_run_uses_the_same_protocol(finished_workflow: Workflow):
+    metrics = json.loads((finished_workflow.root / RUNS[2] / "metrics.json").read_text())
+    assert metrics["run"]["family"] == "vit" and metrics["run"]["architecture"] == "deimv2_demo"
+    assert set(metrics["coco"]) == COCO_KEYS and len(metrics["per_class"]) == 6
+    history = (finished_workflow.root / RUNS[2] / "history.csv").read_text().splitlines()
+    assert "loss_mal" in history[0] and len(history) == 2
+    log = (finished_workflow.root / "results/logs/deimv2/64px/base/seed0/train.log").read_text()
+    assert "training deimv2_demo" in log and "ETA" in log
+
+
 def test_report_names_every_run(finished_workflow: Workflow):
     html = (finished_workflow.root / "results/report/index.html").read_text()
-    for model in ("frcnn_resnet18", "frcnn_efficientnet_b0"):
+    for model in MODELS:
         assert model in html
+    assert "vit" in html and "cnn" in html
     assert "ROTURA_FRACTURA" in html and "data:image/png;base64," in html
     tex = (finished_workflow.root / "results/report/tables/runs.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex
@@ -73,6 +85,19 @@ def test_changed_learning_rate_reruns_only_that_model(finished_workflow: Workflo
                     ("run_figures", "frcnn_resnet18"), ("report", ""), ("all", "")}
 
 
+def test_changed_augmentation_reruns_only_the_vit_model(finished_workflow: Workflow):
+    original = finished_workflow.config()
+    config = json.loads(json.dumps(original))
+    config["models"]["deimv2"]["training"]["augmentation"]["mosaic"] = 0.0
+    finished_workflow.write_config(config)
+    try:
+        jobs = finished_workflow.planned_jobs()
+    finally:
+        finished_workflow.write_config(original)
+    assert jobs == {("train_vit", "deimv2"), ("evaluate", "deimv2"), ("run_figures", "deimv2"), ("report", ""),
+                    ("all", "")}
+
+
 def test_snakemake_report_builds(finished_workflow: Workflow):
     finished_workflow.snakemake("--report", "snakemake_report.html", "--cores", "1")
     assert (finished_workflow.root / "snakemake_report.html").stat().st_size > 10_000
@@ -86,12 +111,18 @@ def test_snakemake_report_builds(finished_workflow: Workflow):
         (lambda c: c["models"]["frcnn_resnet18"]["model"].update(fpn_channel=8), "fpn_channel"),
         (lambda c: c["grid"].update(models=["frcnn_resnet18", "yolo"]), "yolo"),
         (lambda c: c["models"]["frcnn_resnet18"].update(architecture="fasterrcnn_vgg"), "fasterrcnn_vgg"),
+        (lambda c: c["models"]["deimv2"]["model"].update(fpn_channels=8), "fpn_channels"),
+        (lambda c: c["grid"].update(resolutions=[80]), "80 px does not suit model 'deimv2'"),
+        (lambda c: c["models"]["deimv2"]["training"]["augmentation"].update(epochs=[0, 2, 1]),
+         "models.deimv2.training.augmentation.epochs: [0, 2, 1]"),
+        (lambda c: c["models"]["deimv2"]["model"].update(backbone_weights="weights/vitt_distill.pt"),
+         "models.deimv2.model.backbone_weights: 'weights/vitt_distill.pt' is not a file"),
         (lambda c: c["dataset"].update(source="coco", coco={
             split: {"annotations": f"missing/{split}.json", "images": "missing"} for split in ("train", "val", "test")}),
          "dataset.coco.train.annotations: 'missing/train.json' does not exist"),
     ],
     ids=["unknown-key", "wrong-type", "unknown-model-setting", "unknown-grid-model", "unknown-architecture",
-         "missing-dataset"],
+         "cnn-setting-on-vit", "vit-resolution", "augmentation-windows", "missing-backbone-file", "missing-dataset"],
 )
 def test_bad_config_is_rejected_with_the_key(workflow: Workflow, edit, expected):
     config = workflow.config()

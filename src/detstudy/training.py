@@ -24,7 +24,8 @@ from torch.utils.data import DataLoader
 
 from detstudy.checkpoint import save_checkpoint
 from detstudy.data.coco import SplitPaths
-from detstudy.data.dataset import CocoDetection, build_train_transforms, collate
+from detstudy.data.augment import AugmentationSettings, BatchAugment, EpochWindows, TrainAugmentation
+from detstudy.data.dataset import CocoDetection, collate
 from detstudy.ema import ModelEMA
 from detstudy.evaluation.inference import predict_dataset
 from detstudy.evaluation.metrics import coco_evaluate
@@ -52,8 +53,8 @@ class TrainSettings:
     warmup_iters: int = 100
     warmup_factor: float = 0.001
     warmup_max_fraction: float = 1.0  # cap the warmup at this fraction of the run (small datasets)
-    flat_epochs: int | None = None  # flat_cosine: full lr until this epoch, then cosine to min_lr_factor
-    no_aug_epochs: int = 0  # flat_cosine: the last epochs stay at the minimum lr
+    flat_epochs: int | None = None  # flat_cosine: full lr until this epoch (None: the augmentation's flat epoch)
+    no_aug_epochs: int | None = None  # flat_cosine: the last epochs stay at the minimum lr (None: after `stop`)
     ema: bool = False  # validate and save an exponential moving average of the weights
     ema_decay: float = 0.9999
     ema_warmups: int = 1000
@@ -62,7 +63,7 @@ class TrainSettings:
     num_workers: int = 0
     eval_batch_size: int = 4
     select_metric: str = "AP"  # validation metric that picks the best checkpoint: AP | AP50
-    augmentation: dict[str, float] = field(default_factory=lambda: {"horizontal_flip": 0.5})
+    augmentation: dict[str, Any] = field(default_factory=lambda: {"horizontal_flip": 0.5})  # AugmentationSettings
     log_every: int = 10
 
     @classmethod
@@ -72,6 +73,15 @@ class TrainSettings:
         if unknown:
             raise ValueError(f"unknown training settings {unknown}. Fix: use only {sorted(known)}.")
         return cls(**values)
+
+    @property
+    def augmentation_settings(self) -> AugmentationSettings:
+        return AugmentationSettings.from_dict(self.augmentation)
+
+    @property
+    def epoch_windows(self) -> EpochWindows:
+        """[start, flat, stop] of the augmentation policy, given or derived from ``epochs``."""
+        return EpochWindows.resolve(self.epochs, self.augmentation_settings.epochs)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -128,10 +138,12 @@ def _scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, total_
     remaining = max(total_iters - warmup, 1)
     if settings.lr_schedule == "flat_cosine":
         per_epoch = total_iters / settings.epochs
-        flat_epochs = settings.flat_epochs if settings.flat_epochs is not None else settings.epochs // 2
+        windows = settings.epoch_windows
+        flat_epochs = settings.flat_epochs if settings.flat_epochs is not None else windows.flat
+        no_aug_epochs = settings.no_aug_epochs if settings.no_aug_epochs is not None else settings.epochs - windows.stop
         factor = partial(flat_cosine_factor, warmup=warmup, warmup_factor=settings.warmup_factor,
                          flat_end=max(round(flat_epochs * per_epoch), warmup),
-                         cosine_end=round((settings.epochs - settings.no_aug_epochs) * per_epoch),
+                         cosine_end=max(round((settings.epochs - no_aug_epochs) * per_epoch), warmup),
                          min_factor=settings.min_lr_factor)
         return sched.LambdaLR(optimizer, factor)
     if settings.lr_schedule == "cosine":
@@ -226,11 +238,13 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
     device_ = resolve_device(device)
     use_amp = settings.amp and device_.type == "cuda"
 
-    train_data = CocoDetection(train_split, transforms=build_train_transforms(settings.augmentation))
+    augmentation, windows = settings.augmentation_settings, settings.epoch_windows
+    train_data = TrainAugmentation(CocoDetection(train_split), augmentation, windows)
     val_data = CocoDetection(val_split, categories=train_data.categories)
+    batch_collate = BatchAugment(augmentation, windows) if augmentation.batch_level else None
     adapter = build_detector(architecture, len(train_data.categories), resolution, model_settings).to(device_)
     loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True,
-                        drop_last=len(train_data) > settings.batch_size, collate_fn=collate,
+                        drop_last=len(train_data) > settings.batch_size, collate_fn=batch_collate or collate,
                         num_workers=settings.num_workers, generator=generator)
     optimizer = _optimizer(settings, adapter.model, adapter.backbone_prefix)
     total_iters = settings.epochs * len(loader)
@@ -251,6 +265,9 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
     best = {"score": -math.inf, "epoch": 0}
     for epoch in range(1, settings.epochs + 1):
         epoch_start = time.perf_counter()
+        for stage in (train_data, batch_collate):  # the policy's windows count 0-based epochs
+            if stage is not None:
+                stage.set_epoch(epoch - 1)
         losses, seen = _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings, device_, use_amp,
                                     epoch, progress, ema)
         train_seconds = time.perf_counter() - epoch_start

@@ -1,4 +1,4 @@
-"""A COCO split as a torch Dataset, with box-aware torchvision.transforms.v2 augmentation."""
+"""A COCO split as a torch Dataset (training augmentation lives in ``detstudy.data.augment``)."""
 
 from __future__ import annotations
 
@@ -13,22 +13,6 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from detstudy.data.coco import CategoryMap, SplitPaths, load_coco_json
-
-
-def build_train_transforms(augmentation: dict[str, Any] | None) -> v2.Transform | None:
-    """Box-aware training augmentation from config values (probabilities; 0 disables)."""
-    augmentation = augmentation or {}
-    steps: list[v2.Transform] = []
-    if augmentation.get("horizontal_flip", 0.0) > 0:
-        steps.append(v2.RandomHorizontalFlip(p=augmentation["horizontal_flip"]))
-    if augmentation.get("vertical_flip", 0.0) > 0:
-        steps.append(v2.RandomVerticalFlip(p=augmentation["vertical_flip"]))
-    if augmentation.get("photometric", 0.0) > 0:
-        steps.append(v2.RandomApply([v2.RandomPhotometricDistort(p=1.0)], p=augmentation["photometric"]))
-    if not steps:
-        return None
-    steps.append(v2.SanitizeBoundingBoxes())
-    return v2.Compose(steps)
 
 
 class CocoDetection(Dataset):

@@ -1,0 +1,157 @@
+"""The DEIM augmentation recipe: epoch windows, box safety of every op, batch-level ops."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from torchvision.transforms import v2
+
+from detstudy.data.augment import (DEIM_OFFICIAL, AugmentationSettings, BatchAugment, EpochWindows,
+                                   TrainAugmentation, copy_blend, mixup)
+from detstudy.data.coco import SplitPaths
+from detstudy.data.dataset import CocoDetection
+from detstudy.data.synthetic import generate_dataset
+from detstudy.training import TrainSettings
+
+OPS = ["horizontal_flip", "vertical_flip", "photometric", "zoom_out", "iou_crop", "mosaic", "mixup", "copy_blend"]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("augment")
+    paths = generate_dataset(root, seed=5, split_sizes={"train": 8, "val": 1, "test": 1}, image_size=96)
+    return CocoDetection(SplitPaths.of(**paths["train"]))
+
+
+def assert_valid(image, target):
+    boxes = target["boxes"].as_subclass(torch.Tensor)
+    height, width = image.shape[-2:]
+    assert tuple(target["boxes"].canvas_size) == (height, width)
+    assert len(boxes) == len(target["labels"])
+    if len(boxes):
+        assert (boxes[:, 0] >= 0).all() and (boxes[:, 1] >= 0).all()
+        assert (boxes[:, 2] <= width).all() and (boxes[:, 3] <= height).all()
+        assert ((boxes[:, 2:] - boxes[:, :2]) >= 1).all(), "degenerate boxes must be dropped"
+    assert image.dtype == torch.uint8
+
+
+def test_official_epoch_rule():
+    assert EpochWindows.derive(132).as_tuple() == (4, 64, 120)  # deimv2_s
+    assert EpochWindows.derive(102).as_tuple() == (4, 49, 90)  # deimv2_m
+    assert EpochWindows.derive(32).as_tuple() == (4, 14, 20)  # the README's 20-epoch fine-tuning example
+    short = EpochWindows.derive(12)  # scaled down, still ordered and inside the run
+    assert 0 <= short.start <= short.flat <= short.stop < 12
+
+
+def test_given_windows_are_checked():
+    assert EpochWindows.resolve(10, [1, 5, 8]).as_tuple() == (1, 5, 8)
+    with pytest.raises(ValueError, match=r"\[start, flat, stop\].*Fix"):
+        EpochWindows.resolve(10, [5, 1, 8])
+    with pytest.raises(ValueError, match="epochs"):
+        EpochWindows.resolve(10, [1, 5, 11])
+
+
+def test_unknown_augmentation_is_rejected():
+    with pytest.raises(ValueError, match="unknown augmentation settings.*mosiac"):
+        AugmentationSettings.from_dict({"mosiac": 0.5})
+
+
+def test_unnamed_ops_are_off_and_the_official_values_are_named():
+    assert AugmentationSettings.from_dict({"horizontal_flip": 0.5}).mosaic == 0.0
+    official = AugmentationSettings.from_dict(DEIM_OFFICIAL)
+    assert (official.mosaic, official.mixup, official.copy_blend, official.iou_crop) == (0.5, 0.5, 0.5, 0.8)
+
+
+@pytest.mark.parametrize("op", OPS)
+def test_every_op_keeps_boxes_inside_and_drops_degenerate_ones(dataset, op):
+    random.seed(0)
+    torch.manual_seed(0)
+    settings = AugmentationSettings.from_dict({"horizontal_flip": 0.0, op: 1.0})
+    windows = EpochWindows(0, 5, 5)
+    samples = TrainAugmentation(dataset, settings, windows)
+    collate = BatchAugment(settings, windows)
+    for _ in range(3):
+        batch = [samples[i] for i in range(len(samples))]
+        for image, target in zip(*collate(batch)):
+            assert_valid(image, target)
+
+
+def test_policy_ops_follow_the_epoch_windows(dataset):
+    settings = AugmentationSettings.from_dict({**DEIM_OFFICIAL, "horizontal_flip": 0.0})
+    samples = TrainAugmentation(dataset, settings, EpochWindows(2, 4, 6))
+    raw = [dataset[i] for i in range(len(dataset))]
+    for epoch, changed in [(0, False), (1, False), (2, True), (5, True), (6, False), (9, False)]:
+        samples.set_epoch(epoch)
+        random.seed(epoch)
+        torch.manual_seed(epoch)
+        same = all(torch.equal(samples[i][0], raw[i][0]) for i in range(len(dataset)))
+        assert same != changed, f"epoch {epoch}"
+
+
+def test_mosaic_only_until_the_flat_epoch(dataset):
+    settings = AugmentationSettings.from_dict({"horizontal_flip": 0.0, "mosaic": 1.0})
+    samples = TrainAugmentation(dataset, settings, EpochWindows(0, 2, 4))
+    samples.set_epoch(1)
+    assert samples.mosaic_active()
+    image, target = samples[0]
+    assert image.shape == dataset[0][0].shape  # a mosaic canvas is the size of its first image
+    samples.set_epoch(2)
+    assert not samples.mosaic_active()
+    assert torch.equal(samples[0][0], dataset[0][0])
+
+
+def test_batch_ops_follow_their_windows(dataset):
+    settings = AugmentationSettings.from_dict({"mixup": 1.0, "copy_blend": 1.0})
+    collate = BatchAugment(settings, EpochWindows(1, 2, 3))
+    batch = [dataset[i] for i in range(4)]
+    boxes = sum(len(t["labels"]) for _, t in batch)
+    counts = {}
+    for epoch in range(4):
+        collate.set_epoch(epoch)
+        counts[epoch] = sum(len(t["labels"]) for t in collate(batch)[1])
+    assert counts[0] == boxes and counts[3] == boxes  # outside [start, stop): untouched
+    assert counts[1] == 2 * boxes  # mixup (until flat) joins every image's boxes with its neighbour's
+    assert boxes < counts[2] <= boxes + 3 * 4  # copy-blend adds at most 3 objects per image
+
+
+def test_mixup_blends_images_and_joins_boxes(dataset):
+    images, targets = zip(*[dataset[i] for i in range(2)])
+    random.seed(1)
+    mixed, joined = mixup(list(images), list(targets))
+    assert len(joined[0]["labels"]) == len(targets[0]["labels"]) + len(targets[1]["labels"])
+    beta_image = mixed[0].float()
+    low = torch.minimum(images[0], images[1]).float() - 1
+    high = torch.maximum(images[0], images[1]).float() + 1
+    assert ((beta_image >= low) & (beta_image <= high)).all()
+
+
+def test_mixup_resizes_a_partner_of_another_size(dataset):
+    small = v2.Resize((48, 64))(*dataset[1])
+    random.seed(3)
+    mixed, joined = mixup([dataset[0][0], small[0]], [dataset[0][1], small[1]])
+    for image, target in zip(mixed, joined):
+        assert tuple(target["boxes"].canvas_size) == tuple(image.shape[-2:])
+    assert tuple(mixed[1].shape[-2:]) == (48, 64)
+    partner_boxes = joined[1]["boxes"].as_subclass(torch.Tensor)[len(small[1]["labels"]):]
+    assert (partner_boxes[:, 2] <= 64).all() and (partner_boxes[:, 3] <= 48).all()
+
+
+def test_copy_blend_skips_small_objects(dataset):
+    images, targets = zip(*[dataset[i] for i in range(4)])
+    before = [len(t["labels"]) for t in targets]
+    _, unchanged = copy_blend(list(images), list(targets), min_area=1e9)
+    assert [len(t["labels"]) for t in unchanged] == before
+    random.seed(2)
+    blended, added = copy_blend(list(images), list(targets), min_area=0.0, max_objects=2)
+    assert [len(t["labels"]) for t in added] == [n + 2 for n in before]
+    for image, target in zip(blended, added):
+        assert_valid(image, target)
+
+
+def test_training_derives_the_schedule_from_the_windows():
+    settings = TrainSettings(epochs=132, lr_schedule="flat_cosine")
+    assert settings.epoch_windows.as_tuple() == (4, 64, 120)
+    given = TrainSettings(epochs=20, augmentation={"epochs": [2, 8, 16]})
+    assert given.epoch_windows.as_tuple() == (2, 8, 16)
