@@ -3,7 +3,8 @@
 Runs `snakemake --cores 2 --resources gpu=1` with this checkout's Snakefile and config in a
 temporary working directory (so results/ there starts empty), and prints the wall time, each job's time (Snakemake's benchmark files), the training
 throughput and the test metrics, against the targets of the default grid:
-the whole grid in at most 8 minutes on a 2-core CPU and AP50 >= 0.3 for every model.
+the whole grid in at most 11 minutes on a 2-core CPU, test AP50 >= 0.3 for the CNNs and
+>= 0.5 for the DEIMv2 demo.
 
     python benchmarks/default_grid.py [--cores 2] [--keep DIR]
 """
@@ -21,8 +22,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TARGET_SECONDS = 8 * 60
-TARGET_AP50 = 0.3
+TARGET_SECONDS = 11 * 60
+TARGET_AP50 = {"cnn": 0.3, "vit": 0.5}
 
 
 def main() -> int:
@@ -52,10 +53,10 @@ def main() -> int:
         metrics = json.loads(metrics_path.read_text())
         with open(metrics_path.parent / "history.csv") as handle:
             rates = [float(row["images_per_second"]) for row in csv.DictReader(handle)]
-        ap50 = metrics["coco"]["AP50"]
-        ok &= ap50 >= TARGET_AP50
+        ap50, target = metrics["coco"]["AP50"], TARGET_AP50[metrics["run"]["family"]]
+        ok &= ap50 >= target
         print(f"  {metrics['run']['model']} @ {metrics['run']['resolution']} px: test AP50 {ap50:.3f} "
-              f"(target {TARGET_AP50}), mAP {metrics['coco']['AP']:.3f}, "
+              f"(target {target}), mAP {metrics['coco']['AP']:.3f}, "
               f"train {sum(rates) / len(rates):.1f} img/s, {metrics['speed']['latency_ms_per_image']:.1f} ms/img")
     print("targets met" if ok else "TARGETS MISSED")
     if not args.keep:

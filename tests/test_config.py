@@ -51,3 +51,20 @@ def test_thesis_config_merged_over_the_demo_equals_the_thesis_config():
     for section in ("grid", "evaluation", "compute", "figures", "report"):
         assert merged[section] == thesis[section], section
     assert merged["dataset"]["source"] == "coco" and merged["dataset"]["coco"] == thesis["dataset"]["coco"]
+
+
+def test_thesis_vit_runs_use_the_official_deim_recipe():
+    from detstudy.data.augment import DEIM_OFFICIAL, EpochWindows
+
+    thesis = load("thesis.yaml")
+    for name, epochs in (("deimv2_s", 132), ("deimv2_m", 102)):
+        training = thesis["models"][name]["training"]
+        augmentation = dict(training["augmentation"])
+        assert training["epochs"] == epochs
+        assert augmentation.pop("epochs") == list(EpochWindows.derive(epochs).as_tuple())
+        assert augmentation == DEIM_OFFICIAL
+        assert (training["grad_clip"], training["weight_decay"], training["ema_decay"]) == (0.1, 1e-4, 0.9999)
+        assert training["backbone_lr"] / training["lr"] == pytest.approx(2.5e-5 / 5e-4)
+        assert training["lr_schedule"] == "flat_cosine" and training["ema"] is True
+    assert thesis["models"]["deimv2_s"]["model"]["backbone_weights"].endswith("vitt_distill.pt")
+    assert thesis["models"]["deimv2_m"]["model"]["backbone_weights"].endswith("vittplus_distill.pt")

@@ -97,6 +97,18 @@ def test_flat_cosine_schedule_with_a_capped_warmup():
     assert lrs[80] == pytest.approx(0.5) and lrs[99] == pytest.approx(0.5)  # no-aug epochs at the floor
 
 
+def test_flat_cosine_follows_the_official_epoch_windows():
+    """deimv2_s: 132 epochs, windows [4, 64, 120]: flat until epoch 64, cosine to half the lr
+    by epoch 120, then the 12 plain epochs at the floor; the 2000-iteration warmup capped at 5%."""
+    settings = TrainSettings(lr=1.0, epochs=132, lr_schedule="flat_cosine", min_lr_factor=0.5, warmup_iters=2000,
+                             warmup_max_fraction=0.05, warmup_factor=0.0)
+    lrs = learning_rates(settings, total_iters=1320)  # 10 iterations per epoch
+    assert lrs[33] == pytest.approx(0.5)  # warmup: 66 iterations (5% of the run), half-way
+    assert lrs[66] == pytest.approx(1.0) and lrs[639] == pytest.approx(1.0)
+    assert lrs[920] == pytest.approx(0.75)  # epoch 92: half-way between 64 and 120
+    assert lrs[1200] == pytest.approx(0.5) and lrs[1319] == pytest.approx(0.5)
+
+
 def test_ema_follows_the_deim_decay_warmup():
     from detstudy.ema import ModelEMA, ema_decay
 
