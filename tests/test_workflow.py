@@ -62,7 +62,7 @@ def test_report_names_every_run(finished_workflow: Workflow):
     html = (finished_workflow.root / "results/report/index.html").read_text()
     for model in MODELS:
         assert model in html
-    assert "vit" in html and "cnn" in html
+    assert ">ViT<" in html and ">CNN<" in html
     assert "ROTURA_FRACTURA" in html and "data:image/png;base64," in html
     tex = (finished_workflow.root / "results/report/tables/runs.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex
