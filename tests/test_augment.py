@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import random
 
 import pytest
 import torch
+from PIL import Image
 from torchvision.transforms import v2
 
 from detstudy.data.augment import (DEIM_OFFICIAL, AugmentationSettings, BatchAugment, EpochWindows,
@@ -155,3 +157,19 @@ def test_training_derives_the_schedule_from_the_windows():
     assert settings.epoch_windows.as_tuple() == (4, 64, 120)
     given = TrainSettings(epochs=20, augmentation={"epochs": [2, 8, 16]})
     assert given.epoch_windows.as_tuple() == (2, 8, 16)
+
+
+def test_boxes_leaving_the_image_are_clipped_and_slivers_dropped(tmp_path):
+    """A box half outside the image is clipped to it; one under 1 px wide is dropped with its label."""
+    Image.new("RGB", (64, 48), (90, 90, 90)).save(tmp_path / "a.png")
+    coco = {"images": [{"id": 1, "file_name": "a.png", "width": 64, "height": 48}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [40, 30, 40, 30], "area": 1, "iscrowd": 0},
+                            {"id": 2, "image_id": 1, "category_id": 2, "bbox": [10, 10, 0.5, 20], "area": 1, "iscrowd": 0}],
+            "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}
+    (tmp_path / "a.json").write_text(json.dumps(coco))
+    data = CocoDetection(SplitPaths(tmp_path / "a.json", tmp_path))
+    samples = TrainAugmentation(data, AugmentationSettings.from_dict({"horizontal_flip": 0.0, "photometric": 1.0}),
+                                EpochWindows(0, 1, 1))
+    image, target = samples[0]
+    assert target["labels"].tolist() == [0]
+    assert target["boxes"].as_subclass(torch.Tensor).tolist() == [[40.0, 30.0, 64.0, 48.0]]

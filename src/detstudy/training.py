@@ -33,6 +33,7 @@ from detstudy.io import write_csv
 from detstudy.models import build_detector
 
 log = logging.getLogger("detstudy.train")
+_OPS = ("horizontal_flip", "vertical_flip", "photometric", "zoom_out", "iou_crop", "mosaic", "mixup", "copy_blend")
 
 
 @dataclass
@@ -255,6 +256,9 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
              architecture, resolution, device_, "AMP" if use_amp else "fp32", settings.epochs, len(loader),
              f"{counts['total']:,}", f"{counts['trainable']:,}")
 
+    active = {k: v for k, v in vars(augmentation).items() if isinstance(v, float) and v > 0 and k in _OPS}
+    log.info("augmentation %s; policy ops from epoch %d, mosaic/mixup until %d, none from %d (0-based)",
+             active or "off", *windows.as_tuple())
     ema = ModelEMA(adapter.model, settings.ema_decay, settings.ema_warmups) if settings.ema else None
     evaluated = adapter  # the detector that is validated and saved: the EMA weights when enabled
     if ema is not None:
