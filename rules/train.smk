@@ -20,6 +20,7 @@ rule train_cnn:
     wildcard_constraints:
         model=name_pattern(family_models("cnn")),
     threads: config["compute"]["threads"]
+    priority: 1  # training first when a slot frees: evaluations and figures are short
     resources:
         gpu=gpu_slots(),
     log:

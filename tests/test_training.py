@@ -46,6 +46,14 @@ def test_train_writes_checkpoint_history_and_progress(tiny_splits, tmp_path, cap
     assert any("ETA" in record.message for record in caplog.records)
 
 
+def test_val_interval_validates_every_nth_and_the_last_epoch(tiny_splits, tmp_path):
+    summary = run(tiny_splits, tmp_path, epochs=3, val_interval=2)
+    with open(tmp_path / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["val_AP50"] != "" for row in rows] == [False, True, True]
+    assert summary["best_epoch"] in (2, 3)
+
+
 def test_same_seed_same_result(tiny_splits, tmp_path):
     run(tiny_splits, tmp_path / "a", epochs=1)
     run(tiny_splits, tmp_path / "b", epochs=1)

@@ -61,9 +61,11 @@ class TrainSettings:
     ema_warmups: int = 1000
     grad_clip: float | None = None
     amp: bool = True  # used on CUDA only
+    amp_dtype: str = "float16"  # float16 (with loss scaling) | bfloat16 (no scaling needed)
     num_workers: int = 0
     eval_batch_size: int = 4
     select_metric: str = "AP"  # validation metric that picks the best checkpoint: AP | AP50
+    val_interval: int = 1  # validate every N epochs and after the last one (MMDetection's val_interval)
     augmentation: dict[str, Any] = field(default_factory=lambda: {"horizontal_flip": 0.5})  # AugmentationSettings
     log_every: int = 10
 
@@ -73,6 +75,8 @@ class TrainSettings:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown training settings {unknown}. Fix: use only {sorted(known)}.")
+        if values.get("amp_dtype", "float16") not in ("float16", "bfloat16"):
+            raise ValueError(f"amp_dtype {values['amp_dtype']!r} is not one of float16, bfloat16")
         return cls(**values)
 
     @property
@@ -202,7 +206,7 @@ def _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings: TrainS
         images = [image.to(device).float().div_(255.0) for image in images]
         targets = [{"boxes": t["boxes"].as_subclass(torch.Tensor).to(device), "labels": t["labels"].to(device)}
                    for t in targets]
-        with torch.autocast(device.type, enabled=use_amp):
+        with torch.autocast(device.type, dtype=getattr(torch, settings.amp_dtype), enabled=use_amp):
             losses = adapter.losses(images, targets)
             loss = sum(losses.values())
         if not torch.isfinite(loss):
@@ -250,10 +254,10 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
     optimizer = _optimizer(settings, adapter.model, adapter.backbone_prefix)
     total_iters = settings.epochs * len(loader)
     scheduler = _scheduler(settings, optimizer, total_iters)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and settings.amp_dtype == "float16")
     counts = adapter.parameter_count()
     log.info("training %s at %d px on %s (%s) for %d epochs x %d iterations; %s parameters (%s trainable)",
-             architecture, resolution, device_, "AMP" if use_amp else "fp32", settings.epochs, len(loader),
+             architecture, resolution, device_, f"AMP {settings.amp_dtype}" if use_amp else "fp32", settings.epochs, len(loader),
              f"{counts['total']:,}", f"{counts['trainable']:,}")
 
     active = {k: v for k, v in vars(augmentation).items() if isinstance(v, float) and v > 0 and k in _OPS}
@@ -275,23 +279,29 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
         losses, seen = _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings, device_, use_amp,
                                     epoch, progress, ema)
         train_seconds = time.perf_counter() - epoch_start
-        detections = predict_dataset(evaluated, val_data, device_, settings.eval_batch_size, amp=use_amp)
-        coco = coco_evaluate(val_data.coco, detections)["coco"]
+        validate = epoch % settings.val_interval == 0 or epoch == settings.epochs
+        coco = {"AP": None, "AP50": None}
+        if validate:
+            detections = predict_dataset(evaluated, val_data, device_, settings.eval_batch_size, amp=use_amp,
+                                         amp_dtype=getattr(torch, settings.amp_dtype))
+            coco = {k: v or 0.0 for k, v in coco_evaluate(val_data.coco, detections)["coco"].items()}
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **losses,
-               "val_AP": coco["AP"] or 0.0, "val_AP50": coco["AP50"] or 0.0,
+               "val_AP": coco["AP"], "val_AP50": coco["AP50"],  # empty in epochs without validation
                "seconds": round(time.perf_counter() - epoch_start, 2),
                "images_per_second": round(seen / train_seconds, 2)}
         history.append(row)
         write_csv(history_path, history)  # every epoch, so a running job's curves can be inspected
-        score = row[f"val_{settings.select_metric}"]
-        improved = score > best["score"]
+        improved = validate and row[f"val_{settings.select_metric}"] > best["score"]
         if improved:
-            best = {"score": score, "epoch": epoch, "val_AP": row["val_AP"], "val_AP50": row["val_AP50"]}
+            best = {"score": row[f"val_{settings.select_metric}"], "epoch": epoch, "val_AP": row["val_AP"],
+                    "val_AP50": row["val_AP50"]}
             save_checkpoint(checkpoint_path, evaluated, train_data.categories,
                             extra={"epoch": epoch, "seed": seed, "val_AP": row["val_AP"], "val_AP50": row["val_AP50"],
                                    "train_settings": train_settings})
-        log.info("epoch %d/%d done: loss %.4f val AP %.4f AP50 %.4f%s (%.1fs)", epoch, settings.epochs, row["loss"],
-                 row["val_AP"], row["val_AP50"], " (best, saved)" if improved else "", row["seconds"])
+        validation = (f"val AP {row['val_AP']:.4f} AP50 {row['val_AP50']:.4f}" if validate
+                      else f"not validated (val_interval {settings.val_interval})")
+        log.info("epoch %d/%d done: loss %.4f %s%s (%.1fs)", epoch, settings.epochs, row["loss"], validation,
+                 " (best, saved)" if improved else "", row["seconds"])
     summary = {"epochs": settings.epochs, "best_epoch": best["epoch"], "best_val_AP": best.get("val_AP"),
                "best_val_AP50": best.get("val_AP50"), "train_seconds": round(progress.elapsed, 1)}
     log.info("finished: best epoch %d (val %s %.4f) in %s", best["epoch"], settings.select_metric, best["score"],

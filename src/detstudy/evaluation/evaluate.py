@@ -48,9 +48,11 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
         raise ValueError(f"{test_split.annotations}: categories {dataset.categories.as_list()} differ from the "
                          f"ones {checkpoint} was trained on ({categories.as_list()}). "
                          "Fix: use splits of the same dataset (the dataset check compares them).")
-    amp = device_.type == "cuda" and bool(extra.get("train_settings", {}).get("amp", True))
+    trained_with = extra.get("train_settings", {})
+    amp = device_.type == "cuda" and bool(trained_with.get("amp", True))
+    amp_dtype = getattr(torch, trained_with.get("amp_dtype", "float16"))  # infer as the model was trained
     log.info("predicting %d test images on %s", len(dataset), device_)
-    detections = predict_dataset(adapter, dataset, device_, batch_size, amp=amp)
+    detections = predict_dataset(adapter, dataset, device_, batch_size, amp=amp, amp_dtype=amp_dtype)
     coco = coco_evaluate(dataset.coco, detections)
     confusion = confusion_matrix(dataset.coco, detections, score_threshold=score_threshold,
                                  iou_threshold=iou_threshold)
@@ -68,7 +70,7 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
             "configured": operating_point(dataset.coco, detections, score_threshold, iou_threshold),
         },
         "params": adapter.parameter_count(),
-        "speed": measure_latency(adapter, dataset, device_, images=latency_images, amp=amp),
+        "speed": measure_latency(adapter, dataset, device_, images=latency_images, amp=amp, amp_dtype=amp_dtype),
         "training": _training_summary(history, extra),
         "detections": len(detections),
         "pr_curves": coco["pr_curves"],

@@ -17,13 +17,13 @@ def _as_float(image: torch.Tensor, device: torch.device) -> torch.Tensor:
 
 @torch.no_grad()
 def predict_dataset(adapter: DetectorAdapter, dataset: CocoDetection, device: torch.device,
-                    batch_size: int = 4, amp: bool = False) -> list[dict]:
+                    batch_size: int = 4, amp: bool = False, amp_dtype: torch.dtype = torch.float16) -> list[dict]:
     """Detections for every image, in COCO results format with the dataset's own category ids."""
     adapter.model.eval()
     loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
     detections: list[dict] = []
     for images, targets in loader:
-        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp and device.type == "cuda"):
             outputs = adapter.predict([_as_float(image, device) for image in images])
         for target, output in zip(targets, outputs):
             boxes = output["boxes"].float().cpu()
@@ -38,7 +38,8 @@ def predict_dataset(adapter: DetectorAdapter, dataset: CocoDetection, device: to
 
 @torch.no_grad()
 def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: torch.device,
-                    images: int = 20, warmup: int = 3, amp: bool = False) -> dict:
+                    images: int = 20, warmup: int = 3, amp: bool = False,
+                    amp_dtype: torch.dtype = torch.float16) -> dict:
     """Milliseconds per image at batch size 1, end to end through the model's own pre/post-processing."""
     adapter.model.eval()
     count = min(images, len(dataset))
@@ -48,7 +49,7 @@ def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: to
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         start = time.perf_counter()
-        with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp and device.type == "cuda"):
             adapter.predict([image])
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -56,4 +57,5 @@ def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: to
             elapsed += time.perf_counter() - start
     return {"device": device.type if device.type == "cpu" else torch.cuda.get_device_name(device),
             "latency_ms_per_image": round(1000.0 * elapsed / max(count, 1), 2),
-            "images_timed": count, "batch_size": 1, "threads": torch.get_num_threads(), "amp": bool(amp and device.type == "cuda")}
+            "images_timed": count, "batch_size": 1, "threads": torch.get_num_threads(), "amp": bool(amp and device.type == "cuda"),
+            **({"amp_dtype": str(amp_dtype).removeprefix("torch.")} if amp and device.type == "cuda" else {})}
