@@ -1,5 +1,6 @@
-# Training: one rule per detector family (the ViT rule is the CNN rule for other models). Every hyperparameter reaches the job through
-# params, so editing it in the config reruns exactly the runs that use it.
+# Training: one rule per detector family (the ViT rule is the CNN rule routed to other
+# models). Every hyperparameter reaches the job through params, so editing it in the
+# config reruns exactly the runs that use it.
 
 
 rule train_cnn:

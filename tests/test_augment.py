@@ -10,14 +10,12 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from detstudy.data.augment import (DEIM_OFFICIAL, AugmentationSettings, BatchAugment, EpochWindows,
+from detstudy.data.augment import (DEIM_OFFICIAL, OPS, AugmentationSettings, BatchAugment, EpochWindows,
                                    TrainAugmentation, copy_blend, mixup)
 from detstudy.data.coco import SplitPaths
 from detstudy.data.dataset import CocoDetection
 from detstudy.data.synthetic import generate_dataset
 from detstudy.training import TrainSettings
-
-OPS = ["horizontal_flip", "vertical_flip", "photometric", "zoom_out", "iou_crop", "mosaic", "mixup", "copy_blend"]
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from detstudy.checkpoint import save_checkpoint
 from detstudy.data.coco import SplitPaths
-from detstudy.data.augment import AugmentationSettings, BatchAugment, EpochWindows, TrainAugmentation
+from detstudy.data.augment import OPS, AugmentationSettings, BatchAugment, EpochWindows, TrainAugmentation
 from detstudy.data.dataset import CocoDetection, collate
 from detstudy.ema import ModelEMA
 from detstudy.evaluation.inference import predict_dataset
@@ -33,7 +33,6 @@ from detstudy.io import write_csv
 from detstudy.models import build_detector
 
 log = logging.getLogger("detstudy.train")
-_OPS = ("horizontal_flip", "vertical_flip", "photometric", "zoom_out", "iou_crop", "mosaic", "mixup", "copy_blend")
 
 
 @dataclass
@@ -260,7 +259,7 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
              architecture, resolution, device_, f"AMP {settings.amp_dtype}" if use_amp else "fp32", settings.epochs, len(loader),
              f"{counts['total']:,}", f"{counts['trainable']:,}")
 
-    active = {k: v for k, v in vars(augmentation).items() if isinstance(v, float) and v > 0 and k in _OPS}
+    active = {op: getattr(augmentation, op) for op in OPS if getattr(augmentation, op) > 0}
     log.info("augmentation %s; policy ops from epoch %d, mosaic/mixup until %d, none from %d (0-based)",
              active or "off", *windows.as_tuple())
     ema = ModelEMA(adapter.model, settings.ema_decay, settings.ema_warmups) if settings.ema else None

@@ -104,6 +104,9 @@ class AugmentationSettings:
         return self.mixup > 0 or self.copy_blend > 0
 
 
+# Every op, by its probability's name in AugmentationSettings.
+OPS = ("horizontal_flip", "vertical_flip", "photometric", "zoom_out", "iou_crop", "mosaic", "mixup", "copy_blend")
+
 # The official DEIMv2 recipe (configs deimv2_dinov3_{s,m}_coco and their base dataloader).
 DEIM_OFFICIAL: dict[str, Any] = {
     "horizontal_flip": 0.5, "vertical_flip": 0.0, "photometric": 0.5, "zoom_out": 0.5, "zoom_out_max": 4.0,
