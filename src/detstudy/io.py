@@ -42,7 +42,7 @@ def read_json(path: str | os.PathLike) -> Any:
 
 
 def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], fieldnames: list[str] | None = None) -> None:
-    fieldnames = fieldnames or (list(rows[0]) if rows else [])
+    fieldnames = fieldnames or list(dict.fromkeys(key for row in rows for key in row))  # union, first-seen order
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as handle:
             writer = csv.DictWriter(handle, fieldnames=fieldnames)

@@ -16,21 +16,21 @@ import time
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from detstudy.checkpoint import save_checkpoint
-from detstudy.data.coco import SplitPaths
+from detstudy.checkpoint import load_checkpoint, save_checkpoint
+from detstudy.data.coco import CategoryMap, SplitPaths
 from detstudy.data.augment import OPS, AugmentationSettings, BatchAugment, EpochWindows, TrainAugmentation
 from detstudy.data.dataset import CocoDetection, collate
 from detstudy.ema import ModelEMA
 from detstudy.evaluation.inference import predict_dataset
 from detstudy.evaluation.metrics import coco_evaluate
 from detstudy.io import write_csv
-from detstudy.models import build_detector
+from detstudy.models import DetectorAdapter, build_detector
 
 log = logging.getLogger("detstudy.train")
 
@@ -65,6 +65,7 @@ class TrainSettings:
     eval_batch_size: int = 4
     select_metric: str = "AP"  # validation metric that picks the best checkpoint: AP | AP50
     val_interval: int = 1  # validate every N epochs and after the last one (MMDetection's val_interval)
+    early_stop_drop: float | None = None  # stop when the validation metric falls this far below its best
     augmentation: dict[str, Any] = field(default_factory=lambda: {"horizontal_flip": 0.5})  # AugmentationSettings
     log_every: int = 10
 
@@ -193,11 +194,21 @@ class Progress:
         return time.perf_counter() - self.started
 
 
+def freeze_frozen_norms(model: torch.nn.Module) -> None:
+    """Batch norms whose parameters are frozen keep their running statistics (eval mode), so a
+    frozen part of the detector stays exactly as it was (MMDetection's ``norm_eval``)."""
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in module.parameters()):
+            module.eval()
+
+
 def _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings: TrainSettings, device: torch.device,
                  use_amp: bool, epoch: int, progress: Progress, ema: ModelEMA | None = None,
                  ) -> tuple[dict[str, float], int]:
     """One pass over the training data; returns (per-image mean of each loss, images seen)."""
     adapter.model.train()
+    freeze_frozen_norms(adapter.model)
     started = time.perf_counter()
     sums: dict[str, float] = {}
     seen = 0
@@ -230,11 +241,36 @@ def _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings: TrainS
     return {key: value / max(seen, 1) for key, value in sorted(sums.items())}, seen
 
 
-def train(*, architecture: str, model_settings: dict[str, Any], train_settings: dict[str, Any],
-          train_split: SplitPaths, val_split: SplitPaths, resolution: int, seed: int,
-          checkpoint_path: str | Path, history_path: str | Path, device: str = "auto",
-          threads: int | None = None) -> dict[str, Any]:
-    """Train one (model, resolution, seed) cell; write the best checkpoint and the history CSV."""
+def _validate(evaluated, val_data, device: torch.device, settings: TrainSettings, use_amp: bool) -> dict:
+    detections = predict_dataset(evaluated, val_data, device, settings.eval_batch_size, amp=use_amp,
+                                 amp_dtype=getattr(torch, settings.amp_dtype))
+    return {k: v or 0.0 for k, v in coco_evaluate(val_data.coco, detections)["coco"].items()}
+
+
+def _start_from(path: str | Path, categories, resolution: int, device: torch.device):
+    """The detector of a finished run's checkpoint (fine-tuning), checked against this run."""
+    adapter, trained_on, _ = load_checkpoint(path, device)
+    if trained_on != categories:
+        raise ValueError(f"{path} was trained on categories {trained_on.as_list()}, the training split has "
+                         f"{categories.as_list()}. Fix: fine-tune on the dataset the checkpoint was trained on.")
+    if adapter.resolution != resolution:
+        raise ValueError(f"{path} was trained at {adapter.resolution} px, this run is at {resolution} px. "
+                         "Fix: start from the checkpoint of the same resolution.")
+    return adapter
+
+
+def train(*, architecture: str | None = None, model_settings: dict[str, Any] | None = None,
+          train_settings: dict[str, Any], train_split: SplitPaths, val_split: SplitPaths, resolution: int,
+          seed: int, checkpoint_path: str | Path, history_path: str | Path, device: str = "auto",
+          threads: int | None = None, start_from: str | Path | None = None,
+          prepare: Callable[[DetectorAdapter, CategoryMap], None] | None = None) -> dict[str, Any]:
+    """Train one (model, resolution, seed) cell; write the best checkpoint and the history CSV.
+
+    A new detector is built from ``architecture`` and ``model_settings``, or, to fine-tune,
+    loaded from the ``start_from`` checkpoint; ``prepare`` then adapts it (freezing, fusion).
+    A fine-tuning run validates its starting weights first (epoch 0): its best checkpoint is
+    never worse on validation than where it started, and early stopping counts from there.
+    """
     settings = TrainSettings.from_dict(train_settings)
     if threads:
         torch.set_num_threads(threads)
@@ -246,7 +282,12 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
     train_data = TrainAugmentation(CocoDetection(train_split), augmentation, windows)
     val_data = CocoDetection(val_split, categories=train_data.categories)
     batch_collate = BatchAugment(augmentation, windows) if augmentation.batch_level else None
-    adapter = build_detector(architecture, len(train_data.categories), resolution, model_settings).to(device_)
+    if start_from is not None:
+        adapter = _start_from(start_from, train_data.categories, resolution, device_)
+    else:
+        adapter = build_detector(architecture, len(train_data.categories), resolution, model_settings).to(device_)
+    if prepare is not None:
+        prepare(adapter, train_data.categories)
     loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True,
                         drop_last=len(train_data) > settings.batch_size, collate_fn=batch_collate or collate,
                         num_workers=settings.num_workers, generator=generator)
@@ -255,9 +296,10 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
     scheduler = _scheduler(settings, optimizer, total_iters)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and settings.amp_dtype == "float16")
     counts = adapter.parameter_count()
-    log.info("training %s at %d px on %s (%s) for %d epochs x %d iterations; %s parameters (%s trainable)",
-             architecture, resolution, device_, f"AMP {settings.amp_dtype}" if use_amp else "fp32", settings.epochs, len(loader),
-             f"{counts['total']:,}", f"{counts['trainable']:,}")
+    log.info("training %s at %d px on %s (%s) for %d epochs x %d iterations; %s parameters (%s trainable)%s",
+             adapter.architecture, resolution, device_, f"AMP {settings.amp_dtype}" if use_amp else "fp32",
+             settings.epochs, len(loader), f"{counts['total']:,}", f"{counts['trainable']:,}",
+             f", starting from {start_from}" if start_from else "")
 
     active = {op: getattr(augmentation, op) for op in OPS if getattr(augmentation, op) > 0}
     log.info("augmentation %s; policy ops from epoch %d, mosaic/mixup until %d, none from %d (0-based)",
@@ -270,6 +312,25 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
     progress = Progress(settings.epochs, total_iters, settings.log_every)
     history: list[dict[str, Any]] = []
     best = {"score": -math.inf, "epoch": 0}
+
+    def record(row: dict[str, Any]) -> bool:
+        """Append a history row; save the checkpoint when it is the best so far."""
+        history.append(row)
+        write_csv(history_path, history)  # every epoch, so a running job's curves can be inspected
+        score = row[f"val_{settings.select_metric}"]
+        if score is None or score <= best["score"]:
+            return False
+        best.update(score=score, epoch=row["epoch"], val_AP=row["val_AP"], val_AP50=row["val_AP50"])
+        save_checkpoint(checkpoint_path, evaluated, train_data.categories,
+                        extra={"epoch": row["epoch"], "seed": seed, "val_AP": row["val_AP"],
+                               "val_AP50": row["val_AP50"], "train_settings": train_settings,
+                               **({"start_from": str(start_from)} if start_from else {})})
+        return True
+
+    if start_from is not None:
+        coco = _validate(evaluated, val_data, device_, settings, use_amp)
+        record({"epoch": 0, "lr": optimizer.param_groups[0]["lr"], "val_AP": coco["AP"], "val_AP50": coco["AP50"]})
+        log.info("epoch 0 (start): val AP %.4f AP50 %.4f", coco["AP"], coco["AP50"])
     for epoch in range(1, settings.epochs + 1):
         epoch_start = time.perf_counter()
         for stage in (train_data, batch_collate):  # the policy's windows count 0-based epochs
@@ -279,29 +340,23 @@ def train(*, architecture: str, model_settings: dict[str, Any], train_settings: 
                                     epoch, progress, ema)
         train_seconds = time.perf_counter() - epoch_start
         validate = epoch % settings.val_interval == 0 or epoch == settings.epochs
-        coco = {"AP": None, "AP50": None}
-        if validate:
-            detections = predict_dataset(evaluated, val_data, device_, settings.eval_batch_size, amp=use_amp,
-                                         amp_dtype=getattr(torch, settings.amp_dtype))
-            coco = {k: v or 0.0 for k, v in coco_evaluate(val_data.coco, detections)["coco"].items()}
+        coco = _validate(evaluated, val_data, device_, settings, use_amp) if validate else {"AP": None, "AP50": None}
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **losses,
                "val_AP": coco["AP"], "val_AP50": coco["AP50"],  # empty in epochs without validation
                "seconds": round(time.perf_counter() - epoch_start, 2),
                "images_per_second": round(seen / train_seconds, 2)}
-        history.append(row)
-        write_csv(history_path, history)  # every epoch, so a running job's curves can be inspected
-        improved = validate and row[f"val_{settings.select_metric}"] > best["score"]
-        if improved:
-            best = {"score": row[f"val_{settings.select_metric}"], "epoch": epoch, "val_AP": row["val_AP"],
-                    "val_AP50": row["val_AP50"]}
-            save_checkpoint(checkpoint_path, evaluated, train_data.categories,
-                            extra={"epoch": epoch, "seed": seed, "val_AP": row["val_AP"], "val_AP50": row["val_AP50"],
-                                   "train_settings": train_settings})
+        improved = record(row)
         validation = (f"val AP {row['val_AP']:.4f} AP50 {row['val_AP50']:.4f}" if validate
                       else f"not validated (val_interval {settings.val_interval})")
         log.info("epoch %d/%d done: loss %.4f %s%s (%.1fs)", epoch, settings.epochs, row["loss"], validation,
                  " (best, saved)" if improved else "", row["seconds"])
-    summary = {"epochs": settings.epochs, "best_epoch": best["epoch"], "best_val_AP": best.get("val_AP"),
+        drop = settings.early_stop_drop
+        if validate and drop is not None and best["score"] - row[f"val_{settings.select_metric}"] > drop:
+            log.info("early stop: val %s %.4f is more than %.3f below the best %.4f (epoch %d)",
+                     settings.select_metric, row[f"val_{settings.select_metric}"], drop, best["score"],
+                     best["epoch"])
+            break
+    summary = {"epochs": history[-1]["epoch"], "best_epoch": best["epoch"], "best_val_AP": best.get("val_AP"),
                "best_val_AP50": best.get("val_AP50"), "train_seconds": round(progress.elapsed, 1)}
     log.info("finished: best epoch %d (val %s %.4f) in %s", best["epoch"], settings.select_metric, best["score"],
              _duration(summary["train_seconds"]))

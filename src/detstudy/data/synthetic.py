@@ -31,16 +31,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from detstudy.data.coco import SPLITS
+from detstudy.data.study_classes import CATEGORIES
 from detstudy.io import atomic_path, write_json
 
-CATEGORIES = [
-    {"id": 1, "name": "NORMAL"},
-    {"id": 2, "name": "DEFORMACIONES"},
-    {"id": 3, "name": "ROTURA_FRACTURA"},
-    {"id": 4, "name": "RAYONES_ARANAZOS"},
-    {"id": 5, "name": "PERFORACIONES"},
-    {"id": 6, "name": "CONTAMINACION"},
-]
 DEFAULT_SPLIT_SIZES = {"train": 160, "val": 32, "test": 64}
 MAX_IOU = 0.3  # placements overlapping an earlier box more than this are rejected
 MAX_CONTAINED = 0.4  # ... and so are those covering this fraction of a smaller box

@@ -21,6 +21,7 @@ from detstudy.evaluation.confusion import confusion_matrix
 from detstudy.evaluation.inference import measure_latency, predict_dataset
 from detstudy.evaluation.metrics import best_f1_operating_point, coco_evaluate, operating_point
 from detstudy.io import write_json
+from detstudy.multimodal.analysis import text_similarity
 from detstudy.training import resolve_device
 
 log = logging.getLogger("detstudy.evaluate")
@@ -29,10 +30,11 @@ log = logging.getLogger("detstudy.evaluate")
 def _training_summary(history_csv: str | Path, extra: dict[str, Any]) -> dict[str, Any]:
     with open(history_csv) as handle:
         rows = list(csv.DictReader(handle))
-    return {"epochs": len(rows), "select_metric": extra.get("train_settings", {}).get("select_metric", "AP"),
+    trained = [r for r in rows if r.get("seconds")]  # a fine-tuning run's epoch 0 only validates its start
+    return {"epochs": len(trained), "select_metric": extra.get("train_settings", {}).get("select_metric", "AP"),
             "best_epoch": extra.get("epoch"), "best_val_AP": extra.get("val_AP"),
             "best_val_AP50": extra.get("val_AP50"),
-            "train_seconds": round(sum(float(r["seconds"]) for r in rows), 1)}
+            "train_seconds": round(sum(float(r["seconds"]) for r in trained), 1)}
 
 
 def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_path, detections_path,
@@ -76,6 +78,9 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
         "pr_curves": coco["pr_curves"],
         "confusion": confusion,
     }
+    similarity = text_similarity(adapter, dataset, device_, iou_threshold, batch_size)
+    if similarity is not None:
+        metrics["text_similarity"] = similarity
     write_json(detections_path, detections, indent=None)
     write_json(metrics_path, metrics)
     log.info("test mAP %.4f AP50 %.4f AR@100 %.4f; %.1f ms/image", coco["coco"]["AP"], coco["coco"]["AP50"],

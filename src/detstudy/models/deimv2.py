@@ -98,14 +98,37 @@ class Deimv2Adapter(DetectorAdapter):
         return results
 
 
+    @torch.no_grad()
+    def query_text_similarity(self, images):
+        """Per image: the final decoder layer's boxes (xyxy, original pixels) and the cosine
+        similarity [queries, classes] of its query features with the class descriptions
+        (text-fused detectors only)."""
+        from detstudy.multimodal.fusion import text_fusion_of
+
+        fusion = text_fusion_of(self.model)
+        if fusion is None:
+            raise ValueError(f"{self.architecture} has no text fusion")
+        output = self.model(pixel_values=self._pixels(images))
+        similarity = fusion.similarity(output.last_hidden_state)
+        results = []
+        for image, boxes, scores in zip(images, output.pred_boxes, similarity):
+            height, width = image.shape[-2:]
+            xyxy = box_convert(boxes, "cxcywh", "xyxy") * boxes.new_tensor([width, height, width, height])
+            results.append((xyxy, scores))
+        return results
+
+
 def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weights: str | None = None,
                  backbone_weights: str | None = None, num_queries: int = 300, num_denoising: int = 100,
-                 focal_gamma: float = 1.5, max_detections: int = 100) -> Deimv2Adapter:
+                 focal_gamma: float = 1.5, max_detections: int = 100,
+                 text_fusion: dict | None = None) -> Deimv2Adapter:
     """A DEIMv2 variant for ``num_classes`` classes at ``resolution`` px (a multiple of 32).
 
     ``weights``: a transformers DEIMv2 checkpoint (hub id or local directory); its class
     heads are re-initialised for the dataset's classes. ``backbone_weights``: the official
     distilled DINOv3 file (``vitt_distill.pt`` for S, ``vittplus_distill.pt`` for M).
+    ``text_fusion`` (``{"dim", "temperature"}``): rebuild a text-fused detector from its
+    checkpoint (the class embeddings come with the state dict).
     """
     settings = {k: v for k, v in locals().items() if k not in {"architecture", "num_classes", "resolution"}}
     if resolution % 32:
@@ -123,4 +146,8 @@ def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weight
         model = Deimv2ForObjectDetection(config)
     if backbone_weights:
         load_official_backbone(model.model.conv_encoder.backbone, backbone_weights)
+    if text_fusion:
+        from detstudy.multimodal.fusion import attach_text_fusion
+
+        attach_text_fusion(model, torch.zeros(num_classes, text_fusion["dim"]), text_fusion["temperature"])
     return Deimv2Adapter(model, architecture, num_classes, resolution, settings)

@@ -1,0 +1,91 @@
+# The multimodal extension: class descriptions -> text embeddings (once) -> the phases and
+# controls, each fine-tuned from the best checkpoint of the run before it (see
+# src/detstudy/multimodal/chain.py), so retraining the vanilla model reruns the whole chain.
+
+
+rule text_embeddings:
+    input:
+        descriptions=MULTIMODAL["descriptions"] if MULTIMODAL else [],
+        annotations=split_annotations("train"),
+        check=dataset_check(),
+    output:
+        embeddings=text_embeddings(),
+        prompts=text_prompts(),
+    params:
+        encoder=MULTIMODAL["text_encoder"] if MULTIMODAL else {},
+        prompt=multimodal_prompt,
+    priority: 2  # seconds of work that can fail on a description: before hours of training
+    log:
+        f"{RESULTS}/logs/text_embeddings.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/text_embeddings.tsv"
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/text_embeddings.py"
+
+
+rule train_phase:
+    input:
+        start=phase_start,
+        embeddings=phase_embeddings,
+        train=split_annotations("train"),
+        val=split_annotations("val"),
+        check=dataset_check(),
+    output:
+        checkpoint=run_dir("best.pt"),
+        history=run_dir("history.csv"),
+    params:
+        train_settings=phase_train_settings,
+        temperature=(MULTIMODAL or {}).get("fusion", {}).get("temperature", 0.07),
+        shuffle_seed=(MULTIMODAL or {}).get("shuffle_seed", 0),
+        train_images=split_images("train"),
+        val_images=split_images("val"),
+        device=config["compute"]["device"],
+    wildcard_constraints:
+        model=name_pattern(multimodal_models()),
+        phase=name_pattern(phase_names()),
+    threads: config["compute"]["threads"]
+    priority: 1
+    resources:
+        gpu=gpu_slots(),
+    log:
+        run_log("train.log"),
+    benchmark:
+        run_benchmark("train.tsv")
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/train_phase.py"
+
+
+rule multimodal_figures:
+    input:
+        metrics=chain_metrics,
+    output:
+        similarity=report(
+            multimodal_dir("similarity.png"),
+            caption="../report/captions/text_similarity.rst",
+            category="Multimodal",
+            subcategory="{model} {resolution}px seed {seed}",
+            labels={"model": "{model}", "resolution": "{resolution}", "seed": "{seed}", "figure": "text similarity"},
+        ),
+        pair_confusion=report(
+            multimodal_dir("pair_confusion.png"),
+            caption="../report/captions/pair_confusion.rst",
+            category="Multimodal",
+            subcategory="{model} {resolution}px seed {seed}",
+            labels={"model": "{model}", "resolution": "{resolution}", "seed": "{seed}", "figure": "pair confusion"},
+        ),
+    params:
+        phases=["base"] + phase_names(),
+        pair=(MULTIMODAL or {}).get("confusion_pair", []),
+        style=config["figures"],
+    wildcard_constraints:
+        model=name_pattern(multimodal_models()),
+    log:
+        f"{RESULTS}/logs/multimodal/{{model}}/{{resolution}}px/seed{{seed}}/figures.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/multimodal_figures.py"

@@ -1,0 +1,18 @@
+# Encode the class descriptions once with the frozen text encoder of the config.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
+from detstudy.logs import log_to
+
+log_to(snakemake.log[0])
+from detstudy.multimodal.embeddings import build_class_embeddings
+
+build_class_embeddings(
+    descriptions=snakemake.input.descriptions,
+    annotations=snakemake.input.annotations,
+    encoder=snakemake.params.encoder,
+    prompt=snakemake.params.prompt,
+    embeddings_path=snakemake.output.embeddings,
+    prompts_path=snakemake.output.prompts,
+)

@@ -1,0 +1,31 @@
+# Fine-tune one multimodal phase (or control) from the best checkpoint of the run before it.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
+from detstudy.logs import log_to
+
+log_to(snakemake.log[0])
+from detstudy.data.coco import SplitPaths
+from detstudy.multimodal.chain import Phase
+from detstudy.multimodal.phases import PhaseSetup
+from detstudy.training import train
+
+train(
+    start_from=snakemake.input.start,
+    prepare=PhaseSetup(
+        Phase.parse(snakemake.wildcards.phase),
+        embeddings=snakemake.input.embeddings[0] if snakemake.input.embeddings else None,
+        temperature=snakemake.params.temperature,
+        shuffle_seed=snakemake.params.shuffle_seed,
+    ),
+    train_settings=snakemake.params.train_settings,
+    train_split=SplitPaths.of(snakemake.input.train, snakemake.params.train_images),
+    val_split=SplitPaths.of(snakemake.input.val, snakemake.params.val_images),
+    resolution=int(snakemake.wildcards.resolution),
+    seed=int(snakemake.wildcards.seed),
+    checkpoint_path=snakemake.output.checkpoint,
+    history_path=snakemake.output.history,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)

@@ -1,0 +1,1 @@
+"""The multimodal extension: class descriptions, text embeddings, text fusion, phases."""

@@ -1,0 +1,226 @@
+"""The multimodal extension: descriptions, the phase chain, the fusion and the phases' training."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from detstudy.checkpoint import load_checkpoint, save_checkpoint
+from detstudy.data.coco import CategoryMap, SplitPaths
+from detstudy.data.synthetic import generate_dataset
+from detstudy.models import build_detector
+from detstudy.multimodal.analysis import text_similarity
+from detstudy.multimodal.chain import Phase, chain_names
+from detstudy.multimodal.descriptions import DescriptionError, load_descriptions, prompts_for
+from detstudy.multimodal.fusion import derangement
+from detstudy.multimodal.phases import PhaseSetup
+from detstudy.training import train
+
+ROOT = Path(__file__).resolve().parents[1]
+STUDY_CLASSES = ["NORMAL", "DEFORMACIONES", "ROTURA_FRACTURA", "RAYONES_ARANAZOS", "PERFORACIONES", "CONTAMINACION"]
+CATEGORIES = CategoryMap(tuple(range(1, 7)), tuple(STUDY_CLASSES))
+VIT = {"num_queries": 20, "num_denoising": 10}
+
+
+# --- descriptions ---------------------------------------------------------------------------
+def test_default_descriptions_cover_the_study_classes():
+    descriptions = load_descriptions(ROOT / "config" / "class_descriptions.yaml")
+    prompts = prompts_for(descriptions, STUDY_CLASSES, "{name}: {description}. {contrast}. Keywords: {keywords}.")
+    assert len(prompts) == 6
+    assert prompts[2].startswith("ROTURA_FRACTURA: Deep crack or complete rupture")
+    assert "Keywords: scratch, scrape" in prompts[3]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("classes: {A: {description: x, keywords: [y]}}", "lacks ['contrast']"),
+    ("classes: {A: {description: '', keywords: [y], contrast: z}}", "classes.A.description must be a non-empty"),
+    ("classes: {A: {description: x, keywords: [], contrast: z, colour: red}}", "unknown keys ['colour']"),
+    ("nothing: here", "top-level `classes:`"),
+    ("classes: [unclosed", "not valid YAML"),
+])
+def test_bad_descriptions_name_the_file_and_the_item(tmp_path, text, message):
+    path = tmp_path / "descriptions.yaml"
+    path.write_text(text)
+    with pytest.raises(DescriptionError, match=re.escape(message)) as error:
+        load_descriptions(path)
+    assert str(path) in str(error.value)
+
+
+def test_a_class_without_description_and_a_bad_template_are_refused():
+    descriptions = load_descriptions(ROOT / "config" / "class_descriptions.yaml")
+    with pytest.raises(DescriptionError, match=r"no description for the dataset's categories \['DENT'\]"):
+        prompts_for(descriptions, ["NORMAL", "DENT"], "{description}")
+    with pytest.raises(DescriptionError, match=r"uses \['colour'\]"):
+        prompts_for(descriptions, ["NORMAL"], "{description} {colour}")
+
+
+# --- the chain ------------------------------------------------------------------------------
+def test_chain_order_and_what_each_phase_starts_from():
+    names = chain_names({"phase1": {}, "phase2": {}, "phase3": {}}, ["shuffled", "notext"])
+    assert names == ["phase2_notext", "phase3_notext", "phase1_shuffled", "phase2_shuffled", "phase3_shuffled",
+                     "phase1", "phase2", "phase3"]
+    starts = {name: Phase.parse(name).previous for name in names}
+    assert starts == {"phase2_notext": "base", "phase3_notext": "phase2_notext", "phase1_shuffled": "base",
+                      "phase2_shuffled": "phase1_shuffled", "phase3_shuffled": "phase2_shuffled",
+                      "phase1": "base", "phase2": "phase1", "phase3": "phase2"}
+    assert chain_names({"phase1": {}}, ["notext"]) == ["phase1"]  # phase 1 has no text-free counterpart
+
+
+def test_phase2_without_phase1_is_refused():
+    with pytest.raises(ValueError, match="phase2 without phase1"):
+        chain_names({"phase2": {}}, [])
+    with pytest.raises(ValueError, match="does not exist"):
+        Phase.parse("phase1_notext")
+
+
+def test_derangement_moves_every_class_and_is_seeded():
+    order = derangement(6, seed=3)
+    assert sorted(order) == list(range(6)) and all(i != j for i, j in enumerate(order))
+    assert derangement(6, seed=3) == order
+
+
+# --- fusion ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def vanilla(tmp_path_factory):
+    """A saved vanilla DEIMv2 checkpoint and a matching class-embeddings file."""
+    root = tmp_path_factory.mktemp("vanilla")
+    torch.manual_seed(0)
+    save_checkpoint(root / "best.pt", build_detector("deimv2_demo", 6, 64, VIT), CATEGORIES)
+    embeddings = torch.nn.functional.normalize(torch.randn(6, 24), dim=-1)
+    save_file({"embeddings": embeddings}, str(root / "embeddings.safetensors"),
+              metadata={"categories": json.dumps(STUDY_CLASSES), "encoder": "test"})
+    return root
+
+
+def fused(vanilla, phase="phase1"):
+    adapter, categories, _ = load_checkpoint(vanilla / "best.pt")
+    PhaseSetup(Phase.parse(phase), embeddings=vanilla / "embeddings.safetensors")(adapter, categories)
+    return adapter
+
+
+def images(count=2):
+    generator = torch.Generator().manual_seed(1)
+    return [torch.rand(3, 64, 64, generator=generator) for _ in range(count)]
+
+
+def test_phase1_starts_exactly_at_the_vanilla_detections(vanilla):
+    reference, _, _ = load_checkpoint(vanilla / "best.pt")
+    expected, got = reference.predict(images()), fused(vanilla).predict(images())
+    for a, b in zip(expected, got):
+        assert torch.equal(a["scores"], b["scores"]) and torch.equal(a["boxes"], b["boxes"])
+        assert torch.equal(a["labels"], b["labels"])
+
+
+def test_the_text_reaches_every_decoder_layers_logits(vanilla):
+    adapter = fused(vanilla)
+    model = adapter.model.train()
+    torch.manual_seed(0)
+    closed = model(pixel_values=adapter._pixels(images())).intermediate_logits
+    model.text_fusion.gate.data.fill_(0.5)
+    torch.manual_seed(0)
+    opened = model(pixel_values=adapter._pixels(images())).intermediate_logits
+    assert closed.shape[1] == opened.shape[1] >= 4  # the pre-layer head and every decoder layer
+    for layer in range(closed.shape[1]):
+        assert not torch.allclose(closed[:, layer], opened[:, layer])
+    model.eval()
+    assert not torch.equal(adapter.predict(images())[0]["scores"], fused(vanilla).predict(images())[0]["scores"])
+
+
+def test_the_shuffled_control_permutes_the_class_embeddings(vanilla):
+    real, shuffled = fused(vanilla).model.text_fusion, fused(vanilla, "phase1_shuffled").model.text_fusion
+    assert torch.equal(shuffled.class_embeddings, real.class_embeddings[derangement(6, 0)])
+
+
+def trainable(adapter):
+    return {name for name, p in adapter.model.named_parameters() if p.requires_grad}
+
+
+def test_requires_grad_in_each_phase(vanilla, tmp_path):
+    one = fused(vanilla, "phase1")
+    assert trainable(one) == {"text_fusion.projection.weight", "text_fusion.projection.bias",
+                              "text_fusion.logit_scale", "text_fusion.gate"}
+    save_checkpoint(tmp_path / "phase1.pt", one, CATEGORIES)
+
+    def from_phase1(phase):
+        adapter, categories, _ = load_checkpoint(tmp_path / "phase1.pt")
+        PhaseSetup(Phase.parse(phase))(adapter, categories)
+        return adapter
+
+    two = trainable(from_phase1("phase2")) - trainable(one)
+    assert two and all(n.startswith(("model.decoder.class_embed.", "model.decoder.lqe_layers.",
+                                     "model.enc_score_head.")) for n in two)
+    assert {"model.decoder.class_embed.0.weight", "model.enc_score_head.weight"} <= two
+    three = from_phase1("phase3")
+    names = {name for name, _ in three.model.named_parameters()}
+    frozen = names - trainable(three)
+    assert all(n.startswith("model.conv_encoder.backbone.") for n in frozen - {"model.decoder.reg_scale",
+                                                                                 "model.decoder.up"})
+    assert any(n.startswith("model.conv_encoder.backbone.") for n in frozen)
+    assert "model.decoder.layers.0.mlp.w12.weight" in trainable(three) or any(
+        n.startswith("model.decoder.layers.") for n in trainable(three))
+    notext, categories, _ = load_checkpoint(vanilla / "best.pt")
+    PhaseSetup(Phase.parse("phase2_notext"))(notext, categories)
+    assert trainable(notext) == two  # the same detector parameters as phase 2, without the fusion
+
+
+# --- training a phase -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    paths = generate_dataset(tmp_path_factory.mktemp("data"), seed=3, split_sizes={"train": 4, "val": 2, "test": 2},
+                             image_size=64)
+    return {split: SplitPaths.of(**p) for split, p in paths.items()}
+
+
+def train_phase(vanilla, splits, out, phase="phase1", **settings):
+    """Train a phase; returns (summary, the trained detector as it is after the last epoch)."""
+    setup, trained = PhaseSetup(Phase.parse(phase), embeddings=vanilla / "embeddings.safetensors"), {}
+
+    def prepare(adapter, categories):
+        setup(adapter, categories)
+        trained["adapter"] = adapter
+
+    summary = train(start_from=vanilla / "best.pt", prepare=prepare,
+                    train_settings={"epochs": 1, "batch_size": 2, "optimizer": "adamw", "lr": 1e-2,
+                                    "warmup_iters": 0, "lr_schedule": "constant", "log_every": 1, **settings},
+                    train_split=splits["train"], val_split=splits["val"], resolution=64, seed=0,
+                    checkpoint_path=out / "best.pt", history_path=out / "history.csv", device="cpu", threads=1)
+    return summary, trained["adapter"]
+
+
+def test_phase1_training_changes_only_the_fusion(vanilla, splits, tmp_path):
+    _, adapter = train_phase(vanilla, splits, tmp_path, epochs=2)
+    with open(tmp_path / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["epoch"] for row in rows] == ["0", "1", "2"] and rows[0]["loss"] == ""  # epoch 0: the start
+    start = torch.load(vanilla / "best.pt", weights_only=True)["state_dict"]
+    state = adapter.model.state_dict()
+    for key, value in start.items():  # the detector's weights and batch-norm statistics: untouched
+        assert torch.equal(state[key], value), key
+    fusion = adapter.model.text_fusion
+    assert fusion.gate.item() != 0.0  # the gate opened, and the projection learned through it
+    assert not torch.equal(fusion.projection.weight, fused(vanilla).model.text_fusion.projection.weight)
+    assert load_checkpoint(tmp_path / "best.pt")[2]["start_from"] == str(vanilla / "best.pt")
+
+
+def test_early_stop_when_validation_falls_below_the_best(vanilla, splits, tmp_path, caplog):
+    caplog.set_level("INFO", logger="detstudy.train")
+    summary, _ = train_phase(vanilla, splits, tmp_path, "phase3", epochs=4, lr=0.5, early_stop_drop=0.0)
+    assert summary["epochs"] < 4 and any("early stop" in r.message for r in caplog.records)
+
+
+def test_text_similarity_of_matched_queries(vanilla, splits):
+    from detstudy.data.dataset import CocoDetection
+
+    adapter = fused(vanilla)
+    result = text_similarity(adapter, CocoDetection(splits["test"]), torch.device("cpu"), iou_threshold=0.0)
+    assert result["classes"] == STUDY_CLASSES and len(result["matrix"]) == 6
+    assert sum(result["matched"]) > 0 and result["gate"] == 0.0 and result["temperature"] == pytest.approx(0.07)
+    assert all(-1.0 <= v <= 1.0 for row in result["matrix"] for v in row)
+    reference, _, _ = load_checkpoint(vanilla / "best.pt")
+    assert text_similarity(reference, CocoDetection(splits["test"]), torch.device("cpu")) is None

@@ -1,0 +1,115 @@
+"""The multimodal chain in the tiny workflow: targets, what starts from what, exact reruns, bad config."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import Workflow
+
+pytestmark = pytest.mark.workflow
+
+RUN = "results/runs/deimv2/64px/{}/seed0"
+CHAIN = ("phase2_notext", "phase1_shuffled", "phase2_shuffled", "phase1", "phase2")
+TEXT_RUNS = {"phase1_shuffled", "phase2_shuffled", "phase1", "phase2"}
+
+
+def test_the_chain_is_built(finished_workflow: Workflow):
+    root = finished_workflow.root
+    prompts = json.loads((root / "results/text/class_prompts.json").read_text())
+    assert prompts["encoder"]["dim"] == 384 and prompts["encoder"]["pooling"] == "mean"
+    assert prompts["categories"][2] == "ROTURA_FRACTURA" and prompts["prompts"][2].startswith("Deep crack")
+    for phase in CHAIN:
+        run = root / RUN.format(phase)
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["run"]["phase"] == phase and metrics["run"]["text"] == (phase in TEXT_RUNS)
+        assert metrics["run"]["family"] == ("multimodal" if phase in TEXT_RUNS else "vit")
+        assert ("text_similarity" in metrics) == (phase in TEXT_RUNS)
+        assert (run / "figures" / "training_curves.png").exists()
+        history = (run / "history.csv").read_text().splitlines()
+        assert history[1].startswith("0,") and len(history) == 3  # epoch 0 validates the start
+    for name in ("similarity.png", "pair_confusion.png"):
+        assert (root / "results/multimodal/deimv2/64px/seed0" / name).read_bytes()[:4] == b"\x89PNG"
+    assert "phase1" in (root / "results/report/tables/multimodal.tex").read_text()
+
+
+@pytest.mark.parametrize("phase, start", [("phase1", "base"), ("phase2", "phase1"), ("phase2_notext", "base"),
+                                          ("phase2_shuffled", "phase1_shuffled")])
+def test_each_phase_starts_from_the_previous_best_checkpoint(finished_workflow: Workflow, phase, start):
+    log = (finished_workflow.root / RUN.format(phase).replace("runs", "logs") / "train.log").read_text()
+    assert f"starting from {RUN.format(start)}/best.pt" in log
+
+
+def _planned(workflow: Workflow, edit) -> set[tuple[str, str, str]]:
+    original = workflow.config()
+    config = json.loads(json.dumps(original))
+    edit(config)
+    workflow.write_config(config)
+    try:
+        return workflow.planned_jobs(phases=True)
+    finally:
+        workflow.write_config(original)
+
+
+def _downstream(*phases):
+    jobs = {(rule, "deimv2", phase) for phase in phases for rule in ("train_phase", "evaluate", "run_figures")}
+    return jobs | {("multimodal_figures", "deimv2", ""), ("report", "", ""), ("all", "", "")}
+
+
+def test_edited_descriptions_rerun_the_embeddings_and_the_runs_with_text_only(finished_workflow: Workflow):
+    path = finished_workflow.root / "config/class_descriptions.yaml"
+    original = path.read_text()
+    path.write_text(original.replace("deep crack or complete rupture", "deep open crack or complete rupture"))
+    try:
+        jobs = finished_workflow.planned_jobs(phases=True)
+    finally:
+        path.write_text(original)
+    assert jobs == _downstream(*TEXT_RUNS) | {("text_embeddings", "", "")}
+
+
+def test_changed_text_encoder_reruns_the_same_jobs(finished_workflow: Workflow):
+    jobs = _planned(finished_workflow, lambda c: c["multimodal"]["text_encoder"].update(pooling="cls"))
+    assert jobs == _downstream(*TEXT_RUNS) | {("text_embeddings", "", "")}
+
+
+def test_changed_phase2_lr_reruns_the_phase2_runs_only(finished_workflow: Workflow):
+    jobs = _planned(finished_workflow, lambda c: c["multimodal"]["phases"]["phase2"].update(lr=1e-4))
+    assert jobs == _downstream("phase2", "phase2_notext", "phase2_shuffled")
+
+
+def test_phase3_extends_every_chain(finished_workflow: Workflow):
+    jobs = _planned(finished_workflow, lambda c: c["multimodal"]["phases"].update(phase3={"epochs": 1}))
+    assert {(rule, model, phase) for rule, model, phase in jobs if rule == "train_phase"} == {
+        ("train_phase", "deimv2", p) for p in ("phase3", "phase3_notext", "phase3_shuffled")}
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda c: c["multimodal"]["phases"].pop("phase1"), "multimodal.phases has phase2 without phase1"),
+        (lambda c: c["multimodal"].update(models=["frcnn_resnet18"]), "multimodal.models: 'frcnn_resnet18'"),
+        (lambda c: c["multimodal"].update(descriptions="config/missing.yaml"), "config/missing.yaml: class-descriptions file not found"),
+        (lambda c: c["multimodal"].update(confusion_pair=["ROTURA_FRACTURA", "CRACK"]), "confusion_pair: 'CRACK'"),
+        (lambda c: c["multimodal"].update(prompt="{description} {colour}"), "uses ['colour']"),
+        (lambda c: c["multimodal"]["text_encoder"].update(pooling="max"), "pooling"),
+        (lambda c: c["multimodal"].update(controls=["random"]), "controls"),
+    ],
+    ids=["phase2-without-phase1", "multimodal-cnn", "missing-descriptions", "unknown-pair-class", "bad-prompt",
+         "unknown-pooling", "unknown-control"],
+)
+def test_bad_multimodal_config_is_rejected(workflow: Workflow, edit, expected):
+    config = workflow.config()
+    edit(config)
+    workflow.write_config(config)
+    result = workflow.snakemake("-n", "--cores", "1", check=False)
+    assert result.returncode != 0 and expected in result.stdout + result.stderr
+
+
+def test_a_class_without_description_is_rejected_before_any_job(workflow: Workflow):
+    path = workflow.root / "config/class_descriptions.yaml"
+    text = path.read_text()
+    path.write_text(text[:text.index("  PERFORACIONES:")])
+    result = workflow.snakemake("-n", "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "no description for the dataset's categories ['PERFORACIONES', 'CONTAMINACION']" in result.stdout + result.stderr
