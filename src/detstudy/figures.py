@@ -1,4 +1,5 @@
-"""Thesis figures: training curves, per-class AP, PR curves, confusion matrices, prediction pictures.
+"""Thesis figures: training curves, per-class AP, PR curves, confusion matrices, prediction pictures,
+and the multimodal extension's cross-run figures (text similarity, the confusion of one class pair).
 
 Every function draws on its own :class:`matplotlib.figure.Figure` with the Agg canvas (no pyplot
 state, no global backend switch, safe in parallel jobs) and writes a PNG with
@@ -29,6 +30,8 @@ __all__ = [
     "plot_pr_curves",
     "plot_confusion_matrix",
     "plot_predictions",
+    "plot_text_similarity",
+    "plot_pair_confusion",
 ]
 
 #: Default figure style; pass ``style={...}`` to any function to override some keys.
@@ -36,6 +39,7 @@ STYLE: dict[str, Any] = {
     "dpi": 150,                 # PNG resolution
     "font_size": 10,            # base font size (titles +2, box labels -2)
     "cmap": "Blues",            # confusion-matrix colormap
+    "diverging_cmap": "RdBu_r", # signed values (text similarity): blue negative, red positive
     "palette": "tab10",         # qualitative colormap for classes / curves
     "gt_color": "#00c853",      # ground-truth boxes (green)
     "pred_color": "#ff5722",    # predicted boxes (red-orange)
@@ -392,4 +396,110 @@ def plot_predictions(gt: dict, detections: list[dict], images_dir: str | os.Path
         figure.legend(handles=handles, loc="outside lower center", ncols=2, frameon=False)
         if title:
             figure.suptitle(title)
+        _save(figure, out_png, st)
+
+
+# --------------------------------------------------------------------------------------------------
+# multimodal extension: text similarity and the confusion of one class pair across runs
+# --------------------------------------------------------------------------------------------------
+
+def plot_text_similarity(panels: list[tuple[str, dict]], out_png: str | os.PathLike, *, title: str | None = None,
+                         style: Mapping[str, Any] | None = None) -> None:
+    """One heatmap per text run: ``(label, metrics["text_similarity"])`` with rows the ground-truth class of
+    the test boxes' matched queries (and how many were matched), columns the class descriptions, cells the
+    mean cosine similarity. One diverging colour scale for all panels (symmetric about 0, so the colours
+    of two runs compare); the diagonal, where each class should be most similar to its own
+    description, is outlined.
+    """
+    st = _style(style)
+    matrices = [np.asarray([[math.nan if v is None else v for v in row] for row in sim["matrix"]], dtype=float)
+                for _, sim in panels]
+    finite = [np.abs(m[np.isfinite(m)]) for m in matrices]
+    limit = min(1.0, max([float(f.max()) for f in finite if f.size] + [1e-3]))
+    n_classes = max([len(sim["classes"]) for _, sim in panels] + [1])
+    cols = min(3, max(len(panels), 1))
+    rows = max(1, math.ceil(len(panels) / cols))
+    side = max(3.8, 0.7 * n_classes + 2.2)
+    with mpl.rc_context(_rc(st)):
+        figure = _figure(st, (side * cols + 1.2, side * rows))
+        axes = figure.subplots(rows, cols, squeeze=False).ravel()
+        for ax in axes[len(panels):]:
+            ax.set_axis_off()
+        if not panels:
+            axes[0].text(0.5, 0.5, "no run with text fusion", ha="center", va="center", transform=axes[0].transAxes)
+        image = None
+        for ax, (label, sim), values in zip(axes, panels, matrices):
+            names = [str(c) for c in sim["classes"]]
+            matched = sim.get("matched") or [None] * len(names)
+            image = ax.imshow(values, cmap=st["diverging_cmap"], vmin=-limit, vmax=limit, aspect="equal")
+            for i in range(values.shape[0]):
+                for j in range(values.shape[1]):
+                    value = values[i, j]
+                    dark = math.isfinite(value) and abs(value) > 0.6 * limit
+                    ax.text(j, i, "–" if not math.isfinite(value) else f"{value:.2f}", ha="center", va="center",
+                            fontsize=st["font_size"] - 2, color="white" if dark else "black",
+                            fontweight="bold" if i == j else "normal")
+                if i < values.shape[1]:
+                    ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.6))
+            ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
+            ax.set_yticks(range(len(names)), [f"{n} ({m if m is not None else '?'})" for n, m in zip(names, matched)])
+            ax.set_xlabel("class description")
+            ax.set_ylabel("ground-truth class (matched boxes)")
+            details = [f"{key} {sim[key]:.3g}" for key in ("gate", "temperature") if sim.get(key) is not None]
+            ax.set_title(label + (f"\n{', '.join(details)}" if details else ""))
+        if image is not None:
+            figure.colorbar(image, ax=list(axes[:len(panels)]), shrink=0.8, label="mean cosine similarity")
+        iou = next((sim.get("iou_threshold") for _, sim in panels if sim.get("iou_threshold") is not None), None)
+        figure.suptitle((title or "Query features vs class descriptions on the test set")
+                        + (f"\nqueries matched to test boxes at IoU ≥ {iou:.2f}" if iou is not None else ""))
+        _save(figure, out_png, st)
+
+
+def plot_pair_confusion(runs: list[tuple[str, dict]], pair: tuple[str, str], out_png: str | os.PathLike, *,
+                        title: str | None = None, style: Mapping[str, Any] | None = None) -> None:
+    """The confusion of one class pair (a, b) before and after: for each run ``(label, metrics)``, in the
+    given order, stacked bars of the test boxes of GT class a (left panel) and GT class b (right panel)
+    detected as the other class of the pair (hatched, on the baseline so the swaps compare directly),
+    as themselves, as another class, or missed (from ``metrics["confusion"]``).
+
+    Raises ValueError naming the classes and the config key when a pair class is not in a run's matrix.
+    """
+    from detstudy.report.tables import pair_confusion
+
+    st = _style(style)
+    counts = [pair_confusion(metrics["confusion"], pair) for _, metrics in runs]
+    a, b = (str(name) for name in pair)
+    colors = {a: "#1f77b4", b: "#ff7f0e", "other": "#9e9e9e", "missed": "#dcdcdc"}
+    legend = {a: f"detected as {a}", b: f"detected as {b}", "other": "detected as another class",
+              "missed": "missed (score or IoU too low)"}
+    x = np.arange(len(runs))
+    with mpl.rc_context(_rc(st)):
+        figure = _figure(st, (max(8.0, 1.3 * len(runs) + 3.0), 4.8))
+        axes = figure.subplots(1, 2, sharey=True)
+        for ax, gt in zip(axes, (a, b)):
+            swap = b if gt == a else a
+            bottom = np.zeros(len(runs))
+            for part in (swap, gt, "other", "missed"):
+                heights = np.array([c[gt][part] for c in counts], dtype=float)
+                bars = ax.bar(x, heights, 0.6, bottom=bottom, color=colors[part], edgecolor="black", lw=0.5,
+                              hatch="//" if part == swap else None)
+                for bar, height in zip(bars, heights):
+                    if height:
+                        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_y() + height / 2, f"{height:g}",
+                                ha="center", va="center", fontsize=st["font_size"] - 2)
+                bottom += heights
+            total = int(bottom.max()) if len(runs) else 0
+            ax.set_title(f"ground truth {gt} ({total} boxes)" if bottom.min() == bottom.max() else f"ground truth {gt}")
+            ax.set_xticks(x, [label for label, _ in runs], rotation=30 if len(runs) > 3 else 0,
+                          ha="right" if len(runs) > 3 else "center")
+            ax.grid(axis="y", alpha=0.3)
+        axes[0].set_ylabel("test boxes")
+        handles = [Patch(facecolor=colors[p], edgecolor="black", label=legend[p]) for p in (a, b, "other", "missed")]
+        handles.append(Patch(facecolor="white", edgecolor="black", hatch="//", label="hatched: swapped within the pair"))
+        figure.legend(handles=handles, loc="outside lower center", ncols=3, frameon=False)
+        confusion = runs[0][1]["confusion"] if runs else {}
+        details = [f"{name} ≥ {confusion[key]:.2f}" for key, name in (("score_threshold", "score"),
+                                                                      ("iou_threshold", "IoU"))
+                   if confusion.get(key) is not None]
+        figure.suptitle((title or f"{a} / {b} confusion per run") + (f"\n{', '.join(details)}" if details else ""))
         _save(figure, out_png, st)

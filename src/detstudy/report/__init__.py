@@ -7,8 +7,9 @@ statistics JSON and the per-run figures. Output:
 * ``index.html``: one self-contained page (figures embedded as ``data:`` URIs, inline CSS,
   no external assets, no JavaScript);
 * ``report.md``: the same tables in GitHub Markdown, figures linked relative to the file;
-* ``runs.tex`` and ``per_class_ap50.tex``: booktabs ``table`` environments to ``\\input``
-  into a thesis.
+* ``runs.tex``, ``per_class_ap50.tex`` and ``multimodal.tex`` (the phases and controls of the
+  multimodal extension against their vanilla run, or a LaTeX comment when there are none):
+  booktabs ``table`` environments to ``\\input`` into a thesis.
 
 The numbers are computed here (pandas); the layout lives in Jinja templates
 (``report/templates``) that only know about generic tables, so new models, phases or
@@ -30,6 +31,7 @@ from __future__ import annotations
 from detstudy.report.render import (
     DASH,
     FIGURE_KINDS,
+    MULTIMODAL_FIGURE_KINDS,
     _metric_table,
     fmt_number,
     latex_escape,
@@ -45,9 +47,14 @@ from detstudy.report.tables import (
     class_names,
     family_label,
     family_rank,
+    is_phase_run,
     load_runs,
+    multimodal_label,
+    multimodal_table,
     operating_points_table,
+    pair_confusion,
     per_class_table,
+    phase_label,
     run_label,
     runs_table,
 )
@@ -58,17 +65,23 @@ __all__ = [
     "FAMILY_ORDER",
     "FIGURE_KINDS",
     "GROUP_KEYS",
+    "MULTIMODAL_FIGURE_KINDS",
     "OPERATING_COLUMNS",
     "RUN_COLUMNS",
     "class_names",
     "family_label",
     "family_rank",
     "fmt_number",
+    "is_phase_run",
     "latex_escape",
     "load_runs",
     "markdown_escape",
+    "multimodal_label",
+    "multimodal_table",
     "operating_points_table",
+    "pair_confusion",
     "per_class_table",
+    "phase_label",
     "render_report",
     "run_label",
     "runs_table",

@@ -27,9 +27,13 @@ from detstudy.report.tables import (
     _isnan,
     _num,
     family_label,
+    is_phase_run,
     load_runs,
+    multimodal_table,
     operating_points_table,
+    pair_columns,
     per_class_table,
+    phase_label,
     run_label,
     runs_table,
 )
@@ -41,6 +45,12 @@ FIGURE_KINDS = {
     "pr_curves": "Precision–recall curves",
     "confusion_matrix": "Confusion matrix",
     "predictions": "Predictions",
+}
+
+#: The multimodal extension's cross-run figures (one pair per model, resolution and seed).
+MULTIMODAL_FIGURE_KINDS = {
+    "similarity": "Query features vs class descriptions",
+    "pair_confusion": "Class-pair confusion across runs",
 }
 
 DASH = "–"  # what a missing number (None / NaN) renders as
@@ -109,8 +119,21 @@ def _data_uri(path) -> str:
 # --------------------------------------------------------------------------------------
 # view models: generic tables the templates lay out (HTML, Markdown, LaTeX alike)
 # --------------------------------------------------------------------------------------
-def _cell(text, *, std=None, best=False, numeric=False) -> dict:
-    return {"text": str(text), "std": std, "best": bool(best), "numeric": bool(numeric)}
+def _cell(text, *, std=None, best=False, numeric=False, delta=None, delta_class="") -> dict:
+    # delta: the difference to a reference row, shown after the value; delta_class: "better" / "worse"
+    return {"text": str(text), "std": std, "best": bool(best), "numeric": bool(numeric),
+            "delta": delta, "delta_class": delta_class}
+
+
+def _value_cell(row, col: _Col, best: str | None = None) -> dict:
+    """A metric cell: the mean, its std when several seeds ran, bold when it is the column's best."""
+    value = row.get(col.key)
+    text = fmt_number(value, col.decimals)
+    std = None
+    std_value = row.get(f"{col.key}_std")
+    if col.show_std and not _isnan(value) and not _isnan(std_value) and row["n_seeds"] > 1:
+        std = fmt_number(std_value, col.decimals)
+    return _cell(text, std=std, best=(best == text and text != DASH), numeric=True)
 
 
 def _best_values(frame: pd.DataFrame, columns: list[_Col]) -> dict[str, str]:
@@ -142,15 +165,17 @@ def _key_columns(multi_seed: bool) -> list[dict]:
     return columns
 
 
-def _key_cells(row, multi_seed: bool) -> list[dict]:
-    resolution = row["resolution"]
+def _res_text(resolution) -> str:
     value = _num(resolution)
-    res_text = DASH if math.isnan(value) else str(int(value)) if value.is_integer() else str(resolution)
+    return DASH if math.isnan(value) else str(int(value)) if value.is_integer() else str(resolution)
+
+
+def _key_cells(row, multi_seed: bool) -> list[dict]:
     cells = [
         _cell(family_label(row["family"])),
         _cell(row["model"]),
-        _cell(res_text, numeric=True),
-        _cell(row["phase"]),
+        _cell(_res_text(row["resolution"]), numeric=True),
+        _cell(phase_label(row["phase"])),
     ]
     if multi_seed:
         cells.append(_cell(int(row["n_seeds"]), numeric=True))
@@ -168,14 +193,7 @@ def _metric_table(frame: pd.DataFrame, columns: list[_Col], *, caption: str, key
     previous_family = None
     for _, row in frame.iterrows():
         cells = _key_cells(row, multi_seed)
-        for col in columns:
-            value = row.get(col.key)
-            text = fmt_number(value, col.decimals)
-            std = None
-            std_value = row.get(f"{col.key}_std")
-            if col.show_std and not _isnan(value) and not _isnan(std_value) and row["n_seeds"] > 1:
-                std = fmt_number(std_value, col.decimals)
-            cells.append(_cell(text, std=std, best=(best.get(col.key) == text and text != DASH), numeric=True))
+        cells += [_value_cell(row, col, best.get(col.key)) for col in columns]
         family_start = row["family"] != previous_family
         rows.append({
             "cells": cells,
@@ -214,6 +232,88 @@ def _operating_view(frame: pd.DataFrame) -> dict:
     ]
     return _metric_table(frame, OPERATING_COLUMNS, key="operating_points",
                          caption="Operating points", group_headers=groups)
+
+
+def _delta(value, col: _Col) -> tuple[str | None, str]:
+    """The difference to the vanilla row as shown (``+0.034``) and whether it is an improvement."""
+    if _isnan(value):
+        return None, ""
+    text = f"{float(value):+.{col.decimals}f}"
+    if float(text) == 0:
+        return f"{0:+.{col.decimals}f}", ""  # no "-0.000": a change too small to show is no change
+    return text, "better" if (float(text) > 0) == (col.better == "max") else "worse"
+
+
+def _multimodal_columns(frame: pd.DataFrame) -> list[_Col]:
+    metric = frame.attrs.get("metric", "AP50")
+    columns = [_Col("mAP", "mAP", "mAP"), _Col("AP50", "AP50", r"AP$_{50}$")]
+    # per-class values without their std, as in the per-class table: the spread is in mAP and AP50
+    columns += [_Col(name, name, latex_escape(name), show_std=False, long=f"{metric} {name}")
+                for name in frame.attrs["classes"]]
+    pair = frame.attrs.get("pair")
+    if pair:
+        for key, (gt, predicted) in zip(pair_columns(pair), (pair, pair[::-1])):
+            # counts are whole numbers with one seed; a mean over seeds needs a decimal
+            decimals = 0 if all(float(v).is_integer() for v in frame[key].dropna()) else 1
+            columns.append(_Col(key, f"{gt} → {predicted}", rf"{latex_escape(gt)}$\to${latex_escape(predicted)}",
+                                decimals, "min", long=f"GT {gt} as {predicted}"))
+    return columns
+
+
+def _multimodal_view(frame: pd.DataFrame) -> dict:
+    """The phases/controls table: one group per (model, resolution), every value with its delta."""
+    multi_seed = bool(len(frame)) and int(frame["n_seeds"].max()) > 1
+    columns = _multimodal_columns(frame)
+    keys = [
+        {"label": "Model", "tex": "Model", "numeric": False},
+        {"label": "Res. (px)", "tex": "Res.", "numeric": True},
+        {"label": "Run", "tex": "Run", "numeric": False},
+    ] + ([{"label": "Seeds", "tex": "$n$", "numeric": True}] if multi_seed else [])
+    n_classes, n_pair = len(frame.attrs["classes"]), len(columns) - 2 - len(frame.attrs["classes"])
+    groups = [{"label": "", "span": len(keys) + 2}, {"label": f"per-class {frame.attrs.get('metric', 'AP50')}",
+                                                      "span": n_classes}]
+    if n_pair:
+        groups.append({"label": "swaps (test boxes)", "span": n_pair})
+    rows = []
+    previous = None
+    for _, row in frame.iterrows():
+        cells = [_cell(row["model"]), _cell(_res_text(row["resolution"]), numeric=True), _cell(row["phase_label"])]
+        if multi_seed:
+            cells.append(_cell(int(row["n_seeds"]), numeric=True))
+        for col in columns:
+            cell = _value_cell(row, col)
+            cell["delta"], cell["delta_class"] = _delta(row.get(f"{col.key}_delta"), col)
+            cells.append(cell)
+        group = (row["model"], row["resolution"])
+        rows.append({"cells": cells, "family_start": group != previous, "first_row": previous is None,
+                     "family": row["model"]})
+        previous = group
+    return {
+        "key": "multimodal",
+        "caption": "Multimodal extension",
+        "columns": keys + [{"label": c.label, "long": c.long, "tex": c.tex, "numeric": True} for c in columns],
+        "rows": rows,
+        "n_key_columns": len(keys),
+        "group_headers": groups,
+        "group_first_column": True,  # the model is written once per (model, resolution) group
+    }
+
+
+def _prompts_view(text_prompts_json) -> dict | None:
+    """The class prompts the text encoder embedded, and which encoder, from ``class_prompts.json``."""
+    if not text_prompts_json:
+        return None
+    record = read_json(text_prompts_json)
+    encoder = record.get("encoder") or {}
+    details = [f"{key} {encoder[key]}" for key in ("pooling", "dim") if encoder.get(key) is not None]
+    return {
+        "rows": [{"name": str(name), "prompt": " ".join(str(prompt).split())}  # one line in a table cell
+                 for name, prompt in zip(record.get("categories") or [], record.get("prompts") or [])],
+        "template": record.get("template"),
+        "encoder": encoder.get("model"),
+        "encoder_details": ", ".join(details),
+        "path": str(text_prompts_json),
+    }
 
 
 _SPLIT_ORDER = ("train", "val", "test")
@@ -388,6 +488,34 @@ def _default_templates_dir() -> Path:
     return Path(__file__).resolve().parents[3] / "report" / "templates"
 
 
+def _figure_item(kind: str, title: str, path, md_dir: Path) -> dict:
+    path = Path(path)
+    exists = path.is_file()
+    return {
+        "kind": kind,
+        "title": title,
+        "uri": _data_uri(path) if exists else None,
+        "missing": not exists,
+        "path": str(path),
+        "relpath": _relative_link(path, md_dir),
+    }
+
+
+def _without_uris(sections: list[dict]) -> list[dict]:
+    """Figure sections for the Markdown, which links the files and never uses the data URIs."""
+    return [dict(s, figures=[dict(f, uri=None) for f in s["figures"]]) for s in sections]
+
+
+def _multimodal_sections(figures: dict, md_dir: Path) -> list[dict]:
+    """One section per (model, resolution, seed) label with its two cross-run figures, in the given order."""
+    sections = []
+    for label, kinds in (figures or {}).items():
+        items = [_figure_item(kind, title, kinds[kind], md_dir)
+                 for kind, title in MULTIMODAL_FIGURE_KINDS.items() if (kinds or {}).get(kind)]
+        sections.append({"label": label, "id": "multimodal-" + _slug(label), "figures": items})
+    return sections
+
+
 def _figure_sections(figures: dict, runs: list[dict], md_dir: Path, summaries: dict) -> list[dict]:
     order = {run_label(run): i for i, run in enumerate(runs)}
     labels = sorted(figures or {}, key=lambda lab: (order.get(lab, len(order)), list(figures).index(lab)))
@@ -401,17 +529,8 @@ def _figure_sections(figures: dict, runs: list[dict], md_dir: Path, summaries: d
             path = kinds[kind]
             if path is None:
                 continue
-            path = Path(path)
             title = FIGURE_KINDS.get(kind, str(kind).replace("_", " ").capitalize())
-            exists = path.is_file()
-            items.append({
-                "kind": kind,
-                "title": title,
-                "uri": _data_uri(path) if exists else None,
-                "missing": not exists,
-                "path": str(path),
-                "relpath": _relative_link(path, md_dir),
-            })
+            items.append(_figure_item(kind, title, path, md_dir))
         anchor = "run-" + _slug(label)
         while anchor in used_ids:
             anchor += "-x"
@@ -449,16 +568,29 @@ def render_report(
     out_tables_dir,
     templates_dir=None,
     title: str = "Detector comparison",
+    multimodal_figures: dict[str, dict[str, str]] | None = None,
+    text_prompts_json=None,
+    confusion_pair: list[str] | None = None,
+    out_multimodal_tex=None,
 ) -> None:
-    """Render ``out_html`` (self-contained), ``out_md`` and ``out_tables_dir/{runs,per_class_ap50}.tex``.
+    """Render ``out_html`` (self-contained), ``out_md``, ``out_tables_dir/{runs,per_class_ap50}.tex``
+    and ``out_multimodal_tex`` (default ``out_tables_dir/multimodal.tex``).
 
     ``figures`` maps a run label (see :func:`run_label`) to ``{kind: image path}`` with kinds
     such as ``training_curves``, ``per_class_ap``, ``pr_curves``, ``confusion_matrix``,
-    ``predictions`` (any subset; other kinds are shown after these). Every output is
-    written atomically.
+    ``predictions`` (any subset; other kinds are shown after these).
+
+    The "Multimodal extension" section appears only when phase runs exist (see
+    :func:`detstudy.report.tables.multimodal_table`): ``multimodal_figures`` maps a label such as
+    ``deimv2_demo 192px seed 0`` (:func:`multimodal_label`) to ``{"similarity": png,
+    "pair_confusion": png}``, ``text_prompts_json`` is the ``class_prompts.json`` of the text
+    embeddings and ``confusion_pair`` the two classes whose swaps are counted. Without phase runs
+    the multimodal ``.tex`` still exists (a Snakemake output) and says so in a LaTeX comment.
+    Every output is written atomically.
     """
     templates_dir = Path(templates_dir) if templates_dir is not None else _default_templates_dir()
     out_html, out_md, out_tables_dir = Path(out_html), Path(out_md), Path(out_tables_dir)
+    out_multimodal_tex = Path(out_multimodal_tex) if out_multimodal_tex else out_tables_dir / "multimodal.tex"
     figures = figures or {}
 
     runs = load_runs(metrics_paths)
@@ -491,6 +623,14 @@ def render_report(
         }
 
     md_dir = out_md.parent
+    multimodal = None
+    if any(is_phase_run(run) for run in runs):
+        multimodal = {
+            "table": _multimodal_view(multimodal_table(runs, "AP50", confusion_pair or None)),
+            "pair": list(confusion_pair or []),
+            "prompts": _prompts_view(text_prompts_json),
+            "sections": _multimodal_sections(multimodal_figures, md_dir),
+        }
     context = {
         "title": title,
         "tables": tables,
@@ -503,6 +643,7 @@ def render_report(
         "statistics": stats_view,
         "sections": _figure_sections(figures, runs, md_dir, _run_summaries(runs)),
         "appendix": appendix,
+        "multimodal": multimodal,
         "dash": DASH,
     }
     html_env, md_env, tex_env = _environments(templates_dir)
@@ -512,11 +653,13 @@ def render_report(
 
     md_context = dict(context, statistics_figure=stats_figure(md_dir))
     # the Markdown needs no embedded images: drop the data URIs it would never use
-    md_context["sections"] = [
-        dict(s, figures=[dict(f, uri=None) for f in s["figures"]]) for s in context["sections"]
-    ]
+    md_context["sections"] = _without_uris(context["sections"])
+    if multimodal:
+        md_context["multimodal"] = dict(multimodal, sections=_without_uris(multimodal["sections"]))
     _write_text(out_md, md_env.get_template("report.md.j2").render(**md_context))
 
-    tex_context = {"tables": tables, "multi_seed": multi_seed, "data_line": data_line, "dash": DASH}
+    tex_context = {"tables": tables, "multi_seed": multi_seed, "data_line": data_line, "dash": DASH,
+                   "multimodal": multimodal}
     _write_text(out_tables_dir / "runs.tex", tex_env.get_template("runs_table.tex.j2").render(**tex_context))
     _write_text(out_tables_dir / "per_class_ap50.tex", tex_env.get_template("per_class_ap50.tex.j2").render(**tex_context))
+    _write_text(out_multimodal_tex, tex_env.get_template("multimodal.tex.j2").render(**tex_context))

@@ -270,3 +270,132 @@ def per_class_table(runs: list[dict], metric: str = "AP50") -> pd.DataFrame:
     table.attrs["classes"] = names
     table.attrs["metric"] = metric
     return table
+
+
+# --------------------------------------------------------------------------------------
+# the multimodal extension: phases, controls and the vanilla run they start from
+# --------------------------------------------------------------------------------------
+_PHASE_NAME = re.compile(r"phase(\d+)(?:_(\w+))?")
+_CONTROL_LABELS = {None: "", "shuffled": ", shuffled text", "notext": ", no text"}
+#: Row order within one (model, resolution): the baselines first, the real phases last.
+_CONTROL_RANK = {"notext": 1, "shuffled": 2, None: 3}
+
+
+def _phase_parts(phase) -> tuple[int, str | None] | None:
+    """(stage, control) of a phase name: ``base`` -> (0, None), ``phase2_notext`` -> (2, "notext");
+    None for anything else."""
+    if str(phase) == "base":
+        return 0, None
+    match = _PHASE_NAME.fullmatch(str(phase))
+    return (int(match.group(1)), match.group(2)) if match else None
+
+
+def phase_label(phase) -> str:
+    """A phase as a reader says it: ``base`` -> "vanilla", ``phase2_notext`` -> "phase 2, no text",
+    ``phase1_shuffled`` -> "phase 1, shuffled text", ``phase3`` -> "phase 3"; other names unchanged."""
+    parts = _phase_parts(phase)
+    if parts is None:
+        return str(phase)
+    stage, control = parts
+    if stage == 0:
+        return "vanilla"
+    return f"phase {stage}" + _CONTROL_LABELS.get(control, f", {control}")
+
+
+def _multimodal_rank(phase) -> tuple:
+    stage, control = _phase_parts(phase) or (0, "?")
+    return (0, 0) if stage == 0 else (_CONTROL_RANK.get(control, len(_CONTROL_RANK) + 1), stage)
+
+
+def is_phase_run(run: dict) -> bool:
+    """A fine-tuning phase or control of the multimodal extension (not the vanilla run)."""
+    parts = _phase_parts(run.get("run", run).get("phase", "base"))
+    return parts is not None and parts[0] >= 1
+
+
+def multimodal_label(run: dict) -> str:
+    """The label the cross-run multimodal figures of one (model, resolution, seed) are filed under,
+    e.g. ``deimv2_demo 192px seed 0`` (a metrics dict, its ``run`` block or the rule's params entry)."""
+    meta = run.get("run", run)
+    return f"{meta.get('model')} {meta.get('resolution')}px seed {meta.get('seed')}"
+
+
+def pair_confusion(confusion: dict, pair) -> dict[str, dict[str, int]]:
+    """For each ground-truth class of ``pair`` = (a, b): its test boxes detected as a, as b, as
+    another class (``other``) and not at all (``missed``), from a confusion matrix (rows GT)."""
+    labels = [str(label) for label in confusion["labels"]]
+    classes, background = labels[:-1], labels[-1]
+    pair = [str(name) for name in pair or []]
+    if len(pair) != 2 or pair[0] == pair[1]:
+        raise ValueError(f"confusion pair {pair}: needs two different class names. "
+                         "Fix: set multimodal.confusion_pair in the config to two of " + ", ".join(classes))
+    for name in pair:
+        if name not in classes:
+            raise ValueError(f"confusion pair class {name!r} is not a class of the confusion matrix "
+                             f"(classes: {', '.join(classes)}). Fix: set multimodal.confusion_pair in the "
+                             "config to two of these names.")
+    matrix = confusion["matrix"]
+    out = {}
+    for gt in pair:
+        row = [int(v) for v in matrix[labels.index(gt)]]
+        counts = {name: row[labels.index(name)] for name in pair}
+        counts["missed"] = row[labels.index(background)]
+        counts["other"] = sum(row) - sum(counts.values())
+        out[gt] = counts
+    return out
+
+
+def pair_columns(pair) -> list[str]:
+    """The two swap-count columns of :func:`multimodal_table`: ``a→b`` and ``b→a``."""
+    a, b = pair
+    return [f"{a}→{b}", f"{b}→{a}"]
+
+
+def multimodal_table(runs: list[dict], metric: str = "AP50", pair=None) -> pd.DataFrame:
+    """The phases and controls of every (model, resolution) with phase runs, next to their vanilla run.
+
+    Rows per (model, resolution): vanilla (``base``), the no-text controls, the shuffled-text
+    controls, then the phases (by stage, only those present); columns ``phase_label``,
+    ``n_seeds``, ``seeds``, then ``mAP``, ``AP50``, one column per class (``metric`` from
+    ``per_class``) and, with ``pair`` = (a, b), the swap counts ``a→b`` (GT a detected as b) and
+    ``b→a``; each as the mean over seeds with ``<col>_std`` (NaN with one seed) and
+    ``<col>_delta``: the mean minus the vanilla row's (NaN on the vanilla row and without one).
+    ``df.attrs``: ``classes``, ``metric``, ``pair``, ``values`` (the value columns in order).
+    """
+    groups = {(r["run"].get("model"), r["run"].get("resolution")) for r in runs if is_phase_run(r)}
+    chosen = [r for r in runs if (r["run"].get("model"), r["run"].get("resolution")) in groups
+              and _phase_parts(r["run"].get("phase", "base")) is not None]
+    names = class_names(chosen)
+    swaps = pair_columns(pair) if pair else []
+    values = ["mAP", "AP50"] + names + swaps
+    records = []
+    for run in chosen:
+        base = _flat_record(run)
+        record = {k: base[k] for k in GROUP_KEYS + ["seed", "mAP", "AP50"]}
+        # family differs along one chain (vanilla and no-text runs are "vit"): the phase identifies the row
+        record["family"] = ""
+        per_class = {str(c.get("name")): _num(c.get(metric)) for c in run.get("per_class") or []}
+        record.update({name: per_class.get(name, math.nan) for name in names})
+        if pair:
+            counts = pair_confusion(run["confusion"], pair) if run.get("confusion") else None
+            a, b = pair
+            record[swaps[0]] = counts[a][b] if counts else math.nan
+            record[swaps[1]] = counts[b][a] if counts else math.nan
+        records.append(record)
+    table = _aggregate(records, values, with_std=True)
+    if len(table):
+        order = sorted(range(len(table)), key=lambda i: (str(table.at[i, "model"]), _res_key(table.at[i, "resolution"]),
+                                                         _multimodal_rank(table.at[i, "phase"])))
+        table = table.iloc[order].reset_index(drop=True)
+    for column in values:
+        table[f"{column}_delta"] = math.nan
+    for i, row in table.iterrows():
+        vanilla = table[(table["model"] == row["model"]) & (table["resolution"] == row["resolution"])
+                        & (table["phase"] == "base")]
+        if row["phase"] != "base" and len(vanilla):
+            for column in values:
+                table.at[i, f"{column}_delta"] = row[column] - vanilla.iloc[0][column]
+    table.insert(table.columns.get_loc("phase") + 1, "phase_label", [phase_label(p) for p in table["phase"]])
+    table = table.drop(columns="family")
+    table.attrs.update(classes=names, metric=metric, pair=list(pair) if pair else None, values=values)
+    return table

@@ -1,0 +1,232 @@
+"""The multimodal extension in the report: phase table with deltas, cross-run figures, the section."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import runpy
+import sys
+import warnings
+
+import pytest
+from test_report import CLASSES, ROOT, TEMPLATES, TINY_PNG, _metrics
+
+from detstudy import report
+from detstudy.figures import plot_pair_confusion, plot_text_similarity
+from detstudy.run_figures import multimodal_figures
+
+PAIR = ["ROTURA_FRACTURA", "RAYONES_ARANAZOS"]
+# Written out of report order on purpose: the table orders vanilla, no text, shuffled, phases.
+PHASES = ["phase3", "phase1", "phase2_notext", "base", "phase1_shuffled", "phase2"]
+
+
+def _confusion(swap_ab: int, swap_ba: int) -> dict:
+    """GT rows, predicted columns, background last: 10 boxes per class, the pair swapping some."""
+    n = len(CLASSES)
+    matrix = [[0] * (n + 1) for _ in range(n + 1)]
+    for i in range(n):
+        matrix[i][i] = 9
+        matrix[i][n] = 1  # one missed box per class
+    a, b = CLASSES.index(PAIR[0]), CLASSES.index(PAIR[1])
+    matrix[a][a], matrix[a][b] = 9 - swap_ab, swap_ab
+    matrix[b][b], matrix[b][a] = 9 - swap_ba, swap_ba
+    matrix[b][0] = 1  # one RAYONES_ARANAZOS box detected as NORMAL: "other"
+    matrix[b][b] -= 1
+    return {"labels": CLASSES + ["background"], "matrix": matrix, "score_threshold": 0.3, "iou_threshold": 0.5}
+
+
+def _similarity() -> dict:
+    return {"classes": CLASSES, "matched": [5, 0, 7, 6], "gate": 0.1, "temperature": 0.07, "iou_threshold": 0.5,
+            "matrix": [[0.8 if i == j else -0.1 for j in range(len(CLASSES))] if i != 1 else [None] * len(CLASSES)
+                       for i in range(len(CLASSES))]}
+
+
+def _phase_run(phase: str, seed: int, *, resolution=256) -> dict:
+    """deimv2_s runs of one chain: AP50 rises 0.05 per stage from 0.60, controls a little less."""
+    stage = 0 if phase == "base" else int(phase[5])
+    control = phase.split("_")[1] if "_" in phase else None
+    text = stage > 0 and control != "notext"
+    ap50 = 0.60 + 0.05 * stage - (0.03 if control else 0.0) + 0.01 * seed
+    run = _metrics("deimv2_s", "multimodal" if text else "vit", seed, ap50, resolution=resolution, phase=phase,
+                   per_class_ap50=[0.9, 0.5, 0.3 + 0.1 * stage, 0.4])
+    run["run"].update(stage=stage, control=control, text=text)
+    run["confusion"] = _confusion(swap_ab=max(0, 4 - stage), swap_ba=3)
+    if text:
+        run["text_similarity"] = _similarity()
+    return run
+
+
+def _write(path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.fixture()
+def phase_paths(tmp_path):
+    runs = {f"{phase}_s{seed}": _phase_run(phase, seed) for phase in PHASES for seed in (0, 1)}
+    runs["frcnn"] = _metrics("frcnn_r18", "cnn", 0, 0.5)  # no phases: not in the multimodal table
+    runs["vit320"] = _metrics("deimv2_s", "vit", 0, 0.7, resolution=320)  # vanilla only: not either
+    return [_write(tmp_path / "runs" / name / "metrics.json", data) for name, data in runs.items()]
+
+
+# ---------------------------------------------------------------------------------------------- tables
+def test_phase_label():
+    assert [report.phase_label(p) for p in ("base", "phase1", "phase2_notext", "phase3_shuffled", "other")] == [
+        "vanilla", "phase 1", "phase 2, no text", "phase 3, shuffled text", "other"]
+
+
+def test_multimodal_table_rows_and_deltas(phase_paths):
+    table = report.multimodal_table(report.load_runs(phase_paths), pair=PAIR)
+    assert table["phase"].tolist() == ["base", "phase2_notext", "phase1_shuffled", "phase1", "phase2", "phase3"]
+    assert table["phase_label"].tolist()[:2] == ["vanilla", "phase 2, no text"]
+    assert set(table["resolution"]) == {256} and set(table["model"]) == {"deimv2_s"}
+    rows = table.set_index("phase")
+    assert rows.at["base", "AP50"] == pytest.approx(0.605)  # mean of seeds 0.60, 0.61
+    assert rows.at["base", "AP50_std"] == pytest.approx(math.sqrt(0.00005))
+    assert math.isnan(rows.at["base", "AP50_delta"])
+    assert rows.at["phase3", "AP50_delta"] == pytest.approx(0.15)
+    assert rows.at["phase2_notext", "AP50_delta"] == pytest.approx(0.07)
+    assert rows.at["phase3", "ROTURA_FRACTURA_delta"] == pytest.approx(0.3)
+    assert rows.at["phase3", "ROTURA_FRACTURA→RAYONES_ARANAZOS"] == 1
+    assert rows.at["phase3", "ROTURA_FRACTURA→RAYONES_ARANAZOS_delta"] == -3
+    assert rows.at["phase3", "RAYONES_ARANAZOS→ROTURA_FRACTURA_delta"] == 0
+    assert table.attrs["classes"] == CLASSES and table.attrs["pair"] == PAIR
+
+
+def test_multimodal_table_empty_without_phases(phase_paths):
+    runs = [r for r in report.load_runs(phase_paths) if not report.is_phase_run(r)]
+    assert report.multimodal_table(runs).empty
+
+
+def test_pair_confusion_counts_and_unknown_class():
+    counts = report.pair_confusion(_confusion(swap_ab=2, swap_ba=3), PAIR)
+    assert counts["ROTURA_FRACTURA"] == {"ROTURA_FRACTURA": 7, "RAYONES_ARANAZOS": 2, "missed": 1, "other": 0}
+    assert counts["RAYONES_ARANAZOS"] == {"RAYONES_ARANAZOS": 5, "ROTURA_FRACTURA": 3, "missed": 1, "other": 1}
+    with pytest.raises(ValueError, match=r"'FISURA'.*NORMAL, DEFORMACIONES.*multimodal\.confusion_pair"):
+        report.pair_confusion(_confusion(1, 1), ["FISURA", "RAYONES_ARANAZOS"])
+
+
+# ---------------------------------------------------------------------------------------------- figures
+def test_multimodal_figure_functions(tmp_path):
+    runs = [(report.phase_label(p), _phase_run(p, 0)) for p in ("base", "phase2_notext", "phase1")]
+    plot_text_similarity([("phase 1", _similarity()), ("phase 2", _similarity())], tmp_path / "sim.png",
+                         style={"dpi": 60})
+    plot_text_similarity([], tmp_path / "none.png", style={"dpi": 60})  # still a declared output
+    plot_pair_confusion(runs, tuple(PAIR), tmp_path / "pair.png", style={"dpi": 60})
+    for name in ("sim.png", "none.png", "pair.png"):
+        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="multimodal.confusion_pair"):
+        plot_pair_confusion(runs, ("ROTURA_FRACTURA", "FISURA"), tmp_path / "bad.png")
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_multimodal_figures_step(tmp_path):
+    phases = ["base", "phase2_notext", "phase1_shuffled", "phase1"]
+    paths = [str(_write(tmp_path / p / "metrics.json", _phase_run(p, 0))) for p in phases]
+    out = tmp_path / "multimodal"
+    multimodal_figures(metrics_paths=paths, phases=phases, pair=PAIR, similarity_png=out / "similarity.png",
+                       pair_confusion_png=out / "pair_confusion.png", style={"dpi": 60, "prediction_images": 4})
+    assert (out / "similarity.png").stat().st_size > 0 and (out / "pair_confusion.png").stat().st_size > 0
+    with pytest.raises(ValueError, match="one metrics.json per phase"):
+        multimodal_figures(metrics_paths=paths[:2], phases=phases, pair=PAIR, similarity_png=out / "s.png",
+                           pair_confusion_png=out / "p.png")
+
+
+# ---------------------------------------------------------------------------------------------- report
+@pytest.fixture()
+def prompts_json(tmp_path):
+    return _write(tmp_path / "text" / "class_prompts.json", {
+        "categories": CLASSES, "prompts": [f"a {c.lower()} | defect\non a plate" for c in CLASSES],
+        "template": "{description}. {contrast}.", "encoder": {"model": "tiny-clip", "pooling": "projection", "dim": 32}})
+
+
+def _render(paths, out, **kwargs):
+    report.render_report(metrics_paths=paths, figures={}, out_html=out / "index.html", out_md=out / "report.md",
+                         out_tables_dir=out / "tables", templates_dir=TEMPLATES, **kwargs)
+
+
+def test_report_multimodal_section(phase_paths, prompts_json, tmp_path):
+    figures_dir = tmp_path / "multimodal" / "deimv2_s" / "256px" / "seed0"
+    figures_dir.mkdir(parents=True)
+    for kind in report.MULTIMODAL_FIGURE_KINDS:
+        (figures_dir / f"{kind}.png").write_bytes(TINY_PNG)
+    label = report.multimodal_label({"model": "deimv2_s", "resolution": 256, "seed": 0})
+    assert label == "deimv2_s 256px seed 0"
+    out = tmp_path / "results" / "report"
+    _render(phase_paths, out, text_prompts_json=prompts_json, confusion_pair=PAIR,
+            multimodal_figures={label: {k: str(figures_dir / f"{k}.png") for k in report.MULTIMODAL_FIGURE_KINDS}})
+
+    html = (out / "index.html").read_text()
+    section = html[html.index('<section id="multimodal">'):html.index('<section id="appendix">')]
+    for text in ("Multimodal extension", "phase 2, no text", "phase 1, shuffled text", "vanilla",
+                 "0.605", "(+0.150)", 'class="delta better"', "ROTURA_FRACTURA → RAYONES_ARANAZOS", "(-3)",
+                 "tiny-clip", "projection", "a rotura_fractura | defect on a plate", label, "data:image/png;base64,"):
+        assert text in section, text
+    assert section.index("vanilla") < section.index("phase 2, no text") < section.index("phase 1, shuffled text")
+    assert "<tr><td class=\"txt\">frcnn_r18" not in section
+
+    md = (out / "report.md").read_text()
+    assert "## Multimodal extension" in md and "### Text prompts" in md
+    assert "| 0.655 ± 0.007 (+0.050) |" in md  # phase 1 AP50 over two seeds, vs vanilla
+    assert "a rotura\\_fractura \\| defect on a plate" not in md and "a rotura_fractura \\| defect on a plate" in md
+    assert "](../../multimodal/deimv2_s/256px/seed0/similarity.png)" in md
+
+    tex = (out / "tables" / "multimodal.tex").read_text()
+    for token in (r"\begin{table}", r"\label{tab:multimodal}", r"\toprule", r"\bottomrule", r"deimv2\_s",
+                  r"ROTURA\_FRACTURA$\to$RAYONES\_ARANAZOS", "(+0.150)", "phase 2, no text"):
+        assert token in tex, token
+    assert "→" not in tex and "–" not in tex
+    assert not [line for line in tex.split(r"\resizebox")[1].splitlines() if not line.strip()]  # no \par in a box
+
+
+def test_report_without_phase_runs(phase_paths, tmp_path):
+    paths = [p for p in phase_paths if "phase" not in p.parent.name]
+    out = tmp_path / "plain"
+    _render(paths, out, out_multimodal_tex=tmp_path / "elsewhere" / "mm.tex")
+    assert "Multimodal extension" not in (out / "index.html").read_text()
+    assert "Multimodal extension" not in (out / "report.md").read_text()
+    tex = (tmp_path / "elsewhere" / "mm.tex").read_text()
+    assert "No multimodal runs" in tex and all(line.startswith("%") for line in tex.splitlines() if line.strip())
+    assert not (out / "tables" / "multimodal.tex").exists()
+
+
+# ---------------------------------------------------------------------------------------------- script
+@pytest.fixture()
+def isolated_logging(monkeypatch):
+    """scripts/report.py sends stderr and logging to its log: put both back afterwards."""
+    monkeypatch.setattr(sys, "stderr", sys.stderr)
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    with warnings.catch_warnings():
+        yield
+    root.handlers[:], root.level = handlers, level
+    logging.captureWarnings(False)
+
+
+@pytest.mark.parametrize("with_multimodal", [True, False])
+def test_report_script(phase_paths, prompts_json, tmp_path, isolated_logging, with_multimodal):
+    from snakemake.iocontainers import Namedlist
+
+    out = tmp_path / "results" / "report"
+    inputs = {"metrics": [str(p) for p in phase_paths], "statistics": None, "statistics_figure": None,
+              "templates": [str(TEMPLATES / "index.html.j2")]}
+    params = {"title": "T", "runs": [], "figure_kinds": []}
+    outputs = {"html": str(out / "index.html"), "markdown": str(out / "report.md"),
+               "runs_table": str(out / "tables" / "runs.tex")}
+    if with_multimodal:
+        inputs.update(multimodal_figures=[], text_prompts=[str(prompts_json)])
+        params.update(multimodal=[{"model": "deimv2_s", "resolution": 256, "seed": 0,
+                                   "dir": str(tmp_path / "mm" / "deimv2_s" / "256px" / "seed0") + "/"}],
+                      confusion_pair=PAIR)
+        outputs["multimodal_table"] = str(out / "tables" / "mm.tex")
+    snakemake = type("Snakemake", (), {"input": Namedlist(fromdict=inputs), "params": Namedlist(fromdict=params),
+                                       "output": Namedlist(fromdict=outputs), "log": [str(tmp_path / "report.log")]})
+    runpy.run_path(str(ROOT / "scripts" / "report.py"), init_globals={"snakemake": snakemake})
+    html = (out / "index.html").read_text()
+    assert "Multimodal extension" in html
+    assert ("tiny-clip" in html) == with_multimodal
+    assert ("figure not found" in html) == with_multimodal  # the figures' folder from params.multimodal
+    tex = out / "tables" / ("mm.tex" if with_multimodal else "multimodal.tex")
+    assert r"\label{tab:multimodal}" in tex.read_text()
