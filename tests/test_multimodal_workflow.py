@@ -31,7 +31,8 @@ def test_the_chain_is_built(finished_workflow: Workflow):
         assert history[1].startswith("0,") and len(history) == 3  # epoch 0 validates the start
     for name in ("similarity.png", "pair_confusion.png"):
         assert (root / "results/multimodal/deimv2/64px/seed0" / name).read_bytes()[:4] == b"\x89PNG"
-    assert "phase1" in (root / "results/report/tables/multimodal.tex").read_text()
+    tex = (root / "results/report/tables/multimodal.tex").read_text()
+    assert "phase 1" in tex and "phase 2, no text" in tex and "shuffled" in tex
 
 
 @pytest.mark.parametrize("phase, start", [("phase1", "base"), ("phase2", "phase1"), ("phase2_notext", "base"),

@@ -268,8 +268,10 @@ def train(*, architecture: str | None = None, model_settings: dict[str, Any] | N
 
     A new detector is built from ``architecture`` and ``model_settings``, or, to fine-tune,
     loaded from the ``start_from`` checkpoint; ``prepare`` then adapts it (freezing, fusion).
-    A fine-tuning run validates its starting weights first (epoch 0): its best checkpoint is
-    never worse on validation than where it started, and early stopping counts from there.
+    A fine-tuning run validates its starting weights first (epoch 0 of the history, the
+    reference its curves start from). The start is not a candidate for the best checkpoint:
+    it was itself picked as the maximum of a noisy validation score, so it would win by
+    selection alone and a phase would hand on its input unchanged.
     """
     settings = TrainSettings.from_dict(train_settings)
     if threads:
@@ -313,12 +315,12 @@ def train(*, architecture: str | None = None, model_settings: dict[str, Any] | N
     history: list[dict[str, Any]] = []
     best = {"score": -math.inf, "epoch": 0}
 
-    def record(row: dict[str, Any]) -> bool:
+    def record(row: dict[str, Any], candidate: bool = True) -> bool:
         """Append a history row; save the checkpoint when it is the best so far."""
         history.append(row)
         write_csv(history_path, history)  # every epoch, so a running job's curves can be inspected
         score = row[f"val_{settings.select_metric}"]
-        if score is None or score <= best["score"]:
+        if not candidate or score is None or score <= best["score"]:
             return False
         best.update(score=score, epoch=row["epoch"], val_AP=row["val_AP"], val_AP50=row["val_AP50"])
         save_checkpoint(checkpoint_path, evaluated, train_data.categories,
@@ -329,7 +331,8 @@ def train(*, architecture: str | None = None, model_settings: dict[str, Any] | N
 
     if start_from is not None:
         coco = _validate(evaluated, val_data, device_, settings, use_amp)
-        record({"epoch": 0, "lr": optimizer.param_groups[0]["lr"], "val_AP": coco["AP"], "val_AP50": coco["AP50"]})
+        record({"epoch": 0, "lr": optimizer.param_groups[0]["lr"], "val_AP": coco["AP"], "val_AP50": coco["AP50"]},
+               candidate=False)
         log.info("epoch 0 (start): val AP %.4f AP50 %.4f", coco["AP"], coco["AP50"])
     for epoch in range(1, settings.epochs + 1):
         epoch_start = time.perf_counter()

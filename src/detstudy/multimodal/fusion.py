@@ -1,6 +1,6 @@
 """Text fusion on DEIMv2's decoder: class descriptions that change the class logits.
 
-Every decoder layer's class head becomes ``logits = W h + b + g * s * cos(P h, t_c)``:
+Every decoder layer's class head becomes ``logits = W h + b + g * s * (cos(P h, t_c) - mean_k cos(P h, t_k))``:
 the query feature ``h`` is projected into the text space (``P``), compared with each
 class's text embedding ``t_c`` by cosine similarity, scaled by a learnable inverse
 temperature ``s`` (CLIP's parametrisation, init 1/0.07) and added to the detector's own
@@ -37,9 +37,13 @@ class TextFusion(nn.Module):
         return projected @ self.class_embeddings.to(projected.dtype).T
 
     def forward(self, queries: torch.Tensor) -> torch.Tensor:
-        """The text term added to the class logits."""
+        """The text term added to the class logits, centred over the classes: the text can
+        only move a query's score from one class to another, not raise or lower all of them
+        (otherwise the fusion learns a global score bias, the cheapest way to lower the focal
+        loss on the many background queries, instead of telling classes apart)."""
         scale = self.logit_scale.clamp(max=MAX_LOGIT_SCALE).exp()
-        return self.gate * scale * self.similarity(queries)
+        similarity = self.similarity(queries)
+        return self.gate * scale * (similarity - similarity.mean(dim=-1, keepdim=True))
 
 
 class TextFusedLinear(nn.Linear):
