@@ -111,16 +111,24 @@ def check_multimodal():
                 "Fix: name a DEIMv2 model that the grid trains (its vanilla run starts phase 1)."
             )
     chain_names(MULTIMODAL["phases"], MULTIMODAL.get("controls", []))  # raises on phase2 without phase1
-    descriptions = load_descriptions(MULTIMODAL["descriptions"])
+    descriptions = load_descriptions(descriptions_file())
     names = dataset_class_names()
     if names is not None:
-        prompts_for(descriptions, names, multimodal_prompt(), source=MULTIMODAL["descriptions"])
+        prompts_for(descriptions, names, multimodal_prompt(), source=descriptions_file())
     for name in MULTIMODAL.get("confusion_pair") or []:
         if name not in (names or descriptions):
             raise ValueError(
                 f"config multimodal.confusion_pair: {name!r} is not a class of the dataset ({names or sorted(descriptions)}). "
                 "Fix: name two classes as spelled in the annotation files."
             )
+
+
+def descriptions_file():
+    """The class-descriptions file: a relative path is looked up in the working directory, then
+    in the workflow's own folder (where config/class_descriptions.yaml ships)."""
+    path = MULTIMODAL["descriptions"]
+    shipped = Path(workflow.basedir, path)
+    return str(shipped) if not os.path.exists(path) and shipped.is_file() else path
 
 
 def multimodal_prompt(wildcards=None):

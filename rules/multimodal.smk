@@ -5,7 +5,7 @@
 
 rule text_embeddings:
     input:
-        descriptions=MULTIMODAL["descriptions"] if MULTIMODAL else [],
+        descriptions=descriptions_file() if MULTIMODAL else [],
         annotations=split_annotations("train"),
         check=dataset_check(),
     output:

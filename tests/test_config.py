@@ -48,7 +48,7 @@ def test_thesis_config_merged_over_the_demo_equals_the_thesis_config():
     update_config(merged, thesis)
     for name in thesis["grid"]["models"]:
         assert merged["models"][name] == thesis["models"][name], name
-    for section in ("grid", "evaluation", "compute", "figures", "report"):
+    for section in ("grid", "multimodal", "evaluation", "compute", "figures", "report"):
         assert merged[section] == thesis[section], section
     assert merged["dataset"]["source"] == "coco" and merged["dataset"]["coco"] == thesis["dataset"]["coco"]
 
@@ -68,3 +68,13 @@ def test_thesis_vit_runs_use_the_official_deim_recipe():
         assert training["lr_schedule"] == "flat_cosine" and training["ema"] is True
     assert thesis["models"]["deimv2_s"]["model"]["backbone_weights"].endswith("vitt_distill.pt")
     assert thesis["models"]["deimv2_m"]["model"]["backbone_weights"].endswith("vittplus_distill.pt")
+
+
+def test_thesis_multimodal_phases_follow_the_study_plan():
+    multimodal = load("thesis.yaml")["multimodal"]
+    phases = multimodal["phases"]
+    assert [phases[p]["epochs"] for p in ("phase1", "phase2", "phase3")] == [20, 20, 20]
+    assert [phases[p]["lr"] for p in ("phase1", "phase2", "phase3")] == [1e-4, 5e-5, 2e-5]
+    assert multimodal["training"]["early_stop_drop"] == 0.02 and multimodal["training"]["select_metric"] == "AP"
+    assert multimodal["text_encoder"]["model"] == "openai/clip-vit-base-patch32"
+    assert multimodal["confusion_pair"] == ["ROTURA_FRACTURA", "RAYONES_ARANAZOS"]

@@ -28,7 +28,7 @@ def _metrics(model, family, seed, ap50, *, resolution=256, phase="base", aps=0.1
     return {
         "run": {"model": model, "family": family, "architecture": f"{model}_arch",
                 "resolution": resolution, "phase": phase, "seed": seed},
-        "dataset": {"split": "test", "images": 64, "annotations": 131,
+        "dataset": {"split": "test", "images": 64, "annotations": "data/test.json", "boxes": 131,
                     "categories": [{"id": i + 1, "name": n} for i, n in enumerate(CLASSES)]},
         "coco": {"AP": ap50 / 2, "AP50": ap50, "AP75": ap50 / 3, "APs": aps, "APm": 0.35, "APl": 0.41,
                  "AR1": 0.3, "AR10": 0.42, "AR100": 0.44, "ARs": None if aps is None else 0.2,
@@ -167,6 +167,7 @@ def test_markdown(rendered):
     assert "**0.720**" in md
     assert "0.550 ± 0.071" in md
     assert "ROTURA_FRACTURA" in md
+    assert "test split, 64 images, 131 boxes" in md  # the box count, not the annotation file's path
     # figure links relative to the Markdown file's folder
     assert "](../../runs/frcnn_r18_s0/curves.png)" in md
     assert "](../../data/statistics.png)" in md

@@ -410,6 +410,12 @@ def _training_appendix(runs: list[dict]) -> list[dict]:
     return rows
 
 
+def _box_count(dataset: dict):
+    """Boxes of the evaluation split: ``boxes`` (``annotations`` is the JSON's path; older files held the count)."""
+    boxes = dataset.get("boxes", dataset.get("annotations"))
+    return boxes if isinstance(boxes, int) else None
+
+
 def _dataset_notes(runs: list[dict]) -> tuple[str, list[str]]:
     """One line describing the evaluation data, and warnings when runs disagree."""
     seen = {}
@@ -418,7 +424,7 @@ def _dataset_notes(runs: list[dict]) -> tuple[str, list[str]]:
         key = (
             dataset.get("split"),
             dataset.get("images"),
-            dataset.get("annotations"),
+            _box_count(dataset),
             tuple(str(c.get("name")) for c in dataset.get("categories") or []),
         )
         seen.setdefault(key, []).append(run_label(run))

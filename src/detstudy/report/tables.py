@@ -15,6 +15,7 @@ from typing import Iterable
 import pandas as pd
 
 from detstudy.io import read_json
+from detstudy.multimodal.chain import CONTROLS, Phase
 
 #: Families in the order the thesis compares them; any other family sorts after these.
 FAMILY_ORDER = ("cnn", "vit", "multimodal")
@@ -275,10 +276,9 @@ def per_class_table(runs: list[dict], metric: str = "AP50") -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 # the multimodal extension: phases, controls and the vanilla run they start from
 # --------------------------------------------------------------------------------------
-_PHASE_NAME = re.compile(r"phase(\d+)(?:_(\w+))?")
 _CONTROL_LABELS = {None: "", "shuffled": ", shuffled text", "notext": ", no text"}
-#: Row order within one (model, resolution): the baselines first, the real phases last.
-_CONTROL_RANK = {"notext": 1, "shuffled": 2, None: 3}
+#: Row order within one (model, resolution): vanilla, the controls (chain order), the real phases last.
+_CONTROL_RANK = {**{control: rank for rank, control in enumerate(CONTROLS, 1)}, None: len(CONTROLS) + 1}
 
 
 def _phase_parts(phase) -> tuple[int, str | None] | None:
@@ -286,8 +286,11 @@ def _phase_parts(phase) -> tuple[int, str | None] | None:
     None for anything else."""
     if str(phase) == "base":
         return 0, None
-    match = _PHASE_NAME.fullmatch(str(phase))
-    return (int(match.group(1)), match.group(2)) if match else None
+    try:
+        parsed = Phase.parse(str(phase))
+    except ValueError:
+        return None
+    return parsed.stage, parsed.control
 
 
 def phase_label(phase) -> str:
