@@ -338,6 +338,18 @@ def phase_embeddings(wildcards):
     return [text_embeddings()] if phase.uses_text and phase.stage == 1 else []
 
 
+def phase_fusion(wildcards):
+    """How the fusion is attached, for the runs that attach it (phase 1 with text): later
+    phases inherit it through their start checkpoint, and the no-text control never sees it."""
+    phase = Phase.parse(wildcards.phase)
+    if not (phase.uses_text and phase.stage == 1):
+        return {}
+    fusion = {"temperature": MULTIMODAL.get("fusion", {}).get("temperature", 0.07)}
+    if phase.control == "shuffled":
+        fusion["shuffle_seed"] = MULTIMODAL.get("shuffle_seed", 0)
+    return fusion
+
+
 def phase_train_settings(wildcards):
     """The settings shared by every phase, then the phase's own (epochs, lr, ...)."""
     phase = Phase.parse(wildcards.phase)

@@ -37,8 +37,7 @@ rule train_phase:
         history=run_dir("history.csv"),
     params:
         train_settings=phase_train_settings,
-        temperature=(MULTIMODAL or {}).get("fusion", {}).get("temperature", 0.07),
-        shuffle_seed=(MULTIMODAL or {}).get("shuffle_seed", 0),
+        fusion=phase_fusion,
         train_images=split_images("train"),
         val_images=split_images("val"),
         device=config["compute"]["device"],

@@ -16,8 +16,7 @@ train(
     prepare=PhaseSetup(
         Phase.parse(snakemake.wildcards.phase),
         embeddings=snakemake.input.embeddings[0] if snakemake.input.embeddings else None,
-        temperature=snakemake.params.temperature,
-        shuffle_seed=snakemake.params.shuffle_seed,
+        **snakemake.params.fusion,  # temperature, shuffle_seed: only where the fusion is attached
     ),
     train_settings=snakemake.params.train_settings,
     train_split=SplitPaths.of(snakemake.input.train, snakemake.params.train_images),

@@ -79,6 +79,13 @@ def test_changed_phase2_lr_reruns_the_phase2_runs_only(finished_workflow: Workfl
     assert jobs == _downstream("phase2", "phase2_notext", "phase2_shuffled")
 
 
+def test_fusion_settings_rerun_the_chains_that_attach_the_fusion(finished_workflow: Workflow):
+    jobs = _planned(finished_workflow, lambda c: c["multimodal"].setdefault("fusion", {}).update(temperature=0.05))
+    assert jobs == _downstream(*TEXT_RUNS)
+    jobs = _planned(finished_workflow, lambda c: c["multimodal"].update(shuffle_seed=1))
+    assert jobs == _downstream("phase1_shuffled", "phase2_shuffled")
+
+
 def test_phase3_extends_every_chain(finished_workflow: Workflow):
     jobs = _planned(finished_workflow, lambda c: c["multimodal"]["phases"].update(phase3={"epochs": 1}))
     assert {(rule, model, phase) for rule, model, phase in jobs if rule == "train_phase"} == {
