@@ -189,6 +189,11 @@ def run_log(name):
     return f"{RESULTS}/logs/{{model}}/{{resolution}}px/{{phase}}/seed{{seed}}/{name}"
 
 
+def run_state():
+    """A training job's resumable state: not a declared output, so Snakemake never deletes it."""
+    return f"{RESULTS}/state/{{model}}/{{resolution}}px/{{phase}}/seed{{seed}}"
+
+
 def run_benchmark(name):
     return f"{RESULTS}/benchmarks/{{model}}/{{resolution}}px/{{phase}}/seed{{seed}}/{name}"
 

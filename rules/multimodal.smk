@@ -41,6 +41,7 @@ rule train_phase:
         train_images=split_images("train"),
         val_images=split_images("val"),
         device=config["compute"]["device"],
+        state_dir=run_state(),
     wildcard_constraints:
         model=name_pattern(multimodal_models()),
         phase=name_pattern(phase_names()),

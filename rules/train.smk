@@ -18,6 +18,7 @@ rule train_cnn:
         train_images=split_images("train"),
         val_images=split_images("val"),
         device=config["compute"]["device"],
+        state_dir=run_state(),
     wildcard_constraints:
         model=name_pattern(family_models("cnn")),
         phase="base",

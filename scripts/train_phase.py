@@ -27,4 +27,5 @@ train(
     history_path=snakemake.output.history,
     device=snakemake.params.device,
     threads=snakemake.threads,
+    state_dir=snakemake.params.state_dir,  # resumes an interrupted job (snakemake --rerun-incomplete)
 )

@@ -31,6 +31,7 @@ from detstudy.evaluation.inference import predict_dataset
 from detstudy.evaluation.metrics import coco_evaluate
 from detstudy.io import write_csv
 from detstudy.models import DetectorAdapter, build_detector
+from detstudy.resume import TrainingState, file_digest, fingerprint, restore_rng, rng_state
 
 log = logging.getLogger("detstudy.train")
 
@@ -177,7 +178,7 @@ class Progress:
 
     def __init__(self, epochs: int, total_iters: int, every: int):
         self.epochs, self.total, self.every = epochs, total_iters, every
-        self.step = 0
+        self.step = self.first_step = 0
         self.started = time.perf_counter()
 
     def update(self, epoch: int, loss: float, lr: float, images_per_second: float) -> None:
@@ -187,7 +188,11 @@ class Progress:
         elapsed = time.perf_counter() - self.started
         log.info("epoch %d/%d step %d/%d loss %.4f lr %.2e %.1f img/s elapsed %s ETA %s", epoch, self.epochs,
                  self.step, self.total, loss, lr, images_per_second, _duration(elapsed),
-                 _duration(elapsed / self.step * (self.total - self.step)))
+                 _duration(elapsed / (self.step - self.first_step) * (self.total - self.step)))
+
+    def resume_at(self, step: int) -> None:
+        """Continue counting after ``step`` iterations of an earlier, interrupted job."""
+        self.step = self.first_step = step
 
     @property
     def elapsed(self) -> float:
@@ -263,7 +268,8 @@ def train(*, architecture: str | None = None, model_settings: dict[str, Any] | N
           train_settings: dict[str, Any], train_split: SplitPaths, val_split: SplitPaths, resolution: int,
           seed: int, checkpoint_path: str | Path, history_path: str | Path, device: str = "auto",
           threads: int | None = None, start_from: str | Path | None = None,
-          prepare: Callable[[DetectorAdapter, CategoryMap], None] | None = None) -> dict[str, Any]:
+          prepare: Callable[[DetectorAdapter, CategoryMap], None] | None = None,
+          state_dir: str | Path | None = None) -> dict[str, Any]:
     """Train one (model, resolution, seed) cell; write the best checkpoint and the history CSV.
 
     A new detector is built from ``architecture`` and ``model_settings``, or, to fine-tune,
@@ -272,6 +278,8 @@ def train(*, architecture: str | None = None, model_settings: dict[str, Any] | N
     reference its curves start from). The start is not a candidate for the best checkpoint:
     it was itself picked as the maximum of a noisy validation score, so it would win by
     selection alone and a phase would hand on its input unchanged.
+    With ``state_dir``, the full training state is kept there after every epoch and a rerun
+    of the same configuration resumes from it (``detstudy.resume``).
     """
     settings = TrainSettings.from_dict(train_settings)
     if threads:
@@ -327,14 +335,42 @@ def train(*, architecture: str | None = None, model_settings: dict[str, Any] | N
                         extra={"epoch": row["epoch"], "seed": seed, "val_AP": row["val_AP"],
                                "val_AP50": row["val_AP50"], "train_settings": train_settings,
                                **({"start_from": str(start_from)} if start_from else {})})
+        if resume is not None:
+            resume.keep_best(checkpoint_path)
         return True
 
-    if start_from is not None:
+    resume = None
+    if state_dir is not None:
+        resume = TrainingState(state_dir, fingerprint(
+            architecture=adapter.architecture, model_settings=adapter.settings, train_settings=train_settings,
+            resolution=resolution, seed=seed, start_from=file_digest(start_from) if start_from else None,
+            data=[file_digest(split.annotations) for split in (train_split, val_split)],
+            images=[str(split.images) for split in (train_split, val_split)]))
+    saved = resume.load() if resume is not None else None
+    first_epoch, stopped = 1, False
+    if saved is not None:
+        adapter.model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        scaler.load_state_dict(saved["scaler"])
+        if ema is not None:
+            ema.load_state_dict(saved["ema"])
+        history[:], stopped = saved["history"], saved["stopped"]
+        best.update(saved["best"])
+        restore_rng(saved["rng"], generator)
+        first_epoch = saved["epoch"] + 1
+        progress.resume_at((first_epoch - 1) * len(loader))
+        write_csv(history_path, history)
+        resume.restore_best(checkpoint_path)
+        log.info("resuming after epoch %d from %s (best epoch %d)", saved["epoch"], resume.state_path, best["epoch"])
+    elif start_from is not None:
         coco = _validate(evaluated, val_data, device_, settings, use_amp)
         record({"epoch": 0, "lr": optimizer.param_groups[0]["lr"], "val_AP": coco["AP"], "val_AP50": coco["AP50"]},
                candidate=False)
         log.info("epoch 0 (start): val AP %.4f AP50 %.4f", coco["AP"], coco["AP50"])
-    for epoch in range(1, settings.epochs + 1):
+    for epoch in range(first_epoch, settings.epochs + 1):
+        if stopped:
+            break
         epoch_start = time.perf_counter()
         for stage in (train_data, batch_collate):  # the policy's windows count 0-based epochs
             if stage is not None:
@@ -354,11 +390,18 @@ def train(*, architecture: str | None = None, model_settings: dict[str, Any] | N
         log.info("epoch %d/%d done: loss %.4f %s%s (%.1fs)", epoch, settings.epochs, row["loss"], validation,
                  " (best, saved)" if improved else "", row["seconds"])
         drop = settings.early_stop_drop
-        if validate and drop is not None and best["score"] - row[f"val_{settings.select_metric}"] > drop:
+        stopped = validate and drop is not None and best["score"] - row[f"val_{settings.select_metric}"] > drop
+        if stopped:
             log.info("early stop: val %s %.4f is more than %.3f below the best %.4f (epoch %d)",
                      settings.select_metric, row[f"val_{settings.select_metric}"], drop, best["score"],
                      best["epoch"])
-            break
+        if resume is not None:  # after validation: the validation loader draws from the same RNG
+            resume.save({"epoch": epoch, "stopped": stopped, "history": history, "best": dict(best),
+                         "model": adapter.model.state_dict(), "optimizer": optimizer.state_dict(),
+                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
+                         "ema": ema.state_dict() if ema is not None else None, "rng": rng_state(generator)})
+    if resume is not None:
+        resume.clear()
     summary = {"epochs": history[-1]["epoch"], "best_epoch": best["epoch"], "best_val_AP": best.get("val_AP"),
                "best_val_AP50": best.get("val_AP50"), "train_seconds": round(progress.elapsed, 1)}
     log.info("finished: best epoch %d (val %s %.4f) in %s", best["epoch"], settings.select_metric, best["score"],

@@ -1,0 +1,134 @@
+"""Resumable training: a job killed mid-run resumes from its last finished epoch and ends
+exactly where an uninterrupted run ends; a changed configuration discards the stale state."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from detstudy.data.synthetic import generate_dataset
+from detstudy.resume import TrainingState
+
+# DEIMv2 with EMA, gradient clipping and flat-cosine: every piece of state a resume must restore
+RUN = """
+import json, logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+from detstudy.data.coco import SplitPaths
+from detstudy.training import train
+args = json.loads(sys.argv[1])
+train(architecture="deimv2_demo", model_settings={"num_queries": 20, "num_denoising": 10},
+      train_settings=args["settings"], train_split=SplitPaths.of(**args["train"]),
+      val_split=SplitPaths.of(**args["val"]), resolution=64, seed=0, checkpoint_path=args["out"] + "/best.pt",
+      history_path=args["out"] + "/history.csv", device="cpu", threads=1, state_dir=args["out"] + "/state")
+"""
+SETTINGS = {"epochs": 6, "batch_size": 2, "optimizer": "adamw", "lr": 5e-4, "lr_schedule": "flat_cosine",
+            "warmup_iters": 2, "ema": True, "ema_warmups": 5, "grad_clip": 0.1, "log_every": 1,
+            "augmentation": {"horizontal_flip": 0.5, "vertical_flip": 0.5}}
+
+
+@pytest.fixture(scope="module")
+def splits(tmp_path_factory):
+    return generate_dataset(tmp_path_factory.mktemp("data"), seed=4, split_sizes={"train": 8, "val": 2, "test": 2},
+                            image_size=64)
+
+
+def start(splits, out, settings=SETTINGS) -> subprocess.Popen:
+    out.mkdir(parents=True, exist_ok=True)
+    args = json.dumps({"settings": settings, "train": splits["train"], "val": splits["val"], "out": str(out)})
+    return subprocess.Popen([sys.executable, "-c", RUN, args], stderr=open(out / "log.txt", "a"),
+                            env=dict(os.environ, PYTHONHASHSEED="0"))
+
+
+def finish(splits, out, settings=SETTINGS) -> None:
+    assert start(splits, out, settings).wait(timeout=600) == 0, (out / "log.txt").read_text()
+
+
+def kill_after_first_epoch(splits, out) -> None:
+    """SIGKILL the job in the middle of a later epoch, the first time its state exists."""
+    job = start(splits, out)
+    deadline = time.time() + 600
+    while not (out / "state" / "state.pt").exists():
+        assert job.poll() is None and time.time() < deadline, "the job ended before saving any state"
+        time.sleep(0.05)
+    time.sleep(0.5)  # into the next epoch
+    job.send_signal(signal.SIGKILL)
+    job.wait()
+    saved = torch.load(out / "state" / "state.pt", weights_only=True)
+    assert 1 <= saved["epoch"] < SETTINGS["epochs"], "killed too late to test anything"
+    for output in ("best.pt", "history.csv"):  # what Snakemake does with a failed job's outputs
+        (out / output).unlink(missing_ok=True)
+
+
+def test_a_killed_job_resumes_and_ends_exactly_like_an_uninterrupted_one(splits, tmp_path):
+    finish(splits, tmp_path / "straight")
+    kill_after_first_epoch(splits, tmp_path / "killed")
+    finish(splits, tmp_path / "killed")
+    log = (tmp_path / "killed" / "log.txt").read_text()
+    assert "resuming after epoch" in log
+    assert (tmp_path / "killed" / "history.csv").read_text().count("\n") == SETTINGS["epochs"] + 1
+    straight = torch.load(tmp_path / "straight" / "best.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "killed" / "best.pt", weights_only=True)
+    assert straight["extra"]["epoch"] == resumed["extra"]["epoch"]
+    for key, value in straight["state_dict"].items():
+        assert torch.equal(value, resumed["state_dict"][key]), key
+    strip = lambda text: [line.rsplit(",", 2)[0] for line in text.splitlines()]  # without the timings
+    assert strip((tmp_path / "straight" / "history.csv").read_text()) == strip(
+        (tmp_path / "killed" / "history.csv").read_text())
+    assert not (tmp_path / "killed" / "state").exists()  # removed once the run is complete
+
+
+def test_a_changed_configuration_discards_the_stale_state(splits, tmp_path):
+    kill_after_first_epoch(splits, tmp_path)
+    finish(splits, tmp_path, {**SETTINGS, "lr": 1e-3})
+    log = (tmp_path / "log.txt").read_text()
+    assert "written under another configuration" in log and "resuming after epoch" not in log
+
+
+def test_an_unreadable_state_is_discarded(tmp_path):
+    state = TrainingState(tmp_path / "state", "abc")
+    state.folder.mkdir()
+    state.state_path.write_bytes(b"half a file")
+    assert state.load() is None and not state.folder.exists()
+
+
+@pytest.mark.workflow
+def test_snakemake_rerun_incomplete_resumes_a_killed_training_job(tmp_path):
+    from conftest import copy_workflow
+
+    target = "results/runs/deimv2/64px/base/seed0/best.pt"
+    runs = {}
+    for name in ("straight", "killed"):
+        workflow = copy_workflow(tmp_path / name)
+        config = workflow.config()
+        config["models"]["deimv2"]["training"].update(epochs=4, augmentation={"horizontal_flip": 0.5})
+        workflow.write_config(config)
+        runs[name] = workflow
+    runs["straight"].snakemake(target, "--cores", "1")
+
+    killed = runs["killed"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONHASHSEED="0")
+    job = subprocess.Popen([sys.executable, "-m", "snakemake", target, "--cores", "1"], cwd=killed.root, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    state = killed.root / "results/state/deimv2/64px/base/seed0/state.pt"
+    deadline = time.time() + 600
+    while not state.exists():
+        assert job.poll() is None and time.time() < deadline, "the job ended before saving any state"
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)  # Snakemake and its job at once, as a power loss would
+    job.wait()
+    assert torch.load(state, weights_only=True)["epoch"] < 4
+
+    killed.snakemake("--unlock")  # the lock a killed Snakemake leaves behind
+    killed.snakemake(target, "--cores", "1", "--rerun-incomplete")
+    assert "resuming after epoch" in (killed.root / "results/logs/deimv2/64px/base/seed0/train.log").read_text()
+    straight = torch.load(runs["straight"].root / target, weights_only=True)["state_dict"]
+    resumed = torch.load(killed.root / target, weights_only=True)["state_dict"]
+    assert all(torch.equal(value, resumed[key]) for key, value in straight.items())
+    assert not state.parent.exists()
