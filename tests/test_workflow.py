@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -177,3 +178,54 @@ def test_broken_dataset_stops_before_training(workflow: Workflow, tmp_path):
     assert missing in log and "val.json" in log and "Fix:" in log
     assert not list((workflow.root / "results").glob("runs/*/*/*/*/best.pt"))
     assert not (workflow.root / "results/data/dataset_check.json").exists()
+
+
+def _planned_after(workflow: Workflow, edit) -> set[tuple[str, str]]:
+    original = workflow.config()
+    config = json.loads(json.dumps(original))
+    edit(config)
+    workflow.write_config(config)
+    try:
+        return workflow.planned_jobs()
+    finally:
+        workflow.write_config(original)
+
+
+def _every(rule: str) -> set[tuple[str, str]]:
+    return {(rule, model) for model in MODELS}
+
+
+def test_changed_score_threshold_reruns_evaluation_onward_without_retraining(finished_workflow: Workflow):
+    jobs = _planned_after(finished_workflow, lambda c: c["evaluation"].update(score_threshold=0.4))
+    assert jobs == _every("evaluate") | _every("run_figures") | {
+        ("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
+
+
+def test_changed_figure_style_reruns_figures_and_report_only(finished_workflow: Workflow):
+    jobs = _planned_after(finished_workflow, lambda c: c["figures"].update(dpi=61))
+    assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
+
+
+def test_edited_report_template_reruns_the_report_only(finished_workflow: Workflow):
+    template = finished_workflow.root / "report/templates/report.md.j2"
+    original = template.read_text()
+    template.write_text(original + "\n")
+    try:
+        assert finished_workflow.planned_jobs() == {("report", ""), ("all", "")}
+    finally:
+        template.write_text(original)
+
+
+def test_added_resolution_trains_only_the_new_cells(finished_workflow: Workflow):
+    original = finished_workflow.config()
+    config = json.loads(json.dumps(original))
+    config["grid"]["resolutions"] = [64, 96]
+    finished_workflow.write_config(config)
+    try:
+        output = finished_workflow.snakemake("-n", "--cores", "1").stdout
+    finally:
+        finished_workflow.write_config(original)
+    resolutions = set(re.findall(r"wildcards: .*?resolution=(\d+)", output))
+    assert resolutions == {"96"}  # nothing of the finished 64 px cells reruns
+    for rule in ("train_cnn", "train_vit", "train_phase", "multimodal_figures", "report"):
+        assert f"rule {rule}:" in output
