@@ -158,3 +158,27 @@ def test_backbone_gets_its_own_learning_rate_and_norms_no_decay():
     assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(p.requires_grad for p in adapter.model.parameters())
     # without backbone_lr: the two groups of before
     assert len(_optimizer(TrainSettings(), adapter.model, adapter.backbone_prefix).param_groups) == 2
+
+
+def test_gradient_accumulation_steps_the_optimizer_once_per_group(tiny_splits, tmp_path, monkeypatch):
+    steps = []
+    original = torch.optim.AdamW.step
+    monkeypatch.setattr(torch.optim.AdamW, "step", lambda self, *a, **k: steps.append(1) or original(self, *a, **k))
+    run(tiny_splits, tmp_path / "one", epochs=1, batch_size=1)
+    assert len(steps) == 4  # 4 training images
+    steps.clear()
+    run(tiny_splits, tmp_path / "three", epochs=1, batch_size=1, accumulate_steps=3)
+    assert len(steps) == 2  # batches [0, 1, 2] and the shorter last group [3]
+
+
+def test_out_of_memory_names_the_settings_to_change(tiny_splits, tmp_path, monkeypatch):
+    def exhausted(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr("detstudy.training._train_epoch", exhausted)
+    with pytest.raises(MemoryError) as error:
+        run(tiny_splits, tmp_path, batch_size=2, accumulate_steps=2)
+    message = str(error.value)
+    assert "Tried to allocate 2.00 GiB" in message and "batch size 2 (x2 accumulated = 4)" in message
+    for knob in ("batch_size", "accumulate_steps", "grid.resolutions", "amp: true"):
+        assert knob in message

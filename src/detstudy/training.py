@@ -68,6 +68,7 @@ class TrainSettings:
     val_interval: int = 1  # validate every N epochs and after the last one (MMDetection's val_interval)
     early_stop_drop: float | None = None  # stop when the validation metric falls this far below its best
     augmentation: dict[str, Any] = field(default_factory=lambda: {"horizontal_flip": 0.5})  # AugmentationSettings
+    accumulate_steps: int = 1  # gradient accumulation: one optimizer step per N batches (batch_size x N)
     log_every: int = 10
 
     @classmethod
@@ -216,8 +217,8 @@ def _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings: TrainS
     freeze_frozen_norms(adapter.model)
     started = time.perf_counter()
     sums: dict[str, float] = {}
-    seen = 0
-    for images, targets in loader:
+    seen, batches, accumulate = 0, len(loader), settings.accumulate_steps
+    for index, (images, targets) in enumerate(loader):
         images = [image.to(device).float().div_(255.0) for image in images]
         targets = [{"boxes": t["boxes"].as_subclass(torch.Tensor).to(device), "labels": t["labels"].to(device)}
                    for t in targets]
@@ -228,16 +229,18 @@ def _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings: TrainS
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, iteration {progress.step + 1}: "
                                      f"{ {k: float(v) for k, v in losses.items()} }. "
                                      "Fix: lower the learning rate or lengthen the warmup.")
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if settings.grad_clip:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(adapter.model.parameters(), settings.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        if ema is not None:
-            ema.update_parameters(adapter.model)
+        group_start = index - index % accumulate  # the epoch's last group may be shorter
+        scaler.scale(loss / min(accumulate, batches - group_start)).backward()
+        if (index + 1) % accumulate == 0 or index + 1 == batches:  # one optimizer step per group
+            if settings.grad_clip:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(adapter.model.parameters(), settings.grad_clip)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            scheduler.step()
+            if ema is not None:
+                ema.update_parameters(adapter.model)
         seen += len(images)
         for key, value in {**losses, "loss": loss}.items():
             sums[key] = sums.get(key, 0.0) + float(value.detach()) * len(images)
@@ -264,7 +267,27 @@ def _start_from(path: str | Path, categories, resolution: int, device: torch.dev
     return adapter
 
 
-def train(*, architecture: str | None = None, model_settings: dict[str, Any] | None = None,
+def out_of_memory_message(error: BaseException, settings: TrainSettings, resolution: int) -> str:
+    effective = settings.batch_size * settings.accumulate_steps
+    amp = f"AMP {settings.amp_dtype}" if settings.amp else "AMP off"
+    return (f"the GPU ran out of memory at {resolution} px with batch size {settings.batch_size} "
+            f"(x{settings.accumulate_steps} accumulated = {effective}), {amp}: {str(error).splitlines()[0]} "
+            f"Fix, in models.<name>.training (or multimodal.training): lower batch_size and raise "
+            f"accumulate_steps to keep the effective batch of {effective}; or train at a lower resolution "
+            f"(grid.resolutions); or set amp: true (amp_dtype: bfloat16 on Ampere or newer GPUs).")
+
+
+def train(**arguments) -> dict[str, Any]:
+    """:func:`train_run`, with a CUDA out-of-memory error turned into a message that names the
+    settings to change, instead of a bare CUDA traceback."""
+    try:
+        return train_run(**arguments)
+    except torch.cuda.OutOfMemoryError as error:
+        settings = TrainSettings.from_dict(arguments["train_settings"])
+        raise MemoryError(out_of_memory_message(error, settings, arguments["resolution"])) from None
+
+
+def train_run(*, architecture: str | None = None, model_settings: dict[str, Any] | None = None,
           train_settings: dict[str, Any], train_split: SplitPaths, val_split: SplitPaths, resolution: int,
           seed: int, checkpoint_path: str | Path, history_path: str | Path, device: str = "auto",
           threads: int | None = None, start_from: str | Path | None = None,
@@ -302,7 +325,7 @@ def train(*, architecture: str | None = None, model_settings: dict[str, Any] | N
                         drop_last=len(train_data) > settings.batch_size, collate_fn=batch_collate or collate,
                         num_workers=settings.num_workers, generator=generator)
     optimizer = _optimizer(settings, adapter.model, adapter.backbone_prefix)
-    total_iters = settings.epochs * len(loader)
+    total_iters = settings.epochs * math.ceil(len(loader) / settings.accumulate_steps)  # optimizer steps
     scheduler = _scheduler(settings, optimizer, total_iters)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and settings.amp_dtype == "float16")
     counts = adapter.parameter_count()
@@ -319,7 +342,7 @@ def train(*, architecture: str | None = None, model_settings: dict[str, Any] | N
     if ema is not None:
         evaluated = copy.copy(adapter)
         evaluated.model = ema.module
-    progress = Progress(settings.epochs, total_iters, settings.log_every)
+    progress = Progress(settings.epochs, settings.epochs * len(loader), settings.log_every)
     history: list[dict[str, Any]] = []
     best = {"score": -math.inf, "epoch": 0}
 
