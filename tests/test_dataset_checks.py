@@ -130,6 +130,21 @@ def test_duplicate_file_names_are_a_warning(tiny):
     assert any("file name" in w for w in report.warnings)
 
 
+@pytest.mark.parametrize("as_xyxy", [True, False])
+def test_boxes_written_as_xyxy_are_suspected(tmp_path, as_xyxy):
+    dataset = TinyDataset(tmp_path, n_images=12)
+    for i, annotation in enumerate(dataset.data["train"]["annotations"]):
+        x1, y1, x2, y2 = 2 + i % 5, 3 + i % 4, 14 + i % 7, 16 + i % 9  # corners, all inside the image
+        annotation["bbox"] = [x1, y1, x2, y2] if as_xyxy else [x1 + 10, y1 + 8, x2 - x1, y2 - y1]
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always", DatasetWarning)
+        report = check_dataset(dataset.write())
+    suspected = [w for w in report.warnings if "split 'train' look like [x1, y1, x2, y2]" in w]
+    assert bool(suspected) == as_xyxy  # a warning: the boxes are inside the images, nothing fails
+    if as_xyxy:
+        assert "train.json" in suspected[0] and "12 of 12 boxes" in suspected[0] and "Fix:" in suspected[0]
+
+
 @pytest.mark.parametrize("ids", [(3, 7, 12), (1, 2, 3), (0, 1, 2)])
 def test_non_contiguous_and_one_based_category_ids_pass(tiny, ids):
     categories = [{"id": i, "name": f"class_{i}"} for i in ids]

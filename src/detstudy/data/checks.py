@@ -16,6 +16,7 @@ Errors (training would fail or silently learn from wrong data):
 * an annotation whose image id or category id is unknown; duplicate image,
   annotation or category ids within a file; ids that are not integers;
 * categories (the set of ``(id, name)`` pairs) that differ between splits;
+* (warning) boxes that look like ``[x1, y1, x2, y2]`` written where COCO expects ``[x, y, w, h]``;
 * a split without images.
 
 Warnings (the data is usable; the report records them and they are also
@@ -267,6 +268,7 @@ def _check_split(name: str, paths: SplitPaths, *, check_images: bool,
     annotation_ids: set[int] = set()
     boxed_images: set[Any] = set()
     n_annotations = 0
+    corner_like = []  # boxes whose width and height exceed x and y: all of them if written as xyxy
     for position, annotation in enumerate(data["annotations"]):
         if not isinstance(annotation, dict):
             out.errors.append(f"{ann}: annotations[{position}] is {_fmt(annotation)}, not an object. "
@@ -300,6 +302,7 @@ def _check_split(name: str, paths: SplitPaths, *, check_images: bool,
             out.errors.append(f"{ann}: {where}: bbox {_fmt(bbox)} is not 4 finite numbers. {_BOX_FIX}")
             continue
         x, y, w, h = bbox
+        corner_like.append(w > x and h > y)
         if w <= 0 or h <= 0:
             which = " and ".join(part for part, v in (("width", w), ("height", h)) if v <= 0)
             out.errors.append(f"{ann}: {where}: box {_fmt(list(bbox))} has non-positive {which}. {_BOX_FIX}")
@@ -313,6 +316,12 @@ def _check_split(name: str, paths: SplitPaths, *, check_images: bool,
                     f"{ann}: {where}: box {_fmt(list(bbox))} (x {_num(x)}..{_num(x + w)}, y {_num(y)}..{_num(y + h)}) "
                     f"lies outside the {_num(width)}x{_num(height)} image (tolerance {_num(t)} px). {_BOX_FIX}")
     summary["n_annotations"] = n_annotations
+    if _looks_like_xyxy(corner_like):
+        out.warnings.append(
+            f"{ann}: the boxes of split '{name}' look like [x1, y1, x2, y2]: in {sum(corner_like)} of "
+            f"{len(corner_like)} boxes the width exceeds x and the height exceeds y, as when the corners are "
+            "written where COCO expects [x, y, width, height] (true of every box then, of few boxes otherwise). "
+            "Fix: if so, convert each bbox to [x1, y1, x2 - x1, y2 - y1].")
     empty = len(set(images_by_id) - boxed_images)
     summary["n_empty_images"] = empty
     if images_by_id and n_annotations == 0:
@@ -322,6 +331,12 @@ def _check_split(name: str, paths: SplitPaths, *, check_images: bool,
         out.warnings.append(f"{ann}: {empty} of {len(images_by_id)} image(s) of split '{name}' have no boxes; "
                             "they are used as background negatives.")
     return summary, categories
+
+
+def _looks_like_xyxy(corner_like: list[bool], min_boxes: int = 10, fraction: float = 0.9) -> bool:
+    """xyxy given as xywh makes "width" = x2 > x1 = x and "height" = y2 > y1 = y for every box;
+    real xywh boxes spread over the image satisfy both only near the top-left corner."""
+    return len(corner_like) >= min_boxes and sum(corner_like) >= fraction * len(corner_like)
 
 
 def _compare_categories(reference: tuple[str, str, dict[int, str]],
