@@ -292,6 +292,34 @@ def run_info(wildcards):
     }
 
 
+def run_config(wildcards):
+    """A run's resolved configuration, for its metrics' provenance record: only what reaches
+    the run, so recording it reruns nothing that its own settings would not."""
+    resolved = {
+        "dataset": config["dataset"],
+        "model": MODELS[wildcards.model],
+        "resolution": int(wildcards.resolution),
+        "seed": int(wildcards.seed),
+        "evaluation": config["evaluation"],
+        "device": config["compute"]["device"],
+    }
+    if wildcards.phase != "base":
+        phase = Phase.parse(wildcards.phase)
+        resolved["phase"] = {
+            "name": phase.name,
+            "starts_from": phase.previous,
+            "training": phase_train_settings(wildcards),
+            "fusion": phase_fusion(wildcards),
+        }
+        if phase.uses_text:
+            resolved["phase"]["text"] = {
+                "descriptions": MULTIMODAL["descriptions"],
+                "text_encoder": MULTIMODAL["text_encoder"],
+                "prompt": multimodal_prompt(),
+            }
+    return resolved
+
+
 def model_settings(wildcards):
     return dict(MODELS[wildcards.model].get("model") or {})
 

@@ -18,6 +18,8 @@ rule evaluate:
         batch_size=config["evaluation"]["batch_size"],
         latency_images=config["evaluation"]["latency_images"],
         device=config["compute"]["device"],
+        run_config=run_config,  # recorded in the metrics (provenance)
+        splits={s: {"annotations": split_annotations(s), "images": split_images(s)} for s in SPLITS},
     threads: config["compute"]["threads"]
     resources:
         gpu=gpu_slots(),

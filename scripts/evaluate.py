@@ -22,4 +22,6 @@ evaluate_checkpoint(
     latency_images=snakemake.params.latency_images,
     device=snakemake.params.device,
     threads=snakemake.threads,
+    run_config=snakemake.params.run_config,
+    splits={name: SplitPaths.of(**split) for name, split in snakemake.params.splits.items()},
 )

@@ -48,6 +48,11 @@ def test_metrics_json_has_the_common_protocol_fields(finished_workflow: Workflow
     assert metrics["params"]["total"] > 1_000_000
     assert metrics["speed"]["device"] == "cpu" and metrics["speed"]["latency_ms_per_image"] > 0
     assert metrics["training"]["epochs"] == 1
+    provenance = metrics["provenance"]
+    assert provenance["config"]["model"]["architecture"] == "fasterrcnn_resnet18_fpn"
+    assert provenance["config"]["resolution"] == 64 and provenance["config"]["evaluation"]["score_threshold"] == 0.3
+    assert set(provenance["dataset"]) == {"train", "val", "test"} and provenance["device"]["type"] == "cpu"
+    assert provenance["versions"]["torch"] and "git" in provenance
 
 
 def test_vit_run_uses_the_same_protocol(finished_workflow: Workflow):

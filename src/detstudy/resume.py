@@ -27,14 +27,6 @@ from detstudy.io import atomic_path
 log = logging.getLogger("detstudy.train")
 
 
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def fingerprint(**identity: Any) -> str:
     """A stable hash of what defines a run (settings, seed, resolution, input file digests)."""
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()

@@ -29,9 +29,9 @@ from detstudy.data.dataset import CocoDetection, collate
 from detstudy.ema import ModelEMA
 from detstudy.evaluation.inference import predict_dataset
 from detstudy.evaluation.metrics import coco_evaluate
-from detstudy.io import write_csv
 from detstudy.models import DetectorAdapter, build_detector
-from detstudy.resume import TrainingState, file_digest, fingerprint, restore_rng, rng_state
+from detstudy.io import file_digest, write_csv
+from detstudy.resume import TrainingState, fingerprint, restore_rng, rng_state
 
 log = logging.getLogger("detstudy.train")
 

@@ -22,6 +22,7 @@ from detstudy.evaluation.inference import measure_latency, predict_dataset
 from detstudy.evaluation.metrics import best_f1_operating_point, coco_evaluate, operating_point
 from detstudy.io import write_json
 from detstudy.multimodal.analysis import text_similarity
+from detstudy.provenance import collect
 from detstudy.training import resolve_device
 
 log = logging.getLogger("detstudy.evaluate")
@@ -40,7 +41,10 @@ def _training_summary(history_csv: str | Path, extra: dict[str, Any]) -> dict[st
 def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_path, detections_path,
                         run: dict[str, Any], score_threshold: float = 0.5, iou_threshold: float = 0.5,
                         batch_size: int = 4, latency_images: int = 50, device: str = "auto",
-                        threads: int | None = None) -> dict[str, Any]:
+                        threads: int | None = None, run_config: dict[str, Any] | None = None,
+                        splits: dict[str, SplitPaths] | None = None) -> dict[str, Any]:
+    """Evaluate one run; ``run_config`` (its resolved configuration) and ``splits`` (every
+    dataset split, for their checksums) go into the metrics' provenance record."""
     if threads:
         torch.set_num_threads(threads)
     device_ = resolve_device(device)
@@ -78,6 +82,8 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
         "pr_curves": coco["pr_curves"],
         "confusion": confusion,
     }
+    metrics["provenance"] = collect(run_config=run_config or {}, splits=splits or {"test": test_split},
+                                    device=device_)
     similarity = text_similarity(adapter, dataset, device_, iou_threshold, batch_size)
     if similarity is not None:
         metrics["text_similarity"] = similarity

@@ -1,0 +1,62 @@
+"""What produced a number: the run's resolved configuration, the code's git commit, the library
+versions, the device and a checksum of each dataset split, recorded in every metrics JSON."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from detstudy.data.coco import SplitPaths, load_coco_json
+from detstudy.io import file_digest
+
+PACKAGES = ("detstudy", "torch", "torchvision", "transformers", "snakemake", "pycocotools", "numpy")
+CODE_ROOT = Path(__file__).resolve().parents[2]  # the checkout: src/detstudy/ -> repository root
+
+
+def git_state(root: Path = CODE_ROOT) -> dict[str, Any] | None:
+    """Commit and dirty flag of the workflow's checkout; None outside a git checkout or without git."""
+    def git(*args: str) -> str:  # an argument list, never a shell string
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+
+    try:
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {"python": platform.python_version()}
+    for package in PACKAGES:
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def device_info(device: torch.device) -> dict[str, Any]:
+    if device.type == "cuda":
+        return {"type": "cuda", "name": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
+    return {"type": device.type, "name": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+
+
+def split_checksum(split: SplitPaths) -> dict[str, Any]:
+    """SHA-256 of the annotation file and of the split's images (in file-name order)."""
+    images = hashlib.sha256()
+    names = sorted(str(image["file_name"]) for image in load_coco_json(split.annotations)["images"])
+    for name in names:
+        images.update(name.encode() + b"\0" + file_digest(split.images / name).encode())
+    return {"annotations": str(split.annotations), "annotations_sha256": file_digest(split.annotations),
+            "images": len(names), "images_sha256": images.hexdigest()}
+
+
+def collect(*, run_config: dict[str, Any], splits: dict[str, SplitPaths], device: torch.device) -> dict[str, Any]:
+    return {"config": run_config, "git": git_state(), "versions": versions(), "device": device_info(device),
+            "dataset": {name: split_checksum(split) for name, split in splits.items()}}
