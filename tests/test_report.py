@@ -209,3 +209,108 @@ def test_render_without_optional_inputs(inputs, tmp_path):
                          figures={}, out_html=out / "index.html", out_md=out / "report.md",
                          out_tables_dir=out / "tables", templates_dir=TEMPLATES)
     assert (out / "index.html").exists() and (out / "tables" / "runs.tex").exists()
+
+
+# --------------------------------------------------------------------------------------
+# provenance appendix
+# --------------------------------------------------------------------------------------
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+SHA_TEST = "f" * 16 + "e" * 48
+
+
+def _provenance(run_meta, *, commit=COMMIT, dirty=False, test_sha=SHA_TEST, torch="2.14.1"):
+    return {
+        "config": {"dataset": {"name": "defects <v2> & more"}, "model": {"architecture": run_meta["architecture"]},
+                   "resolution": run_meta["resolution"], "seed": run_meta["seed"], "device": "cpu",
+                   "note": "a ``` fence and a </pre> inside"},
+        "git": None if commit is None else {"commit": commit, "dirty": dirty},
+        "versions": {"python": "3.11.7", "detstudy": "0.1.0", "torch": torch, "numpy": "2.4.6"},
+        "device": {"type": "cpu", "name": "x86_64", "threads": 1},
+        "dataset": {split: {"annotations": f"data/{split}.json", "annotations_sha256": sha, "images": 64,
+                            "images_sha256": "a" * 64}
+                    for split, sha in (("train", "b" * 64), ("val", "c" * 64), ("test", test_sha))},
+    }
+
+
+def _render_with_provenance(inputs, tmp_path, name, **overrides):
+    """Render the fixture's runs with a provenance block; ``overrides[run dir name]`` are _provenance kwargs."""
+    for path in inputs["paths"]:
+        data = json.loads(path.read_text())
+        data["provenance"] = _provenance(data["run"], **overrides.get(path.parent.name, {}))
+        path.write_text(json.dumps(data))
+    out = tmp_path / name
+    report.render_report(metrics_paths=inputs["paths"], figures={}, out_html=out / "index.html",
+                         out_md=out / "report.md", out_tables_dir=out / "tables", templates_dir=TEMPLATES)
+    return out
+
+
+def test_provenance_appendix(inputs, tmp_path):
+    out = _render_with_provenance(inputs, tmp_path, "prov", **{
+        name: {"dirty": True} for name in ("deimv2_s_s0", "frcnn_r18_s1", "frcnn_r18_s0", "deimv2_s_p1")})
+    html, md = (out / "index.html").read_text(), (out / "report.md").read_text()
+    label = report.run_label({"model": "frcnn_r18", "resolution": 256, "phase": "base", "seed": 0})
+    for text in (html, md):
+        assert "Appendix: provenance" in text and "not recorded" not in text
+        assert "uncommitted changes: the numbers may not be reproducible from this commit" in text
+        assert "different code" not in text and "different data" not in text
+        assert "2.14.1" in text and "numpy" in text and "x86_64" in text and "data/test.json" in text
+    assert '<a href="#provenance">' in html
+    # commit: 12 hex shown, the full one in the tooltip (HTML) or beside it (Markdown)
+    assert f'<code title="{COMMIT}">{COMMIT[:12]}</code>' in html
+    assert f"`{COMMIT[:12]}` (`{COMMIT}`)" in md
+    # checksums: 16 hex shown with the full one in the title (HTML), in a code span (Markdown)
+    assert f'<code title="{SHA_TEST}">{SHA_TEST[:16]}</code>' in html
+    assert f"`{SHA_TEST}`" in md
+    # the resolved configuration, one collapsed block per run, escaped
+    assert html.count("<details>") == 4 and f"<summary>{label}</summary>" in html
+    assert "defects &lt;v2&gt; &amp; more" in html and "&lt;/pre&gt;" in html
+    assert "defects <v2>" not in html
+    assert f"#### {label}" in md and "````json\n{" in md  # a fence longer than the ``` in the config
+    assert '"architecture": "frcnn_r18_arch"' in md
+    # nothing of it in the LaTeX tables
+    assert "provenance" not in (out / "tables" / "runs.tex").read_text().lower()
+
+
+def test_provenance_different_code_and_data(inputs, tmp_path):
+    other = "fedcba9876543210fedcba9876543210fedcba98"
+    out = _render_with_provenance(inputs, tmp_path, "mixed",
+                                  deimv2_s_s0={"commit": other, "test_sha": "9" * 64, "torch": "2.15.0"},
+                                  deimv2_s_p1={"commit": None})
+    html, md = (out / "index.html").read_text(), (out / "report.md").read_text()
+    vit = report.run_label({"model": "deimv2_s", "resolution": 256, "phase": "base", "seed": 0})
+    for text in (html, md):
+        assert "the runs come from different code" in text
+        assert "not a git checkout" in text
+        assert "different data in the test split" in text and "different data in the train split" not in text
+        assert "uncommitted changes: the numbers" not in text
+        assert "Set 2" in text and "2.15.0" in text
+    assert f'<code title="{other}">{other[:12]}</code>: {vit}' in html
+    assert f"`{other[:12]}` (`{other}`): {vit}" in md
+
+
+def test_provenance_grouping():
+    runs = [{"run": {"model": m, "resolution": 192, "phase": "base", "seed": s}, "provenance": {"git": g}}
+            for m, s, g in (("a", 0, {"commit": "1", "dirty": False}), ("b", 0, None),
+                            ("a", 1, {"dirty": False, "commit": "1"}))]
+    groups = report.render._distinct(runs, lambda run: run["provenance"]["git"])
+    assert [g["value"] for g in groups] == [{"commit": "1", "dirty": False}, None]
+    assert groups[0]["runs"] == ["a · 192 px · base · seed 0", "a · 192 px · base · seed 1"]
+
+
+def test_provenance_not_recorded(rendered):
+    html, md = (rendered / "index.html").read_text(), (rendered / "report.md").read_text()
+    for text in (html, md):
+        assert "Appendix: provenance" in text and "Provenance was not recorded" in text
+    assert '<a href="#provenance">' in html and "<details>" not in html
+
+
+def test_provenance_partly_recorded(inputs, tmp_path):
+    path = inputs["paths"][0]
+    data = json.loads(path.read_text())
+    data["provenance"] = _provenance(data["run"])
+    path.write_text(json.dumps(data))
+    out = tmp_path / "partial"
+    report.render_report(metrics_paths=inputs["paths"], figures={}, out_html=out / "index.html",
+                         out_md=out / "report.md", out_tables_dir=out / "tables", templates_dir=TEMPLATES)
+    md = (out / "report.md").read_text()
+    assert "provenance was not recorded for" in md and md.count("```json") == 1

@@ -9,6 +9,7 @@ templates in ``report/templates`` into ``index.html``, ``report.md`` and the LaT
 from __future__ import annotations
 
 import base64
+import json
 import math
 import mimetypes
 import os
@@ -94,6 +95,14 @@ def markdown_escape(text) -> str:
     for ch, rep in (("\\", "\\\\"), ("|", "\\|"), ("*", "\\*"), ("`", "\\`"), ("<", "&lt;"), (">", "&gt;")):
         text = text.replace(ch, rep)
     return text
+
+
+def markdown_code(text) -> str:
+    """``text`` as a Markdown code span for a table cell: backticks in it get a longer fence, ``|`` is escaped."""
+    text = str(text).replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _slug(text: str) -> str:
@@ -456,6 +465,102 @@ def _dataset_notes(runs: list[dict]) -> tuple[str, list[str]]:
 
 
 # --------------------------------------------------------------------------------------
+# provenance appendix: what produced the numbers (metrics' ``provenance`` block)
+# --------------------------------------------------------------------------------------
+def _distinct(runs: list[dict], value) -> list[dict]:
+    """Runs grouped by ``value(run)``, first-seen order: ``[{"value": v, "runs": [run label, ...]}]``."""
+    groups: dict[str, dict] = {}
+    for run in runs:
+        found = value(run)
+        key = json.dumps(found, sort_keys=True, default=str)
+        groups.setdefault(key, {"value": found, "runs": []})["runs"].append(run_label(run))
+    return list(groups.values())
+
+
+def _digest(value) -> dict:
+    """A SHA-256 shown by its first 16 hex digits, the full one kept for a tooltip / code span."""
+    return {"short": str(value)[:16], "full": str(value)} if value else {"short": DASH, "full": ""}
+
+
+def _device_text(device) -> str:
+    if not isinstance(device, dict):
+        return "not recorded"
+    parts = [str(device.get(k)) for k in ("type", "name") if device.get(k) is not None]
+    if device.get("cuda"):
+        parts.append(f"CUDA {device['cuda']}")
+    if device.get("threads") is not None:
+        parts.append(f"{device['threads']} thread{'s' if device['threads'] != 1 else ''}")
+    return " · ".join(parts) or "not recorded"
+
+
+def _provenance_view(runs: list[dict]) -> dict:
+    """The provenance appendix: code, versions, devices, dataset checksums and each run's configuration.
+
+    Every part lists its distinct values; the runs each applies to are shown when they differ
+    (``mixed``). Runs without a ``provenance`` block (older metrics files) are named in ``missing``.
+    """
+    recorded = [run for run in runs if isinstance(run.get("provenance"), dict)]
+    missing = [run_label(run) for run in runs if not isinstance(run.get("provenance"), dict)]
+    if not recorded:
+        return {"recorded": False, "missing": missing}
+
+    def prov(run, key):
+        return run["provenance"].get(key)
+
+    code = []
+    for group in _distinct(recorded, lambda r: prov(r, "git")):
+        git = group["value"] if isinstance(group["value"], dict) else None
+        commit = str(git.get("commit") or "") if git else ""
+        code.append({"commit": commit, "short": commit[:12], "git": git is not None,
+                     "dirty": bool(git and git.get("dirty")), "runs": group["runs"]})
+
+    version_groups = _distinct(recorded, lambda r: prov(r, "versions") or {})
+    names = list(dict.fromkeys(name for g in version_groups for name in g["value"]))
+    version_rows = []
+    for name in names:
+        values = [DASH if name not in g["value"] else str(g["value"][name] or "not installed") for g in version_groups]
+        version_rows.append({"name": name, "versions": values, "differs": len(set(values)) > 1})
+
+    splits = list(dict.fromkeys(s for run in recorded for s in (prov(run, "dataset") or {})))
+    splits.sort(key=lambda s: (_SPLIT_ORDER.index(s) if s in _SPLIT_ORDER else len(_SPLIT_ORDER), s))
+    dataset, dataset_warnings = [], []
+    for split in splits:
+        seen = [run for run in recorded if split in (prov(run, "dataset") or {})]
+        groups = _distinct(seen, lambda r: prov(r, "dataset")[split] or {})
+        for group in groups:
+            entry = group["value"]
+            dataset.append({"split": split, "annotations": str(entry.get("annotations") or DASH),
+                            "images": DASH if entry.get("images") is None else str(entry["images"]),
+                            "annotations_sha256": _digest(entry.get("annotations_sha256")),
+                            "images_sha256": _digest(entry.get("images_sha256")),
+                            "runs": ["all runs"] if len(group["runs"]) == len(recorded) else group["runs"]})
+        if len({(g["value"].get("annotations_sha256"), g["value"].get("images_sha256")) for g in groups}) > 1:
+            dataset_warnings.append(f"Runs saw different data in the {split} split (the checksums differ).")
+
+    configs = []
+    for run in recorded:
+        text = json.dumps(prov(run, "config"), indent=2, ensure_ascii=False, default=str)
+        # a Markdown fence longer than any backtick run in the JSON
+        fence = "`" * max(3, max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+        configs.append({"label": run_label(run), "json": text, "fence": fence})
+
+    devices = _distinct(recorded, lambda r: prov(r, "device"))
+    return {
+        "recorded": True,
+        "missing": missing,
+        "code": {"groups": code, "mixed": len(code) > 1},
+        "versions": {"headers": ["Version"] if len(version_groups) == 1 else
+                     [f"Set {i}" for i in range(1, len(version_groups) + 1)],
+                     "rows": version_rows, "runs": [g["runs"] for g in version_groups],
+                     "mixed": len(version_groups) > 1},
+        "devices": {"groups": [{"text": _device_text(g["value"]), "runs": g["runs"]} for g in devices],
+                    "mixed": len(devices) > 1},
+        "dataset": {"rows": dataset, "mixed": len(dataset) > len(splits), "warnings": dataset_warnings},
+        "configs": configs,
+    }
+
+
+# --------------------------------------------------------------------------------------
 # rendering
 # --------------------------------------------------------------------------------------
 def _environments(templates_dir):
@@ -466,6 +571,7 @@ def _environments(templates_dir):
     html = jinja2.Environment(autoescape=True, **common)
     markdown = jinja2.Environment(autoescape=False, trim_blocks=True, lstrip_blocks=True, **common)
     markdown.filters["md"] = markdown_escape
+    markdown.filters["code"] = markdown_code
     latex = jinja2.Environment(
         autoescape=False,
         block_start_string=r"\BLOCK{",
@@ -650,6 +756,7 @@ def render_report(
         "sections": _figure_sections(figures, runs, md_dir, _run_summaries(runs)),
         "appendix": appendix,
         "multimodal": multimodal,
+        "provenance": _provenance_view(runs),
         "dash": DASH,
     }
     html_env, md_env, tex_env = _environments(templates_dir)
