@@ -115,7 +115,13 @@ def check_multimodal():
     names = dataset_class_names()
     if names is not None:
         prompts_for(descriptions, names, multimodal_prompt(), source=descriptions_file())
-    for name in MULTIMODAL.get("confusion_pair") or []:
+    pair = MULTIMODAL["confusion_pair"]
+    if pair[0] == pair[1]:
+        raise ValueError(
+            f"config multimodal.confusion_pair: {pair} names one class twice. Fix: name the two classes "
+            "whose confusion the report follows (the study: [ROTURA_FRACTURA, RAYONES_ARANAZOS])."
+        )
+    for name in pair:
         if name not in (names or descriptions):
             raise ValueError(
                 f"config multimodal.confusion_pair: {name!r} is not a class of the dataset ({names or sorted(descriptions)}). "

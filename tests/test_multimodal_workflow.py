@@ -102,9 +102,11 @@ def test_phase3_extends_every_chain(finished_workflow: Workflow):
         (lambda c: c["multimodal"].update(prompt="{description} {colour}"), "uses ['colour']"),
         (lambda c: c["multimodal"]["text_encoder"].update(pooling="max"), "pooling"),
         (lambda c: c["multimodal"].update(controls=["random"]), "controls"),
+        (lambda c: c["multimodal"].pop("confusion_pair"), "confusion_pair"),
+        (lambda c: c["multimodal"].update(confusion_pair=["NORMAL", "NORMAL"]), "names one class twice"),
     ],
     ids=["phase2-without-phase1", "multimodal-cnn", "missing-descriptions", "unknown-pair-class", "bad-prompt",
-         "unknown-pooling", "unknown-control"],
+         "unknown-pooling", "unknown-control", "no-pair", "same-class-twice"],
 )
 def test_bad_multimodal_config_is_rejected(workflow: Workflow, edit, expected):
     config = workflow.config()
