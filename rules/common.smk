@@ -7,6 +7,7 @@ from pathlib import Path
 
 # Parse-time checks use the package's dependency-free modules (PyYAML only, no torch).
 sys.path.insert(0, str(Path(workflow.basedir, "src")))
+from detstudy.codegraph import source_files
 from detstudy.data.study_classes import CATEGORIES as SYNTHETIC_CATEGORIES
 from detstudy.multimodal.chain import Phase, chain_names
 from detstudy.multimodal.descriptions import load_descriptions, prompts_for
@@ -267,6 +268,14 @@ def report_outputs():
         f"{RESULTS}/report/tables/per_class_ap50.tex",
         f"{RESULTS}/report/tables/multimodal.tex",
     ]
+
+
+# --- code ---------------------------------------------------------------------------------
+def package_code(script):
+    """The package files a rule's script runs, as inputs: Snakemake watches the script itself
+    but cannot see the code it imports, so an edit there would rerun nothing."""
+    src = Path(workflow.basedir, "src")
+    return [str(p) for p in source_files(Path(workflow.basedir, "scripts", script), src) if src in p.parents]
 
 
 # --- resources ----------------------------------------------------------------------------

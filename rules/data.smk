@@ -2,6 +2,8 @@
 
 
 rule generate_synthetic_dataset:
+    input:
+        code=package_code("generate_dataset.py"),
     output:
         annotations=expand(f"{SYNTHETIC_DIR}/annotations/{{split}}.json", split=SPLITS),
         images=directory(f"{SYNTHETIC_DIR}/images"),
@@ -18,6 +20,7 @@ rule generate_synthetic_dataset:
 rule check_dataset:
     input:
         annotations=[split_annotations(s) for s in SPLITS],
+        code=package_code("check_dataset.py"),
     output:
         check=dataset_check(),
         statistics=f"{DATA_DIR}/statistics.json",

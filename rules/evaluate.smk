@@ -7,6 +7,7 @@ rule evaluate:
         history=run_dir("history.csv"),
         annotations=split_annotations("test"),
         check=dataset_check(),
+        code=package_code("evaluate.py"),
     output:
         metrics=run_dir("metrics.json"),
         detections=run_dir("detections.json"),

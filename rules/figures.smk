@@ -7,6 +7,7 @@ rule run_figures:
         detections=run_dir("detections.json"),
         history=run_dir("history.csv"),
         annotations=split_annotations("test"),
+        code=package_code("run_figures.py"),
     output:
         training_curves=report(
             run_dir("figures/training_curves.png"),

@@ -8,6 +8,7 @@ rule text_embeddings:
         descriptions=descriptions_file() if MULTIMODAL else [],
         annotations=split_annotations("train"),
         check=dataset_check(),
+        code=package_code("text_embeddings.py"),
     output:
         embeddings=text_embeddings(),
         prompts=text_prompts(),
@@ -32,6 +33,7 @@ rule train_phase:
         train=split_annotations("train"),
         val=split_annotations("val"),
         check=dataset_check(),
+        code=package_code("train_phase.py"),
     output:
         checkpoint=run_dir("best.pt"),
         history=run_dir("history.csv"),
@@ -62,6 +64,7 @@ rule train_phase:
 rule multimodal_figures:
     input:
         metrics=chain_metrics,
+        code=package_code("multimodal_figures.py"),
     output:
         similarity=report(
             multimodal_dir("similarity.png"),

@@ -11,6 +11,7 @@ rule report:
         multimodal_figures=multimodal_targets(),
         text_prompts=[text_prompts()] if MULTIMODAL else [],
         templates=report_templates(),
+        code=package_code("report.py"),
     output:
         html=f"{RESULTS}/report/index.html",
         markdown=f"{RESULTS}/report/report.md",

@@ -8,6 +8,7 @@ rule train_cnn:
         train=split_annotations("train"),
         val=split_annotations("val"),
         check=dataset_check(),
+        code=package_code("train.py"),
     output:
         checkpoint=run_dir("best.pt"),
         history=run_dir("history.csv"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 import tomllib
@@ -10,6 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+
+from detstudy.codegraph import imported_names, source_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # import name -> distribution name, where they differ
@@ -30,36 +31,13 @@ def rules_with_env_and_script() -> list[tuple[str, str, str]]:
     return found
 
 
-def module_file(module: str) -> Path | None:
-    base = ROOT / "src" / Path(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.exists():
-            return candidate
-    return None
-
-
-def third_party_imports(path: Path, seen: set[Path] | None = None) -> set[str]:
-    """Top-level third-party modules imported by a file and, transitively, by the package modules it uses."""
-    seen = seen if seen is not None else set()
-    if path in seen:
-        return set()
-    seen.add(path)
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        names = []
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
-        for name in names:
+def third_party_imports(script: Path) -> set[str]:
+    """Top-level third-party modules imported by a script and by the package modules it runs."""
+    found = set()
+    for path in source_files(script, ROOT / "src"):
+        for name in imported_names(path):
             top = name.split(".")[0]
-            if top == "detstudy":
-                parts = name.split(".")
-                for end in range(1, len(parts) + 1):  # the package, its subpackages and the module itself
-                    target = module_file(".".join(parts[:end]))
-                    if target:
-                        found |= third_party_imports(target, seen)
-            elif top not in sys.stdlib_module_names and top != "__future__":
+            if top not in sys.stdlib_module_names and top not in ("__future__", "detstudy"):
                 found.add(DISTRIBUTIONS.get(top, top).lower())
     return found
 

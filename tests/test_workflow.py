@@ -234,3 +234,14 @@ def test_added_resolution_trains_only_the_new_cells(finished_workflow: Workflow)
     assert resolutions == {"96"}  # nothing of the finished 64 px cells reruns
     for rule in ("train_cnn", "train_vit", "train_phase", "multimodal_figures", "report"):
         assert f"rule {rule}:" in output
+
+
+def test_edited_package_code_reruns_the_jobs_that_run_it(finished_workflow: Workflow):
+    source = finished_workflow.root / "src/detstudy/figures.py"
+    original = source.read_text()
+    source.write_text(original + "\n# an edit\n")
+    try:
+        jobs = finished_workflow.planned_jobs()
+    finally:
+        source.write_text(original)
+    assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
