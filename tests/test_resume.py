@@ -131,4 +131,4 @@ def test_snakemake_rerun_incomplete_resumes_a_killed_training_job(tmp_path):
     straight = torch.load(runs["straight"].root / target, weights_only=True)["state_dict"]
     resumed = torch.load(killed.root / target, weights_only=True)["state_dict"]
     assert all(torch.equal(value, resumed[key]) for key, value in straight.items())
-    assert not state.parent.exists()
+    assert not (killed.root / "results/state").exists()  # no empty folders left behind either

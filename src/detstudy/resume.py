@@ -97,3 +97,8 @@ class TrainingState:
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)
+        for parent in self.folder.parents:  # the per-model/resolution folders it leaves empty
+            try:
+                parent.rmdir()
+            except OSError:  # not empty (or not ours): stop there
+                break
