@@ -10,7 +10,7 @@ sys.path.insert(0, str(Path(workflow.basedir, "src")))
 from detstudy.codegraph import source_files
 from detstudy.data.study_classes import CATEGORIES as SYNTHETIC_CATEGORIES
 from detstudy.multimodal.chain import Phase, chain_names
-from detstudy.multimodal.descriptions import load_descriptions, prompts_for
+from detstudy.multimodal.descriptions import DEFAULT_PROMPT, load_descriptions, prompts_for
 
 RESULTS = "results"
 SPLITS = ("train", "val", "test")
@@ -140,7 +140,7 @@ def descriptions_file():
 
 def multimodal_prompt(wildcards=None):
     """The prompt template (a function in params: Snakemake would expand its braces)."""
-    return MULTIMODAL.get("prompt", "{description}. {contrast}. Keywords: {keywords}.")
+    return MULTIMODAL.get("prompt", DEFAULT_PROMPT)
 
 
 check_grid()
