@@ -1,4 +1,5 @@
 # The results layout and the grid -> targets logic, in one place.
+import functools
 import json
 import os
 import re
@@ -8,6 +9,7 @@ from pathlib import Path
 # Parse-time checks use the package's dependency-free modules (PyYAML only, no torch).
 sys.path.insert(0, str(Path(workflow.basedir, "src")))
 from detstudy.codegraph import source_files
+from detstudy.data.layout import listed_image_files, synthetic_image_files, synthetic_split_sizes
 from detstudy.data.study_classes import CATEGORIES as SYNTHETIC_CATEGORIES
 from detstudy.multimodal.chain import Phase, chain_names
 from detstudy.multimodal.descriptions import DEFAULT_PROMPT, load_descriptions, prompts_for
@@ -182,6 +184,7 @@ def phase_names():
 wildcard_constraints:
     model=name_pattern(GRID["models"]),
     resolution=r"\d+",
+    split="|".join(SPLITS),
     phase=name_pattern(["base"] + phase_names()),
     seed=r"\d+",
 
@@ -221,9 +224,38 @@ def split_images(split):
     return config["dataset"]["coco"][split]["images"]
 
 
-def dataset_check():
-    """Every training and evaluation job depends on this: nothing trains on unchecked data."""
-    return f"{DATA_DIR}/dataset_check.json"
+def dataset_check(split):
+    """The check report of one split: every job that reads the split depends on it, so nothing
+    trains or evaluates on unchecked data, and an edit of one split reruns only its readers."""
+    return f"{DATA_DIR}/checks/{split}.json"
+
+
+def dataset_checks(*splits):
+    return [dataset_check(split) for split in splits]
+
+
+def training_checks():
+    """A training job reads the train and val splits; it also waits for the test split's check,
+    so that a broken test split stops the workflow before any training starts. That check is
+    `ancient`: rechecking an edited test image must not retrain (Snakemake then ignores its date)."""
+    return dataset_checks("train", "val") + [ancient(dataset_check("test"))]
+
+
+@functools.cache
+def split_image_files(split):
+    """The image files of a split, as inputs of its check: Snakemake then sees an edited image.
+    The synthetic generator's files are known from its settings; a user dataset's are the ones
+    its annotation file lists (read once per invocation; missing ones are left to the check,
+    which names them)."""
+    if config["dataset"]["source"] == "synthetic":
+        sizes = synthetic_split_sizes((config["dataset"].get("synthetic") or {}).get("splits"))
+        return synthetic_image_files(split_images(split), split, sizes[split])
+    return listed_image_files(split_annotations(split), split_images(split))
+
+
+def check_reference(wildcards):
+    """The training split, whose categories every other split must share (none for itself)."""
+    return None if wildcards.split == "train" else ["train", split_annotations("train")]
 
 
 FIGURE_KINDS = ("training_curves", "per_class_ap", "pr_curves", "confusion_matrix", "predictions")

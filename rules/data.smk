@@ -1,4 +1,4 @@
-# The dataset: the synthetic demo generator, then checks and statistics for any COCO dataset.
+# The dataset: the synthetic demo generator, then one check per split and the statistics.
 
 
 rule generate_synthetic_dataset:
@@ -6,9 +6,10 @@ rule generate_synthetic_dataset:
         code=package_code("generate_dataset.py"),
     output:
         annotations=expand(f"{SYNTHETIC_DIR}/annotations/{{split}}.json", split=SPLITS),
-        images=directory(f"{SYNTHETIC_DIR}/images"),
+        images=[path for split in SPLITS for path in split_image_files(split)],
     params:
         settings=config["dataset"].get("synthetic", {}),
+        out_dir=SYNTHETIC_DIR,
     log:
         f"{RESULTS}/logs/data/generate_synthetic_dataset.log",
     conda:
@@ -17,12 +18,31 @@ rule generate_synthetic_dataset:
         "../scripts/generate_dataset.py"
 
 
-rule check_dataset:
+rule check_split:
     input:
-        annotations=[split_annotations(s) for s in SPLITS],
-        code=package_code("check_dataset.py"),
+        annotations=lambda wildcards: split_annotations(wildcards.split),
+        images=lambda wildcards: split_image_files(wildcards.split),
+        reference=lambda wildcards: (check_reference(wildcards) or [])[1:],
+        code=package_code("check_split.py"),
     output:
-        check=dataset_check(),
+        check=dataset_check("{split}"),
+    params:
+        split=lambda wildcards: {"annotations": split_annotations(wildcards.split), "images": split_images(wildcards.split)},
+        reference=check_reference,
+    log:
+        f"{RESULTS}/logs/data/check_{{split}}.log",
+    conda:
+        "../envs/data.yaml"
+    script:
+        "../scripts/check_split.py"
+
+
+rule dataset_statistics:
+    input:
+        checks=dataset_checks(*SPLITS),
+        annotations=[split_annotations(s) for s in SPLITS],
+        code=package_code("dataset_statistics.py"),
+    output:
         statistics=f"{DATA_DIR}/statistics.json",
         figure=report(
             f"{DATA_DIR}/statistics.png",
@@ -32,8 +52,8 @@ rule check_dataset:
     params:
         splits={s: {"annotations": split_annotations(s), "images": split_images(s)} for s in SPLITS},
     log:
-        f"{RESULTS}/logs/data/check_dataset.log",
+        f"{RESULTS}/logs/data/dataset_statistics.log",
     conda:
         "../envs/data.yaml"
     script:
-        "../scripts/check_dataset.py"
+        "../scripts/dataset_statistics.py"

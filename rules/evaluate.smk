@@ -6,11 +6,12 @@ rule evaluate:
         checkpoint=run_dir("best.pt"),
         history=run_dir("history.csv"),
         annotations=split_annotations("test"),
-        check=dataset_check(),
+        checks=dataset_checks(*SPLITS),  # the test split's, and every split's checksums (provenance)
         code=package_code("evaluate.py"),
     output:
         metrics=run_dir("metrics.json"),
         detections=run_dir("detections.json"),
+        speed=run_dir("speed.json"),
     params:
         images=split_images("test"),
         run=run_info,
@@ -20,7 +21,6 @@ rule evaluate:
         latency_images=config["evaluation"]["latency_images"],
         device=config["compute"]["device"],
         run_config=run_config,  # recorded in the metrics (provenance)
-        splits={s: {"annotations": split_annotations(s), "images": split_images(s)} for s in SPLITS},
     threads: config["compute"]["threads"]
     resources:
         gpu=gpu_slots(),

@@ -7,7 +7,7 @@ rule text_embeddings:
     input:
         descriptions=descriptions_file() if MULTIMODAL else [],
         annotations=split_annotations("train"),
-        check=dataset_check(),
+        checks=dataset_checks("train"),
         code=package_code("text_embeddings.py"),
     output:
         embeddings=text_embeddings(),
@@ -32,7 +32,7 @@ rule train_phase:
         embeddings=phase_embeddings,
         train=split_annotations("train"),
         val=split_annotations("val"),
-        check=dataset_check(),
+        checks=training_checks(),
         code=package_code("train_phase.py"),
     output:
         checkpoint=run_dir("best.pt"),

@@ -5,6 +5,7 @@
 rule report:
     input:
         metrics=expand_runs("metrics.json"),
+        speed=expand_runs("speed.json"),  # read beside each metrics file
         figures=[f for kind in FIGURE_KINDS for f in expand_runs(f"figures/{kind}.png")],
         statistics=f"{DATA_DIR}/statistics.json",
         statistics_figure=f"{DATA_DIR}/statistics.png",

@@ -7,7 +7,7 @@ rule train_cnn:
     input:
         train=split_annotations("train"),
         val=split_annotations("val"),
-        check=dataset_check(),
+        checks=training_checks(),
         code=package_code("train.py"),
     output:
         checkpoint=run_dir("best.pt"),

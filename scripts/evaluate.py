@@ -15,6 +15,7 @@ evaluate_checkpoint(
     test_split=SplitPaths.of(snakemake.input.annotations, snakemake.params.images),
     metrics_path=snakemake.output.metrics,
     detections_path=snakemake.output.detections,
+    speed_path=snakemake.output.speed,
     run=snakemake.params.run,
     score_threshold=snakemake.params.score_threshold,
     iou_threshold=snakemake.params.iou_threshold,
@@ -23,5 +24,5 @@ evaluate_checkpoint(
     device=snakemake.params.device,
     threads=snakemake.threads,
     run_config=snakemake.params.run_config,
-    splits={name: SplitPaths.of(**split) for name, split in snakemake.params.splits.items()},
+    checks={Path(path).stem: path for path in snakemake.input.checks},  # results/data/checks/<split>.json
 )

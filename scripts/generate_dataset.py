@@ -9,4 +9,4 @@ log_to(snakemake.log[0])
 from detstudy.data.synthetic import generate_dataset
 
 settings = dict(snakemake.params.settings)
-generate_dataset(Path(snakemake.output.images).parent, split_sizes=settings.pop("splits", None), **settings)
+generate_dataset(snakemake.params.out_dir, split_sizes=settings.pop("splits", None), **settings)

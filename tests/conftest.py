@@ -86,17 +86,18 @@ class Workflow:
             raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
         return result
 
-    def planned_jobs(self, *targets: str, phases: bool = False) -> set[tuple[str, ...]]:
+    def planned_jobs(self, *targets: str, phases: bool = False,
+                     keys: tuple[str, ...] | None = None) -> set[tuple[str, ...]]:
         """(rule, model or '') of every job a dry run would execute; with ``phases``,
-        (rule, model or '', phase or '')."""
+        (rule, model or '', phase or ''); with ``keys``, (rule, one value or '' per wildcard named)."""
+        keys = keys or (("model", "phase") if phases else ("model",))
         output = self.snakemake("-n", *targets, "--cores", "1").stdout
         jobs = set()
         for block in re.split(r"\n(?=(?:localrule|rule) )", output):
             match = re.match(r"(?:localrule|rule) (\w+):", block)
             if match:
-                found = [re.search(rf"wildcards: .*?{key}=([\w-]+)", block) for key in ("model", "phase")]
-                job = (match.group(1), *[m.group(1) if m else "" for m in found])
-                jobs.add(job if phases else job[:2])
+                found = [re.search(rf"wildcards: (?:.*?, )?{key}=([\w-]+)", block) for key in keys]
+                jobs.add((match.group(1), *[m.group(1) if m else "" for m in found]))
         return jobs
 
 

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from detstudy.data.checks import CheckReport, DatasetWarning, check_dataset
-from detstudy.data.coco import DatasetError, SplitPaths
+from detstudy.data.coco import DatasetError, SplitPaths, split_checksum
 from detstudy.data.statistics import dataset_statistics, plot_statistics
+from detstudy.data.workflow import check_split
 
 SIZE = 32
 CATEGORIES = [{"id": 1, "name": "scratch"}, {"id": 2, "name": "hole"}]
@@ -237,6 +238,36 @@ def test_categories_differ_between_splits(tiny):
     message = expect_error(tiny.write(), "val.json", "'val'", "'train'", "perforation", "'hole'",
                            "test.json", "'test'", "stain")
     assert "train.json: the categories" not in message
+
+
+def test_one_split_is_checked_against_the_training_categories(tiny):
+    tiny.data["val"]["categories"][1]["name"] = "perforation"
+    splits = tiny.write()
+    message = expect_error({"val": splits["val"]}, "val.json", "train.json", "perforation", "'hole'",
+                           reference=("train", splits["train"].annotations))
+    assert "test.json" not in message
+    report = check_dataset({"test": splits["test"]}, reference=("train", splits["train"].annotations))
+    assert set(report.splits) == {"test"} and report.categories == CATEGORIES
+
+
+def test_split_check_report_records_the_checksums(tiny, tmp_path):
+    splits = tiny.write()
+    check = tmp_path / "checks" / "test.json"
+    check_split("test", {"annotations": splits["test"].annotations, "images": splits["test"].images},
+                check_json=check, reference=("train", str(splits["train"].annotations)))
+    written = json.loads(check.read_text())
+    assert written["ok"] and written["splits"]["test"]["n_images"] == 3
+    assert written["checksum"] == split_checksum(splits["test"])
+
+
+def test_failed_split_check_writes_no_report(tiny, tmp_path):
+    splits = tiny.write()
+    tiny.image_path("val").unlink()
+    check = tmp_path / "checks" / "val.json"
+    with pytest.raises(DatasetError, match="img_002.png"):
+        check_split("val", {"annotations": splits["val"].annotations, "images": splits["val"].images},
+                    check_json=check)
+    assert not check.parent.exists() or not any(check.parent.iterdir())  # no report, no temporary file
 
 
 def test_empty_split(tiny):

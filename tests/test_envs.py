@@ -61,7 +61,8 @@ RULES = rules_with_env_and_script()
 
 
 def test_rules_were_found():
-    assert {"train_cnn", "evaluate", "run_figures", "report", "check_dataset", "generate_synthetic_dataset"} <= {
+    assert {"train_cnn", "evaluate", "run_figures", "report", "check_split", "dataset_statistics",
+            "generate_synthetic_dataset"} <= {
         name for name, _, _ in RULES}
 
 

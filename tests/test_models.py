@@ -131,7 +131,12 @@ def test_category_ids_map_to_labels_and_back(tmp_path, category_ids):
     (tmp_path / "split.json").write_text(json.dumps(coco))
     dataset = CocoDetection(SplitPaths(tmp_path / "split.json", tmp_path))
     assert [dataset[i][1]["labels"].tolist() for i in range(2)] == [[0], [1]]
+    torch.manual_seed(3)
+    expected_draw = torch.rand(1)
+    torch.manual_seed(3)
     detections = predict_dataset(Oracle(dataset), dataset, torch.device("cpu"), batch_size=2)
+    # validating during training must not shift the training's random stream
+    assert torch.equal(torch.rand(1), expected_draw)
     assert sorted(d["category_id"] for d in detections) == list(category_ids)
     assert detections[0]["bbox"] == [5.0, 4.0, 20.0, 10.0]
     assert coco_evaluate(coco, detections)["coco"]["AP"] == pytest.approx(1.0)

@@ -6,9 +6,10 @@ import re
 
 import torch
 
-from detstudy.data.coco import SplitPaths
+from detstudy.data.coco import SplitPaths, split_checksum
 from detstudy.data.synthetic import generate_dataset
-from detstudy.provenance import collect, git_state, split_checksum, versions
+from detstudy.data.workflow import check_split
+from detstudy.provenance import collect, git_state, versions
 
 
 def test_git_state_of_a_checkout_and_of_a_plain_folder(tmp_path):
@@ -36,9 +37,13 @@ def test_split_checksum_sees_one_changed_image(tmp_path):
     assert after["annotations_sha256"] == before["annotations_sha256"]
 
 
-def test_collect_records_config_device_and_every_split(tmp_path):
+def test_collect_records_config_device_and_every_split_checksum(tmp_path):
     paths = generate_dataset(tmp_path, seed=1, split_sizes={"train": 1, "val": 1, "test": 1}, image_size=64)
-    record = collect(run_config={"model": {"architecture": "x"}}, device=torch.device("cpu"),
-                     splits={name: SplitPaths.of(**p) for name, p in paths.items()})
+    checks = {}
+    for name, split in paths.items():
+        checks[name] = tmp_path / "checks" / f"{name}.json"
+        check_split(name, split, check_json=checks[name],
+                    reference=None if name == "train" else ("train", paths["train"]["annotations"]))
+    record = collect(run_config={"model": {"architecture": "x"}}, device=torch.device("cpu"), checks=checks)
     assert record["config"] == {"model": {"architecture": "x"}} and record["device"]["type"] == "cpu"
-    assert set(record["dataset"]) == {"train", "val", "test"}
+    assert record["dataset"] == {name: split_checksum(SplitPaths.of(**split)) for name, split in paths.items()}

@@ -65,6 +65,9 @@ def inputs(tmp_path):
     for name, data in runs.items():
         path = tmp_path / "runs" / name / "metrics.json"
         path.parent.mkdir(parents=True)
+        # the timings live beside the metrics, as the evaluate rule writes them
+        timings = {"run": data["run"], "speed": data.pop("speed"), "train_seconds": data["training"].pop("train_seconds")}
+        (path.parent / "speed.json").write_text(json.dumps(timings))
         path.write_text(json.dumps(data))
         paths.append(path)
     stats = {
@@ -314,3 +317,10 @@ def test_provenance_partly_recorded(inputs, tmp_path):
                          out_md=out / "report.md", out_tables_dir=out / "tables", templates_dir=TEMPLATES)
     md = (out / "report.md").read_text()
     assert "provenance was not recorded for" in md and md.count("```json") == 1
+
+
+def test_load_runs_merges_the_timings_kept_beside_each_metrics_file(inputs):
+    runs = {report.run_label(run): run for run in report.load_runs(inputs["paths"])}
+    assert {run["speed"]["latency_ms_per_image"] for run in runs.values()} == {80.0, 120.0, 125.0}
+    assert all(run["training"]["train_seconds"] == 170.0 and run["training"]["best_epoch"] == 7
+               for run in runs.values())

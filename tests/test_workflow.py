@@ -20,7 +20,7 @@ COCO_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", 
 def test_every_target_is_built(finished_workflow: Workflow):
     root = finished_workflow.root
     for run in RUNS:
-        for name in ("best.pt", "history.csv", "metrics.json", "detections.json"):
+        for name in ("best.pt", "history.csv", "metrics.json", "detections.json", "speed.json"):
             assert (root / run / name).stat().st_size > 0, f"{run}/{name}"
         for kind in FIGURES:
             assert (root / run / "figures" / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
@@ -28,7 +28,7 @@ def test_every_target_is_built(finished_workflow: Workflow):
         assert (root / run.replace("results/runs", "results/benchmarks") / "train.tsv").exists()
     for name in ("index.html", "report.md", "tables/runs.tex", "tables/per_class_ap50.tex", "tables/multimodal.tex"):
         assert (root / "results/report" / name).stat().st_size > 0
-    for name in ("dataset_check.json", "statistics.json", "statistics.png"):
+    for name in ("checks/train.json", "checks/val.json", "checks/test.json", "statistics.json", "statistics.png"):
         assert (root / "results/data" / name).exists()
 
 
@@ -46,12 +46,17 @@ def test_metrics_json_has_the_common_protocol_fields(finished_workflow: Workflow
     assert points["configured"]["score_threshold"] == 0.3
     assert {"precision", "recall", "f1"} <= set(points["best_f1"])
     assert metrics["params"]["total"] > 1_000_000
-    assert metrics["speed"]["device"] == "cpu" and metrics["speed"]["latency_ms_per_image"] > 0
     assert metrics["training"]["epochs"] == 1
+    speed = json.loads((finished_workflow.root / RUNS[0] / "speed.json").read_text())
+    assert speed["speed"]["device"] == "cpu" and speed["speed"]["latency_ms_per_image"] > 0
+    assert speed["run"] == metrics["run"] and speed["train_seconds"] > 0
     provenance = metrics["provenance"]
     assert provenance["config"]["model"]["architecture"] == "fasterrcnn_resnet18_fpn"
     assert provenance["config"]["resolution"] == 64 and provenance["config"]["evaluation"]["score_threshold"] == 0.3
     assert set(provenance["dataset"]) == {"train", "val", "test"} and provenance["device"]["type"] == "cpu"
+    for split, checksum in provenance["dataset"].items():  # hashed once, by the split's check
+        check = json.loads((finished_workflow.root / f"results/data/checks/{split}.json").read_text())
+        assert checksum == check["checksum"] and re.fullmatch(r"[0-9a-f]{64}", checksum["images_sha256"])
     assert provenance["versions"]["torch"] and "git" in provenance
 
 
@@ -179,10 +184,10 @@ def test_broken_dataset_stops_before_training(workflow: Workflow, tmp_path):
     (tmp_path / "user" / "images" / "val" / missing).unlink()
     result = workflow.snakemake("--cores", "2", check=False)
     assert result.returncode != 0
-    log = (workflow.root / "results/logs/data/check_dataset.log").read_text()
+    log = (workflow.root / "results/logs/data/check_val.log").read_text()
     assert missing in log and "val.json" in log and "Fix:" in log
     assert not list((workflow.root / "results").glob("runs/*/*/*/*/best.pt"))
-    assert not (workflow.root / "results/data/dataset_check.json").exists()
+    assert not (workflow.root / "results/data/checks/val.json").exists()
 
 
 def _planned_after(workflow: Workflow, edit) -> set[tuple[str, str]]:
@@ -245,3 +250,70 @@ def test_edited_package_code_reruns_the_jobs_that_run_it(finished_workflow: Work
     finally:
         source.write_text(original)
     assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
+
+
+RUN_CELLS = {(m, "base") for m in MODELS} | {
+    ("deimv2", p) for p in ("phase1", "phase2", "phase1_shuffled", "phase2_shuffled", "phase2_notext")}
+
+
+def _per_run(*rules: str) -> set[tuple[str, ...]]:
+    return {(rule, model, phase, "") for rule in rules for model, phase in RUN_CELLS}
+
+
+def _planned_after_file_edit(workflow: Workflow, path, edit) -> set[tuple[str, ...]]:
+    """The jobs a dry run plans once ``edit(path)`` changed a dataset file; its bytes are restored after."""
+    original = path.read_bytes()
+    edit(path)
+    try:
+        return workflow.planned_jobs(keys=("model", "phase", "split"))
+    finally:
+        path.write_bytes(original)  # same bytes again: Snakemake compares contents, nothing reruns
+
+
+def _repaint_one_pixel(path):
+    from PIL import Image
+
+    image = Image.open(path).convert("RGB")
+    image.putpixel((0, 0), tuple(255 - v for v in image.getpixel((0, 0))))
+    image.save(path)
+
+
+def test_edited_test_image_reruns_its_check_and_the_evaluations_without_retraining(finished_workflow: Workflow):
+    image = finished_workflow.root / "results/data/synthetic/images/test/test_00001.png"
+    jobs = _planned_after_file_edit(finished_workflow, image, _repaint_one_pixel)
+    assert jobs == _per_run("evaluate", "run_figures") | {
+        ("check_split", "", "", "test"), ("dataset_statistics", "", "", ""),
+        ("multimodal_figures", "deimv2", "", ""), ("report", "", "", ""), ("all", "", "", "")}
+    assert finished_workflow.planned_jobs() == set()  # restored bytes: up to date again
+
+
+def test_edited_training_split_reruns_everything(finished_workflow: Workflow):
+    def shrink_first_box(path):
+        coco = json.loads(path.read_text())
+        coco["annotations"][0]["bbox"][2] -= 1
+        path.write_text(json.dumps(coco))
+
+    everything = finished_workflow.planned_jobs("--forceall", keys=("model", "phase", "split"))
+    annotations = finished_workflow.root / "results/data/synthetic/annotations/train.json"
+    jobs = _planned_after_file_edit(finished_workflow, annotations, shrink_first_box)
+    assert jobs == everything - {("generate_synthetic_dataset", "", "", "")}
+    assert {("check_split", "", "", s) for s in ("train", "val", "test")} <= jobs  # val/test: same categories?
+    assert _per_run("evaluate") <= jobs and ("train_phase", "deimv2", "phase2", "") in jobs
+
+
+def test_same_config_and_seed_give_byte_identical_metrics(workflow: Workflow):
+    """Everything from the generated data to the metrics, twice: a CNN, the ViT and a text phase."""
+    config = workflow.config()
+    config["grid"]["models"] = ["frcnn_resnet18", "deimv2"]
+    config["multimodal"].update(phases={"phase1": {"epochs": 1, "lr": 1e-3}}, controls=[])
+    workflow.write_config(config)
+    targets = [f"results/runs/{cell}/seed0/metrics.json"
+               for cell in ("frcnn_resnet18/64px/base", "deimv2/64px/base", "deimv2/64px/phase1")]
+    workflow.snakemake(*targets, "--cores", "2")
+    first = {target: (workflow.root / target).read_bytes() for target in targets}
+    workflow.snakemake(*targets, "--cores", "2", "--forceall")
+    for target in targets:
+        assert (workflow.root / target).read_bytes() == first[target], target
+    speed = json.loads((workflow.root / targets[0]).with_name("speed.json").read_text())
+    assert speed["speed"]["latency_ms_per_image"] > 0  # the timings, which differ, live beside them
+

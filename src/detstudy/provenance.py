@@ -1,9 +1,8 @@
 """What produced a number: the run's resolved configuration, the code's git commit, the library
-versions, the device and a checksum of each dataset split, recorded in every metrics JSON."""
+versions, the device and the checksums of each dataset split, recorded in every metrics JSON."""
 
 from __future__ import annotations
 
-import hashlib
 import platform
 import subprocess
 from importlib import metadata
@@ -12,8 +11,7 @@ from typing import Any
 
 import torch
 
-from detstudy.data.coco import SplitPaths, load_coco_json
-from detstudy.io import file_digest
+from detstudy.io import read_json
 
 PACKAGES = ("detstudy", "torch", "torchvision", "transformers", "snakemake", "pycocotools", "numpy")
 CODE_ROOT = Path(__file__).resolve().parents[2]  # the checkout: src/detstudy/ -> repository root
@@ -47,16 +45,8 @@ def device_info(device: torch.device) -> dict[str, Any]:
     return {"type": device.type, "name": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
 
 
-def split_checksum(split: SplitPaths) -> dict[str, Any]:
-    """SHA-256 of the annotation file and of the split's images (in file-name order)."""
-    images = hashlib.sha256()
-    names = sorted(str(image["file_name"]) for image in load_coco_json(split.annotations)["images"])
-    for name in names:
-        images.update(name.encode() + b"\0" + file_digest(split.images / name).encode())
-    return {"annotations": str(split.annotations), "annotations_sha256": file_digest(split.annotations),
-            "images": len(names), "images_sha256": images.hexdigest()}
-
-
-def collect(*, run_config: dict[str, Any], splits: dict[str, SplitPaths], device: torch.device) -> dict[str, Any]:
+def collect(*, run_config: dict[str, Any], checks: dict[str, str | Path], device: torch.device) -> dict[str, Any]:
+    """The provenance block; ``checks`` maps each split to its dataset-check JSON, which holds the
+    split's checksums (computed once by the check, not again by every evaluation)."""
     return {"config": run_config, "git": git_state(), "versions": versions(), "device": device_info(device),
-            "dataset": {name: split_checksum(split) for name, split in splits.items()}}
+            "dataset": {name: read_json(path)["checksum"] for name, path in checks.items()}}

@@ -361,15 +361,26 @@ def _compare_categories(reference: tuple[str, str, dict[int, str]],
             + "; ".join(parts) + ". Fix: export every split with the same category list (same ids and names).")
 
 
+def _reference_categories(name: str, annotations: str | Path) -> tuple[str, str, dict[int, str]] | None:
+    """The categories of a split checked by its own job (whose errors that job reports)."""
+    try:
+        categories = _check_categories(str(annotations), load_coco_json(annotations), _Collector())
+    except DatasetError:
+        return None
+    return None if categories is None else (name, str(annotations), categories)
+
+
 # --------------------------------------------------------------------------- entry point
 
 
 def check_dataset(splits: dict[str, SplitPaths], *, check_images: bool = True,
-                  max_errors: int = 20) -> CheckReport:
+                  max_errors: int = 20, reference: tuple[str, str | Path] | None = None) -> CheckReport:
     """Check every split; raise ``DatasetError`` listing the problems, or return the report.
 
     ``splits`` maps a split name ("train", "val", "test") to its ``SplitPaths``.
     With ``check_images=False`` the image files are not opened (JSON-only checks).
+    ``reference`` (split name, annotation file) names a split checked elsewhere whose
+    categories these splits must share: only its category list is read.
     The error message lists the first ``max_errors`` problems, then "... and N more".
     Warnings go into ``CheckReport.warnings`` and are emitted as ``DatasetWarning``.
     """
@@ -385,8 +396,13 @@ def check_dataset(splits: dict[str, SplitPaths], *, check_images: bool = True,
         if categories is not None:
             categories_of[name] = (name, str(paths.annotations), categories)
 
+    if reference is not None and reference[0] not in categories_of:
+        reference_categories = _reference_categories(*reference)
+        if reference_categories is not None:
+            categories_of = {reference[0]: reference_categories, **categories_of}
     if categories_of:
-        reference_name = "train" if "train" in categories_of else next(iter(categories_of))
+        reference_name = reference[0] if reference and reference[0] in categories_of else (
+            "train" if "train" in categories_of else next(iter(categories_of)))
         reference = categories_of[reference_name]
         for name, other in categories_of.items():
             if name != reference_name:
@@ -402,8 +418,8 @@ def check_dataset(splits: dict[str, SplitPaths], *, check_images: bool = True,
             lines.append(f"  ... and {n - len(shown)} more")
         raise DatasetError("\n".join(lines))
 
-    reference = categories_of.get("train") or next(iter(categories_of.values()))
-    categories = [{"id": cid, "name": cname} for cid, cname in sorted(reference[2].items())]
+    reference_split = categories_of.get("train") or next(iter(categories_of.values()))
+    categories = [{"id": cid, "name": cname} for cid, cname in sorted(reference_split[2].items())]
     for message in out.warnings:
         warnings.warn(message, DatasetWarning, stacklevel=2)
     return CheckReport(splits=summaries, categories=categories, warnings=list(out.warnings))

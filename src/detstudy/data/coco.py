@@ -7,10 +7,13 @@ person reads is reported with the dataset's own ids and names.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from detstudy.io import file_digest
 
 SPLITS = ("train", "val", "test")
 
@@ -81,3 +84,13 @@ class CategoryMap:
 
     def as_list(self) -> list[dict[str, Any]]:
         return [{"id": i, "name": n} for i, n in zip(self.ids, self.names)]
+
+
+def split_checksum(split: SplitPaths) -> dict[str, Any]:
+    """SHA-256 of the annotation file and of the split's images (in file-name order)."""
+    images = hashlib.sha256()
+    names = sorted(str(image["file_name"]) for image in load_coco_json(split.annotations)["images"])
+    for name in names:
+        images.update(name.encode() + b"\0" + file_digest(split.images / name).encode())
+    return {"annotations": str(split.annotations), "annotations_sha256": file_digest(split.annotations),
+            "images": len(names), "images_sha256": images.hexdigest()}

@@ -31,10 +31,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from detstudy.data.coco import SPLITS
+from detstudy.data.layout import DEFAULT_SPLIT_SIZES, synthetic_file_name
 from detstudy.data.study_classes import CATEGORIES
 from detstudy.io import atomic_path, write_json
 
-DEFAULT_SPLIT_SIZES = {"train": 160, "val": 32, "test": 64}
 MAX_IOU = 0.3  # placements overlapping an earlier box more than this are rejected
 MAX_CONTAINED = 0.4  # ... and so are those covering this fraction of a smaller box
 MIN_BOX_SIDE = 2.0
@@ -586,7 +586,7 @@ def generate_dataset(out_dir, *, seed: int = 0, split_sizes: dict[str, int] | No
         images, annotations = [], []
         for index in range(int(sizes[split])):
             pixels, objects = render_image(_image_rng(seed, split, index), image_size, max_defects, empty_fraction)
-            file_name = f"{split}_{index:05d}.png"
+            file_name = synthetic_file_name(split, index)
             _save_png(image_dir / file_name, pixels)
             image_id = index + 1
             images.append({"id": image_id, "file_name": file_name, "width": image_size, "height": image_size})

@@ -1,4 +1,8 @@
-"""The dataset step of the workflow: check the splits, then describe them."""
+"""The dataset step of the workflow: check each split on its own, then describe them all.
+
+One check job per split means an edited test image reruns the test check and the
+evaluations, while the training runs, which never read the test split, stay valid.
+"""
 
 from __future__ import annotations
 
@@ -6,24 +10,37 @@ import logging
 import warnings
 
 from detstudy.data.checks import DatasetWarning, check_dataset
-from detstudy.data.coco import SplitPaths
+from detstudy.data.coco import SplitPaths, split_checksum
 from detstudy.data.statistics import dataset_statistics, plot_statistics
 from detstudy.io import write_json
 
 log = logging.getLogger("detstudy.data")
 
 
-def check_and_describe(splits: dict[str, dict[str, str]], *, check_json, statistics_json, statistics_png) -> None:
-    """Fail with every dataset problem listed, or write the check report, statistics and figure."""
-    paths = {name: SplitPaths.of(**split) for name, split in splits.items()}
+def check_split(name: str, split: dict[str, str], *, check_json, reference: tuple[str, str] | None = None) -> dict:
+    """Fail with every problem of one split listed, or write its check report.
+
+    ``reference`` (split name, annotation file) is the split whose categories this one must
+    share (the training split). The report records the split's checksums (SHA-256 of the
+    annotation file and of its images), read back into every run's provenance.
+    """
+    paths = SplitPaths.of(**split)
     with warnings.catch_warnings():  # logged once below, without a traceback line
         warnings.simplefilter("ignore", DatasetWarning)
-        report = check_dataset(paths)
-    for warning in report.warnings:
+        report = check_dataset({name: paths}, reference=reference).to_dict()
+    for warning in report["warnings"]:
         log.warning(warning)
-    statistics = dataset_statistics(paths)
+    report["checksum"] = split_checksum(paths)
+    write_json(check_json, report)  # written only once every check passed
+    summary = report["splits"][name]
+    log.info("split %s OK: %d images / %d boxes; images sha256 %s", name, summary["n_images"],
+             summary["n_annotations"], report["checksum"]["images_sha256"][:12])
+    return report
+
+
+def describe_dataset(splits: dict[str, dict[str, str]], *, statistics_json, statistics_png) -> dict:
+    """Per-split, per-class counts of the checked splits, as JSON and as a figure."""
+    statistics = dataset_statistics({name: SplitPaths.of(**split) for name, split in splits.items()})
     plot_statistics(statistics, statistics_png)
     write_json(statistics_json, statistics)
-    write_json(check_json, report.to_dict())  # last: its presence means every check passed
-    log.info("dataset OK: %s", ", ".join(f"{s} {v['n_images']} images / {v['n_annotations']} boxes"
-                                          for s, v in report.to_dict()["splits"].items()))
+    return statistics

@@ -2,7 +2,8 @@
 
 Test-split detections in COCO results format, pycocotools COCOeval, per-class AP,
 precision/recall/F1 at the best-F1 and at the configured score threshold, the
-confusion matrix, parameter count and latency on the device used.
+confusion matrix and parameter count in the metrics JSON; latency on the device used and the
+training wall time in a separate speed JSON.
 """
 
 from __future__ import annotations
@@ -28,23 +29,31 @@ from detstudy.training import resolve_device
 log = logging.getLogger("detstudy.evaluate")
 
 
-def _training_summary(history_csv: str | Path, extra: dict[str, Any]) -> dict[str, Any]:
+def _trained_epochs(history_csv: str | Path) -> list[dict[str, str]]:
     with open(history_csv) as handle:
         rows = list(csv.DictReader(handle))
-    trained = [r for r in rows if r.get("seconds")]  # a fine-tuning run's epoch 0 only validates its start
-    return {"epochs": len(trained), "select_metric": extra.get("train_settings", {}).get("select_metric", "AP"),
+    return [r for r in rows if r.get("seconds")]  # a fine-tuning run's epoch 0 only validates its start
+
+
+def _training_summary(history_csv: str | Path, extra: dict[str, Any]) -> dict[str, Any]:
+    return {"epochs": len(_trained_epochs(history_csv)),
+            "select_metric": extra.get("train_settings", {}).get("select_metric", "AP"),
             "best_epoch": extra.get("epoch"), "best_val_AP": extra.get("val_AP"),
-            "best_val_AP50": extra.get("val_AP50"),
-            "train_seconds": round(sum(float(r["seconds"]) for r in trained), 1)}
+            "best_val_AP50": extra.get("val_AP50")}
 
 
 def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_path, detections_path,
-                        run: dict[str, Any], score_threshold: float = 0.5, iou_threshold: float = 0.5,
-                        batch_size: int = 4, latency_images: int = 50, device: str = "auto",
-                        threads: int | None = None, run_config: dict[str, Any] | None = None,
-                        splits: dict[str, SplitPaths] | None = None) -> dict[str, Any]:
-    """Evaluate one run; ``run_config`` (its resolved configuration) and ``splits`` (every
-    dataset split, for their checksums) go into the metrics' provenance record."""
+                        speed_path, run: dict[str, Any], score_threshold: float = 0.5,
+                        iou_threshold: float = 0.5, batch_size: int = 4, latency_images: int = 50,
+                        device: str = "auto", threads: int | None = None,
+                        run_config: dict[str, Any] | None = None,
+                        checks: dict[str, str | Path] | None = None) -> dict[str, Any]:
+    """Evaluate one run. ``run_config`` (its resolved configuration) and ``checks`` (each split's
+    dataset-check JSON, holding its checksums) go into the metrics' provenance record.
+
+    Timings (latency, training wall time) vary from run to run, so they go to ``speed_path``:
+    the metrics JSON of a deterministic run is byte-identical when it is run again.
+    """
     if threads:
         torch.set_num_threads(threads)
     device_ = resolve_device(device)
@@ -62,7 +71,6 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
     coco = coco_evaluate(dataset.coco, detections)
     confusion = confusion_matrix(dataset.coco, detections, score_threshold=score_threshold,
                                  iou_threshold=iou_threshold)
-    log.info("timing %d images at batch size 1", min(latency_images, len(dataset)))
     metrics = {
         "run": run,
         "dataset": {"split": "test", "annotations": str(test_split.annotations), "images": len(dataset),
@@ -76,19 +84,24 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
             "configured": operating_point(dataset.coco, detections, score_threshold, iou_threshold),
         },
         "params": adapter.parameter_count(),
-        "speed": measure_latency(adapter, dataset, device_, images=latency_images, amp=amp, amp_dtype=amp_dtype),
         "training": _training_summary(history, extra),
         "detections": len(detections),
         "pr_curves": coco["pr_curves"],
         "confusion": confusion,
     }
-    metrics["provenance"] = collect(run_config=run_config or {}, splits=splits or {"test": test_split},
-                                    device=device_)
+    metrics["provenance"] = collect(run_config=run_config or {}, checks=checks or {}, device=device_)
     similarity = text_similarity(adapter, dataset, device_, iou_threshold, batch_size)
     if similarity is not None:
         metrics["text_similarity"] = similarity
+    log.info("timing %d images at batch size 1", min(latency_images, len(dataset)))
+    speed = {
+        "run": run,
+        "speed": measure_latency(adapter, dataset, device_, images=latency_images, amp=amp, amp_dtype=amp_dtype),
+        "train_seconds": round(sum(float(r["seconds"]) for r in _trained_epochs(history)), 1),
+    }
     write_json(detections_path, detections, indent=None)
+    write_json(speed_path, speed)
     write_json(metrics_path, metrics)
     log.info("test mAP %.4f AP50 %.4f AR@100 %.4f; %.1f ms/image", coco["coco"]["AP"], coco["coco"]["AP50"],
-             coco["coco"]["AR100"], metrics["speed"]["latency_ms_per_image"])
+             coco["coco"]["AR100"], speed["speed"]["latency_ms_per_image"])
     return metrics

@@ -15,12 +15,19 @@ def _as_float(image: torch.Tensor, device: torch.device) -> torch.Tensor:
     return image.to(device, non_blocking=True).float().div_(255.0)
 
 
+def ordered_loader(dataset, batch_size: int) -> DataLoader:
+    """The dataset in order. Its own generator: a loader without one draws its seed from the global
+    RNG, so each validation would shift the training's random stream after it."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                      generator=torch.Generator())
+
+
 @torch.no_grad()
 def predict_dataset(adapter: DetectorAdapter, dataset: CocoDetection, device: torch.device,
                     batch_size: int = 4, amp: bool = False, amp_dtype: torch.dtype = torch.float16) -> list[dict]:
     """Detections for every image, in COCO results format with the dataset's own category ids."""
     adapter.model.eval()
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate)
+    loader = ordered_loader(dataset, batch_size)
     detections: list[dict] = []
     for images, targets in loader:
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp and device.type == "cuda"):

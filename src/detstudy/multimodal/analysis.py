@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from torch.utils.data import DataLoader
 from torchvision.ops import box_iou
 
-from detstudy.data.dataset import CocoDetection, collate
+from detstudy.data.dataset import CocoDetection
+from detstudy.evaluation.inference import ordered_loader
 from detstudy.models.base import DetectorAdapter
 from detstudy.multimodal.fusion import text_fusion_of
 
@@ -24,7 +24,7 @@ def text_similarity(adapter: DetectorAdapter, dataset: CocoDetection, device: to
     classes = len(dataset.categories)
     sums = torch.zeros(classes, classes, dtype=torch.float64)
     matched = torch.zeros(classes, dtype=torch.int64)
-    for images, targets in DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate):
+    for images, targets in ordered_loader(dataset, batch_size):
         images = [image.to(device).float().div_(255.0) for image in images]
         for (boxes, similarity), target in zip(adapter.query_text_similarity(images), targets):
             if not len(target["labels"]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
@@ -136,6 +137,10 @@ def run_label(run: dict) -> str:
 def load_runs(metrics_paths: Iterable) -> list[dict]:
     """Read every metrics JSON; each dict gets ``metrics_path`` (the file it came from).
 
+    The timings of a run live beside its metrics in ``speed.json`` (they differ from run to run,
+    the metrics do not): when that file is there, its ``speed`` block and ``train_seconds``
+    are merged in, as ``speed`` and ``training.train_seconds``.
+
     Sorted by family (cnn, vit, multimodal, then others alphabetically), model,
     resolution, phase (base first, then phase1, phase2, ...) and seed.
     """
@@ -144,6 +149,11 @@ def load_runs(metrics_paths: Iterable) -> list[dict]:
         data = read_json(path)
         if not isinstance(data, dict) or not isinstance(data.get("run"), dict):
             raise ValueError(f"{path}: not a metrics JSON (no 'run' block); see docs/metrics_schema.md")
+        speed_path = Path(path).with_name("speed.json")
+        if speed_path.is_file():
+            timings = read_json(speed_path)
+            data["speed"] = timings.get("speed") or {}
+            data.setdefault("training", {})["train_seconds"] = timings.get("train_seconds")
         data["metrics_path"] = str(path)
         runs.append(data)
     runs.sort(key=lambda r: _sort_key(r["run"]))

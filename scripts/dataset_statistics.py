@@ -1,4 +1,4 @@
-# Check the three dataset splits before any training; write statistics and their figure.
+# Per-split, per-class statistics of the checked dataset, as JSON and as a figure.
 import sys
 from pathlib import Path
 
@@ -6,11 +6,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the pack
 from detstudy.logs import log_to
 
 log_to(snakemake.log[0])
-from detstudy.data.workflow import check_and_describe
+from detstudy.data.workflow import describe_dataset
 
-check_and_describe(
+describe_dataset(
     snakemake.params.splits,
-    check_json=snakemake.output.check,
     statistics_json=snakemake.output.statistics,
     statistics_png=snakemake.output.figure,
 )
