@@ -53,6 +53,7 @@ def main() -> int:
     vanilla = {}
     for metrics_path in sorted((workdir / "results" / "runs").rglob("metrics.json"), key=lambda p: p.parts[-3] != "base"):
         metrics = json.loads(metrics_path.read_text())
+        speed = json.loads(metrics_path.with_name("speed.json").read_text())["speed"]
         run = metrics["run"]
         with open(metrics_path.parent / "history.csv") as handle:  # a fine-tuning run's epoch 0 has no rate
             rates = [float(row["images_per_second"]) for row in csv.DictReader(handle) if row["images_per_second"]]
@@ -66,7 +67,7 @@ def main() -> int:
             versus = f"{ap50 - vanilla[run['model'], run['resolution']]:+.3f} vs vanilla"
         print(f"  {run['model']} @ {run['resolution']} px {run['phase']}: test AP50 {ap50:.3f} ({versus}), "
               f"mAP {metrics['coco']['AP']:.3f}, train {sum(rates) / len(rates):.1f} img/s, "
-              f"{metrics['speed']['latency_ms_per_image']:.1f} ms/img")
+              f"{speed['latency_ms_per_image']:.1f} ms/img")
     print("targets met" if ok else "TARGETS MISSED")
     if not args.keep:
         shutil.rmtree(workdir)
