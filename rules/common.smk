@@ -258,6 +258,10 @@ def check_reference(wildcards):
     return None if wildcards.split == "train" else ["train", split_annotations("train")]
 
 
+def reference_annotations(wildcards):
+    return [] if wildcards.split == "train" else [split_annotations("train")]
+
+
 FIGURE_KINDS = ("training_curves", "per_class_ap", "pr_curves", "confusion_matrix", "predictions")
 
 

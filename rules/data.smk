@@ -9,7 +9,6 @@ rule generate_synthetic_dataset:
         images=[path for split in SPLITS for path in split_image_files(split)],
     params:
         settings=config["dataset"].get("synthetic", {}),
-        out_dir=SYNTHETIC_DIR,
     log:
         f"{RESULTS}/logs/data/generate_synthetic_dataset.log",
     conda:
@@ -22,7 +21,7 @@ rule check_split:
     input:
         annotations=lambda wildcards: split_annotations(wildcards.split),
         images=lambda wildcards: split_image_files(wildcards.split),
-        reference=lambda wildcards: (check_reference(wildcards) or [])[1:],
+        reference=reference_annotations,
         code=package_code("check_split.py"),
     output:
         check=dataset_check("{split}"),

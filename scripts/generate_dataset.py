@@ -9,4 +9,5 @@ log_to(snakemake.log[0])
 from detstudy.data.synthetic import generate_dataset
 
 settings = dict(snakemake.params.settings)
-generate_dataset(snakemake.params.out_dir, split_sizes=settings.pop("splits", None), **settings)
+out_dir = Path(snakemake.output.annotations[0]).parents[1]  # <out_dir>/annotations/<split>.json
+generate_dataset(out_dir, split_sizes=settings.pop("splits", None), **settings)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 
@@ -177,17 +178,56 @@ def test_user_coco_dataset_is_checked_and_described(workflow: Workflow, tmp_path
     assert [c["id"] for c in statistics["categories"]] == [13, 23, 33, 43, 53, 63]
 
 
-def test_broken_dataset_stops_before_training(workflow: Workflow, tmp_path):
+def _remove_first_image_file(paths, split):
+    coco = json.loads(open(paths[split]["annotations"]).read())
+    (Path(paths[split]["images"]) / coco["images"][0]["file_name"]).unlink()
+    return coco["images"][0]["file_name"]
+
+
+def _edit_annotations(paths, split, edit):
+    path = Path(paths[split]["annotations"])
+    coco = json.loads(path.read_text())
+    edit(coco)
+    path.write_text(json.dumps(coco))
+
+
+def _rename_second_category(coco):
+    coco["categories"][1]["name"] = "DENTS"
+
+
+def _empty(coco):
+    coco["images"], coco["annotations"] = [], []
+
+
+def _box_outside(coco):
+    coco["annotations"][0]["bbox"] = [50.0, 50.0, 40.0, 40.0]  # the images are 64 px
+
+
+@pytest.mark.parametrize(
+    ("split", "breaks", "expected"),
+    [
+        ("val", _remove_first_image_file, ["Fix:"]),
+        ("test", lambda p, s: Path(p[s]["annotations"]).write_text('{"images": [}'), ["not valid JSON", "Fix:"]),
+        ("val", lambda p, s: _edit_annotations(p, s, _rename_second_category),
+         ["'DENTS'", "train.json", "Fix: export every split with the same category list"]),
+        ("test", lambda p, s: _edit_annotations(p, s, _empty), ["split 'test' has no images", "Fix:"]),
+        ("train", lambda p, s: _edit_annotations(p, s, _box_outside), ["annotation", "outside", "Fix:"]),
+    ],
+    ids=["missing-image", "not-json", "categories-differ", "empty-split", "box-outside-image"],
+)
+def test_broken_dataset_stops_before_any_training(workflow: Workflow, tmp_path, split, breaks, expected):
     paths = _user_dataset(workflow, tmp_path)
-    coco = json.loads(open(paths["val"]["annotations"]).read())
-    missing = coco["images"][0]["file_name"]
-    (tmp_path / "user" / "images" / "val" / missing).unlink()
+    item = breaks(paths, split)
     result = workflow.snakemake("--cores", "2", check=False)
     assert result.returncode != 0
-    log = (workflow.root / "results/logs/data/check_val.log").read_text()
-    assert missing in log and "val.json" in log and "Fix:" in log
-    assert not list((workflow.root / "results").glob("runs/*/*/*/*/best.pt"))
-    assert not (workflow.root / "results/data/checks/val.json").exists()
+    log = (workflow.root / f"results/logs/data/check_{split}.log").read_text()
+    for fragment in [f"{split}.json", *expected] + ([item] if isinstance(item, str) else []):
+        assert fragment in log, f"{fragment!r} not in the {split} check's log:\n{log}"
+    results = workflow.root / "results"
+    assert not (results / f"data/checks/{split}.json").exists()
+    assert not list(results.glob("logs/*/*/*/*/train.log")) and not (results / "state").exists()
+    assert not list(results.glob("runs/**/*.*"))
+    assert not [p for p in results.rglob(".*")], "a temporary file was left behind"
 
 
 def _planned_after(workflow: Workflow, edit) -> set[tuple[str, str]]:
