@@ -9,7 +9,7 @@ from pathlib import Path
 # Parse-time checks use the package's dependency-free modules (PyYAML only, no torch).
 sys.path.insert(0, str(Path(workflow.basedir, "src")))
 from detstudy.codegraph import source_files
-from detstudy.data.layout import listed_image_files, synthetic_image_files, synthetic_split_sizes
+from detstudy.data.layout import image_files_stamp, synthetic_image_files, synthetic_split_sizes
 from detstudy.data.study_classes import CATEGORIES as SYNTHETIC_CATEGORIES
 from detstudy.multimodal.chain import Phase, chain_names
 from detstudy.multimodal.descriptions import DEFAULT_PROMPT, load_descriptions, prompts_for
@@ -241,16 +241,23 @@ def training_checks():
     return dataset_checks("train", "val") + [ancient(dataset_check("test"))]
 
 
-@functools.cache
 def split_image_files(split):
-    """The image files of a split, as inputs of its check: Snakemake then sees an edited image.
-    The synthetic generator's files are known from its settings; a user dataset's are the ones
-    its annotation file lists (read once per invocation; missing ones are left to the check,
-    which names them)."""
+    """The synthetic generator's image files of a split (known from its settings): outputs of
+    the generator and inputs of the split's check. A user dataset's images are not listed as
+    inputs (Snakemake slows down badly with tens of thousands); see split_image_stamp."""
+    if config["dataset"]["source"] != "synthetic":
+        return []
+    sizes = synthetic_split_sizes((config["dataset"].get("synthetic") or {}).get("splits"))
+    return synthetic_image_files(split_images(split), split, sizes[split])
+
+
+@functools.cache
+def split_image_stamp(split):
+    """For a user dataset, a digest of the name, size and date of every image the split lists:
+    a changed image changes this parameter of the split's check, which reruns it."""
     if config["dataset"]["source"] == "synthetic":
-        sizes = synthetic_split_sizes((config["dataset"].get("synthetic") or {}).get("splits"))
-        return synthetic_image_files(split_images(split), split, sizes[split])
-    return listed_image_files(split_annotations(split), split_images(split))
+        return None
+    return image_files_stamp(split_annotations(split), split_images(split))
 
 
 def check_reference(wildcards):

@@ -28,6 +28,7 @@ rule check_split:
     params:
         split=lambda wildcards: {"annotations": split_annotations(wildcards.split), "images": split_images(wildcards.split)},
         reference=check_reference,
+        image_stamp=lambda wildcards: split_image_stamp(wildcards.split),  # a replaced image reruns the check
     log:
         f"{RESULTS}/logs/data/check_{{split}}.log",
     conda:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from detstudy.data.checks import CheckReport, DatasetWarning, check_dataset
 from detstudy.data.coco import DatasetError, SplitPaths, split_checksum
+from detstudy.data.layout import image_files_stamp
 from detstudy.data.statistics import dataset_statistics, plot_statistics
 from detstudy.data.workflow import check_split
 
@@ -353,3 +354,19 @@ def test_statistics_of_the_tiny_dataset_and_plot(tiny, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with Image.open(out) as image:
         assert image.size[0] > 300 and image.size[1] > 200
+
+
+def test_image_stamp_changes_with_any_listed_image_and_only_then(tiny):
+    splits = tiny.write()
+    stamp = image_files_stamp(splits["test"].annotations, splits["test"].images)
+    assert stamp == image_files_stamp(splits["test"].annotations, splits["test"].images)
+    (splits["test"].images / "unlisted.png").write_bytes(b"not in the JSON")
+    assert image_files_stamp(splits["test"].annotations, splits["test"].images) == stamp
+    image = tiny.image_path("test")
+    Image.new("RGB", (SIZE, SIZE), (1, 2, 3)).save(image)
+    replaced = image_files_stamp(splits["test"].annotations, splits["test"].images)
+    assert replaced not in (None, stamp)
+    image.unlink()
+    assert image_files_stamp(splits["test"].annotations, splits["test"].images) not in (None, stamp, replaced)
+    tiny.json_path("test").write_text("{")
+    assert image_files_stamp(splits["test"].annotations, splits["test"].images) is None  # the check reports it

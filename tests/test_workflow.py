@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -176,6 +177,19 @@ def test_user_coco_dataset_is_checked_and_described(workflow: Workflow, tmp_path
     workflow.snakemake("results/data/statistics.json", "--cores", "1")
     statistics = json.loads((workflow.root / "results/data/statistics.json").read_text())
     assert [c["id"] for c in statistics["categories"]] == [13, 23, 33, 43, 53, 63]
+
+
+def test_replaced_image_of_a_user_dataset_reruns_only_its_split_check(workflow: Workflow, tmp_path):
+    paths = _user_dataset(workflow, tmp_path)
+    workflow.snakemake("results/data/statistics.json", "--cores", "2")
+    image = Path(paths["test"]["images"]) / json.loads(open(paths["test"]["annotations"]).read())["images"][0]["file_name"]
+    original, stat = image.read_bytes(), image.stat()
+    _repaint_one_pixel(image)
+    planned = workflow.planned_jobs("results/data/statistics.json", keys=("split",))
+    assert planned == {("check_split", "test"), ("dataset_statistics", "")}
+    image.write_bytes(original)
+    os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # the file as it was: nothing to redo
+    assert workflow.planned_jobs("results/data/statistics.json") == set()
 
 
 def _remove_first_image_file(paths, split):
