@@ -50,15 +50,16 @@ def finish(splits, out, settings=SETTINGS) -> None:
     assert start(splits, out, settings).wait(timeout=600) == 0, (out / "log.txt").read_text()
 
 
-def kill_after_first_epoch(splits, out) -> None:
-    """SIGKILL the job in the middle of a later epoch, the first time its state exists."""
+def kill_after_first_epoch(splits, out, stop=signal.SIGKILL) -> None:
+    """Kill the job in the middle of a later epoch, the first time its state exists: SIGKILL
+    (power loss, the OOM killer) or SIGTERM (`kill`, a cluster's time limit)."""
     job = start(splits, out)
     deadline = time.time() + 600
     while not (out / "state" / "state.pt").exists():
         assert job.poll() is None and time.time() < deadline, "the job ended before saving any state"
         time.sleep(0.05)
     time.sleep(0.5)  # into the next epoch
-    job.send_signal(signal.SIGKILL)
+    job.send_signal(stop)
     job.wait()
     saved = torch.load(out / "state" / "state.pt", weights_only=True)
     assert 1 <= saved["epoch"] < SETTINGS["epochs"], "killed too late to test anything"
@@ -66,9 +67,10 @@ def kill_after_first_epoch(splits, out) -> None:
         (out / output).unlink(missing_ok=True)
 
 
-def test_a_killed_job_resumes_and_ends_exactly_like_an_uninterrupted_one(splits, tmp_path):
+@pytest.mark.parametrize("stop", [signal.SIGKILL, signal.SIGTERM], ids=["sigkill", "sigterm"])
+def test_a_killed_job_resumes_and_ends_exactly_like_an_uninterrupted_one(splits, tmp_path, stop):
     finish(splits, tmp_path / "straight")
-    kill_after_first_epoch(splits, tmp_path / "killed")
+    kill_after_first_epoch(splits, tmp_path / "killed", stop)
     finish(splits, tmp_path / "killed")
     log = (tmp_path / "killed" / "log.txt").read_text()
     assert "resuming after epoch" in log
