@@ -403,10 +403,9 @@ def check_dataset(splits: dict[str, SplitPaths], *, check_images: bool = True,
     if categories_of:
         reference_name = reference[0] if reference and reference[0] in categories_of else (
             "train" if "train" in categories_of else next(iter(categories_of)))
-        reference = categories_of[reference_name]
         for name, other in categories_of.items():
             if name != reference_name:
-                problem = _compare_categories(reference, other)
+                problem = _compare_categories(categories_of[reference_name], other)
                 if problem:
                     out.errors.append(problem)
 

@@ -35,8 +35,8 @@ def _trained_epochs(history_csv: str | Path) -> list[dict[str, str]]:
     return [r for r in rows if r.get("seconds")]  # a fine-tuning run's epoch 0 only validates its start
 
 
-def _training_summary(history_csv: str | Path, extra: dict[str, Any]) -> dict[str, Any]:
-    return {"epochs": len(_trained_epochs(history_csv)),
+def _training_summary(trained: list[dict[str, str]], extra: dict[str, Any]) -> dict[str, Any]:
+    return {"epochs": len(trained),
             "select_metric": extra.get("train_settings", {}).get("select_metric", "AP"),
             "best_epoch": extra.get("epoch"), "best_val_AP": extra.get("val_AP"),
             "best_val_AP50": extra.get("val_AP50")}
@@ -58,6 +58,7 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
         torch.set_num_threads(threads)
     device_ = resolve_device(device)
     adapter, categories, extra = load_checkpoint(checkpoint, device_)
+    trained = _trained_epochs(history)
     dataset = CocoDetection(test_split)
     if dataset.categories != categories:
         raise ValueError(f"{test_split.annotations}: categories {dataset.categories.as_list()} differ from the "
@@ -84,7 +85,7 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
             "configured": operating_point(dataset.coco, detections, score_threshold, iou_threshold),
         },
         "params": adapter.parameter_count(),
-        "training": _training_summary(history, extra),
+        "training": _training_summary(trained, extra),
         "detections": len(detections),
         "pr_curves": coco["pr_curves"],
         "confusion": confusion,
@@ -97,7 +98,7 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
     speed = {
         "run": run,
         "speed": measure_latency(adapter, dataset, device_, images=latency_images, amp=amp, amp_dtype=amp_dtype),
-        "train_seconds": round(sum(float(r["seconds"]) for r in _trained_epochs(history)), 1),
+        "train_seconds": round(sum(float(r["seconds"]) for r in trained), 1),
     }
     write_json(detections_path, detections, indent=None)
     write_json(speed_path, speed)
