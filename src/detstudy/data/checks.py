@@ -34,6 +34,8 @@ to contiguous labels with ``CategoryMap``.
 
 from __future__ import annotations
 
+import hashlib
+import io
 import math
 import warnings
 from collections import Counter
@@ -43,7 +45,7 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from .coco import DatasetError, SplitPaths, load_coco_json
+from .coco import DatasetError, SplitPaths, images_digest, load_coco_json
 
 #: A box may reach this many pixels beyond an image border (rounding in exporters).
 BORDER_TOLERANCE = 1.0
@@ -62,7 +64,8 @@ class CheckReport:
     ``splits[name]`` holds: ``annotations`` (path, str), ``images`` (folder, str),
     ``n_images``, ``n_annotations``, ``n_empty_images`` (images without boxes),
     ``converted_modes`` ({Pillow mode: number of images} for images that are not
-    RGB and are converted at load time; empty when images were not opened).
+    RGB and are converted at load time; empty when images were not opened) and, when the
+    images were read, ``images_sha256`` (``coco.images_digest`` of them, from the same read).
     ``categories`` is ``[{"id": .., "name": ..}]`` sorted by id, as in the dataset.
     """
 
@@ -117,10 +120,16 @@ def _image_label(image_id: Any, images_by_id: dict[Any, dict]) -> str:
     return f"image {_fmt(image_id)}"
 
 
-def _check_image_file(path: Path) -> tuple[tuple[int, int] | None, str | None, str | None]:
-    """Open an image cheaply. Returns ((width, height), mode, problem)."""
+def _check_image_file(path: Path) -> tuple[tuple[int, int] | None, str | None, str | None, str]:
+    """Open an image cheaply. Returns ((width, height), mode, problem, SHA-256 of the file):
+    the bytes are read once, for the checksum and for Pillow."""
     try:
-        with Image.open(path) as image:
+        data = path.read_bytes()
+    except OSError as error:  # permissions, a broken link, an I/O error
+        return None, None, f"cannot be read ({type(error).__name__}: {error})", ""
+    digest = hashlib.sha256(data).hexdigest()
+    try:
+        with Image.open(io.BytesIO(data)) as image:
             size, mode, fmt = image.size, image.mode, image.format
             if fmt == "PNG":
                 image.verify()  # walks the chunks and checks their CRCs, without decoding
@@ -130,10 +139,10 @@ def _check_image_file(path: Path) -> tuple[tuple[int, int] | None, str | None, s
                     image.draft(image.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
                 image.load()
     except UnidentifiedImageError:
-        return None, None, "cannot be read (not an image format Pillow can identify)"
+        return None, None, "cannot be read (not an image format Pillow can identify)", digest
     except Exception as error:  # noqa: BLE001 - Pillow raises many types for broken files
-        return None, None, f"cannot be read ({type(error).__name__}: {error})"
-    return size, mode, None
+        return None, None, f"cannot be read ({type(error).__name__}: {error})", digest
+    return size, mode, None, digest
 
 
 def _check_categories(ann: str, data: dict, out: _Collector) -> dict[int, str] | None:
@@ -234,6 +243,7 @@ def _check_split(name: str, paths: SplitPaths, *, check_images: bool,
                               f"{len(images_by_id)} images). Fix: check the images path in your config.")
         else:
             modes: Counter[str] = Counter()
+            digests: list[tuple[str, str]] = []
             for iid, image in images_by_id.items():
                 file_name = image.get("file_name")
                 if not isinstance(file_name, str) or not file_name:
@@ -244,7 +254,8 @@ def _check_split(name: str, paths: SplitPaths, *, check_images: bool,
                     out.errors.append(f"{ann}: {label}: file {path} not found. "
                                       "Fix: add the file or remove the image and its annotations from the JSON.")
                     continue
-                size, mode, problem = _check_image_file(path)
+                size, mode, problem, digest = _check_image_file(path)
+                digests.append((file_name, digest))
                 if problem is not None:
                     out.errors.append(f"{ann}: {label}: file {path} {problem}. "
                                       "Fix: replace the file with a valid image or remove the image "
@@ -259,6 +270,8 @@ def _check_split(name: str, paths: SplitPaths, *, check_images: bool,
                         f"{_num(declared[0])}x{_num(declared[1])} (width x height). Fix: set 'width'/'height' "
                         "to the real size, or re-export the split if the boxes refer to another size.")
             summary["converted_modes"] = dict(sorted(modes.items()))
+            if len(digests) == len(images_by_id):  # every image read: the split's checksum
+                summary["images_sha256"] = images_digest(digests)
             if modes:
                 counts = ", ".join(f"{n} {m}" for m, n in sorted(modes.items()))
                 out.warnings.append(f"{ann}: {sum(modes.values())} image(s) of split '{name}' are not RGB "
