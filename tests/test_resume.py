@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -90,6 +91,18 @@ def test_a_changed_configuration_discards_the_stale_state(splits, tmp_path):
     kill_after_first_epoch(splits, tmp_path)
     finish(splits, tmp_path, {**SETTINGS, "lr": 1e-3})
     log = (tmp_path / "log.txt").read_text()
+    assert "written under another configuration" in log and "resuming after epoch" not in log
+
+
+def test_a_replaced_training_image_discards_the_stale_state(tmp_path):
+    from PIL import Image
+
+    data = generate_dataset(tmp_path / "data", seed=4, split_sizes={"train": 8, "val": 2, "test": 2}, image_size=64)
+    kill_after_first_epoch(data, tmp_path / "run")
+    image = sorted(Path(data["train"]["images"]).iterdir())[0]
+    Image.new("RGB", (64, 64), (1, 2, 3)).save(image)  # same name, new content
+    finish(data, tmp_path / "run")
+    log = (tmp_path / "run" / "log.txt").read_text()
     assert "written under another configuration" in log and "resuming after epoch" not in log
 
 

@@ -29,8 +29,9 @@ from detstudy.data.dataset import CocoDetection, collate
 from detstudy.ema import ModelEMA
 from detstudy.evaluation.inference import predict_dataset
 from detstudy.evaluation.metrics import coco_evaluate
-from detstudy.models import DetectorAdapter, build_detector
+from detstudy.data.layout import image_files_stamp
 from detstudy.io import file_digest, write_csv
+from detstudy.models import DetectorAdapter, build_detector
 from detstudy.resume import TrainingState, fingerprint, restore_rng, rng_state
 
 log = logging.getLogger("detstudy.train")
@@ -368,7 +369,7 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
             architecture=adapter.architecture, model_settings=adapter.settings, train_settings=train_settings,
             resolution=resolution, seed=seed, start_from=file_digest(start_from) if start_from else None,
             data=[file_digest(split.annotations) for split in (train_split, val_split)],
-            images=[str(split.images) for split in (train_split, val_split)]))
+            images=[image_files_stamp(split.annotations, split.images) for split in (train_split, val_split)]))
     saved = resume.load() if resume is not None else None
     first_epoch, stopped = 1, False
     if saved is not None:
@@ -418,7 +419,7 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
             log.info("early stop: val %s %.4f is more than %.3f below the best %.4f (epoch %d)",
                      settings.select_metric, row[f"val_{settings.select_metric}"], drop, best["score"],
                      best["epoch"])
-        if resume is not None:  # after validation: the validation loader draws from the same RNG
+        if resume is not None:  # after validation: the state holds the epoch's history row and best
             resume.save({"epoch": epoch, "stopped": stopped, "history": history, "best": dict(best),
                          "model": adapter.model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
