@@ -7,7 +7,10 @@ the targets of the default grid: the whole grid (CNNs, DEIMv2 demo, its multimod
 controls) in at most 15 minutes on a 2-core CPU, test AP50 >= 0.3 for the CNNs and >= 0.5 for
 the DEIMv2 demo; the multimodal runs are printed with their difference to the vanilla run.
 
-    python benchmarks/default_grid.py [--cores 2] [--keep DIR]
+With ``--native-kernels`` the jobs use the machine's own CPU kernels instead of the portable
+ones (``compute.portable_kernels: false``): run both to see what the pin costs.
+
+    python benchmarks/default_grid.py [--cores 2] [--keep DIR] [--native-kernels]
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--keep", type=Path, help="run in this folder and keep it (default: a temporary one)")
+    parser.add_argument("--native-kernels", action="store_true",
+                        help="compute.portable_kernels: false (the machine's own CPU kernels)")
     args = parser.parse_args()
     workdir = args.keep or Path(tempfile.mkdtemp(prefix="detstudy-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
@@ -38,13 +43,16 @@ def main() -> int:
     started = time.perf_counter()
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
                "--configfile", str(ROOT / "config" / "config.yaml"), "--cores", str(args.cores), "--resources", "gpu=1"]
+    if args.native_kernels:
+        command += ["--config", "compute.portable_kernels=false"]
     result = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - started
     if result.returncode != 0:
         print(result.stderr[-3000:])
         return 1
 
-    print(f"whole default grid: {wall:.0f} s (target {TARGET_SECONDS} s) in {workdir}")
+    kernels = "native" if args.native_kernels else "portable"
+    print(f"whole default grid, {kernels} CPU kernels: {wall:.0f} s (target {TARGET_SECONDS} s) in {workdir}")
     for tsv in sorted((workdir / "results" / "benchmarks").rglob("*.tsv")):
         with open(tsv) as handle:
             seconds = float(next(csv.DictReader(handle, delimiter="\t"))["s"])

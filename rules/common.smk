@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir, "src")))
 from detstudy.codegraph import source_files
 from detstudy.data.layout import image_files_stamp, synthetic_image_files, synthetic_split_sizes
 from detstudy.data.study_classes import CATEGORIES as SYNTHETIC_CATEGORIES
+from detstudy.kernels import kernel_settings
 from detstudy.multimodal.chain import Phase, chain_names
 from detstudy.multimodal.descriptions import DEFAULT_PROMPT, load_descriptions, prompts_for
 
@@ -329,6 +330,12 @@ def gpu_slots():
 
 
 # --- params helpers -----------------------------------------------------------------------
+def cpu_kernels():
+    """The CPU kernels of every job that computes (compute.portable_kernels): a parameter, so
+    switching them reruns those jobs, whose results they change."""
+    return kernel_settings(config["compute"]["portable_kernels"])
+
+
 def architecture(wildcards):
     return MODELS[wildcards.model]["architecture"]
 

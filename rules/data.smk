@@ -9,6 +9,7 @@ rule generate_synthetic_dataset:
         images=[path for split in SPLITS for path in split_image_files(split)],
     params:
         settings=config["dataset"].get("synthetic", {}),
+        kernels=cpu_kernels(),
     log:
         f"{RESULTS}/logs/data/generate_synthetic_dataset.log",
     conda:

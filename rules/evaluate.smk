@@ -20,6 +20,7 @@ rule evaluate:
         batch_size=config["evaluation"]["batch_size"],
         latency_images=config["evaluation"]["latency_images"],
         device=config["compute"]["device"],
+        kernels=cpu_kernels(),
         run_config=run_config,  # recorded in the metrics (provenance)
     threads: config["compute"]["threads"]
     resources:

@@ -15,6 +15,7 @@ rule text_embeddings:
     params:
         encoder=MULTIMODAL["text_encoder"] if MULTIMODAL else {},
         prompt=multimodal_prompt,
+        kernels=cpu_kernels(),
     priority: 2  # seconds of work that can fail on a description: before hours of training
     log:
         f"{RESULTS}/logs/text_embeddings.log",
@@ -44,6 +45,7 @@ rule train_phase:
         val_images=split_images("val"),
         device=config["compute"]["device"],
         state_dir=run_state(),
+        kernels=cpu_kernels(),
     wildcard_constraints:
         model=name_pattern(multimodal_models()),
         phase=name_pattern(phase_names()),

@@ -20,6 +20,7 @@ rule train_cnn:
         val_images=split_images("val"),
         device=config["compute"]["device"],
         state_dir=run_state(),
+        kernels=cpu_kernels(),
     wildcard_constraints:
         model=name_pattern(family_models("cnn")),
         phase="base",

@@ -109,11 +109,16 @@ def images(count=2):
     return [torch.rand(3, 64, 64, generator=generator) for _ in range(count)]
 
 
-def test_phase1_starts_exactly_at_the_vanilla_detections(vanilla):
+@pytest.mark.kernel_sensitive
+def test_phase1_starts_at_the_vanilla_detections_to_float_precision(vanilla):
+    """The gate is 0, so the text term adds exactly nothing; the fused model's re-created head
+    weights may still take another matrix-multiply path (MKL picks it by CPU and memory layout),
+    which moves a score by an ulp or two: compare to float32 precision, not bit for bit."""
     reference, _, _ = load_checkpoint(vanilla / "best.pt")
     expected, got = reference.predict(images()), fused(vanilla).predict(images())
     for a, b in zip(expected, got):
-        assert torch.equal(a["scores"], b["scores"]) and torch.equal(a["boxes"], b["boxes"])
+        torch.testing.assert_close(b["scores"], a["scores"], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(b["boxes"], a["boxes"], rtol=1e-5, atol=1e-4)  # pixels
         assert torch.equal(a["labels"], b["labels"])
 
 

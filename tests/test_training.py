@@ -54,6 +54,7 @@ def test_val_interval_validates_every_nth_and_the_last_epoch(tiny_splits, tmp_pa
     assert summary["best_epoch"] in (2, 3)
 
 
+@pytest.mark.kernel_sensitive
 def test_same_seed_same_result(tiny_splits, tmp_path):
     run(tiny_splits, tmp_path / "a", epochs=1)
     run(tiny_splits, tmp_path / "b", epochs=1)

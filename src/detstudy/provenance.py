@@ -1,5 +1,7 @@
 """What produced a number: the run's resolved configuration, the code's git commit, the library
-versions, the device and the checksums of each dataset split, recorded in every metrics JSON."""
+versions, the CPU kernels, the device and the checksums of each dataset split, recorded in every
+metrics JSON. ``device`` holds everything that describes the machine rather than the run (its
+CPU, the kernel paths in use there); with portable kernels the rest is the same on every machine."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Any
 import torch
 
 from detstudy.io import read_json
+from detstudy.kernels import kernel_record, machine_kernels
 
 PACKAGES = ("detstudy", "torch", "torchvision", "transformers", "snakemake", "pycocotools", "numpy")
 CODE_ROOT = Path(__file__).resolve().parents[2]  # the checkout: src/detstudy/ -> repository root
@@ -40,13 +43,18 @@ def versions() -> dict[str, str | None]:
 
 
 def device_info(device: torch.device) -> dict[str, Any]:
+    """The machine fields: the device, and the CPU side every job has (a GPU job's data pipeline)."""
+    info: dict[str, Any] = {"type": device.type, "threads": torch.get_num_threads()}
     if device.type == "cuda":
-        return {"type": "cuda", "name": torch.cuda.get_device_name(device), "cuda": torch.version.cuda}
-    return {"type": device.type, "name": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+        info.update(name=torch.cuda.get_device_name(device), cuda=torch.version.cuda)
+    else:
+        info["name"] = platform.processor() or platform.machine()
+    return {**info, "cpu_kernels": machine_kernels()}
 
 
 def collect(*, run_config: dict[str, Any], checks: dict[str, str | Path], device: torch.device) -> dict[str, Any]:
     """The provenance block; ``checks`` maps each split to its dataset-check JSON, which holds the
     split's checksums (computed once by the check, not again by every evaluation)."""
-    return {"config": run_config, "git": git_state(), "versions": versions(), "device": device_info(device),
+    return {"config": run_config, "git": git_state(), "versions": versions(), "kernels": kernel_record(),
+            "device": device_info(device),
             "dataset": {name: read_json(path)["checksum"] for name, path in checks.items()}}

@@ -31,6 +31,7 @@ from detstudy.evaluation.inference import predict_dataset
 from detstudy.evaluation.metrics import coco_evaluate
 from detstudy.data.layout import image_files_stamp
 from detstudy.io import file_digest, write_csv
+from detstudy.kernels import kernel_record
 from detstudy.models import DetectorAdapter, build_detector
 from detstudy.resume import TrainingState, fingerprint, restore_rng, rng_state
 
@@ -369,7 +370,8 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
             architecture=adapter.architecture, model_settings=adapter.settings, train_settings=train_settings,
             resolution=resolution, seed=seed, start_from=file_digest(start_from) if start_from else None,
             data=[file_digest(split.annotations) for split in (train_split, val_split)],
-            images=[image_files_stamp(split.annotations, split.images) for split in (train_split, val_split)]))
+            images=[image_files_stamp(split.annotations, split.images) for split in (train_split, val_split)],
+            kernels=kernel_record()))  # other kernels or threads would not continue the same computation
     saved = resume.load() if resume is not None else None
     first_epoch, stopped = 1, False
     if saved is not None:
