@@ -221,14 +221,19 @@ COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SHA_TEST = "f" * 16 + "e" * 48
 
 
-def _provenance(run_meta, *, commit=COMMIT, dirty=False, test_sha=SHA_TEST, torch="2.14.1"):
+PINNED = {"portable": True, "applied": True, "threads": 1}
+
+
+def _provenance(run_meta, *, commit=COMMIT, dirty=False, test_sha=SHA_TEST, torch="2.14.1", kernels=PINNED):
     return {
         "config": {"dataset": {"name": "defects <v2> & more"}, "model": {"architecture": run_meta["architecture"]},
                    "resolution": run_meta["resolution"], "seed": run_meta["seed"], "device": "cpu",
                    "note": "a ``` fence and a </pre> inside"},
         "git": None if commit is None else {"commit": commit, "dirty": dirty},
         "versions": {"python": "3.11.7", "detstudy": "0.1.0", "torch": torch, "numpy": "2.4.6"},
-        "device": {"type": "cpu", "name": "x86_64", "threads": 1},
+        "kernels": kernels,
+        "device": {"type": "cpu", "name": "x86_64", "threads": 1,
+                   "cpu_kernels": {"cpu": "AMD EPYC", "aten_capability": "AVX2", "onednn": False}},
         "dataset": {split: {"annotations": f"data/{split}.json", "annotations_sha256": sha, "images": 64,
                             "images_sha256": "a" * 64}
                     for split, sha in (("train", "b" * 64), ("val", "c" * 64), ("test", test_sha))},
@@ -289,6 +294,17 @@ def test_provenance_different_code_and_data(inputs, tmp_path):
         assert "Set 2" in text and "2.15.0" in text
     assert f'<code title="{other}">{other[:12]}</code>: {vit}' in html
     assert f"`{other[:12]}` (`{other}`): {vit}" in md
+
+
+def test_provenance_names_the_cpu_kernels_of_each_run(inputs, tmp_path):
+    native = {"portable": False, "applied": False, "threads": 1}
+    out = _render_with_provenance(inputs, tmp_path, "kernels", deimv2_s_s0={"kernels": native})
+    vit = report.run_label({"model": "deimv2_s", "resolution": 256, "phase": "base", "seed": 0})
+    for text in ((out / "index.html").read_text(), (out / "report.md").read_text()):
+        assert "CPU AMD EPYC" in text and "Devices" in text
+        assert "portable CPU kernels (the same bytes on any x86-64 CPU with AVX2)" in text
+        own = text.split("native CPU kernels of this machine (numbers may differ on another CPU)", 1)
+        assert len(own) == 2 and own[1].lstrip(" :").startswith(vit)
 
 
 def test_provenance_grouping():

@@ -22,10 +22,10 @@ RUN = """
 import json, logging, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
 from detstudy.kernels import kernel_settings, pin_kernels
-pin_kernels(kernel_settings(True))  # as a training job does: the resumed process computes like the first
+args = json.loads(sys.argv[1])
+pin_kernels(kernel_settings(args["portable"]))  # as a training job does, before torch loads
 from detstudy.data.coco import SplitPaths
 from detstudy.training import train
-args = json.loads(sys.argv[1])
 train(architecture="deimv2_demo", model_settings={"num_queries": 20, "num_denoising": 10},
       train_settings=args["settings"], train_split=SplitPaths.of(**args["train"]),
       val_split=SplitPaths.of(**args["val"]), resolution=64, seed=0, checkpoint_path=args["out"] + "/best.pt",
@@ -42,15 +42,16 @@ def splits(tmp_path_factory):
                             image_size=64)
 
 
-def start(splits, out, settings=SETTINGS) -> subprocess.Popen:
+def start(splits, out, settings=SETTINGS, portable=True) -> subprocess.Popen:
     out.mkdir(parents=True, exist_ok=True)
-    args = json.dumps({"settings": settings, "train": splits["train"], "val": splits["val"], "out": str(out)})
+    args = json.dumps({"settings": settings, "train": splits["train"], "val": splits["val"], "out": str(out),
+                       "portable": portable})
     return subprocess.Popen([sys.executable, "-c", RUN, args], stderr=open(out / "log.txt", "a"),
                             env=dict(os.environ, PYTHONHASHSEED="0"))
 
 
-def finish(splits, out, settings=SETTINGS) -> None:
-    assert start(splits, out, settings).wait(timeout=600) == 0, (out / "log.txt").read_text()
+def finish(splits, out, settings=SETTINGS, portable=True) -> None:
+    assert start(splits, out, settings, portable).wait(timeout=600) == 0, (out / "log.txt").read_text()
 
 
 def kill_after_first_epoch(splits, out, stop=signal.SIGKILL) -> None:
@@ -93,6 +94,14 @@ def test_a_killed_job_resumes_and_ends_exactly_like_an_uninterrupted_one(splits,
 def test_a_changed_configuration_discards_the_stale_state(splits, tmp_path):
     kill_after_first_epoch(splits, tmp_path)
     finish(splits, tmp_path, {**SETTINGS, "lr": 1e-3})
+    log = (tmp_path / "log.txt").read_text()
+    assert "written under another configuration" in log and "resuming after epoch" not in log
+
+
+def test_other_cpu_kernels_discard_the_stale_state(splits, tmp_path):
+    """A run resumed under other kernels would not continue the same computation."""
+    kill_after_first_epoch(splits, tmp_path)
+    finish(splits, tmp_path, portable=False)
     log = (tmp_path / "log.txt").read_text()
     assert "written under another configuration" in log and "resuming after epoch" not in log
 

@@ -20,8 +20,10 @@ computes fixes these choices before torch or NumPy is imported (both read them o
 
 On other CPUs (ARM, or x86-64 without AVX2 and FMA) the setting changes nothing: the job logs
 a warning, runs with the machine's own kernels, and its provenance says the pin was not
-applied. This module imports neither torch nor NumPy at import time: the Snakefile uses it
-while it parses, and jobs call :func:`pin_kernels` before anything else imports them.
+applied. This module imports neither torch nor NumPy: the Snakefile uses it while it parses,
+and jobs call :func:`pin_kernels` before anything imports them (it loads torch itself, where
+installed, once the environment is set). What a run records of its kernels is in
+``detstudy.provenance``.
 """
 
 from __future__ import annotations
@@ -58,27 +60,26 @@ def kernel_settings(portable: bool) -> dict[str, Any]:
             "onednn": not portable}
 
 
-def cpu_flags() -> set[str] | None:
-    """The CPU's feature flags (Linux), or None where they cannot be read."""
+def _cpuinfo(field: str) -> str | None:
+    """The first ``field`` line of /proc/cpuinfo (Linux), or None where there is none."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
+                if line.split(":", 1)[0].strip() == field:
+                    return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return None
 
 
+def cpu_flags() -> set[str] | None:
+    """The CPU's feature flags, or None where they cannot be read."""
+    flags = _cpuinfo("flags")
+    return set(flags.split()) if flags is not None else None
+
+
 def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return _cpuinfo("model name") or platform.processor() or platform.machine()
 
 
 def unsupported_reason(machine: str | None = None, flags: set[str] | None = None) -> str | None:
@@ -124,9 +125,8 @@ def pin_kernels(settings: dict[str, Any], *, environ: MutableMapping[str, str] =
         _applied = {"portable": True, "applied": reason is None}
     else:
         _applied = {"portable": False, "applied": False}
-    if _applied["applied"] and importlib.util.find_spec("torch") is not None:  # the data env has no torch
-        import torch  # only now: the environment above is what it reads
-
+    if _applied["applied"] and importlib.util.find_spec("torch") is not None:  # optional: the data env has none
+        torch = importlib.import_module("torch")  # only now: the environment above is what it reads
         torch.backends.mkldnn.enabled = settings["onednn"]
         capability = torch.backends.cpu.get_cpu_capability()
         if capability != "AVX2":
@@ -136,29 +136,13 @@ def pin_kernels(settings: dict[str, Any], *, environ: MutableMapping[str, str] =
     return dict(_applied)
 
 
-def kernel_record() -> dict[str, Any]:
-    """The kernels and thread count a run computes with (both change its last bits), as its
-    provenance and resume fingerprint record them: the same on every machine the pin covers.
-    Not pinned (``portable: false``) when no job called :func:`pin_kernels` (a library caller)."""
-    import torch
-
-    return {**(_applied or {"portable": False, "applied": False}), "threads": torch.get_num_threads()}
-
-
-def machine_kernels() -> dict[str, Any]:
-    """The machine side of the kernels (provenance's machine fields): CPU, the paths in use, the
-    environment variables that steer them."""
-    import torch
-
-    flags = cpu_flags() or set()
-    return {"cpu": cpu_model(), "machine": platform.machine(),
-            "flags": sorted(flag for flag in flags if flag in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")),
-            "aten_capability": torch.backends.cpu.get_cpu_capability(), "onednn": torch.backends.mkldnn.enabled,
-            "environment": {name: os.environ[name] for name in KERNEL_VARIABLES if name in os.environ}}
+def pinned() -> dict[str, Any]:
+    """What :func:`pin_kernels` did in this process; not pinned when no job called it (a library caller)."""
+    return dict(_applied or {"portable": False, "applied": False})
 
 
 def describe() -> str:
-    record = _applied or {"portable": False, "applied": False}
+    record = pinned()
     if not record["portable"]:
         return "this machine's own (compute.portable_kernels: false)"
     if not record["applied"]:

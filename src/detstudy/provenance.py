@@ -5,6 +5,7 @@ CPU, the kernel paths in use there); with portable kernels the rest is the same 
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 from importlib import metadata
@@ -14,7 +15,7 @@ from typing import Any
 import torch
 
 from detstudy.io import read_json
-from detstudy.kernels import kernel_record, machine_kernels
+from detstudy.kernels import KERNEL_VARIABLES, cpu_flags, cpu_model, pinned
 
 PACKAGES = ("detstudy", "torch", "torchvision", "transformers", "snakemake", "pycocotools", "numpy")
 CODE_ROOT = Path(__file__).resolve().parents[2]  # the checkout: src/detstudy/ -> repository root
@@ -40,6 +41,21 @@ def versions() -> dict[str, str | None]:
         except metadata.PackageNotFoundError:
             found[package] = None
     return found
+
+
+def kernel_record() -> dict[str, Any]:
+    """The CPU kernels and thread count a run computes with (both change its last bits), as its
+    provenance and resume fingerprint record them: the same on every machine the pin covers."""
+    return {**pinned(), "threads": torch.get_num_threads()}
+
+
+def machine_kernels() -> dict[str, Any]:
+    """The machine side of the kernels: the CPU, the paths in use on it, the variables that steer them."""
+    flags = cpu_flags() or set()
+    return {"cpu": cpu_model(), "machine": platform.machine(),
+            "flags": sorted(flag for flag in flags if flag in ("avx2", "fma", "avx512f", "avx512_bf16", "amx_tile")),
+            "aten_capability": torch.backends.cpu.get_cpu_capability(), "onednn": torch.backends.mkldnn.enabled,
+            "environment": {name: os.environ[name] for name in KERNEL_VARIABLES if name in os.environ}}
 
 
 def device_info(device: torch.device) -> dict[str, Any]:

@@ -31,8 +31,8 @@ from detstudy.evaluation.inference import predict_dataset
 from detstudy.evaluation.metrics import coco_evaluate
 from detstudy.data.layout import image_files_stamp
 from detstudy.io import file_digest, write_csv
-from detstudy.kernels import kernel_record
 from detstudy.models import DetectorAdapter, build_detector
+from detstudy.provenance import kernel_record
 from detstudy.resume import TrainingState, fingerprint, restore_rng, rng_state
 
 log = logging.getLogger("detstudy.train")

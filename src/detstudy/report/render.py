@@ -482,14 +482,21 @@ def _digest(value) -> dict:
     return {"short": str(value)[:16], "full": str(value)} if value else {"short": DASH, "full": ""}
 
 
-def _device_text(device) -> str:
+def _device_text(device, kernels=None) -> str:
     if not isinstance(device, dict):
         return "not recorded"
     parts = [str(device.get(k)) for k in ("type", "name") if device.get(k) is not None]
     if device.get("cuda"):
         parts.append(f"CUDA {device['cuda']}")
+    cpu = (device.get("cpu_kernels") or {}).get("cpu")
+    if cpu and cpu != device.get("name"):
+        parts.append(f"CPU {cpu}")
     if device.get("threads") is not None:
         parts.append(f"{device['threads']} thread{'s' if device['threads'] != 1 else ''}")
+    if isinstance(kernels, dict):
+        parts.append("portable CPU kernels (the same bytes on any x86-64 CPU with AVX2)" if kernels.get("applied") else
+                     "portable CPU kernels asked for, not applicable on this CPU" if kernels.get("portable") else
+                     "native CPU kernels of this machine (numbers may differ on another CPU)")
     return " · ".join(parts) or "not recorded"
 
 
@@ -544,7 +551,7 @@ def _provenance_view(runs: list[dict]) -> dict:
         fence = "`" * max(3, max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
         configs.append({"label": run_label(run), "json": text, "fence": fence})
 
-    devices = _distinct(recorded, lambda r: prov(r, "device"))
+    devices = _distinct(recorded, lambda r: {"device": prov(r, "device"), "kernels": prov(r, "kernels")})
     return {
         "recorded": True,
         "missing": missing,
@@ -553,7 +560,8 @@ def _provenance_view(runs: list[dict]) -> dict:
                      [f"Set {i}" for i in range(1, len(version_groups) + 1)],
                      "rows": version_rows, "runs": [g["runs"] for g in version_groups],
                      "mixed": len(version_groups) > 1},
-        "devices": {"groups": [{"text": _device_text(g["value"]), "runs": g["runs"]} for g in devices],
+        "devices": {"groups": [{"text": _device_text(g["value"]["device"], g["value"]["kernels"]), "runs": g["runs"]}
+                                for g in devices],
                     "mixed": len(devices) > 1},
         "dataset": {"rows": dataset, "mixed": len(dataset) > len(splits), "warnings": dataset_warnings},
         "configs": configs,
