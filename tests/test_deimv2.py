@@ -59,6 +59,7 @@ def test_demo_trains_and_predicts_in_original_pixels():
     assert (prediction["labels"] >= 0).all() and (prediction["labels"] < 6).all()
 
 
+@pytest.mark.kernel_sensitive
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     adapter = build_detector("deimv2_demo", 2, 128)

@@ -87,6 +87,7 @@ def test_unknown_architecture_names_the_choices():
         build_detector("fasterrcnn_vgg16", 3, 64)
 
 
+@pytest.mark.kernel_sensitive
 def test_checkpoint_round_trip(tmp_path):
     torch.manual_seed(0)
     adapter = build_detector("fasterrcnn_efficientnet_b0_fpn", 2, 64, SMALL)

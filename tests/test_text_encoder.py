@@ -62,6 +62,7 @@ def test_minilm_embeddings(minilm):
     assert minilm["cls"][1]["pooling"] == "cls" and not torch.allclose(minilm["cls"][0], emb, atol=1e-3)
 
 
+@pytest.mark.kernel_sensitive
 def test_minilm_batching_and_truncation():
     full = encode_texts(TEXTS, MINILM)[0]
     assert torch.allclose(encode_texts(TEXTS, MINILM, batch_size=1)[0], full, atol=1e-5)  # Padding is masked out.
@@ -95,6 +96,7 @@ def tiny_clip(tmp_path_factory):
     return folder, model, tokenizer
 
 
+@pytest.mark.kernel_sensitive
 def test_full_clip_uses_projection(tiny_clip):
     folder, model, tokenizer = tiny_clip
     emb, info = encode_texts(TEXTS, str(folder))
@@ -110,6 +112,7 @@ def test_full_clip_uses_projection(tiny_clip):
     assert mean_info["pooling"] == "mean" and mean.shape == (3, 32)
 
 
+@pytest.mark.kernel_sensitive
 def test_text_only_clip_folder(tiny_clip, tmp_path):
     from transformers import CLIPTextConfig, CLIPTextModelWithProjection
 
@@ -126,6 +129,7 @@ def test_text_only_clip_folder(tiny_clip, tmp_path):
     assert torch.allclose(emb, full_emb, atol=1e-5)
 
 
+@pytest.mark.kernel_sensitive
 def test_clip_tower_without_projection(tiny_clip, tmp_path):
     from transformers import CLIPTextModel
 

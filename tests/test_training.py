@@ -118,6 +118,7 @@ def test_flat_cosine_follows_the_official_epoch_windows():
     assert lrs[1200] == pytest.approx(0.5) and lrs[1319] == pytest.approx(0.5)
 
 
+@pytest.mark.kernel_sensitive
 def test_ema_follows_the_deim_decay_warmup():
     from detstudy.ema import ModelEMA, ema_decay
 
