@@ -4,8 +4,9 @@ Runs `snakemake --cores 2 --resources gpu=1` with this checkout's Snakefile and 
 temporary working directory (so results/ there starts empty), and prints the wall time, each
 job's time (Snakemake's benchmark files), the training throughput and the test metrics, against
 the targets of the default grid: the whole grid (CNNs, DEIMv2 demo, its multimodal phases and
-controls) in at most 15 minutes on a 2-core CPU with the machine's own kernels, test AP50 >= 0.3 for the CNNs and >= 0.5 for
-the DEIMv2 demo; the multimodal runs are printed with their difference to the vanilla run.
+controls) in at most 15 minutes on a 2-core CPU with the machine's own kernels, test AP50 >= 0.3
+for the CNNs and >= 0.5 for the DEIMv2 demo; the multimodal runs are printed with their
+difference to the vanilla run.
 
 With ``--native-kernels`` the jobs use the machine's own CPU kernels instead of the portable
 ones (``compute.portable_kernels: false``): run both to see what the pin costs.

@@ -233,7 +233,7 @@ def _provenance(run_meta, *, commit=COMMIT, dirty=False, test_sha=SHA_TEST, torc
         "versions": {"python": "3.11.7", "detstudy": "0.1.0", "torch": torch, "numpy": "2.4.6"},
         "kernels": kernels,
         "device": {"type": "cpu", "name": "x86_64", "threads": 1,
-                   "cpu_kernels": {"cpu": "AMD EPYC", "aten_capability": "AVX2", "onednn": False}},
+                   "cpu_kernels": {"cpu": "AMD EPYC", "aten_capability": "AVX2", "onednn": True}},
         "dataset": {split: {"annotations": f"data/{split}.json", "annotations_sha256": sha, "images": 64,
                             "images_sha256": "a" * 64}
                     for split, sha in (("train", "b" * 64), ("val", "c" * 64), ("test", test_sha))},

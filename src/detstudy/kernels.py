@@ -130,7 +130,8 @@ def pin_kernels(settings: dict[str, Any], *, environ: MutableMapping[str, str] =
         capability = torch.backends.cpu.get_cpu_capability()
         if capability != "AVX2":
             raise RuntimeError(f"compute.portable_kernels: ATen runs its {capability} kernels although "
-                               "ATEN_CPU_CAPABILITY=avx2 was set; torch was loaded before the pin.")
+                               "ATEN_CPU_CAPABILITY=avx2 was set: this torch build does not honour it. Fix: "
+                               "install the pinned torch from pyproject.toml, or set compute.portable_kernels: false.")
     log.info("CPU kernels: %s", describe())
     return dict(_applied)
 
