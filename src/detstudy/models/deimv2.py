@@ -17,10 +17,15 @@ from torchvision.ops import box_convert
 from transformers import Deimv2Config, Deimv2ForObjectDetection, DINOv3ViTConfig
 
 from detstudy.models.base import DetectorAdapter
+from detstudy.models.deimv2_criterion import Deimv2Criterion, MatcherSettings
+from detstudy.models.deimv2_forward import deimv2_forward
+from detstudy.models.deimv2_keys import load_official_checkpoint
+from detstudy.models.deimv2_official import official_init, restore_official_architecture
 from detstudy.models.deimv2_variants import VARIANTS
 from detstudy.models.dinov3_weights import load_official_backbone
 
 PATCH_SIZE = 16
+OFFICIAL_POINTS = (3, 6, 3)  # deformable sampling points per level (1/8, 1/16, 1/32)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -49,17 +54,41 @@ def deimv2_config(architecture: str, num_classes: int, *, num_queries: int = 300
         d_model=hidden, decoder_in_channels=[hidden] * 3, decoder_ffn_dim=v["ffn"],
         decoder_layers=v["decoder_layers"], num_queries=num_queries, num_denoising=num_denoising,
         focal_loss_gamma=focal_gamma, initializer_bias_prior_prob=class_prior,
+        # official DEIMTransformer: 8 heads, [3, 6, 3] sampling points, SiLU in the query-position head
+        encoder_attention_heads=8, decoder_attention_heads=8, decoder_n_points=list(OFFICIAL_POINTS),
+        decoder_activation_function="silu",
     )
 
 
 def _loss_group(name: str) -> str:
-    """loss_mal_aux_2 -> loss_mal: one history column per loss, summed over decoder layers."""
-    return re.sub(r"_(aux|dn|enc|pre)(_\d+)?$", "", name)
+    """loss_mal_aux_2 / loss_fgl_dn_pre -> loss_mal / loss_fgl: one history column per loss,
+    summed over the decoder layers, the pre-head, the encoder and the denoising queries."""
+    return re.sub(r"(_(aux|dn|enc|pre)(_\d+)?)+$", "", name)
+
+
+def _float_outputs(value):
+    """The criterion runs in fp32 under AMP, as the official training loop runs it."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, dict):
+        return {k: _float_outputs(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_float_outputs(v) for v in value]
+    return value
 
 
 class Deimv2Adapter(DetectorAdapter):
     family = "vit"
     backbone_prefix = "model.conv_encoder.backbone."  # the DINOv3 ViT (the STA stem is not part of it)
+
+    def __init__(self, model, architecture, num_classes, resolution, settings, criterion: Deimv2Criterion):
+        super().__init__(model, architecture, num_classes, resolution, settings)
+        self.criterion = criterion
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """0-based training epoch (the matcher changes its cost at ``matcher_change_epoch``)."""
+        self.epoch = epoch
 
     def _pixels(self, images: list[torch.Tensor]) -> torch.Tensor:
         size = (self.resolution, self.resolution)
@@ -70,24 +99,26 @@ class Deimv2Adapter(DetectorAdapter):
         return (batch - mean) / std
 
     def losses(self, images, targets):
-        labels = []
+        official = []
         for image, target in zip(images, targets):
             height, width = image.shape[-2:]
             scale = target["boxes"].new_tensor([width, height, width, height])
-            labels.append({"class_labels": target["labels"],
-                           "boxes": box_convert(target["boxes"], "xyxy", "cxcywh") / scale})
-        output = self.model(pixel_values=self._pixels(images), labels=labels)
-        grouped: dict[str, torch.Tensor] = defaultdict(lambda: output.loss.new_zeros(()))
-        for name, value in output.loss_dict.items():
+            official.append({"labels": target["labels"],
+                             "boxes": box_convert(target["boxes"], "xyxy", "cxcywh") / scale})
+        outputs = deimv2_forward(self.model, self._pixels(images), official)
+        with torch.autocast(outputs["pred_logits"].device.type, enabled=False):
+            terms = self.criterion(_float_outputs(outputs), official, epoch=self.epoch)
+        grouped: dict[str, torch.Tensor] = defaultdict(lambda: outputs["pred_logits"].new_zeros((), dtype=torch.float32))
+        for name, value in terms.items():
             grouped[_loss_group(name)] = grouped[_loss_group(name)] + value
         return dict(grouped)
 
     @torch.no_grad()
     def predict(self, images):
-        output = self.model(pixel_values=self._pixels(images))
+        output = deimv2_forward(self.model, self._pixels(images))
         top_k = self.settings.get("max_detections", 100)
         results = []
-        for image, logits, boxes in zip(images, output.logits, output.pred_boxes):
+        for image, logits, boxes in zip(images, output["pred_logits"], output["pred_boxes"]):
             num_classes = logits.shape[-1]
             scores, index = logits.sigmoid().flatten().topk(min(top_k, logits.numel()))
             height, width = image.shape[-2:]
@@ -96,7 +127,6 @@ class Deimv2Adapter(DetectorAdapter):
             results.append({"boxes": xyxy.clamp(min=0).minimum(xyxy.new_tensor([width, height] * 2)),
                             "scores": scores, "labels": index % num_classes})
         return results
-
 
     @torch.no_grad()
     def query_text_similarity(self, images):
@@ -108,10 +138,10 @@ class Deimv2Adapter(DetectorAdapter):
         fusion = text_fusion_of(self.model)
         if fusion is None:
             raise ValueError(f"{self.architecture} has no text fusion")
-        output = self.model(pixel_values=self._pixels(images))
-        similarity = fusion.similarity(output.last_hidden_state)
+        output = deimv2_forward(self.model, self._pixels(images))
+        similarity = fusion.similarity(output["last_hidden_state"])
         results = []
-        for image, boxes, scores in zip(images, output.pred_boxes, similarity):
+        for image, boxes, scores in zip(images, output["pred_boxes"], similarity):
             height, width = image.shape[-2:]
             xyxy = box_convert(boxes, "cxcywh", "xyxy") * boxes.new_tensor([width, height, width, height])
             results.append((xyxy, scores))
@@ -120,13 +150,17 @@ class Deimv2Adapter(DetectorAdapter):
 
 def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weights: str | None = None,
                  backbone_weights: str | None = None, num_queries: int = 300, num_denoising: int = 100,
-                 focal_gamma: float = 1.5, max_detections: int = 100,
+                 focal_gamma: float = 1.5, max_detections: int = 100, matcher_change_epoch: int | None = None,
                  text_fusion: dict | None = None) -> Deimv2Adapter:
     """A DEIMv2 variant for ``num_classes`` classes at ``resolution`` px (a multiple of 32).
 
-    ``weights``: a transformers DEIMv2 checkpoint (hub id or local directory); its class
-    heads are re-initialised for the dataset's classes. ``backbone_weights``: the official
-    distilled DINOv3 file (``vitt_distill.pt`` for S, ``vittplus_distill.pt`` for M).
+    The port is turned into the official architecture (``restore_official_architecture``) and
+    initialised as the official code does. ``weights``: an official DEIMv2 checkpoint (.pth:
+    the COCO release files, whose class heads are re-initialised for another class count, or
+    a file of the official training, whose EMA weights are used). ``backbone_weights``: the
+    official distilled DINOv3 file (``vitt_distill.pt`` for S, ``vittplus_distill.pt`` for M).
+    ``matcher_change_epoch``: 0-based epoch from which the matcher ranks by score x IoU^4
+    (official DEIMv2; None: never).
     ``text_fusion`` (``{"dim", "temperature"}``): rebuild a text-fused detector from its
     checkpoint (the class embeddings come with the state dict).
     """
@@ -140,14 +174,17 @@ def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weight
                          f"{num_queries} queries selected from them. Fix: raise the resolution or lower num_queries.")
     config = deimv2_config(architecture, num_classes, num_queries=num_queries, num_denoising=num_denoising,
                            focal_gamma=focal_gamma)
+    model = restore_official_architecture(Deimv2ForObjectDetection(config))
+    official_init(model)
     if weights:
-        model = Deimv2ForObjectDetection.from_pretrained(weights, config=config, ignore_mismatched_sizes=True)
-    else:
-        model = Deimv2ForObjectDetection(config)
+        load_official_checkpoint(model, weights, num_classes)
     if backbone_weights:
         load_official_backbone(model.model.conv_encoder.backbone, backbone_weights)
     if text_fusion:
         from detstudy.multimodal.fusion import attach_text_fusion
 
         attach_text_fusion(model, torch.zeros(num_classes, text_fusion["dim"]), text_fusion["temperature"])
-    return Deimv2Adapter(model, architecture, num_classes, resolution, settings)
+    matcher = MatcherSettings(change_matcher=matcher_change_epoch is not None,
+                              matcher_change_epoch=matcher_change_epoch if matcher_change_epoch is not None else 0)
+    criterion = Deimv2Criterion(num_classes, gamma=focal_gamma, matcher=matcher)
+    return Deimv2Adapter(model, architecture, num_classes, resolution, settings, criterion)
