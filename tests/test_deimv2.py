@@ -7,7 +7,6 @@ import json
 import pytest
 import torch
 from PIL import Image
-from transformers import Deimv2ForObjectDetection
 
 from detstudy.checkpoint import load_checkpoint, save_checkpoint
 from detstudy.data.coco import CategoryMap, SplitPaths
@@ -16,13 +15,6 @@ from detstudy.evaluation.inference import predict_dataset
 from detstudy.models import build_detector, family_of
 from detstudy.models.deimv2 import deimv2_config
 from detstudy.training import train
-
-
-@pytest.mark.parametrize(("architecture", "official"), [("deimv2_s", 9.7e6), ("deimv2_m", 18.1e6)])
-def test_parameter_counts_match_the_official_variants(architecture, official):
-    """The official counts are for COCO's 80 classes."""
-    count = build_detector(architecture, 80, 640).parameter_count()["total"]
-    assert abs(count - official) / official < 0.05, count
 
 
 def test_official_architecture_settings():
@@ -68,17 +60,6 @@ def test_checkpoint_round_trip(tmp_path):
     adapter.model.eval()
     image = [torch.rand(3, 64, 64)]
     assert torch.allclose(adapter.predict(image)[0]["scores"], loaded.predict(image)[0]["scores"])
-
-
-def test_transformers_checkpoint_with_the_class_head_reinitialised(tmp_path):
-    torch.manual_seed(0)
-    Deimv2ForObjectDetection(deimv2_config("deimv2_demo", 80)).save_pretrained(tmp_path / "coco")
-    source = Deimv2ForObjectDetection.from_pretrained(tmp_path / "coco")
-    adapter = build_detector("deimv2_demo", 6, 128, {"weights": str(tmp_path / "coco")})
-    assert adapter.model.config.num_labels == 6
-    assert adapter.model.class_embed[0].weight.shape[0] == 6
-    name = "model.conv_encoder.backbone.embeddings.patch_embeddings.weight"
-    assert torch.equal(dict(adapter.model.named_parameters())[name], dict(source.named_parameters())[name])
 
 
 def official_layout(backbone, prefix="_model."):

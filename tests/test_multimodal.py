@@ -125,14 +125,18 @@ def test_phase1_starts_at_the_vanilla_detections_to_float_precision(vanilla):
 def test_the_text_reaches_every_decoder_layers_logits(vanilla):
     adapter = fused(vanilla)
     model = adapter.model.train()
-    torch.manual_seed(0)
-    closed = model(pixel_values=adapter._pixels(images())).intermediate_logits
+
+    def layer_logits():
+        torch.manual_seed(0)
+        out = model(adapter._pixels(images()))
+        return [out["pre_outputs"]["pred_logits"], *[a["pred_logits"] for a in out["aux_outputs"]], out["pred_logits"]]
+
+    closed = layer_logits()
     model.text_fusion.gate.data.fill_(0.5)
-    torch.manual_seed(0)
-    opened = model(pixel_values=adapter._pixels(images())).intermediate_logits
-    assert closed.shape[1] == opened.shape[1] >= 4  # the pre-layer head and every decoder layer
-    for layer in range(closed.shape[1]):
-        assert not torch.allclose(closed[:, layer], opened[:, layer])
+    opened = layer_logits()
+    assert len(closed) == len(opened) >= 4  # the pre-layer head and every decoder layer
+    for layer, (before, after) in enumerate(zip(closed, opened)):
+        assert not torch.allclose(before, after), layer
     model.eval()
     assert not torch.equal(adapter.predict(images())[0]["scores"], fused(vanilla).predict(images())[0]["scores"])
 

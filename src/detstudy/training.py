@@ -398,7 +398,7 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
         if stopped:
             break
         epoch_start = time.perf_counter()
-        for stage in (train_data, batch_collate):  # the policy's windows count 0-based epochs
+        for stage in (train_data, batch_collate, adapter):  # the policy's windows count 0-based epochs
             if stage is not None:
                 stage.set_epoch(epoch - 1)
         losses, seen = _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings, device_, use_amp,

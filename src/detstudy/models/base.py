@@ -36,6 +36,9 @@ class DetectorAdapter:
         """Per image: ``boxes`` (xyxy, original pixels), ``scores``, ``labels`` (0-based)."""
         raise NotImplementedError
 
+    def set_epoch(self, epoch: int) -> None:
+        """Called with the 0-based epoch before each training epoch (for epoch-dependent losses)."""
+
     def parameter_count(self) -> dict[str, int]:
         params = list(self.model.parameters())
         return {"total": sum(p.numel() for p in params),

@@ -130,6 +130,12 @@ def load_official_state(model: torch.nn.Module, state: dict[str, torch.Tensor], 
              if k in own and v.shape != own[k].shape]
     differing = [k for k, v in constants.items() if k in own and not torch.allclose(v.float(), own[k].float())]
     problems = []
+    width_key = "model.conv_encoder.backbone.embeddings.patch_embeddings.weight"
+    if width_key in mapped and width_key in own and mapped[width_key].shape[0] != own[width_key].shape[0]:
+        names = {192: "deimv2_s", 256: "deimv2_m"}
+        file_width, model_width = mapped[width_key].shape[0], own[width_key].shape[0]
+        problems.append(f"it holds a ViT of width {file_width} ({names.get(file_width, 'unknown variant')}), "
+                        f"the model's is {model_width} ({names.get(model_width, 'another variant')})")
     if unknown:
         problems.append(f"official keys no mapping knows: {unknown[:6]}{' ...' if len(unknown) > 6 else ''}")
     if missing:

@@ -9,6 +9,7 @@ the port hard-codes otherwise; the forward pass and the loss are replaced as a w
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -17,6 +18,8 @@ from torch.nn import init
 from transformers.models.deimv2.modeling_deimv2 import (
     Deimv2Gate, Deimv2LQE, Deimv2MLP, Deimv2MultiscaleDeformableAttention, Deimv2SelfAttention, Deimv2SwiGLUFFN,
 )
+
+from detstudy.models.deimv2_forward import deimv2_forward
 
 CLASS_PRIOR = 0.01
 
@@ -50,6 +53,8 @@ def restore_official_architecture(model: nn.Module) -> nn.Module:
     # Official mlp_act / activation: SiLU in every box head, the query-position head and the LQE.
     for head in _silu_heads(model):
         head.act = nn.SiLU()
+    # model(pixel_values, targets) runs the official forward (the port's forward is not this model)
+    model.forward = functools.partial(deimv2_forward, model)
     return model
 
 
