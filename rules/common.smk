@@ -88,6 +88,41 @@ def check_weight_files():
                 f"{os.getcwd()}). Fix: download it there, correct the path, or set it to null to train the "
                 "backbone from scratch."
             )
+        path = settings.get("weights")
+        if path and not os.path.isfile(path):
+            raise ValueError(
+                f"config models.{name}.model.weights: {path!r} is not a file (relative paths start at "
+                f"{os.getcwd()}). Fix: download the official DEIMv2 checkpoint there, correct the path, or set "
+                "it to null."
+            )
+
+
+def imported_models():
+    """Grid models whose vanilla run is an official checkpoint (models.<name>.import_checkpoint)."""
+    return [m for m in GRID["models"] if MODELS[m].get("import_checkpoint")]
+
+
+def check_imports():
+    """An imported vanilla run's file is read now: a missing, foreign or mismatched file stops
+    the workflow before any job (the job repeats the check with the model built)."""
+    for name in imported_models():
+        path = MODELS[name]["import_checkpoint"]
+        key = f"config models.{name}.import_checkpoint"
+        if family(name) != "vit":
+            raise ValueError(f"{key}: {name} is a {family(name)} model; only DEIMv2 (vit) runs can be imported. "
+                             "Fix: remove the key.")
+        if not os.path.isfile(path):
+            raise ValueError(f"{key}: {path!r} is not a file (relative paths start at {os.getcwd()}). Fix: point "
+                             "it to the official training's best_stg1.pth (or another official checkpoint).")
+        try:
+            from detstudy.importing import check_import_file  # torch: only when a run is imported
+        except ImportError as error:
+            print(f"warning: {key} is checked by the import job ({error})", file=sys.stderr)
+            continue
+        try:
+            check_import_file(path, MODELS[name]["architecture"], len(dataset_class_names() or []) or None)
+        except ValueError as error:
+            raise ValueError(f"{key}: {error}") from None
 
 
 def dataset_class_names():
@@ -152,6 +187,7 @@ check_weight_files()
 check_vit_resolutions()
 check_augmentation_epochs()
 check_multimodal()
+check_imports()
 
 
 # architecture name prefix -> detector family (each family has its own train rule)
@@ -354,6 +390,7 @@ def run_info(wildcards):
         "stage": phase.stage if phase else 0,
         "control": phase.control if phase else None,
         "text": text,
+        "imported": phase is None and bool(MODELS[wildcards.model].get("import_checkpoint")),
     }
 
 

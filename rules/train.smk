@@ -40,5 +40,41 @@ rule train_cnn:
 
 use rule train_cnn as train_vit with:
     wildcard_constraints:
-        model=name_pattern(family_models("vit")),
+        model=name_pattern([m for m in family_models("vit") if m not in imported_models()]),
         phase="base",
+
+
+# A vanilla ViT run taken from an official DEIMv2 checkpoint (models.<name>.import_checkpoint):
+# the same outputs as a training, so evaluation, figures, report and phases follow unchanged.
+rule import_checkpoint:
+    input:
+        source=lambda w: MODELS[w.model]["import_checkpoint"],
+        train=split_annotations("train"),
+        val=split_annotations("val"),
+        checks=training_checks(),
+        code=package_code("import_checkpoint.py"),
+    output:
+        checkpoint=run_dir("best.pt"),
+        history=run_dir("history.csv"),
+    params:
+        architecture=architecture,
+        model_settings=model_settings,
+        train_settings=train_settings,
+        train_images=split_images("train"),
+        val_images=split_images("val"),
+        device=config["compute"]["device"],
+        kernels=cpu_kernels(),
+    wildcard_constraints:
+        model=name_pattern(imported_models()),
+        phase="base",
+    threads: config["compute"]["threads"]
+    resources:
+        gpu=gpu_slots(),
+    log:
+        run_log("import.log"),
+    benchmark:
+        run_benchmark("import.tsv")
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/import_checkpoint.py"

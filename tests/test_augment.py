@@ -150,6 +150,51 @@ def test_copy_blend_skips_small_objects(dataset):
         assert_valid(image, target)
 
 
+def _box_target(boxes, size):
+    from torchvision import tv_tensors
+
+    return {"boxes": tv_tensors.BoundingBoxes(torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4), format="XYXY",
+                                              canvas_size=size), "labels": torch.zeros(len(boxes), dtype=torch.int64)}
+
+
+def test_copy_blend_context_margin_stays_inside_both_images():
+    """Official with_expand: the patch carries a margin around the object where both images
+    have room; the added box is the object's own."""
+    source = torch.full((3, 40, 40), 200, dtype=torch.uint8)
+    canvas = torch.zeros((3, 40, 40), dtype=torch.uint8)
+    object_box = [[10, 10, 30, 30]]  # 20 x 20, 10 px of room on every side of the source
+    random.seed(0)
+    images, targets = copy_blend([canvas, source], [_box_target([], (40, 40)), _box_target(object_box, (40, 40))],
+                                 min_area=0, max_objects=1, expand=(0.25, 0.25))
+    x1, y1, x2, y2 = targets[0]["boxes"].as_subclass(torch.Tensor)[-1].tolist()
+    assert (x2 - x1, y2 - y1) == (20, 20)
+    changed = images[0][0] > 0
+    rows, columns = changed.any(1).nonzero(), changed.any(0).nonzero()
+    margin = 5  # 0.25 x 20 px, cut where the pasted box meets the canvas border
+    assert rows.min() == max(int(y1) - margin, 0) and rows.max() + 1 == min(int(y2) + margin, 40)
+    assert columns.min() == max(int(x1) - margin, 0) and columns.max() + 1 == min(int(x2) + margin, 40)
+    random.seed(0)
+    plain, _ = copy_blend([canvas, source], [_box_target([], (40, 40)), _box_target(object_box, (40, 40))],
+                          min_area=0, max_objects=1, expand=None)
+    assert (plain[0][0] > 0).sum() == 400  # without the margin: the box only
+
+
+def test_mosaic_draws_its_other_tiles_from_a_bounded_cache(dataset):
+    settings = AugmentationSettings.from_dict({"horizontal_flip": 0.0, "mosaic": 1.0, "mosaic_cache": 3})
+    samples = TrainAugmentation(dataset, settings, EpochWindows(0, 2, 4))
+    samples.set_epoch(0)
+    random.seed(4)
+    for index in range(6):
+        samples[index]
+        assert len(samples.mosaic_tiles) == min(index + 1, 3)
+    newest = samples.mosaic_tiles[-1][0]
+    assert torch.equal(newest, v2.functional.resize(dataset[5][0], [48, 48], antialias=True))
+    plain = TrainAugmentation(dataset, AugmentationSettings.from_dict({"mosaic": 1.0, "mosaic_cache": 0}),
+                              EpochWindows(0, 2, 4))
+    plain[0]
+    assert plain.mosaic_tiles == []
+
+
 def test_training_derives_the_schedule_from_the_windows():
     settings = TrainSettings(epochs=132, lr_schedule="flat_cosine")
     assert settings.epoch_windows.as_tuple() == (4, 64, 120)

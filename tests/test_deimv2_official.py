@@ -115,3 +115,31 @@ def test_losses_reach_every_decoder_layer(demo):
     sum(losses.values()).backward()
     for i, head in enumerate(adapter.model.model.decoder.class_embed):
         assert head.weight.grad is not None and head.weight.grad.abs().sum() > 0, i
+
+
+def test_multiscale_training_sizes_follow_the_official_schedule():
+    import random
+
+    from detstudy.models import build_detector
+    from detstudy.models.deimv2 import multiscale_sizes
+
+    assert multiscale_sizes(640, 20) == [480, 512, 544, 576, 608] + [640] * 20 + [800, 768, 736, 704, 672]
+    adapter = build_detector("deimv2_demo", 6, 128, {"num_queries": 20, "multiscale_repeat": 2,
+                                                     "multiscale_stop_epoch": 3})
+    random.seed(0)
+    adapter.set_epoch(2)
+    assert {adapter.training_size() for _ in range(200)} == {96, 128, 160}
+    adapter.set_epoch(3)
+    assert {adapter.training_size() for _ in range(20)} == {128}
+    assert build_detector("deimv2_demo", 6, 128, {"num_queries": 20}).training_size() == 128
+
+
+def test_inputs_are_resized_with_antialiasing():
+    from detstudy.models import build_detector
+
+    adapter = build_detector("deimv2_demo", 6, 64, {"num_queries": 20})
+    stripes = torch.zeros(3, 256, 256)
+    stripes[:, :, ::2] = 1.0  # one-pixel stripes: a 4x antialiased reduction averages them to grey
+    pixels = adapter._pixels([stripes])
+    grey = adapter._pixels([torch.full((3, 256, 256), 0.5)])
+    assert torch.allclose(pixels[..., 1:-1], grey[..., 1:-1], atol=1e-4)  # away from the border columns

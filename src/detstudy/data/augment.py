@@ -86,6 +86,12 @@ class AugmentationSettings:
     copy_blend: float = 0.0
     copy_blend_min_area: float = 100.0  # px^2: smaller objects are not copied
     copy_blend_objects: int = 3
+    # official with_expand: each copied object brings a margin of this fraction (drawn per
+    # object) of its size on every side where both images have room; its box stays the object's
+    copy_blend_expand: tuple[float, float] | None = (0.1, 0.25)
+    # official mosaic use_cache: the other three tiles come from the last this-many resized
+    # samples (one random entry, never the newest, leaves when it is full); 0 draws them from the dataset
+    mosaic_cache: int = 50
     epochs: list[int] | None = None  # [start, flat, stop]; None derives them from the run's epochs
 
     @classmethod
@@ -97,6 +103,8 @@ class AugmentationSettings:
             raise ValueError(f"unknown augmentation settings {unknown}. Fix: use only {sorted(known)}.")
         if "mosaic_scale" in values:
             values["mosaic_scale"] = tuple(values["mosaic_scale"])
+        if values.get("copy_blend_expand") is not None:
+            values["copy_blend_expand"] = tuple(values["copy_blend_expand"])
         return cls(**values)
 
     @property
@@ -112,6 +120,7 @@ DEIM_OFFICIAL: dict[str, Any] = {
     "horizontal_flip": 0.5, "vertical_flip": 0.0, "photometric": 0.5, "zoom_out": 0.5, "zoom_out_max": 4.0,
     "iou_crop": 0.8, "mosaic": 0.5, "mosaic_degrees": 10.0, "mosaic_translate": 0.1, "mosaic_scale": [0.5, 1.5],
     "mixup": 0.5, "copy_blend": 0.5, "copy_blend_min_area": 100.0, "copy_blend_objects": 3,
+    "copy_blend_expand": [0.1, 0.25], "mosaic_cache": 50,
 }
 
 
@@ -143,6 +152,7 @@ class TrainAugmentation(Dataset):
         self.iou_crop = v2.RandomIoUCrop()
         self.mosaic_affine = v2.RandomAffine(degrees=s.mosaic_degrees, translate=(s.mosaic_translate,) * 2,
                                              scale=s.mosaic_scale, fill=0)
+        self.mosaic_tiles: list[tuple] = []  # the mosaic cache (per data-loader worker, as official)
 
     @property
     def categories(self):
@@ -168,10 +178,9 @@ class TrainAugmentation(Dataset):
         tile_h, tile_w = height // 2, width // 2
         canvas = torch.zeros_like(image)
         boxes, labels = [], []
-        others = [random.randrange(len(self.data)) for _ in range(3)]
-        for tile, sample_index in enumerate([index, *others]):
-            tile_image, tile_target = (image, target) if tile == 0 else self.data[sample_index]
-            tile_image, tile_target = _resize(tile_image, tile_target, (tile_h, tile_w))
+        for tile, (tile_image, tile_target) in enumerate(self._mosaic_samples(index, image, target, (tile_h, tile_w))):
+            if tuple(tile_image.shape[-2:]) != (tile_h, tile_w):
+                tile_image, tile_target = _resize(tile_image, tile_target, (tile_h, tile_w))
             top, left = (tile // 2) * tile_h, (tile % 2) * tile_w
             canvas[:, top:top + tile_h, left:left + tile_w] = tile_image
             boxes.append(tile_target["boxes"].as_subclass(torch.Tensor) + torch.tensor([left, top, left, top]))
@@ -180,6 +189,18 @@ class TrainAugmentation(Dataset):
                                                                 canvas_size=(height, width)),
                   "labels": torch.cat(labels)}
         return self.mosaic_affine(tv_tensors.Image(canvas), target)
+
+    def _mosaic_samples(self, index, image, target, tile_size):
+        """The sample and three others: from the cache of recent samples (official use_cache,
+        random_pop, drawn with replacement) or, without a cache, from the dataset."""
+        first = _resize(image, target, tile_size)
+        limit = self.settings.mosaic_cache
+        if limit <= 0:
+            return [first] + [self.data[random.randrange(len(self.data))] for _ in range(3)]
+        self.mosaic_tiles.append(first)
+        if len(self.mosaic_tiles) > limit:
+            self.mosaic_tiles.pop(random.randint(0, len(self.mosaic_tiles) - 2))  # never the newest
+        return [first] + random.choices(self.mosaic_tiles, k=3)
 
     def __getitem__(self, index: int):
         s = self.settings
@@ -219,7 +240,7 @@ class BatchAugment:
         if len(images) > 1 and w.start <= self.epoch < w.flat and random.random() < s.mixup:
             return mixup(images, targets)
         if w.start <= self.epoch < w.stop and random.random() < s.copy_blend:
-            return copy_blend(images, targets, s.copy_blend_min_area, s.copy_blend_objects)
+            return copy_blend(images, targets, s.copy_blend_min_area, s.copy_blend_objects, s.copy_blend_expand)
         return images, targets
 
 
@@ -249,10 +270,13 @@ def mixup(images: list, targets: list[dict]):
     return mixed_images, mixed_targets
 
 
-def copy_blend(images: list, targets: list[dict], min_area: float = 100.0, max_objects: int = 3):
+def copy_blend(images: list, targets: list[dict], min_area: float = 100.0, max_objects: int = 3,
+               expand: tuple[float, float] | None = None):
     """DEIMv2's copy-blend: up to ``max_objects`` objects of at least ``min_area`` px^2 from
     anywhere in the batch, each blended (beta in [0.45, 0.55]) into a random place of each
-    image and added to its boxes."""
+    image and added to its boxes. With ``expand`` (official with_expand, ratios [0.1, 0.25]),
+    the blended patch carries a margin of context around the object, limited on each side by
+    the room in both images; the added box is the object's own."""
     pool = [(source, box, label)
             for source, target in enumerate(targets)
             for box, label, area in zip(target["boxes"].as_subclass(torch.Tensor).round().int(), target["labels"],
@@ -272,8 +296,17 @@ def copy_blend(images: list, targets: list[dict], min_area: float = 100.0, max_o
             if w <= 0 or h <= 0:
                 continue
             x, y = random.randint(0, width - w), random.randint(0, height - h)
-            patch = images[source][:, y1:y1 + h, x1:x1 + w]
-            image[:, y:y + h, x:x + w] = _blend(image[:, y:y + h, x:x + w], patch, beta)
+            left = top = right = bottom = 0
+            if expand is not None:
+                alpha = random.uniform(*expand)
+                margin_w, margin_h = int(w * alpha), int(h * alpha)
+                source_h, source_w = images[source].shape[-2:]
+                left, top = min(margin_w, x1, x), min(margin_h, y1, y)
+                right = max(min(margin_w, source_w - (x1 + w), width - (x + w)), 0)
+                bottom = max(min(margin_h, source_h - (y1 + h), height - (y + h)), 0)
+            patch = images[source][:, y1 - top:y1 + h + bottom, x1 - left:x1 + w + right]
+            rows, columns = slice(y - top, y + h + bottom), slice(x - left, x + w + right)
+            image[:, rows, columns] = _blend(image[:, rows, columns], patch, beta)
             boxes.append(torch.tensor([[x, y, x + w, y + h]], dtype=boxes[0].dtype))
             labels.append(label.view(1))
         out_images.append(image)

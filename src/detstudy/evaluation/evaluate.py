@@ -39,7 +39,9 @@ def _training_summary(trained: list[dict[str, str]], extra: dict[str, Any]) -> d
     return {"epochs": len(trained),
             "select_metric": extra.get("train_settings", {}).get("select_metric", "AP"),
             "best_epoch": extra.get("epoch"), "best_val_AP": extra.get("val_AP"),
-            "best_val_AP50": extra.get("val_AP50")}
+            "best_val_AP50": extra.get("val_AP50"),
+            **({"imported_from": extra["imported_from"], "imported_sha256": extra.get("imported_sha256")}
+               if extra.get("imported_from") else {})}
 
 
 def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_path, detections_path,

@@ -8,6 +8,7 @@ predictions come back in original image pixels.
 
 from __future__ import annotations
 
+import random
 import re
 from collections import defaultdict
 
@@ -66,6 +67,14 @@ def _loss_group(name: str) -> str:
     return re.sub(r"(_(aux|dn|enc|pre)(_\d+)?)+$", "", name)
 
 
+def multiscale_sizes(base: int, repeat: int) -> list[int]:
+    """Official generate_scales: 75% to 125% of the base size in steps of 32, the base size
+    ``repeat`` times in the middle (640, 20 -> 480 ... 608, 640 x 20, 800 ... 672)."""
+    low, high = int(base * 0.75 / 32) * 32, int(base * 1.25 / 32) * 32
+    steps = (base - low) // 32
+    return [low + 32 * i for i in range(steps)] + [base] * repeat + [high - 32 * i for i in range(steps)]
+
+
 def _float_outputs(value):
     """The criterion runs in fp32 under AMP, as the official training loop runs it."""
     if isinstance(value, torch.Tensor):
@@ -90,10 +99,19 @@ class Deimv2Adapter(DetectorAdapter):
         """0-based training epoch (the matcher changes its cost at ``matcher_change_epoch``)."""
         self.epoch = epoch
 
-    def _pixels(self, images: list[torch.Tensor]) -> torch.Tensor:
-        size = (self.resolution, self.resolution)
-        batch = torch.stack([F.interpolate(image[None], size=size, mode="bilinear", align_corners=False)[0]
-                             for image in images])
+    def training_size(self) -> int:
+        """The input size of a training batch: official multi-scale training draws one per batch
+        from :func:`multiscale_sizes` until ``multiscale_stop_epoch``, then the base size."""
+        repeat, stop = self.settings.get("multiscale_repeat"), self.settings.get("multiscale_stop_epoch")
+        if repeat is None or (stop is not None and self.epoch >= stop):
+            return self.resolution
+        return random.choice(multiscale_sizes(self.resolution, repeat))
+
+    def _pixels(self, images: list[torch.Tensor], size: int | None = None) -> torch.Tensor:
+        """Square inputs, resized with antialiasing as the official (PIL) Resize does."""
+        size = (size or self.resolution,) * 2
+        batch = torch.stack([F.interpolate(image[None], size=size, mode="bilinear", align_corners=False,
+                                           antialias=True)[0] for image in images])
         mean = batch.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
         std = batch.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
         return (batch - mean) / std
@@ -105,7 +123,7 @@ class Deimv2Adapter(DetectorAdapter):
             scale = target["boxes"].new_tensor([width, height, width, height])
             official.append({"labels": target["labels"],
                              "boxes": box_convert(target["boxes"], "xyxy", "cxcywh") / scale})
-        outputs = deimv2_forward(self.model, self._pixels(images), official)
+        outputs = deimv2_forward(self.model, self._pixels(images, self.training_size()), official)
         with torch.autocast(outputs["pred_logits"].device.type, enabled=False):
             terms = self.criterion(_float_outputs(outputs), official, epoch=self.epoch)
         grouped: dict[str, torch.Tensor] = defaultdict(lambda: outputs["pred_logits"].new_zeros((), dtype=torch.float32))
@@ -151,6 +169,7 @@ class Deimv2Adapter(DetectorAdapter):
 def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weights: str | None = None,
                  backbone_weights: str | None = None, num_queries: int = 300, num_denoising: int = 100,
                  focal_gamma: float = 1.5, max_detections: int = 100, matcher_change_epoch: int | None = None,
+                 multiscale_repeat: int | None = None, multiscale_stop_epoch: int | None = None,
                  text_fusion: dict | None = None) -> Deimv2Adapter:
     """A DEIMv2 variant for ``num_classes`` classes at ``resolution`` px (a multiple of 32).
 
@@ -160,7 +179,8 @@ def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weight
     a file of the official training, whose EMA weights are used). ``backbone_weights``: the
     official distilled DINOv3 file (``vitt_distill.pt`` for S, ``vittplus_distill.pt`` for M).
     ``matcher_change_epoch``: 0-based epoch from which the matcher ranks by score x IoU^4
-    (official DEIMv2; None: never).
+    (official DEIMv2; None: never). ``multiscale_repeat``/``multiscale_stop_epoch``: official
+    multi-scale training (base_size_repeat, stop_epoch; None: a single size).
     ``text_fusion`` (``{"dim", "temperature"}``): rebuild a text-fused detector from its
     checkpoint (the class embeddings come with the state dict).
     """

@@ -125,10 +125,8 @@ def run_label(run: dict) -> str:
     Accepts a metrics dict (with a ``run`` block) or the ``run`` block itself.
     """
     meta = run.get("run", run)
-    return (
-        f"{meta.get('model')} · {meta.get('resolution')} px · "
-        f"{meta.get('phase', 'base')} · seed {meta.get('seed')}"
-    )
+    phase = meta.get("phase", "base") + (" (imported)" if meta.get("imported") else "")
+    return f"{meta.get('model')} · {meta.get('resolution')} px · {phase} · seed {meta.get('seed')}"
 
 
 # --------------------------------------------------------------------------------------
@@ -169,7 +167,8 @@ def _flat_record(run: dict) -> dict:
     total = _num(params.get("total"))
     record = {
         "family": str(meta.get("family", "other")),
-        "model": str(meta.get("model", "?")),
+        # an imported vanilla run (an official checkpoint, not trained here) says so in every table
+        "model": str(meta.get("model", "?")) + (" (imported)" if meta.get("imported") else ""),
         "resolution": meta.get("resolution"),
         "phase": str(meta.get("phase", "base")),
         "seed": meta.get("seed"),
@@ -385,6 +384,7 @@ def multimodal_table(runs: list[dict], metric: str = "AP50", pair=None) -> pd.Da
     for run in chosen:
         base = _flat_record(run)
         record = {k: base[k] for k in GROUP_KEYS + ["seed", "mAP", "AP50"]}
+        record["model"] = str(run["run"].get("model", "?"))  # one chain: the vanilla row is the phases' start
         # family differs along one chain (vanilla and no-text runs are "vit"): the phase identifies the row
         record["family"] = ""
         per_class = {str(c.get("name")): _num(c.get(metric)) for c in run.get("per_class") or []}

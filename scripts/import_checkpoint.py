@@ -1,0 +1,27 @@
+# Write a vanilla ViT run (best.pt, history.csv) from an official DEIMv2 checkpoint.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
+from detstudy.kernels import pin_kernels
+from detstudy.logs import log_to
+
+log_to(snakemake.log[0])
+pin_kernels(snakemake.params.kernels)  # before torch and NumPy load: they read it once
+from detstudy.data.coco import SplitPaths
+from detstudy.importing import import_checkpoint
+
+import_checkpoint(
+    architecture=snakemake.params.architecture,
+    model_settings=snakemake.params.model_settings,
+    source=snakemake.input.source,
+    train_settings=snakemake.params.train_settings,
+    train_split=SplitPaths.of(snakemake.input.train, snakemake.params.train_images),
+    val_split=SplitPaths.of(snakemake.input.val, snakemake.params.val_images),
+    resolution=int(snakemake.wildcards.resolution),
+    seed=int(snakemake.wildcards.seed),
+    checkpoint_path=snakemake.output.checkpoint,
+    history_path=snakemake.output.history,
+    device=snakemake.params.device,
+    threads=snakemake.threads,
+)
