@@ -108,9 +108,9 @@ def check_imports():
     for name in imported_models():
         path = MODELS[name]["import_checkpoint"]
         key = f"config models.{name}.import_checkpoint"
-        if family(name) != "vit":
-            raise ValueError(f"{key}: {name} is a {family(name)} model; only DEIMv2 (vit) runs can be imported. "
-                             "Fix: remove the key.")
+        if not MODELS[name]["architecture"].startswith("deimv2_"):
+            raise ValueError(f"{key}: {name} is a {MODELS[name]['architecture']} model; only DEIMv2 (vit) runs can "
+                             "be imported. Fix: remove the key.")
         if not os.path.isfile(path):
             raise ValueError(f"{key}: {path!r} is not a file (relative paths start at {os.getcwd()}). Fix: point "
                              "it to the official training's best_stg1.pth (or another official checkpoint).")

@@ -68,10 +68,10 @@ def test_a_bad_import_file_stops_the_workflow_before_any_job(workflow):
     (workflow.root / "best_stg1.pth").write_bytes(b"not a checkpoint")
     result = workflow.snakemake("-n", "--cores", "1", check=False)
     assert result.returncode != 0
-    assert "config models.deimv2_s.import_checkpoint: best_stg1.pth is not a readable PyTorch checkpoint" in result.stderr
+    assert "config models.deimv2_s.import_checkpoint: best_stg1.pth is not a readable PyTorch checkpoint" in result.stdout + result.stderr
     official_training_file(workflow.root / "best_stg1.pth", classes=80)
     result = workflow.snakemake("-n", "--cores", "1", check=False)
-    assert "best_stg1.pth was trained for 80 classes, the dataset has 6" in result.stderr
+    assert "best_stg1.pth was trained for 80 classes, the dataset has 6" in result.stdout + result.stderr
     (workflow.root / "best_stg1.pth").unlink()
     result = workflow.snakemake("-n", "--cores", "1", check=False)
-    assert "config models.deimv2_s.import_checkpoint: 'best_stg1.pth' is not a file" in result.stderr
+    assert "config models.deimv2_s.import_checkpoint: 'best_stg1.pth' is not a file" in result.stdout + result.stderr
