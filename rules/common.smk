@@ -98,31 +98,69 @@ def check_weight_files():
 
 
 def imported_models():
-    """Grid models whose vanilla run is an official checkpoint (models.<name>.import_checkpoint)."""
+    """Grid models whose vanilla runs are official checkpoints (models.<name>.import_checkpoint)."""
     return [m for m in GRID["models"] if MODELS[m].get("import_checkpoint")]
 
 
+def import_cells(name):
+    """{"<res>px/seed<seed>": file} for every grid cell of an imported model. One file is one
+    run: it stands for the grid's only cell, never for several seeds or resolutions."""
+    given = MODELS[name]["import_checkpoint"]
+    cells = [f"{r}px/seed{s}" for r in GRID["resolutions"] for s in GRID["seeds"]]
+    key = f"config models.{name}.import_checkpoint"
+    if isinstance(given, str):
+        if len(cells) > 1:
+            raise ValueError(
+                f"{key}: one file for the {len(cells)} grid cells {cells}: it would stand for every seed and "
+                "resolution, with no variance between them. Fix: give one file per cell, e.g. "
+                f"import_checkpoint: {{{cells[0]!r}: best_stg1.pth, ...}}, or a grid of one resolution and seed.")
+        return {cells[0]: given}
+    missing = [cell for cell in cells if cell not in given]
+    extra = [cell for cell in given if cell not in cells]
+    if missing or extra:
+        raise ValueError(f"{key}: cells {missing} of the grid have no file" + (f", {extra} are not grid cells" if extra
+                         else "") + f". Fix: give one file for each of {cells}.")
+    return dict(given)
+
+
+def import_source(wildcards):
+    return import_cells(wildcards.model)[f"{wildcards.resolution}px/seed{wildcards.seed}"]
+
+
+def dataset_category_ids():
+    """Category ids of the training split (None when the file cannot be read yet)."""
+    if config["dataset"]["source"] == "synthetic":
+        return [int(c["id"]) for c in SYNTHETIC_CATEGORIES]
+    try:
+        with open(config["dataset"]["coco"]["train"]["annotations"]) as handle:
+            return sorted(int(c["id"]) for c in json.load(handle)["categories"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def check_imports():
-    """An imported vanilla run's file is read now: a missing, foreign or mismatched file stops
-    the workflow before any job (the job repeats the check with the model built)."""
+    """Every imported run's file is read now when torch is importable here (otherwise the
+    import job checks it): a missing, foreign or mismatched file stops the workflow before
+    any job; the job repeats the check with the model built."""
     for name in imported_models():
-        path = MODELS[name]["import_checkpoint"]
         key = f"config models.{name}.import_checkpoint"
         if not MODELS[name]["architecture"].startswith("deimv2_"):
             raise ValueError(f"{key}: {name} is a {MODELS[name]['architecture']} model; only DEIMv2 (vit) runs can "
                              "be imported. Fix: remove the key.")
-        if not os.path.isfile(path):
-            raise ValueError(f"{key}: {path!r} is not a file (relative paths start at {os.getcwd()}). Fix: point "
-                             "it to the official training's best_stg1.pth (or another official checkpoint).")
-        try:
-            from detstudy.importing import check_import_file  # torch: only when a run is imported
-        except ImportError as error:
-            print(f"warning: {key} is checked by the import job ({error})", file=sys.stderr)
-            continue
-        try:
-            check_import_file(path, MODELS[name]["architecture"], len(dataset_class_names() or []) or None)
-        except ValueError as error:
-            raise ValueError(f"{key}: {error}") from None
+        for cell, path in import_cells(name).items():
+            where = key if isinstance(MODELS[name]["import_checkpoint"], str) else f"{key}[{cell!r}]"
+            if not os.path.isfile(path):
+                raise ValueError(f"{where}: {path!r} is not a file (relative paths start at {os.getcwd()}). Fix: "
+                                 "point it to the official training's best_stg1.pth (or another official checkpoint).")
+            try:
+                from detstudy.importing import check_import_file  # torch: only when a run is imported
+            except ImportError as error:
+                print(f"warning: {where} is checked by the import job ({error})", file=sys.stderr)
+                continue
+            try:
+                check_import_file(path, MODELS[name]["architecture"], dataset_category_ids())
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
 
 
 def dataset_class_names():

@@ -48,7 +48,7 @@ use rule train_cnn as train_vit with:
 # the same outputs as a training, so evaluation, figures, report and phases follow unchanged.
 rule import_checkpoint:
     input:
-        source=lambda w: MODELS[w.model]["import_checkpoint"],
+        source=import_source,
         train=split_annotations("train"),
         val=split_annotations("val"),
         checks=training_checks(),

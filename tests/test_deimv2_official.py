@@ -74,15 +74,39 @@ def test_official_initialisation(demo):
 
 
 def test_denoising_boxes_keep_positive_sizes():
-    """The official code flips negative widths/heights the noise can produce; the port does not."""
+    """The official code flips negative widths/heights the noise can produce; the port does not
+    (a negative size becomes sigmoid(inverse_sigmoid(<0)) = 1e-5)."""
     torch.manual_seed(3)
-    targets = [{"labels": torch.tensor([0, 1, 2]),
-                "boxes": torch.tensor([[0.5, 0.5, 0.9, 0.9], [0.1, 0.1, 0.2, 0.2], [0.9, 0.2, 0.15, 0.3]])}]
+    targets = [{"labels": torch.tensor([0, 1, 2]),  # away from the borders: no size is clipped to 0
+                "boxes": torch.tensor([[0.5, 0.5, 0.3, 0.3], [0.3, 0.3, 0.2, 0.2], [0.7, 0.6, 0.15, 0.3]])}]
     embed = nn.Embedding(7, 8, padding_idx=6)
     _, box_logits, mask, meta = denoising_group(targets, 6, 20, embed, 30, 0.5, 1.0)
-    assert (box_logits.sigmoid()[..., 2:] >= 0).all()
+    sizes = box_logits.sigmoid()[..., 2:]
+    assert (sizes > 1e-3).all(), sizes.min()
     assert meta["dn_num_group"] == 10 and mask.shape == (80, 80)
     assert mask[60:, :60].all() and not mask[:6, :6].any() and mask[:6, 6:60].all()
+
+
+def test_a_batch_with_an_image_without_boxes_trains(demo):
+    from detstudy.models.deimv2_criterion import Deimv2Criterion
+
+    demo.train()
+    targets = [{"labels": torch.tensor([1, 2]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.3], [0.3, 0.6, 0.1, 0.1]])},
+               {"labels": torch.zeros(0, dtype=torch.int64), "boxes": torch.zeros(0, 4)}]
+    outputs = deimv2_forward(demo, torch.randn(2, 3, 128, 128), targets)
+    losses = Deimv2Criterion(6)(outputs, targets)
+    assert all(torch.isfinite(v) for v in losses.values()) and "loss_mal_dn_0" in losses
+
+
+def test_the_decoder_clamps_before_its_last_norm_as_official(demo):
+    layer = demo.model.decoder.layers[0]
+    seen = []
+    handle = layer.final_layer_norm.register_forward_hook(lambda m, i, o: seen.append(i[0].abs().max()))
+    try:
+        layer.final_layer_norm(torch.full((1, 2, 96), 1e6))
+    finally:
+        handle.remove()
+    assert seen[0] <= 65504
 
 
 def test_anchors_are_the_official_ones():

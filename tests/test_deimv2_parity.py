@@ -142,3 +142,23 @@ def test_a_file_of_the_other_variant_or_with_strange_keys_is_refused(fixture, tm
     torch.save({"optimizer": {}}, tmp_path / "empty.pth")
     with pytest.raises(ValueError, match=r"empty.pth holds neither 'ema' nor 'model'"):
         load_official_checkpoint(adapter.model, tmp_path / "empty.pth", 80)
+
+
+def test_a_file_indexed_by_category_id_keeps_the_rows_of_the_dataset_ids(fixture, tmp_path):
+    """The official custom-dataset loader uses category ids as class indices: a dataset with
+    ids 1..6 trains 7 heads (row 0 unused)."""
+    state = official_state(fixture["variants"]["s"], 6)
+    for key in list(state):
+        if key.startswith(("decoder.enc_score_head.", "decoder.dec_score_head.")):
+            state[key] = state[key][:7].clone()
+    state["decoder.denoising_class_embed.weight"] = state["decoder.denoising_class_embed.weight"][:8].clone()
+    write_official_file(tmp_path / "best_stg1.pth", state)
+    adapter = build_deimv2("deimv2_s", 6, 320)
+    load_official_checkpoint(adapter.model, tmp_path / "best_stg1.pth", 6, category_ids=[1, 2, 3, 4, 5, 6])
+    own = adapter.model.state_dict()
+    assert torch.equal(own["model.enc_score_head.weight"], state["decoder.enc_score_head.weight"][1:7])
+    assert torch.equal(own["model.decoder.class_embed.2.bias"], state["decoder.dec_score_head.2.bias"][1:7])
+    embed = state["decoder.denoising_class_embed.weight"]
+    assert torch.equal(own["model.denoising_class_embed.weight"], torch.cat([embed[1:7], embed[7:8]]))
+    with pytest.raises(ValueError, match=r"trained for 7 classes, the dataset has 6 with category ids \[3, 4, 5, 6, 7, 8\]"):
+        load_official_checkpoint(adapter.model, tmp_path / "best_stg1.pth", 6, category_ids=[3, 4, 5, 6, 7, 8])

@@ -75,3 +75,18 @@ def test_a_bad_import_file_stops_the_workflow_before_any_job(workflow):
     (workflow.root / "best_stg1.pth").unlink()
     result = workflow.snakemake("-n", "--cores", "1", check=False)
     assert "config models.deimv2_s.import_checkpoint: 'best_stg1.pth' is not a file" in result.stdout + result.stderr
+
+
+def test_one_file_cannot_stand_for_several_seeds(workflow):
+    config = imported_config(workflow.config(), "best_stg1.pth")
+    config["grid"]["seeds"] = [0, 1]
+    workflow.write_config(config)
+    official_training_file(workflow.root / "best_stg1.pth")
+    result = workflow.snakemake("-n", "--cores", "1", check=False)
+    assert result.returncode != 0
+    assert "one file for the 2 grid cells ['64px/seed0', '64px/seed1']" in result.stdout + result.stderr
+    config["models"]["deimv2_s"]["import_checkpoint"] = {"64px/seed0": "best_stg1.pth", "64px/seed1": "seed1.pth"}
+    workflow.write_config(config)
+    official_training_file(workflow.root / "seed1.pth", seed=7)
+    planned = workflow.planned_jobs(f"results/runs/deimv2_s/64px/base/seed1/best.pt", keys=("model", "seed"))
+    assert ("import_checkpoint", "deimv2_s", "1") in planned

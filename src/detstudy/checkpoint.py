@@ -43,7 +43,13 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
         if key in settings:
             settings[key] = None
     adapter = build_detector(detector["architecture"], detector["num_classes"], detector["resolution"], settings)
-    adapter.model.load_state_dict(payload["state_dict"])
+    try:
+        adapter.model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        raise ValueError(f"{path} does not fit the {detector['architecture']} this code builds "
+                         f"({str(error).splitlines()[0]} ...): it was written by another version of detstudy "
+                         "(DEIMv2 checkpoints before the official architecture have enc_output weights). "
+                         "Fix: rerun the training that wrote it (snakemake reruns it when the code changed).") from None
     adapter.to(torch.device(device))
     adapter.model.eval()
     categories = CategoryMap(tuple(c["id"] for c in payload["categories"]),

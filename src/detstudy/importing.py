@@ -43,7 +43,7 @@ def import_checkpoint(*, architecture: str, model_settings: dict[str, Any] | Non
     val_data = CocoDetection(val_split, categories=categories)
     built = {**(model_settings or {}), "weights": None, "backbone_weights": None}  # the file holds every weight
     adapter = build_detector(architecture, len(categories), resolution, built)
-    info = load_official_checkpoint(adapter.model, source, len(categories))
+    info = load_official_checkpoint(adapter.model, source, len(categories), list(categories.ids))
     if info["reinitialised_heads"]:
         raise ValueError(f"{source} is a COCO checkpoint ({info['file_classes']} classes): it cannot stand for a "
                          f"vanilla run on this dataset's {len(categories)} classes. Fix: fine-tune from it "
@@ -63,11 +63,11 @@ def import_checkpoint(*, architecture: str, model_settings: dict[str, Any] | Non
     return {"val_AP": coco["AP"], "val_AP50": coco["AP50"], "sha256": digest}
 
 
-def check_import_file(path: str | Path, architecture: str, num_classes: int | None) -> None:
+def check_import_file(path: str | Path, architecture: str, category_ids: list[int] | None) -> None:
     """The checks that need no model, for the workflow's start: the file exists and reads as
     an official DEIMv2 checkpoint of this variant whose every key has a mapping, trained for
     the dataset's class count (when known)."""
-    from detstudy.models.deimv2_keys import official_to_detstudy, read_official_checkpoint
+    from detstudy.models.deimv2_keys import category_rows, official_to_detstudy, read_official_checkpoint
     from detstudy.models.deimv2_variants import VARIANTS
 
     state = read_official_checkpoint(path)
@@ -85,6 +85,11 @@ def check_import_file(path: str | Path, architecture: str, num_classes: int | No
         raise ValueError(f"{path} holds {found}; {architecture} has a ViT of width {expected}. "
                          "Fix: import the checkpoint of the same variant (vitt: deimv2_s, vittplus: deimv2_m).")
     classes = state["decoder.enc_score_head.weight"].shape[0]
-    if num_classes is not None and classes != num_classes:
-        raise ValueError(f"{path} was trained for {classes} classes, the dataset has {num_classes}. Fix: import the "
-                         "checkpoint of a run on this dataset (a COCO file is a start for fine-tuning: model.weights).")
+    from detstudy.models.deimv2_keys import COCO_CLASSES
+
+    id_indexed = category_rows(classes, category_ids) is not None and classes != COCO_CLASSES  # 80: a COCO file
+    if category_ids and classes != len(category_ids) and not id_indexed:
+        raise ValueError(f"{path} was trained for {classes} classes, the dataset has {len(category_ids)} (ids "
+                         f"{sorted(category_ids)}; the official code indexes classes by category id, so a file of "
+                         "this dataset has max id + 1 heads or the dataset's count). Fix: import the checkpoint of "
+                         "a run on this dataset (a COCO file is a start for fine-tuning: model.weights).")

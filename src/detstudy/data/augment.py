@@ -193,7 +193,7 @@ class TrainAugmentation(Dataset):
     def _mosaic_samples(self, index, image, target, tile_size):
         """The sample and three others: from the cache of recent samples (official use_cache,
         random_pop, drawn with replacement) or, without a cache, from the dataset."""
-        first = _resize(image, target, tile_size)
+        first = (image, target)
         limit = self.settings.mosaic_cache
         if limit <= 0:
             return [first] + [self.data[random.randrange(len(self.data))] for _ in range(3)]

@@ -188,18 +188,21 @@ def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weight
     if resolution % 32:
         raise ValueError(f"{architecture}: resolution {resolution} is not a multiple of 32 (the ViT's patch size "
                          f"{PATCH_SIZE} and the encoder's stride 32). Fix: use e.g. {round(resolution / 32) * 32}.")
-    anchors = sum((resolution // stride) ** 2 for stride in (8, 16, 32))
+    smallest = min(multiscale_sizes(resolution, multiscale_repeat)) if multiscale_repeat is not None else resolution
+    anchors = sum((smallest // stride) ** 2 for stride in (8, 16, 32))
     if anchors < num_queries:
-        raise ValueError(f"{architecture}: {resolution} px gives {anchors} encoder positions, fewer than the "
+        where = f"{smallest} px (the smallest multi-scale size of {resolution} px)" if smallest != resolution \
+            else f"{resolution} px"
+        raise ValueError(f"{architecture}: {where} gives {anchors} encoder positions, fewer than the "
                          f"{num_queries} queries selected from them. Fix: raise the resolution or lower num_queries.")
     config = deimv2_config(architecture, num_classes, num_queries=num_queries, num_denoising=num_denoising,
                            focal_gamma=focal_gamma)
     model = restore_official_architecture(Deimv2ForObjectDetection(config))
     official_init(model)
+    if backbone_weights:  # first, as the official model loads it when built: a checkpoint overrides it
+        load_official_backbone(model.model.conv_encoder.backbone, backbone_weights)
     if weights:
         load_official_checkpoint(model, weights, num_classes)
-    if backbone_weights:
-        load_official_backbone(model.model.conv_encoder.backbone, backbone_weights)
     if text_fusion:
         from detstudy.multimodal.fusion import attach_text_fusion
 

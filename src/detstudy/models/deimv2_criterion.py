@@ -92,7 +92,7 @@ def _denoising_matches(meta: dict, targets: list[dict]):
         if count:
             result.append((positives[i], torch.arange(count, dtype=torch.int64, device=positives[i].device).tile(groups)))
         else:
-            empty = torch.zeros(0, dtype=torch.int64)
+            empty = torch.zeros(0, dtype=torch.int64, device=target["labels"].device)
             result.append((empty, empty))
     return result
 

@@ -170,7 +170,7 @@ def read_official_checkpoint(path) -> dict[str, torch.Tensor]:
                                 "import_checkpoint) to an official .pth file (deimv2_dinov3_s_coco.pth, "
                                 "deimv2_dinov3_m_coco.pth or a best_stg1.pth of the official training).")
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
+        saved = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # read lazily: a big file
     except Exception as error:  # noqa: BLE001 - any unpickling failure means: not a plain checkpoint
         raise ValueError(f"{path} is not a readable PyTorch checkpoint ({str(error).splitlines()[0]}). "
                          "Fix: use an official DEIMv2 .pth file.") from error
@@ -183,22 +183,51 @@ def read_official_checkpoint(path) -> dict[str, torch.Tensor]:
                      "Fix: use a checkpoint written by the official DEIMv2 training or release.")
 
 
-def load_official_checkpoint(model: torch.nn.Module, path, num_classes: int) -> dict[str, int]:
+def category_rows(file_classes: int, category_ids: list[int] | None) -> list[int] | None:
+    """The class-head rows of the dataset's categories in a file trained by the official code on
+    it: the official custom-dataset loader (remap_mscoco_category: False) uses each category id
+    as the class index, so a dataset with ids 1..K trains K + 1 (or more) heads. None when the
+    file's heads are the dataset's classes in order, or when the ids do not index them."""
+    if not category_ids or file_classes == len(category_ids) or max(category_ids) >= file_classes:
+        return None
+    return sorted(category_ids)
+
+
+def _select_class_rows(state: dict[str, torch.Tensor], rows: list[int]) -> dict[str, torch.Tensor]:
+    selected = dict(state)
+    for key, value in state.items():
+        if _CLASS_HEADS.match(key):
+            if key.startswith("decoder.denoising_class_embed."):  # classes + 1: the padding row is last
+                selected[key] = value[rows + [value.shape[0] - 1]].clone()
+            else:
+                selected[key] = value[rows].clone()
+    return selected
+
+
+def load_official_checkpoint(model: torch.nn.Module, path, num_classes: int,
+                             category_ids: list[int] | None = None) -> dict[str, int]:
     """Load an official DEIMv2 checkpoint into ``model`` (built for ``num_classes``). A COCO file
     (80 classes) for another class count keeps only its class heads out (they stay at this
-    model's initialisation); any other class-count mismatch is an error. Returns
-    ``{"file_classes", "reinitialised_heads"}``."""
+    model's initialisation). A file whose class heads are indexed by the dataset's
+    ``category_ids`` (the official custom-dataset convention) keeps the rows of those ids. Any
+    other class-count mismatch is an error. Returns ``{"file_classes", "reinitialised_heads"}``."""
     state = read_official_checkpoint(path)
     if "decoder.enc_score_head.weight" not in state:
         raise ValueError(f"{path} has no decoder.enc_score_head.weight: not a DEIMv2 checkpoint "
                          f"(first keys {list(state)[:4]}). Fix: use an official DEIMv2 DINOv3 .pth file.")
     file_classes = state["decoder.enc_score_head.weight"].shape[0]
     reinitialised = 0
-    if file_classes != num_classes:
+    rows = category_rows(file_classes, category_ids) if num_classes == len(category_ids or []) else None
+    if rows is not None and file_classes != COCO_CLASSES:
+        state = _select_class_rows(state, rows)
+    elif file_classes != num_classes:
         if file_classes != COCO_CLASSES:
-            raise ValueError(f"{path} was trained for {file_classes} classes, the dataset has {num_classes}. "
-                             "Fix: import a checkpoint fine-tuned on this dataset's classes, or start from an "
-                             "official COCO checkpoint (its class heads are then re-initialised).")
+            raise ValueError(f"{path} was trained for {file_classes} classes, the dataset has {num_classes}"
+                             + (f" with category ids {sorted(category_ids)}" if category_ids else "")
+                             + " (the official code indexes classes by category id, so a file of this dataset "
+                             "has max id + 1 heads or the dataset's count). Fix: import a checkpoint fine-tuned "
+                             "on this dataset's classes, or start from an official COCO checkpoint (its class "
+                             "heads are then re-initialised).")
         own = model.state_dict()
         mapped, _, _ = official_to_detstudy({k: v for k, v in state.items() if _CLASS_HEADS.match(k)})
         reinitialised = len(mapped)

@@ -37,6 +37,10 @@ def _silu_heads(model: nn.Module) -> list[Deimv2MLP]:
     return heads
 
 
+def _clamp_to_half_range(_module, args):
+    return (args[0].clamp(min=-65504, max=65504), *args[1:])
+
+
 def restore_official_architecture(model: nn.Module) -> nn.Module:
     """In place, on a ``Deimv2ForObjectDetection`` with a DINOv3 backbone."""
     backbone = model.model.conv_encoder.backbone
@@ -53,6 +57,10 @@ def restore_official_architecture(model: nn.Module) -> nn.Module:
     # Official mlp_act / activation: SiLU in every box head, the query-position head and the LQE.
     for head in _silu_heads(model):
         head.act = nn.SiLU()
+    # The official layer clamps its residual stream to the fp16 range before the last norm
+    # (norm3(target.clamp(-65504, 65504))): an fp16 overflow stays finite instead of NaN.
+    for layer in model.model.decoder.layers:
+        layer.final_layer_norm.register_forward_pre_hook(_clamp_to_half_range)
     # model(pixel_values, targets) runs the official forward (the port's forward is not this model)
     model.forward = functools.partial(deimv2_forward, model)
     return model
