@@ -103,8 +103,8 @@ def imported_models():
 
 
 def import_cells(name):
-    """{"<res>px/seed<seed>": file} for every grid cell of an imported model. One file is one
-    run: it stands for the grid's only cell, never for several seeds or resolutions."""
+    """{"<res>px/seed<seed>": file} for every grid cell of an imported model. A file is one
+    training run, so it stands for the grid's only cell, never for several seeds or resolutions."""
     given = MODELS[name]["import_checkpoint"]
     cells = [f"{r}px/seed{s}" for r in GRID["resolutions"] for s in GRID["seeds"]]
     key = f"config models.{name}.import_checkpoint"

@@ -38,7 +38,7 @@ def test_metrics_json_has_the_common_protocol_fields(finished_workflow: Workflow
     metrics = json.loads((finished_workflow.root / RUNS[0] / "metrics.json").read_text())
     assert metrics["run"] == {"model": "frcnn_resnet18", "family": "cnn", "architecture": "fasterrcnn_resnet18_fpn",
                               "resolution": 64, "phase": "base", "seed": 0, "stage": 0, "control": None,
-                              "text": False}
+                              "text": False, "imported": False}
     assert set(metrics["coco"]) == COCO_KEYS
     names = [c["name"] for c in metrics["per_class"]]
     assert names == ["NORMAL", "DEFORMACIONES", "ROTURA_FRACTURA", "RAYONES_ARANAZOS", "PERFORACIONES",
