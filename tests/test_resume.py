@@ -33,7 +33,8 @@ train(architecture="deimv2_demo", model_settings={"num_queries": 20, "num_denois
 """
 SETTINGS = {"epochs": 6, "batch_size": 2, "optimizer": "adamw", "lr": 5e-4, "lr_schedule": "flat_cosine",
             "warmup_iters": 2, "ema": True, "ema_warmups": 5, "grad_clip": 0.1, "log_every": 1,
-            "augmentation": {"horizontal_flip": 0.5, "vertical_flip": 0.5}}
+            "ema_restart": True,  # stage 2 from epoch 4 restarts from a stage-1 snapshot the killed job kept
+            "augmentation": {"horizontal_flip": 0.5, "vertical_flip": 0.5, "epochs": [0, 1, 3]}}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_a_killed_job_resumes_and_ends_exactly_like_an_uninterrupted_one(splits,
     kill_after_first_epoch(splits, tmp_path / "killed", stop)
     finish(splits, tmp_path / "killed")
     log = (tmp_path / "killed" / "log.txt").read_text()
-    assert "resuming after epoch" in log
+    assert "resuming after epoch" in log and "stage 2 restarts" in log
     assert (tmp_path / "killed" / "history.csv").read_text().count("\n") == SETTINGS["epochs"] + 1
     straight = torch.load(tmp_path / "straight" / "best.pt", weights_only=True)
     resumed = torch.load(tmp_path / "killed" / "best.pt", weights_only=True)

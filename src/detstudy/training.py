@@ -34,6 +34,7 @@ from detstudy.io import file_digest, write_csv
 from detstudy.models import DetectorAdapter, build_detector
 from detstudy.provenance import kernel_record
 from detstudy.resume import TrainingState, fingerprint, restore_rng, rng_state
+from detstudy.stage_restart import StageRestart
 
 log = logging.getLogger("detstudy.train")
 
@@ -61,9 +62,11 @@ class TrainSettings:
     ema: bool = False  # validate and save an exponential moving average of the weights
     ema_decay: float = 0.9999
     ema_warmups: int = 1000
+    ema_restart: bool = False  # DEIM: stage 2 (from the policy's stop epoch) restarts from the best stage-1 state
     grad_clip: float | None = None
     amp: bool = True  # used on CUDA only
     amp_dtype: str = "float16"  # float16 (with loss scaling) | bfloat16 (no scaling needed)
+    val_amp: bool = False  # validate under AMP too (official DEIM and torchvision validate in fp32)
     num_workers: int = 0
     eval_batch_size: int = 4
     select_metric: str = "AP"  # validation metric that picks the best checkpoint: AP | AP50
@@ -252,8 +255,8 @@ def _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings: TrainS
 
 
 def _validate(evaluated, val_data, device: torch.device, settings: TrainSettings, use_amp: bool) -> dict:
-    detections = predict_dataset(evaluated, val_data, device, settings.eval_batch_size, amp=use_amp,
-                                 amp_dtype=getattr(torch, settings.amp_dtype))
+    detections = predict_dataset(evaluated, val_data, device, settings.eval_batch_size,
+                                 amp=use_amp and settings.val_amp, amp_dtype=getattr(torch, settings.amp_dtype))
     return {k: v or 0.0 for k, v in coco_evaluate(val_data.coco, detections)["coco"].items()}
 
 
@@ -362,6 +365,8 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
                                **({"start_from": str(start_from)} if start_from else {})})
         if resume is not None:
             resume.keep_best(checkpoint_path)
+        if restart is not None and restart.in_stage_one(row["epoch"]):
+            restart.keep({name: target.state_dict() for name, target in restartable.items()})
         return True
 
     resume = None
@@ -372,7 +377,17 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
             data=[file_digest(split.annotations) for split in (train_split, val_split)],
             images=[image_files_stamp(split.annotations, split.images) for split in (train_split, val_split)],
             kernels=kernel_record()))  # other kernels or threads would not continue the same computation
+    restart = restartable = None
+    if settings.ema_restart and windows.stop < settings.epochs:
+        restart = StageRestart(windows.stop + 1, resume.folder / "best_stage1.pt" if resume else None,
+                               resume.fingerprint if resume else "")
+        restartable = {"model": adapter.model, "optimizer": optimizer, "scaler": scaler,
+                       **({"ema": ema} if ema is not None else {})}
     saved = resume.load() if resume is not None else None
+    if restart is not None and saved is not None:
+        restart.resume(saved["restart"])
+    elif restart is not None:
+        restart.discard()
     first_epoch, stopped = 1, False
     if saved is not None:
         adapter.model.load_state_dict(saved["model"])
@@ -398,6 +413,8 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
         if stopped:
             break
         epoch_start = time.perf_counter()
+        if restart is not None and restart.due_before(epoch, best["score"]):
+            restart.restore(epoch, restartable)
         for stage in (train_data, batch_collate, adapter):  # the policy's windows count 0-based epochs
             if stage is not None:
                 stage.set_epoch(epoch - 1)
@@ -415,6 +432,8 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
                       else f"not validated (val_interval {settings.val_interval})")
         log.info("epoch %d/%d done: loss %.4f %s%s (%.1fs)", epoch, settings.epochs, row["loss"], validation,
                  " (best, saved)" if improved else "", row["seconds"])
+        if restart is not None and restart.due_after(epoch, row[f"val_{settings.select_metric}"]):
+            restart.restore(epoch, restartable)
         drop = settings.early_stop_drop
         stopped = validate and drop is not None and best["score"] - row[f"val_{settings.select_metric}"] > drop
         if stopped:
@@ -425,11 +444,13 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
             resume.save({"epoch": epoch, "stopped": stopped, "history": history, "best": dict(best),
                          "model": adapter.model.state_dict(), "optimizer": optimizer.state_dict(),
                          "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                         "ema": ema.state_dict() if ema is not None else None, "rng": rng_state(generator)})
+                         "ema": ema.state_dict() if ema is not None else None, "rng": rng_state(generator),
+                         "restart": restart.progress() if restart is not None else None})
     if resume is not None:
         resume.clear()
     summary = {"epochs": history[-1]["epoch"], "best_epoch": best["epoch"], "best_val_AP": best.get("val_AP"),
-               "best_val_AP50": best.get("val_AP50"), "train_seconds": round(progress.elapsed, 1)}
+               "best_val_AP50": best.get("val_AP50"), "train_seconds": round(progress.elapsed, 1),
+               **({"stage_restarts": restart.restarts} if restart is not None else {})}
     log.info("finished: best epoch %d (val %s %.4f) in %s", best["epoch"], settings.select_metric, best["score"],
              _duration(summary["train_seconds"]))
     return summary
