@@ -73,6 +73,24 @@ def test_official_initialisation(demo):
     assert fc.abs().max() <= 1 / math.sqrt(fc.shape[1]) and fc.std() > 0.5 / math.sqrt(3 * fc.shape[1])
 
 
+def test_deep_copied_modules_start_identical_as_official():
+    """The official code deep-copies one prototype decoder layer, class head, box head, lateral
+    conv, downsampling conv and fusion block; the LQEs are built one by one."""
+    fresh = build_deimv2("deimv2_demo", 6, 128, num_queries=50, num_denoising=10).model  # untrained norms
+    encoder, decoder = fresh.model.encoder, fresh.model.decoder
+
+    def same(modules):
+        first = modules[0].state_dict()
+        return all(torch.equal(first[k], v) for m in modules[1:] for k, v in m.state_dict().items())
+
+    assert same(list(decoder.layers)) and same(list(decoder.class_embed)) and same(list(decoder.bbox_embed))
+    assert same([*encoder.fpn_blocks, *encoder.pan_blocks])
+    assert same(list(encoder.lateral_convs)) and same(list(encoder.downsample_convs))
+    assert decoder.layers[0].mlp.up_proj.weight.std() > 0  # drawn, not zeroed
+    lqe = [layer.reg_conf.layers[0].weight for layer in decoder.lqe_layers]
+    assert not torch.equal(lqe[0], lqe[1])
+
+
 def test_denoising_boxes_keep_positive_sizes():
     """The official code flips negative widths/heights the noise can produce; the port does not
     (a negative size becomes sigmoid(inverse_sigmoid(<0)) = 1e-5)."""

@@ -148,3 +148,17 @@ def official_init(model: nn.Module) -> None:
         embed = core.denoising_class_embed
         init.normal_(embed.weight[:-1])
         init.zeros_(embed.weight[-1])
+    _share_initial_copies(core)
+
+
+def _share_initial_copies(core: nn.Module) -> None:
+    """The official code builds one prototype and deep-copies it: every decoder layer, class
+    head and box head starts as the same weights, as do the two lateral convs, the two
+    downsampling convs and all four fusion blocks of the encoder (top-down and bottom-up).
+    The LQEs are built one by one and stay independent."""
+    encoder, decoder = core.encoder, core.decoder
+    for first, *copies in ([*encoder.fpn_blocks, *encoder.pan_blocks], list(encoder.lateral_convs),
+                           list(encoder.downsample_convs), list(decoder.layers), list(decoder.class_embed),
+                           list(decoder.bbox_embed)):
+        for module in copies:
+            module.load_state_dict(first.state_dict())
