@@ -33,10 +33,10 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.8
 
 
-def loader(data: CocoDetection, augmentation: dict, batch_size: int, workers: int) -> DataLoader:
+def loader(data: CocoDetection, augmentation: dict, batch_size: int, workers: int, resolution: int) -> DataLoader:
     settings = AugmentationSettings.from_dict(augmentation)
     windows = EpochWindows(0, 1, 1)  # epoch 0 lies inside every window: all ops are live
-    dataset = TrainAugmentation(data, settings, windows)
+    dataset = TrainAugmentation(data, settings, windows, resolution)
     collate_fn = BatchAugment(settings, windows) if settings.batch_level else collate
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=collate_fn,
                       num_workers=workers)
@@ -104,9 +104,10 @@ def main() -> int:
         for name, augmentation in (("flips only", plain), ("DEIM recipe", full)):
             random.seed(0)
             torch.manual_seed(0)
-            pipeline = data_rate(loader(data, augmentation, batch_size, args.workers), args.iterations)
+            pipeline = data_rate(loader(data, augmentation, batch_size, args.workers, resolution), args.iterations)
             rates[name] = training_rate(entry, len(data.categories), resolution,
-                                        loader(data, augmentation, batch_size, args.workers), args.iterations)
+                                        loader(data, augmentation, batch_size, args.workers, resolution),
+                                        args.iterations)
             print(f"  {name:12s} training {rates[name]:6.2f} img/s   data pipeline alone {pipeline:7.1f} img/s")
     ratio = rates["DEIM recipe"] / rates["flips only"]
     verdict = "meets" if ratio >= TARGET_RATIO else "MISSES"

@@ -70,7 +70,7 @@ def test_every_op_keeps_boxes_inside_and_drops_degenerate_ones(dataset, op):
     torch.manual_seed(0)
     settings = AugmentationSettings.from_dict({"horizontal_flip": 0.0, op: 1.0})
     windows = EpochWindows(0, 5, 5)
-    samples = TrainAugmentation(dataset, settings, windows)
+    samples = TrainAugmentation(dataset, settings, windows, resolution=96)
     collate = BatchAugment(settings, windows)
     for _ in range(3):
         batch = [samples[i] for i in range(len(samples))]
@@ -80,7 +80,7 @@ def test_every_op_keeps_boxes_inside_and_drops_degenerate_ones(dataset, op):
 
 def test_policy_ops_follow_the_epoch_windows(dataset):
     settings = AugmentationSettings.from_dict({**DEIM_OFFICIAL, "horizontal_flip": 0.0})
-    samples = TrainAugmentation(dataset, settings, EpochWindows(2, 4, 6))
+    samples = TrainAugmentation(dataset, settings, EpochWindows(2, 4, 6), resolution=96)
     raw = [dataset[i] for i in range(len(dataset))]
     for epoch, changed in [(0, False), (1, False), (2, True), (5, True), (6, False), (9, False)]:
         samples.set_epoch(epoch)
@@ -92,11 +92,11 @@ def test_policy_ops_follow_the_epoch_windows(dataset):
 
 def test_mosaic_only_until_the_flat_epoch(dataset):
     settings = AugmentationSettings.from_dict({"horizontal_flip": 0.0, "mosaic": 1.0})
-    samples = TrainAugmentation(dataset, settings, EpochWindows(0, 2, 4))
+    samples = TrainAugmentation(dataset, settings, EpochWindows(0, 2, 4), resolution=96)
     samples.set_epoch(1)
     assert samples.mosaic_active()
     image, target = samples[0]
-    assert image.shape == dataset[0][0].shape  # a mosaic canvas is the size of its first image
+    assert image.shape[-2:] == (96, 96)  # four 48 px tiles on a canvas twice their size
     samples.set_epoch(2)
     assert not samples.mosaic_active()
     assert torch.equal(samples[0][0], dataset[0][0])
@@ -180,7 +180,8 @@ def test_copy_blend_context_margin_stays_inside_both_images():
 
 
 def test_mosaic_draws_its_other_tiles_from_a_bounded_cache(dataset):
-    settings = AugmentationSettings.from_dict({"horizontal_flip": 0.0, "mosaic": 1.0, "mosaic_cache": 3})
+    settings = AugmentationSettings.from_dict({"horizontal_flip": 0.0, "mosaic": 1.0, "mosaic_cache": 3,
+                                               "mosaic_size": 96})
     samples = TrainAugmentation(dataset, settings, EpochWindows(0, 2, 4))
     samples.set_epoch(0)
     random.seed(4)
@@ -188,11 +189,51 @@ def test_mosaic_draws_its_other_tiles_from_a_bounded_cache(dataset):
         samples[index]
         assert len(samples.mosaic_tiles) == min(index + 1, 3)
     newest = samples.mosaic_tiles[-1][0]
-    assert torch.equal(newest, dataset[5][0])  # kept as loaded: resized once, when a mosaic uses it
+    assert torch.equal(newest, dataset[5][0])  # a tile of the image's own size is kept as it is
     plain = TrainAugmentation(dataset, AugmentationSettings.from_dict({"mosaic": 1.0, "mosaic_cache": 0}),
-                              EpochWindows(0, 2, 4))
+                              EpochWindows(0, 2, 4), resolution=64)
     plain[0]
     assert plain.mosaic_tiles == []
+
+
+def test_mosaic_tiles_sit_in_the_corners_of_a_canvas_twice_the_largest_tile(tmp_path):
+    """Official geometry: shorter side 16 px (aspect kept: a 40x80 image becomes 16x32), each
+    tile at its quadrant's top-left corner, the canvas 2x the largest tile in each direction."""
+    sizes = [(40, 80), (64, 32), (48, 48), (40, 80)]  # (height, width)
+    images, annotations = [], []
+    for index, (height, width) in enumerate(sizes):
+        Image.new("RGB", (width, height), (50 * index + 20, 0, 0)).save(tmp_path / f"{index}.png")
+        images.append({"id": index + 1, "file_name": f"{index}.png", "height": height, "width": width})
+        annotations.append({"id": index + 1, "image_id": index + 1, "category_id": 1, "bbox": [0, 0, 8, 8],
+                            "area": 64, "iscrowd": 0})
+    (tmp_path / "a.json").write_text(json.dumps({"images": images, "annotations": annotations,
+                                                 "categories": [{"id": 1, "name": "x"}]}))
+    data = CocoDetection(SplitPaths.of(annotations=tmp_path / "a.json", images=tmp_path))
+    settings = AugmentationSettings.from_dict({"horizontal_flip": 0.0, "mosaic": 1.0, "mosaic_size": 16,
+                                               "mosaic_cache": 0, "mosaic_degrees": 0.0, "mosaic_translate": 0.0,
+                                               "mosaic_scale": [1.0, 1.0]})  # the affine: identity
+    samples = TrainAugmentation(data, settings, EpochWindows(0, 1, 1))
+    random.seed(0)
+    tiles = samples._mosaic_samples(0)
+    assert [tuple(image.shape[-2:]) for image, _ in tiles][0] == (16, 32)
+    height = max(image.shape[-2] for image, _ in tiles)
+    width = max(image.shape[-1] for image, _ in tiles)
+    random.seed(0)
+    canvas, target = samples.mosaic(0)
+    assert tuple(canvas.shape[-2:]) == (2 * height, 2 * width)
+    boxes = target["boxes"].as_subclass(torch.Tensor)
+    for tile, (image, tile_target) in enumerate(tiles):
+        top, left = (tile // 2) * height, (tile % 2) * width
+        h, w = image.shape[-2:]
+        assert torch.equal(canvas[:, top:top + h, left:left + w], image)
+        assert not canvas[:, top + h:top + height, left:left + width].any()  # black beyond the tile
+        shift = torch.tensor([left, top, left, top], dtype=boxes.dtype)
+        assert torch.allclose(boxes[tile], tile_target["boxes"].as_subclass(torch.Tensor)[0] + shift)
+
+
+def test_mosaic_needs_its_tile_size(dataset):
+    with pytest.raises(ValueError, match="mosaic_size"):
+        TrainAugmentation(dataset, AugmentationSettings.from_dict({"mosaic": 0.5}), EpochWindows(0, 1, 1))
 
 
 def test_training_derives_the_schedule_from_the_windows():

@@ -317,7 +317,7 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
     use_amp = settings.amp and device_.type == "cuda"
 
     augmentation, windows = settings.augmentation_settings, settings.epoch_windows
-    train_data = TrainAugmentation(CocoDetection(train_split), augmentation, windows)
+    train_data = TrainAugmentation(CocoDetection(train_split), augmentation, windows, resolution)
     val_data = CocoDetection(val_split, categories=train_data.categories)
     batch_collate = BatchAugment(augmentation, windows) if augmentation.batch_level else None
     if start_from is not None:

@@ -92,6 +92,8 @@ class AugmentationSettings:
     # official mosaic use_cache: the other three tiles come from the last this-many resized
     # samples (one random entry, never the newest, leaves when it is full); 0 draws them from the dataset
     mosaic_cache: int = 50
+    # official output_size: each mosaic tile's shorter side in px (320 at 640 px); None: half the resolution
+    mosaic_size: int | None = None
     epochs: list[int] | None = None  # [start, flat, stop]; None derives them from the run's epochs
 
     @classmethod
@@ -140,10 +142,14 @@ def _resize(image, target, size: tuple[int, int]):
 class TrainAugmentation(Dataset):
     """A training split with the per-sample recipe; ``set_epoch`` moves it through the windows."""
 
-    def __init__(self, data: CocoDetection, settings: AugmentationSettings, windows: EpochWindows):
+    def __init__(self, data: CocoDetection, settings: AugmentationSettings, windows: EpochWindows,
+                 resolution: int | None = None):
         if data.transforms is not None:
             raise ValueError("TrainAugmentation applies its own transforms; pass a CocoDetection without them")
         self.data, self.settings, self.windows = data, settings, windows
+        self.mosaic_size = settings.mosaic_size or (resolution // 2 if resolution else None)
+        if settings.mosaic > 0 and not self.mosaic_size:
+            raise ValueError("mosaic needs its tile size: set augmentation.mosaic_size or give the resolution")
         self.epoch = 0
         s = settings
         self.flips = v2.Compose([v2.RandomHorizontalFlip(s.horizontal_flip), v2.RandomVerticalFlip(s.vertical_flip)])
@@ -171,32 +177,39 @@ class TrainAugmentation(Dataset):
         return self.windows.start <= self.epoch < self.windows.flat and self.settings.mosaic > 0
 
     def mosaic(self, index: int):
-        """Four samples as 2x2 tiles of half size on a canvas the size of the first, then a
-        random affine (rotation, translation, scale) of the whole canvas."""
-        image, target = self.data[index]
-        height, width = image.shape[-2:]
-        tile_h, tile_w = height // 2, width // 2
-        canvas = torch.zeros_like(image)
+        """Official Mosaic: four samples, each resized to a shorter side of ``mosaic_size`` px
+        (aspect kept), at the top-left corners of the quadrants of a canvas twice the largest
+        tile in each direction (black elsewhere), then a random affine (rotation, translation,
+        scale) of the whole canvas."""
+        tiles = self._mosaic_samples(index)
+        height = max(image.shape[-2] for image, _ in tiles)
+        width = max(image.shape[-1] for image, _ in tiles)
+        first = tiles[0][0]
+        canvas = first.new_zeros((first.shape[0], 2 * height, 2 * width))
         boxes, labels = [], []
-        for tile, (tile_image, tile_target) in enumerate(self._mosaic_samples(index, image, target, (tile_h, tile_w))):
-            if tuple(tile_image.shape[-2:]) != (tile_h, tile_w):
-                tile_image, tile_target = _resize(tile_image, tile_target, (tile_h, tile_w))
-            top, left = (tile // 2) * tile_h, (tile % 2) * tile_w
-            canvas[:, top:top + tile_h, left:left + tile_w] = tile_image
-            boxes.append(tile_target["boxes"].as_subclass(torch.Tensor) + torch.tensor([left, top, left, top]))
-            labels.append(tile_target["labels"])
-        target = {**target, "boxes": tv_tensors.BoundingBoxes(torch.cat(boxes), format="XYXY",
-                                                                canvas_size=(height, width)),
+        for tile, (image, target) in enumerate(tiles):
+            top, left = (tile // 2) * height, (tile % 2) * width
+            canvas[:, top:top + image.shape[-2], left:left + image.shape[-1]] = image
+            boxes.append(target["boxes"].as_subclass(torch.Tensor) + torch.tensor([left, top, left, top]))
+            labels.append(target["labels"])
+        target = {**tiles[0][1], "boxes": tv_tensors.BoundingBoxes(torch.cat(boxes), format="XYXY",
+                                                                     canvas_size=(2 * height, 2 * width)),
                   "labels": torch.cat(labels)}
         return self.mosaic_affine(tv_tensors.Image(canvas), target)
 
-    def _mosaic_samples(self, index, image, target, tile_size):
-        """The sample and three others: from the cache of recent samples (official use_cache,
-        random_pop, drawn with replacement) or, without a cache, from the dataset."""
-        first = (image, target)
+    def _tile(self, sample):
+        image, target = sample
+        image = TF.resize(image, [self.mosaic_size], antialias=True)  # the shorter side, as T.Resize(int)
+        return image, {**target, "boxes": TF.resize(target["boxes"], [self.mosaic_size])}
+
+    def _mosaic_samples(self, index):
+        """The sample and three others, resized to tiles: from the cache of recent tiles
+        (official use_cache, random_pop, drawn with replacement) or, without a cache, from the
+        dataset."""
+        first = self._tile(self.data[index])
         limit = self.settings.mosaic_cache
         if limit <= 0:
-            return [first] + [self.data[random.randrange(len(self.data))] for _ in range(3)]
+            return [first] + [self._tile(self.data[random.randrange(len(self.data))]) for _ in range(3)]
         self.mosaic_tiles.append(first)
         if len(self.mosaic_tiles) > limit:
             self.mosaic_tiles.pop(random.randint(0, len(self.mosaic_tiles) - 2))  # never the newest
