@@ -65,7 +65,7 @@ def test_thesis_vit_runs_use_the_official_deim_recipe():
         assert augmentation == DEIM_OFFICIAL
         assert (training["grad_clip"], training["weight_decay"], training["ema_decay"]) == (0.1, 1e-4, 0.9999)
         assert training["backbone_lr"] / training["lr"] == pytest.approx(2.5e-5 / 5e-4)
-        assert training["lr_schedule"] == "flat_cosine" and training["ema"] is True
+        assert training["lr_schedule"] == "flat_cosine" and training["ema"] is True and training["ema_restart"] is True
     assert thesis["models"]["deimv2_s"]["model"]["backbone_weights"].endswith("vitt_distill.pt")
     assert thesis["models"]["deimv2_m"]["model"]["backbone_weights"].endswith("vittplus_distill.pt")
 

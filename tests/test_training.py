@@ -96,26 +96,33 @@ def test_multistep_schedule_drops_at_fractions_of_the_run():
 
 
 def test_flat_cosine_schedule_with_a_capped_warmup():
-    """DEIM's schedule: warmup, flat, cosine to the floor, flat at the floor for the no-aug epochs."""
-    settings = TrainSettings(lr=1.0, epochs=10, warmup_iters=2000, warmup_max_fraction=0.1, warmup_factor=0.0,
+    """The official FlatCosineLRScheduler: quadratic warmup from 0, flat, cosine to the floor,
+    the floor in the no-aug epochs; set after each step, so step k runs at the value for k - 1
+    and the first step at the base rate."""
+    settings = TrainSettings(lr=1.0, epochs=10, warmup_iters=2000, warmup_max_fraction=0.1,
                              lr_schedule="flat_cosine", flat_epochs=4, no_aug_epochs=2, min_lr_factor=0.5)
     lrs = learning_rates(settings, total_iters=100)  # 10 iterations per epoch
-    assert lrs[0] == pytest.approx(0.0) and lrs[5] == pytest.approx(0.5)  # warmup capped at 10 iterations
-    assert lrs[10] == pytest.approx(1.0) and lrs[39] == pytest.approx(1.0)  # flat until epoch 4
-    assert lrs[60] == pytest.approx(0.75)  # half-way down the cosine (epochs 4 to 8)
-    assert lrs[80] == pytest.approx(0.5) and lrs[99] == pytest.approx(0.5)  # no-aug epochs at the floor
+    assert lrs[0] == 1.0 and lrs[1] == 0.0 and lrs[6] == pytest.approx(0.25)  # warmup capped at 10 iterations
+    assert lrs[11] == pytest.approx(1.0) and lrs[41] == pytest.approx(1.0)  # flat until iteration 40
+    assert lrs[61] == pytest.approx(0.75)  # half-way down the cosine (iterations 40 to 80)
+    assert lrs[80] > 0.5 and lrs[81] == pytest.approx(0.5) and lrs[99] == pytest.approx(0.5)  # the floor
 
 
 def test_flat_cosine_follows_the_official_epoch_windows():
     """deimv2_s: 132 epochs, windows [4, 64, 120]: flat until epoch 64, cosine to half the lr
     by epoch 120, then the 12 plain epochs at the floor; the 2000-iteration warmup capped at 5%."""
     settings = TrainSettings(lr=1.0, epochs=132, lr_schedule="flat_cosine", min_lr_factor=0.5, warmup_iters=2000,
-                             warmup_max_fraction=0.05, warmup_factor=0.0)
+                             warmup_max_fraction=0.05)
     lrs = learning_rates(settings, total_iters=1320)  # 10 iterations per epoch
-    assert lrs[33] == pytest.approx(0.5)  # warmup: 66 iterations (5% of the run), half-way
-    assert lrs[66] == pytest.approx(1.0) and lrs[639] == pytest.approx(1.0)
-    assert lrs[920] == pytest.approx(0.75)  # epoch 92: half-way between 64 and 120
-    assert lrs[1200] == pytest.approx(0.5) and lrs[1319] == pytest.approx(0.5)
+    assert lrs[34] == pytest.approx(0.25)  # warmup: 66 iterations (5% of the run), half-way
+    assert lrs[67] == pytest.approx(1.0) and lrs[641] == pytest.approx(1.0)
+    assert lrs[921] == pytest.approx(0.75)  # epoch 92: half-way between 64 and 120
+    assert lrs[1201] == pytest.approx(0.5) and lrs[1319] == pytest.approx(0.5)
+
+
+def test_flat_cosine_refuses_a_warmup_factor():
+    with pytest.raises(ValueError, match="quadratic|warmup_factor"):
+        TrainSettings.from_dict({"lr_schedule": "flat_cosine", "warmup_factor": 0.001})
 
 
 @pytest.mark.kernel_sensitive

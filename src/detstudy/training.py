@@ -55,7 +55,7 @@ class TrainSettings:
     lr_gamma: float = 0.1
     min_lr_factor: float = 0.01  # cosine floor, as a fraction of lr
     warmup_iters: int = 100
-    warmup_factor: float = 0.001
+    warmup_factor: float = 0.001  # linear warmup from this factor (flat_cosine: the official quadratic from 0)
     warmup_max_fraction: float = 1.0  # cap the warmup at this fraction of the run (small datasets)
     flat_epochs: int | None = None  # flat_cosine: full lr until this epoch (None: the augmentation's flat epoch)
     no_aug_epochs: int | None = None  # flat_cosine: the last epochs stay at the minimum lr (None: after `stop`)
@@ -82,6 +82,9 @@ class TrainSettings:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown training settings {unknown}. Fix: use only {sorted(known)}.")
+        if values.get("lr_schedule") == "flat_cosine" and "warmup_factor" in values:
+            raise ValueError("flat_cosine warms up as the official FlatCosineLRScheduler does, lr x (i / warmup_iters)^2 "
+                             "from 0; warmup_factor is for the other schedules. Fix: remove warmup_factor.")
         if values.get("amp_dtype", "float16") not in ("float16", "bfloat16"):
             raise ValueError(f"amp_dtype {values['amp_dtype']!r} is not one of float16, bfloat16")
         return cls(**values)
@@ -130,18 +133,24 @@ def _optimizer(settings: TrainSettings, model: torch.nn.Module, backbone_prefix:
     raise ValueError(f"optimizer {settings.optimizer!r} is not one of sgd, adamw")
 
 
-def flat_cosine_factor(iteration: int, *, warmup: int, warmup_factor: float, flat_end: int, cosine_end: int,
+def flat_cosine_factor(step: int, *, warmup: int, flat_end: int, total: int, no_aug: int,
                        min_factor: float) -> float:
-    """DEIM's schedule as a factor of the base lr: linear warmup, flat, cosine down to
-    ``min_factor``, then flat at the minimum (the no-augmentation epochs)."""
-    if iteration < warmup:
-        return warmup_factor + (1.0 - warmup_factor) * iteration / warmup
-    if iteration < flat_end:
+    """The learning rate of optimizer step ``step`` (0-based) as a factor of the base lr, as the
+    official FlatCosineLRScheduler gives it: quadratic warmup from 0, flat, cosine down to
+    ``min_factor``, flat at the minimum for the last ``no_aug`` iterations. The official loop
+    sets the rate after each step from that step's index, so step k runs at the schedule's
+    value for k - 1 and the very first step at the full base rate (the optimizer's own)."""
+    if step == 0:
         return 1.0
-    if iteration < cosine_end:
-        progress = (iteration - flat_end) / max(cosine_end - flat_end, 1)
-        return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
-    return min_factor
+    i = step - 1
+    if warmup > 0 and i <= warmup:
+        return (i / warmup) ** 2
+    if i <= flat_end:
+        return 1.0
+    if i >= total - no_aug:
+        return min_factor
+    progress = (i - flat_end) / max(total - flat_end - no_aug, 1)
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def _scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, total_iters: int):
@@ -153,10 +162,8 @@ def _scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, total_
         windows = settings.epoch_windows
         flat_epochs = settings.flat_epochs if settings.flat_epochs is not None else windows.flat
         no_aug_epochs = settings.no_aug_epochs if settings.no_aug_epochs is not None else settings.epochs - windows.stop
-        factor = partial(flat_cosine_factor, warmup=warmup, warmup_factor=settings.warmup_factor,
-                         flat_end=max(round(flat_epochs * per_epoch), warmup),
-                         cosine_end=max(round((settings.epochs - no_aug_epochs) * per_epoch), warmup),
-                         min_factor=settings.min_lr_factor)
+        factor = partial(flat_cosine_factor, warmup=warmup, flat_end=int(flat_epochs * per_epoch), total=total_iters,
+                         no_aug=int(no_aug_epochs * per_epoch), min_factor=settings.min_lr_factor)
         return sched.LambdaLR(optimizer, factor)
     if settings.lr_schedule == "cosine":
         main = sched.CosineAnnealingLR(optimizer, T_max=remaining, eta_min=settings.lr * settings.min_lr_factor)

@@ -122,7 +122,7 @@ DEIM_OFFICIAL: dict[str, Any] = {
     "horizontal_flip": 0.5, "vertical_flip": 0.0, "photometric": 0.5, "zoom_out": 0.5, "zoom_out_max": 4.0,
     "iou_crop": 0.8, "mosaic": 0.5, "mosaic_degrees": 10.0, "mosaic_translate": 0.1, "mosaic_scale": [0.5, 1.5],
     "mixup": 0.5, "copy_blend": 0.5, "copy_blend_min_area": 100.0, "copy_blend_objects": 3,
-    "copy_blend_expand": [0.1, 0.25], "mosaic_cache": 50,
+    "copy_blend_expand": [0.1, 0.25], "mosaic_cache": 50, "mosaic_size": None,  # None: 320 at 640 px
 }
 
 
