@@ -19,6 +19,7 @@ rule evaluate:
         iou_threshold=config["evaluation"]["iou_threshold"],
         batch_size=config["evaluation"]["batch_size"],
         latency_images=config["evaluation"]["latency_images"],
+        precision=config["evaluation"]["precision"],
         device=config["compute"]["device"],
         kernels=cpu_kernels(),
         run_config=run_config,  # recorded in the metrics (provenance)

@@ -23,6 +23,7 @@ evaluate_checkpoint(
     iou_threshold=snakemake.params.iou_threshold,
     batch_size=snakemake.params.batch_size,
     latency_images=snakemake.params.latency_images,
+    precision=snakemake.params.precision,
     device=snakemake.params.device,
     threads=snakemake.threads,
     run_config=snakemake.params.run_config,

@@ -48,6 +48,7 @@ def test_metrics_json_has_the_common_protocol_fields(finished_workflow: Workflow
     assert points["configured"]["score_threshold"] == 0.3
     assert {"precision", "recall", "f1"} <= set(points["best_f1"])
     assert metrics["params"]["total"] > 1_000_000
+    assert metrics["precision"] == "fp32"
     assert metrics["training"]["epochs"] == 1
     speed = json.loads((finished_workflow.root / RUNS[0] / "speed.json").read_text())
     assert speed["speed"]["device"] == "cpu" and speed["speed"]["latency_ms_per_image"] > 0
@@ -261,6 +262,12 @@ def _every(rule: str) -> set[tuple[str, str]]:
 
 def test_changed_score_threshold_reruns_evaluation_onward_without_retraining(finished_workflow: Workflow):
     jobs = _planned_after(finished_workflow, lambda c: c["evaluation"].update(score_threshold=0.4))
+    assert jobs == _every("evaluate") | _every("run_figures") | {
+        ("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
+
+
+def test_changed_evaluation_precision_reruns_evaluation_onward_without_retraining(finished_workflow: Workflow):
+    jobs = _planned_after(finished_workflow, lambda c: c["evaluation"].update(precision="bfloat16"))
     assert jobs == _every("evaluate") | _every("run_figures") | {
         ("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
 

@@ -47,7 +47,7 @@ def _training_summary(trained: list[dict[str, str]], extra: dict[str, Any]) -> d
 def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_path, detections_path,
                         speed_path, run: dict[str, Any], score_threshold: float = 0.5,
                         iou_threshold: float = 0.5, batch_size: int = 4, latency_images: int = 50,
-                        device: str = "auto", threads: int | None = None,
+                        precision: str = "fp32", device: str = "auto", threads: int | None = None,
                         run_config: dict[str, Any] | None = None,
                         checks: dict[str, str | Path] | None = None) -> dict[str, Any]:
     """Evaluate one run. ``run_config`` (its resolved configuration) and ``checks`` (each split's
@@ -55,6 +55,8 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
 
     Timings (latency, training wall time) vary from run to run, so they go to ``speed_path``:
     the metrics JSON of a deterministic run is byte-identical when it is run again.
+    ``precision`` (``fp32``, ``float16``, ``bfloat16``: autocast on CUDA) is one setting for
+    every model, whatever each was trained with (the official DEIM and torchvision evaluate in fp32).
     """
     if threads:
         torch.set_num_threads(threads)
@@ -66,9 +68,10 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
         raise ValueError(f"{test_split.annotations}: categories {dataset.categories.as_list()} differ from the "
                          f"ones {checkpoint} was trained on ({categories.as_list()}). "
                          "Fix: use splits of the same dataset (the dataset check compares them).")
-    trained_with = extra.get("train_settings", {})
-    amp = device_.type == "cuda" and bool(trained_with.get("amp", True))
-    amp_dtype = getattr(torch, trained_with.get("amp_dtype", "float16"))  # infer as the model was trained
+    if precision not in ("fp32", "float16", "bfloat16"):
+        raise ValueError(f"evaluation precision {precision!r} is not one of fp32, float16, bfloat16")
+    amp = device_.type == "cuda" and precision != "fp32"
+    amp_dtype = getattr(torch, precision if precision != "fp32" else "float16")
     log.info("predicting %d test images on %s", len(dataset), device_)
     detections = predict_dataset(adapter, dataset, device_, batch_size, amp=amp, amp_dtype=amp_dtype)
     coco = coco_evaluate(dataset.coco, detections)
@@ -87,6 +90,7 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
             "configured": operating_point(dataset.coco, detections, score_threshold, iou_threshold),
         },
         "params": adapter.parameter_count(),
+        "precision": precision if amp else "fp32",  # what the test predictions ran in
         "training": _training_summary(trained, extra),
         "detections": len(detections),
         "pr_curves": coco["pr_curves"],
