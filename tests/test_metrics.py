@@ -348,3 +348,13 @@ def test_crowd_regions_are_ignored_everywhere():
     assert best_f1_operating_point(gt, dets)["f1"] == pytest.approx(1.0)
     cm = confusion_matrix(gt, dets, score_threshold=0.5)
     assert cm["matrix"] == [[1, 0, 0], [0, 0, 0], [0, 0, 0]]
+
+
+def test_an_unknown_evaluation_precision_stops_before_any_work(tmp_path):
+    from detstudy.evaluation.evaluate import evaluate_checkpoint
+
+    with pytest.raises(ValueError, match="evaluation.precision"):
+        evaluate_checkpoint(checkpoint=tmp_path / "best.pt", history=tmp_path / "history.csv", test_split=None,
+                            metrics_path=tmp_path / "metrics.json", detections_path=tmp_path / "detections.json",
+                            speed_path=tmp_path / "speed.json", run={}, precision="fp64")
+    assert not list(tmp_path.iterdir())

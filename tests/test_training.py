@@ -63,6 +63,19 @@ def test_same_seed_same_result(tiny_splits, tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_validation_runs_in_fp32_under_amp_unless_asked(tiny_splits, monkeypatch):
+    """The official DEIM and torchvision validate without autocast; val_amp opts in."""
+    from detstudy.data.dataset import CocoDetection
+    from detstudy.training import _validate
+
+    used = []
+    monkeypatch.setattr("detstudy.training.predict_dataset", lambda *a, **k: used.append(k["amp"]) or [])
+    val = CocoDetection(tiny_splits["val"])
+    for settings in (TrainSettings(), TrainSettings(val_amp=True)):
+        _validate(None, val, torch.device("cpu"), settings, use_amp=True)
+    assert used == [False, True]
+
+
 def test_unknown_training_setting_is_rejected():
     with pytest.raises(ValueError, match="learning_rate"):
         TrainSettings.from_dict({"learning_rate": 0.1})

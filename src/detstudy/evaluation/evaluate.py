@@ -58,6 +58,9 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
     ``precision`` (``fp32``, ``float16``, ``bfloat16``: autocast on CUDA) is one setting for
     every model, whatever each was trained with (the official DEIM and torchvision evaluate in fp32).
     """
+    if precision not in ("fp32", "float16", "bfloat16"):  # before any work
+        raise ValueError(f"evaluation precision {precision!r} is not one of fp32, float16, bfloat16. "
+                         "Fix: set evaluation.precision to one of them.")
     if threads:
         torch.set_num_threads(threads)
     device_ = resolve_device(device)
@@ -68,8 +71,6 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
         raise ValueError(f"{test_split.annotations}: categories {dataset.categories.as_list()} differ from the "
                          f"ones {checkpoint} was trained on ({categories.as_list()}). "
                          "Fix: use splits of the same dataset (the dataset check compares them).")
-    if precision not in ("fp32", "float16", "bfloat16"):
-        raise ValueError(f"evaluation precision {precision!r} is not one of fp32, float16, bfloat16")
     amp = device_.type == "cuda" and precision != "fp32"
     amp_dtype = getattr(torch, precision if precision != "fp32" else "float16")
     log.info("predicting %d test images on %s", len(dataset), device_)
