@@ -185,3 +185,23 @@ def test_inputs_are_resized_with_antialiasing():
     pixels = adapter._pixels([stripes])
     grey = adapter._pixels([torch.full((3, 256, 256), 0.5)])
     assert torch.allclose(pixels[..., 1:-1], grey[..., 1:-1], atol=1e-4)  # away from the border columns
+
+
+def test_weight_decay_follows_the_official_parameter_groups():
+    """The official S config's no-decay groups, applied to the official key list (the parity
+    fixture): the 1-D parameters they leave in the decayed default group (the STA's batch-norm
+    weights and the fusion norms) are exactly the ones this model decays."""
+    import re
+    from pathlib import Path
+
+    shapes = torch.load(Path(__file__).parent / "fixtures" / "deimv2_parity.pt",
+                        weights_only=True)["variants"]["s"]["shapes"]
+    no_decay = [r"^(?=.*.dinov3)(?=.*(?:norm|bn|bias)).*$", r"^(?=.*(?:sta|encoder|decoder))(?=.*(?:norm|bn|bias)).*$"]
+    untrained = re.compile(r"(running_mean|running_var|num_batches_tracked|rope_embed\.periods|\.up|\.reg_scale|"
+                           r"num_points_scale)$")  # buffers and frozen constants of the official model
+    official = sorted(shape[0] for key, shape in shapes.items() if len(shape) == 1 and not untrained.search(key)
+                      and not any(re.match(pattern, key) for pattern in no_decay))
+    adapter = build_deimv2("deimv2_s", 80, 640)
+    ours = sorted(p.numel() for n, p in adapter.model.named_parameters()
+                  if p.requires_grad and p.ndim == 1 and adapter.decays(n, p))
+    assert ours == official and len(ours) == 10

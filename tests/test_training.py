@@ -111,11 +111,12 @@ def test_multistep_schedule_drops_at_fractions_of_the_run():
 def test_flat_cosine_schedule_with_a_capped_warmup():
     """The official FlatCosineLRScheduler: quadratic warmup from 0, flat, cosine to the floor,
     the floor in the no-aug epochs; set after each step, so step k runs at the value for k - 1
-    and the first step at the base rate."""
+    and the first step at base / 500 (where the official LinearWarmup, built and never stepped,
+    leaves it)."""
     settings = TrainSettings(lr=1.0, epochs=10, warmup_iters=2000, warmup_max_fraction=0.1,
                              lr_schedule="flat_cosine", flat_epochs=4, no_aug_epochs=2, min_lr_factor=0.5)
     lrs = learning_rates(settings, total_iters=100)  # 10 iterations per epoch
-    assert lrs[0] == 1.0 and lrs[1] == 0.0 and lrs[6] == pytest.approx(0.25)  # warmup capped at 10 iterations
+    assert lrs[0] == pytest.approx(0.002) and lrs[1] == 0.0 and lrs[6] == pytest.approx(0.25)  # capped at 10
     assert lrs[11] == pytest.approx(1.0) and lrs[41] == pytest.approx(1.0)  # flat until iteration 40
     assert lrs[61] == pytest.approx(0.75)  # half-way down the cosine (iterations 40 to 80)
     assert lrs[80] > 0.5 and lrs[81] == pytest.approx(0.5) and lrs[99] == pytest.approx(0.5)  # the floor

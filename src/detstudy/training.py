@@ -114,14 +114,17 @@ def resolve_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def _optimizer(settings: TrainSettings, model: torch.nn.Module, backbone_prefix: str = "") -> torch.optim.Optimizer:
-    """Parameter groups: norms and biases without weight decay (the usual detection practice);
-    with ``backbone_lr``, the parameters under ``backbone_prefix`` get their own learning rate."""
+def _optimizer(settings: TrainSettings, model: torch.nn.Module, backbone_prefix: str = "",
+               decays: Callable[[str, torch.nn.Parameter], bool] | None = None) -> torch.optim.Optimizer:
+    """Parameter groups: weight decay where ``decays(name, parameter)`` (default: not on norms and
+    biases, the usual detection practice); with ``backbone_lr``, the parameters under
+    ``backbone_prefix`` get their own learning rate."""
+    decays = decays or (lambda name, parameter: parameter.ndim > 1)
     split_backbone = settings.backbone_lr is not None and bool(backbone_prefix)
     groups: dict[tuple[bool, bool], list] = {(False, False): [], (False, True): []}  # (in backbone, no decay)
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            key = (split_backbone and name.startswith(backbone_prefix), parameter.ndim <= 1)
+            key = (split_backbone and name.startswith(backbone_prefix), not decays(name, parameter))
             groups.setdefault(key, []).append(parameter)
     param_groups = [{"params": params, "weight_decay": 0.0 if no_decay else settings.weight_decay,
                      **({"lr": settings.backbone_lr} if in_backbone else {})}
@@ -133,15 +136,20 @@ def _optimizer(settings: TrainSettings, model: torch.nn.Module, backbone_prefix:
     raise ValueError(f"optimizer {settings.optimizer!r} is not one of sgd, adamw")
 
 
+# The official configs also build LinearWarmup(warmup_duration=500) (configs/base/optimizer.yml),
+# which sets the rate to base / 500 when it is built and is never stepped under flat-cosine.
+OFFICIAL_FIRST_STEP_FACTOR = 1 / 500
+
+
 def flat_cosine_factor(step: int, *, warmup: int, flat_end: int, total: int, no_aug: int,
                        min_factor: float) -> float:
     """The learning rate of optimizer step ``step`` (0-based) as a factor of the base lr, as the
     official FlatCosineLRScheduler gives it: quadratic warmup from 0, flat, cosine down to
     ``min_factor``, flat at the minimum for the last ``no_aug`` iterations. The official loop
     sets the rate after each step from that step's index, so step k runs at the schedule's
-    value for k - 1 and the very first step at the full base rate (the optimizer's own)."""
+    value for k - 1, and the very first step at the rate the official LinearWarmup left."""
     if step == 0:
-        return 1.0
+        return OFFICIAL_FIRST_STEP_FACTOR
     i = step - 1
     if warmup > 0 and i <= warmup:
         return (i / warmup) ** 2
@@ -158,6 +166,8 @@ def _scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, total_
     warmup = min(settings.warmup_iters, int(settings.warmup_max_fraction * total_iters), max(total_iters - 1, 0))
     remaining = max(total_iters - warmup, 1)
     if settings.lr_schedule == "flat_cosine":
+        if settings.warmup_max_fraction >= 1.0:  # uncapped, as official: a warmup longer than the run stays a ramp
+            warmup = settings.warmup_iters
         per_epoch = total_iters / settings.epochs
         windows = settings.epoch_windows
         flat_epochs = settings.flat_epochs if settings.flat_epochs is not None else windows.flat
@@ -336,7 +346,7 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
     loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True,
                         drop_last=len(train_data) > settings.batch_size, collate_fn=batch_collate or collate,
                         num_workers=settings.num_workers, generator=generator)
-    optimizer = _optimizer(settings, adapter.model, adapter.backbone_prefix)
+    optimizer = _optimizer(settings, adapter.model, adapter.backbone_prefix, adapter.decays)
     total_iters = settings.epochs * math.ceil(len(loader) / settings.accumulate_steps)  # optimizer steps
     scheduler = _scheduler(settings, optimizer, total_iters)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and settings.amp_dtype == "float16")

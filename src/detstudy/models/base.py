@@ -36,6 +36,10 @@ class DetectorAdapter:
         """Per image: ``boxes`` (xyxy, original pixels), ``scores``, ``labels`` (0-based)."""
         raise NotImplementedError
 
+    def decays(self, name: str, parameter: nn.Parameter) -> bool:
+        """Whether the optimizer applies weight decay to this parameter: not to norms and biases."""
+        return parameter.ndim > 1
+
     def set_epoch(self, epoch: int) -> None:
         """Called with the 0-based epoch before each training epoch (for epoch-dependent losses)."""
 

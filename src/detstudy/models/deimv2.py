@@ -95,6 +95,17 @@ class Deimv2Adapter(DetectorAdapter):
         self.criterion = criterion
         self.epoch = 0
 
+    def decays(self, name: str, parameter) -> bool:
+        """The official parameter groups exempt norms and biases by name (``norm|bn|bias`` under
+        the ViT, or under ``sta|encoder|decoder``): the fusion norms after the STA (official
+        ``backbone.norms``) and the STA's batch-norm weights (``backbone.sta.*.1.weight``) match
+        neither and stay in the decayed default group."""
+        if ".conv_encoder.fusion_proj." in name and ".norm." in name:
+            return True
+        if ".conv_encoder.spatial_tuning_adapter." in name and name.endswith(".norm.weight"):
+            return True
+        return parameter.ndim > 1
+
     def set_epoch(self, epoch: int) -> None:
         """0-based training epoch (the matcher changes its cost at ``matcher_change_epoch``)."""
         self.epoch = epoch
