@@ -12,7 +12,7 @@ from detstudy.codegraph import source_files
 from detstudy.data.layout import image_files_stamp, synthetic_image_files, synthetic_split_sizes
 from detstudy.data.study_classes import CATEGORIES as SYNTHETIC_CATEGORIES
 from detstudy.kernels import kernel_settings
-from detstudy.multimodal.chain import Phase, chain_names
+from detstudy.multimodal.chain import Phase, chain_names, phase_training
 from detstudy.multimodal.descriptions import DEFAULT_PROMPT, load_descriptions, prompts_for
 
 RESULTS = "results"
@@ -405,9 +405,9 @@ def gpu_slots():
 
 # --- params helpers -----------------------------------------------------------------------
 def cpu_kernels():
-    """The CPU kernels of every job that computes (compute.portable_kernels): a parameter, so
-    switching them reruns those jobs, whose results they change."""
-    return kernel_settings(config["compute"]["portable_kernels"])
+    """The CPU kernels and thread count of every job that computes (compute.portable_kernels,
+    compute.threads): a parameter, so changing them reruns those jobs, whose results they change."""
+    return kernel_settings(config["compute"]["portable_kernels"], config["compute"]["threads"])
 
 
 def architecture(wildcards):
@@ -524,9 +524,10 @@ def phase_fusion(wildcards):
 
 
 def phase_train_settings(wildcards):
-    """The settings shared by every phase, then the phase's own (epochs, lr, ...)."""
+    """The model's recipe, then the settings shared by every phase, then the phase's own."""
     phase = Phase.parse(wildcards.phase)
-    return {**(MULTIMODAL.get("training") or {}), **(MULTIMODAL["phases"][phase.base_phase] or {})}
+    return phase_training(MODELS[wildcards.model].get("training"), MULTIMODAL.get("training"),
+                          MULTIMODAL["phases"][phase.base_phase])
 
 
 def chain_metrics(wildcards):

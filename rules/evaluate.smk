@@ -11,14 +11,12 @@ rule evaluate:
     output:
         metrics=run_dir("metrics.json"),
         detections=run_dir("detections.json"),
-        speed=run_dir("speed.json"),
     params:
         images=split_images("test"),
         run=run_info,
         score_threshold=config["evaluation"]["score_threshold"],
         iou_threshold=config["evaluation"]["iou_threshold"],
         batch_size=config["evaluation"]["batch_size"],
-        latency_images=config["evaluation"]["latency_images"],
         precision=config["evaluation"]["precision"],
         device=config["compute"]["device"],
         kernels=cpu_kernels(),
@@ -34,3 +32,31 @@ rule evaluate:
         "../envs/torch.yaml"
     script:
         "../scripts/evaluate.py"
+
+
+rule latency:
+    input:
+        checkpoint=run_dir("best.pt"),
+        history=run_dir("history.csv"),
+        annotations=split_annotations("test"),
+        code=package_code("latency.py"),
+    output:
+        speed=run_dir("speed.json"),
+    params:
+        images=split_images("test"),
+        run=run_info,
+        latency_images=config["evaluation"]["latency_images"],
+        precision=config["evaluation"]["precision"],
+        device=config["compute"]["device"],
+        kernels=cpu_kernels(),
+    threads: workflow.cores  # every core: no other job runs beside the timing
+    resources:
+        gpu=gpu_slots(),
+    log:
+        run_log("latency.log"),
+    benchmark:
+        run_benchmark("latency.tsv")
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/latency.py"

@@ -17,15 +17,13 @@ evaluate_checkpoint(
     test_split=SplitPaths.of(snakemake.input.annotations, snakemake.params.images),
     metrics_path=snakemake.output.metrics,
     detections_path=snakemake.output.detections,
-    speed_path=snakemake.output.speed,
     run=snakemake.params.run,
     score_threshold=snakemake.params.score_threshold,
     iou_threshold=snakemake.params.iou_threshold,
     batch_size=snakemake.params.batch_size,
-    latency_images=snakemake.params.latency_images,
     precision=snakemake.params.precision,
     device=snakemake.params.device,
-    threads=snakemake.threads,
+    threads=snakemake.params.kernels["threads"],  # the config's, not as lowered to --cores
     run_config=snakemake.params.run_config,
     checks={Path(path).stem: path for path in snakemake.input.checks},  # results/data/checks/<split>.json
 )

@@ -23,5 +23,5 @@ import_checkpoint(
     checkpoint_path=snakemake.output.checkpoint,
     history_path=snakemake.output.history,
     device=snakemake.params.device,
-    threads=snakemake.threads,
+    threads=snakemake.params.kernels["threads"],  # the config's, not as lowered to --cores
 )

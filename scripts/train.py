@@ -22,6 +22,6 @@ train(
     checkpoint_path=snakemake.output.checkpoint,
     history_path=snakemake.output.history,
     device=snakemake.params.device,
-    threads=snakemake.threads,
+    threads=snakemake.params.kernels["threads"],  # the config's, not as lowered to --cores
     state_dir=snakemake.params.state_dir,  # resumes an interrupted job (snakemake --rerun-incomplete)
 )

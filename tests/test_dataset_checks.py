@@ -343,6 +343,23 @@ def test_statistics_counts_are_exact(tmp_path):
     assert val["box_width"]["median"] is None
 
 
+def test_statistics_bucket_by_the_area_field_and_leave_crowd_regions_out_as_coco_does(tmp_path):
+    """COCO's AP_S/M/L use the annotation's area (a mask's, smaller than its box) and ignore crowd."""
+    categories = [{"id": 1, "name": "crack"}]
+    images = [{"id": 1, "file_name": "1.png", "width": 200, "height": 200}]
+    annotations = [
+        {"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 40, 40], "area": 900.0},  # box medium, mask small
+        {"id": 2, "image_id": 1, "category_id": 1, "bbox": [0, 0, 40, 40]},  # no area field: the box's, medium
+        {"id": 3, "image_id": 1, "category_id": 1, "bbox": [0, 0, 150, 150], "area": 22500.0, "iscrowd": 1},
+    ]
+    path = tmp_path / "train.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    train = dataset_statistics({"train": SplitPaths(path, tmp_path)})["splits"]["train"]
+    assert (train["boxes"], train["crowd_regions"]) == (2, 1)
+    assert (train["small"], train["medium"], train["large"]) == (1, 1, 0)
+    assert train["per_class"][0]["boxes"] == 2
+
+
 def test_statistics_of_the_tiny_dataset_and_plot(tiny, tmp_path):
     stats = dataset_statistics(tiny.write())
     assert set(stats["splits"]) == {"train", "val", "test"}

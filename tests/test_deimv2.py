@@ -100,6 +100,35 @@ def test_official_dinov3_backbone_file_loads_through_the_key_mapping(tmp_path):
             assert torch.equal(loaded[key], value), key
 
 
+def test_a_file_in_the_official_key_list_loads_into_the_s_backbone(tmp_path):
+    """The file is written from the official model's own key list and shapes (the parity
+    fixture, written by the official code), not from this project's mapping: every official key
+    must be consumed, every backbone weight filled, and the tensors land where the official
+    ViT uses them (the fused qkv split into q, k, v; fc1/fc2 as the MLP; the patch embedding)."""
+    from pathlib import Path
+
+    shapes = torch.load(Path(__file__).parent / "fixtures" / "deimv2_parity.pt",
+                        weights_only=True)["variants"]["s"]["shapes"]
+    prefix = "backbone.dinov3._model."
+    generator = torch.Generator().manual_seed(0)
+    state = {key[len(prefix):]: torch.randn(shape, generator=generator) for key, shape in shapes.items()
+             if key.startswith(prefix)}
+    head_dim = 192 // 3
+    state["rope_embed.periods"] = 100.0 ** (2 * torch.arange(head_dim // 4) / (head_dim // 2))  # official formula
+    torch.save(state, tmp_path / "vitt_distill.pt")
+    backbone = backbone_of(build_detector("deimv2_s", 6, 128, {"backbone_weights": str(tmp_path / "vitt_distill.pt")}))
+    ours = backbone.state_dict()
+    qkv = state["blocks.5.attn.qkv.weight"]
+    assert torch.equal(ours["model.layer.5.attention.q_proj.weight"], qkv[:192])
+    assert torch.equal(ours["model.layer.5.attention.k_proj.weight"], qkv[192:384])
+    assert torch.equal(ours["model.layer.5.attention.v_proj.weight"], qkv[384:])
+    assert torch.equal(ours["model.layer.11.mlp.up_proj.weight"], state["blocks.11.mlp.fc1.weight"])
+    assert torch.equal(ours["model.layer.0.mlp.down_proj.bias"], state["blocks.0.mlp.fc2.bias"])
+    assert torch.equal(ours["embeddings.patch_embeddings.weight"], state["patch_embed.proj.weight"])
+    assert torch.equal(ours["embeddings.cls_token"], state["cls_token"])
+    assert len(state) == 4 + 12 * 12  # patch embed (2), cls token, periods; 12 tensors per block
+
+
 def test_official_backbone_file_problems_fail_loudly(tmp_path):
     source = backbone_of(build_detector("deimv2_demo", 6, 128))
     with pytest.raises(FileNotFoundError, match="never trains from scratch silently"):
@@ -142,3 +171,34 @@ def test_dataset_ids_become_zero_based_labels_and_come_back(tmp_path, category_i
     assert [dataset[i][1]["labels"].tolist() for i in range(2)] == [[0], [1]]
     detections = predict_dataset(adapter, dataset, torch.device("cpu"), batch_size=2)
     assert {d["category_id"] for d in detections} == set(category_ids)
+
+
+def test_a_checkpoint_is_rebuilt_from_its_own_config_not_from_todays_variant_table(tmp_path, monkeypatch):
+    from detstudy.models import deimv2_variants
+
+    torch.manual_seed(0)
+    adapter = build_detector("deimv2_demo", 2, 128, {"num_queries": 50, "num_denoising": 10})
+    save_checkpoint(tmp_path / "best.pt", adapter, CategoryMap((1, 2), ("a", "b")))
+    edited = {**deimv2_variants.VARIANTS["deimv2_demo"], "ffn": 128, "decoder_layers": 2}
+    monkeypatch.setitem(deimv2_variants.VARIANTS, "deimv2_demo", edited)  # someone edits the table later
+    loaded, _, _ = load_checkpoint(tmp_path / "best.pt")
+    assert loaded.model.config.decoder_layers == 3 and loaded.model.config.decoder_ffn_dim == 256
+    adapter.model.eval()
+    image = [torch.rand(3, 64, 64)]
+    assert torch.allclose(adapter.predict(image)[0]["scores"], loaded.predict(image)[0]["scores"])
+
+
+def test_a_checkpoint_holds_every_training_setting_resolved(tmp_path):
+    from detstudy.training import TrainSettings
+
+    from detstudy.data.synthetic import generate_dataset
+
+    paths = generate_dataset(tmp_path / "data", seed=0, split_sizes={"train": 2, "val": 1, "test": 1}, image_size=64)
+    data = {split: SplitPaths.of(**p) for split, p in paths.items()}
+    train(architecture="deimv2_demo", model_settings={"num_queries": 20, "num_denoising": 10},
+          train_settings={"epochs": 1, "batch_size": 2, "lr_schedule": "constant", "warmup_iters": 0},
+          train_split=data["train"], val_split=data["val"], resolution=64, seed=0,
+          checkpoint_path=tmp_path / "best.pt", history_path=tmp_path / "history.csv", device="cpu", threads=1)
+    stored = load_checkpoint(tmp_path / "best.pt")[2]["train_settings"]
+    assert stored["select_metric"] == TrainSettings().select_metric and stored["amp_dtype"] == "float16"
+    assert set(stored) == set(TrainSettings().__dataclass_fields__)

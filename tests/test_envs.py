@@ -82,3 +82,21 @@ def test_env_pins_match_pyproject(env_file):
             continue
         assert name in pins, f"{env_file.name}: {name} is not a dependency in pyproject.toml"
         assert version == pins[name], f"{env_file.name}: {name}=={version}, pyproject pins {pins[name]}"
+
+
+def test_package_files_reached_only_through_relative_imports_are_watched(tmp_path):
+    """``from .b import x`` and ``from ..c import y`` are code the script runs: editing it must
+    rerun the job, so the rules must list it."""
+    src = tmp_path / "src"
+    files = {"detstudy/__init__.py": "", "detstudy/sub/__init__.py": "from . import helpers\n",
+             "detstudy/sub/helpers.py": "", "detstudy/sub/a.py": "def f():\n    from .b import g\n",
+             "detstudy/sub/b.py": "from ..c import h\n", "detstudy/c.py": "import json\n",
+             "detstudy/unused.py": ""}
+    for name, text in files.items():
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_text(text)
+    script = tmp_path / "script.py"
+    script.write_text("from detstudy.sub.a import f\n")
+    found = {path.relative_to(tmp_path).as_posix() for path in source_files(script, src)}
+    assert found == {"script.py", "src/detstudy/sub/__init__.py", "src/detstudy/sub/helpers.py",
+                     "src/detstudy/sub/a.py", "src/detstudy/sub/b.py", "src/detstudy/c.py"}

@@ -74,3 +74,31 @@ def test_every_file_the_package_writes_goes_through_atomic_path(module):
     bare = [node.lineno for node in ast.walk(tree)
             if isinstance(node, ast.Call) and _is_write(node) and id(node) not in inside]
     assert not bare, f"src/detstudy/{module}: lines {bare} write a file outside `with atomic_path(...)`"
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_written_files_get_the_mode_of_a_plain_open(tmp_path, umask):
+    """mkstemp makes 0600 files; a result on a shared cluster must be readable as the umask says."""
+    import os
+    import stat
+
+    previous = os.umask(umask)
+    try:
+        write_json(tmp_path / "metrics.json", {"AP": 0.1})
+        (tmp_path / "plain.txt").write_text("")
+    finally:
+        os.umask(previous)
+    modes = {stat.S_IMODE((tmp_path / name).stat().st_mode) for name in ("metrics.json", "plain.txt")}
+    assert modes == {0o666 & ~umask}
+
+
+def test_the_file_and_then_its_folder_reach_the_disk_before_the_write_returns(tmp_path, monkeypatch):
+    import os
+
+    synced = []
+    fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: synced.append(os.readlink(f"/proc/self/fd/{fd}")) or fsync(fd))
+    write_json(tmp_path / "metrics.json", {"AP": 0.1})
+    assert len(synced) == 2
+    assert Path(synced[0]).name.startswith(".metrics.json.")  # the new file, before the rename
+    assert synced[1] == str(tmp_path)  # then the folder holding the rename

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -299,10 +300,20 @@ def test_plot_per_class_ap_and_pr_curves(tmp_path):
 
     gt = make_gt(BOXES, categories=CATEGORIES + [{"id": 9, "name": "PERFORACIONES"}])
     metrics = coco_evaluate(gt, dets_from_gt(gt, dx=4))
-    plot_per_class_ap(metrics, tmp_path / "ap.png")
-    plot_pr_curves(metrics["pr_curves"], tmp_path / "pr.png", style={"dpi": 80})
+    bars = plot_per_class_ap(metrics, tmp_path / "ap.png").axes[0]
+    pr = plot_pr_curves(metrics["pr_curves"], tmp_path / "pr.png", style={"dpi": 80}).axes[0]
     _assert_png(tmp_path / "ap.png")
     _assert_png(tmp_path / "pr.png")
+    classes = len(metrics["per_class"])
+    heights = [patch.get_height() for patch in bars.patches]
+    assert len(heights) == 2 * classes  # AP50 and AP per class
+    assert heights[:classes] == pytest.approx([c["AP50"] or 0.0 for c in metrics["per_class"]])
+    assert "no GT" in [text.get_text() for text in bars.texts]  # PERFORACIONES has no box
+    assert bars.get_ylim() == (0, 1.08)
+    labels = [text.get_text() for text in pr.get_legend().get_texts()]
+    assert len(labels) == classes and "PERFORACIONES (no GT)" in labels
+    curve = next(line for line in pr.get_lines() if line.get_label().startswith(metrics["pr_curves"][0]["name"]))
+    assert max(curve.get_xdata()) <= 1.0 and max(curve.get_ydata()) <= 1.0
 
 
 @pytest.mark.parametrize("normalize", [True, False])
@@ -312,8 +323,17 @@ def test_plot_confusion_matrix(tmp_path, normalize):
     gt = make_gt(BOXES)
     cm = confusion_matrix(gt, dets_from_gt(gt, dx=3) + [det(2, ROTURA, [70, 0, 10, 10])], score_threshold=0.5)
     out = tmp_path / "cm.png"
-    plot_confusion_matrix(cm, out, normalize=normalize)
+    ax = plot_confusion_matrix(cm, out, normalize=normalize).axes[0]
     _assert_png(out)
+    shown = ax.get_images()[0].get_array()
+    n = len(cm["labels"])
+    assert shown.shape == (n, n) and [t.get_text() for t in ax.get_yticklabels()] == [str(x) for x in cm["labels"]]
+    counts = np.asarray(cm["matrix"], dtype=float)
+    if normalize:
+        rows = counts.sum(axis=1) > 0
+        assert np.allclose(np.asarray(shown)[rows].sum(axis=1), 1.0)  # row fractions
+    else:
+        assert np.array_equal(np.asarray(shown), counts)
 
 
 def test_plot_predictions(tmp_path):
@@ -356,5 +376,58 @@ def test_an_unknown_evaluation_precision_stops_before_any_work(tmp_path):
     with pytest.raises(ValueError, match="evaluation.precision"):
         evaluate_checkpoint(checkpoint=tmp_path / "best.pt", history=tmp_path / "history.csv", test_split=None,
                             metrics_path=tmp_path / "metrics.json", detections_path=tmp_path / "detections.json",
-                            speed_path=tmp_path / "speed.json", run={}, precision="fp64")
+                            run={}, precision="fp64")
     assert not list(tmp_path.iterdir())
+
+
+def _marked_epoch(figure):
+    """The x of the gold best-epoch star on the validation panel."""
+    stars = [line for line in figure.axes[1].get_lines() if line.get_marker() == "*"]
+    assert len(stars) == 1
+    return float(stars[0].get_xdata()[0]), float(stars[0].get_ydata()[0])
+
+
+def test_training_curves_mark_the_epoch_the_checkpoint_holds(tmp_path):
+    """A fine-tuning run: its epoch 0 (the start, never a candidate) validates highest; best.pt
+    holds epoch 2. Without the checkpoint's epoch, the first maximum among trained epochs."""
+    from detstudy.figures import plot_training_curves
+
+    history = tmp_path / "history.csv"
+    with open(history, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["epoch", "lr", "loss", "val_AP", "val_AP50"])
+        for epoch, ap50 in enumerate([0.9, 0.5, 0.7, 0.7]):
+            writer.writerow([epoch, 1e-3, 1.0 if epoch else "", ap50 / 2, ap50])
+    assert _marked_epoch(plot_training_curves(history, tmp_path / "a.png", best_epoch=2)) == (2.0, 0.7)
+    assert _marked_epoch(plot_training_curves(history, tmp_path / "b.png")) == (2.0, 0.7)
+    figure = plot_training_curves(history, tmp_path / "c.png", best_by="val_AP", best_epoch=3)
+    assert _marked_epoch(figure) == (3.0, 0.35) and figure.axes[1].get_ylim() == (0.0, 1.0)
+
+
+def test_a_test_split_without_boxes_is_evaluated_and_its_numbers_are_undefined(tmp_path, caplog):
+    """The dataset check lets a box-free test split through with a warning; the evaluation must
+    then finish, with COCO's undefined numbers as null and the log saying so."""
+    from detstudy.checkpoint import save_checkpoint
+    from detstudy.data.coco import CategoryMap, SplitPaths
+    from detstudy.data.synthetic import generate_dataset
+    from detstudy.evaluation.evaluate import evaluate_checkpoint
+    from detstudy.models import build_detector
+
+    split = generate_dataset(tmp_path / "data", seed=1, split_sizes={"train": 1, "val": 1, "test": 2},
+                             image_size=64)["test"]
+    coco = json.loads(Path(split["annotations"]).read_text())
+    coco["annotations"] = []
+    Path(split["annotations"]).write_text(json.dumps(coco))
+    categories = CategoryMap.from_coco(coco)
+    adapter = build_detector("fasterrcnn_resnet18_fpn", len(categories), 64,
+                             {"fpn_channels": 16, "box_head_width": 32, "norm": "batchnorm"})
+    save_checkpoint(tmp_path / "best.pt", adapter, categories, extra={"epoch": 1})
+    (tmp_path / "history.csv").write_text("epoch,val_AP,val_AP50,seconds\n1,0.1,0.2,3.0\n")
+    caplog.set_level("INFO", logger="detstudy.evaluate")
+    metrics = evaluate_checkpoint(checkpoint=tmp_path / "best.pt", history=tmp_path / "history.csv",
+                                  test_split=SplitPaths.of(**split), metrics_path=tmp_path / "metrics.json",
+                                  detections_path=tmp_path / "detections.json", run={"model": "m"}, device="cpu",
+                                  threads=1)
+    assert metrics["coco"]["AP"] is None and metrics["dataset"]["boxes"] == 0
+    assert json.loads((tmp_path / "metrics.json").read_text())["coco"]["AP50"] is None
+    assert any("undefined" in record.getMessage() for record in caplog.records)

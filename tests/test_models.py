@@ -141,3 +141,31 @@ def test_category_ids_map_to_labels_and_back(tmp_path, category_ids):
     assert sorted(d["category_id"] for d in detections) == list(category_ids)
     assert detections[0]["bbox"] == [5.0, 4.0, 20.0, 10.0]
     assert coco_evaluate(coco, detections)["coco"]["AP"] == pytest.approx(1.0)
+
+
+def test_both_families_return_boxes_in_original_pixels_of_a_non_square_image(monkeypatch):
+    """A box well inside a 50 x 70 (h x w) image, as each model's head would put it in its own
+    input space, comes back at the same place in the image's pixels: the scale of each axis,
+    not the clamping to the border."""
+    expected = torch.tensor([[28.0, 15.0, 42.0, 35.0]])  # x1 y1 x2 y2 in the 70 x 50 image
+    image = torch.rand(3, 50, 70)
+
+    cnn = build_detector("fasterrcnn_resnet18_fpn", 3, 140, SMALL)  # longer side to 140: x2 on both axes
+    cnn.model.eval()
+    monkeypatch.setattr(cnn.model.roi_heads, "forward", lambda features, proposals, sizes, targets=None: (
+        [{"boxes": expected * 2, "scores": torch.tensor([0.9]), "labels": torch.tensor([2])}], {}))
+    (prediction,) = cnn.predict([image])
+    assert torch.allclose(prediction["boxes"], expected) and prediction["labels"].tolist() == [1]
+
+    import detstudy.models.deimv2 as deimv2
+
+    vit = build_detector("deimv2_demo", 3, 128)  # a square input of 128 px: normalised boxes
+    vit.model.eval()
+    logits = torch.full((1, 100, 3), -10.0)
+    logits[0, 7, 2] = 5.0
+    boxes = torch.zeros(1, 100, 4)
+    boxes[0, 7] = torch.tensor([0.5, 0.5, 0.2, 0.4])  # cx cy w h of the same box, relative
+    monkeypatch.setattr(deimv2, "deimv2_forward", lambda model, pixels, targets=None: {
+        "pred_logits": logits, "pred_boxes": boxes})
+    (prediction,) = vit.predict([image])
+    assert torch.allclose(prediction["boxes"][0], expected[0]) and prediction["labels"][0] == 2

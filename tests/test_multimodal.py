@@ -85,6 +85,19 @@ def test_derangement_moves_every_class_and_is_seeded():
     assert derangement(6, seed=3) == order
 
 
+def test_a_phase_inherits_the_model_recipe_but_not_the_vanilla_run_length():
+    from detstudy.multimodal.chain import phase_training
+
+    model = {"epochs": 24, "lr": 5e-4, "backbone_lr": 1e-5, "flat_epochs": 12, "ema": True, "ema_decay": 0.999,
+             "ema_restart": True, "grad_clip": 0.1, "amp_dtype": "bfloat16", "lr_schedule": "flat_cosine",
+             "augmentation": {"mosaic": 0.5, "epochs": [4, 10, 20]}}
+    shared = {"lr_schedule": "cosine", "grad_clip": 0.2}
+    settings = phase_training(model, shared, {"epochs": 3, "lr": 1e-3})
+    assert settings == {"epochs": 3, "lr": 1e-3, "ema": True, "ema_decay": 0.999, "grad_clip": 0.2,
+                        "amp_dtype": "bfloat16", "lr_schedule": "cosine", "augmentation": {"mosaic": 0.5}}
+    assert phase_training(None, None, {"epochs": 2}) == {"epochs": 2}
+
+
 # --- fusion ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def vanilla(tmp_path_factory):
@@ -144,6 +157,24 @@ def test_the_text_reaches_every_decoder_layers_logits(vanilla):
 def test_the_shuffled_control_permutes_the_class_embeddings(vanilla):
     real, shuffled = fused(vanilla).model.text_fusion, fused(vanilla, "phase1_shuffled").model.text_fusion
     assert torch.equal(shuffled.class_embeddings, real.class_embeddings[derangement(6, 0)])
+
+
+def test_the_shuffled_controls_similarity_names_the_text_each_class_got(vanilla, splits, tmp_path):
+    """Its rows are deranged: column j holds class order[j]'s description, and the figure says so."""
+    from detstudy.data.dataset import CocoDetection
+    from detstudy.figures import plot_text_similarity
+
+    order = derangement(6, 0)
+    shuffled = fused(vanilla, "phase1_shuffled")
+    save_checkpoint(tmp_path / "phase1_shuffled.pt", shuffled, CATEGORIES)  # a later phase inherits the order
+    result = text_similarity(load_checkpoint(tmp_path / "phase1_shuffled.pt")[0], CocoDetection(splits["test"]),
+                             torch.device("cpu"), iou_threshold=0.0)
+    assert result["descriptions"] == [STUDY_CLASSES[i] for i in order]
+    assert text_similarity(fused(vanilla), CocoDetection(splits["test"]), torch.device("cpu"))["descriptions"] \
+        == STUDY_CLASSES
+    figure = plot_text_similarity([("shuffled", result)], tmp_path / "sim.png", style={"dpi": 40})
+    labels = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
+    assert labels == [f"{STUDY_CLASSES[j]}: text of {STUDY_CLASSES[i]}" for j, i in enumerate(order)]
 
 
 def trainable(adapter):
@@ -215,6 +246,36 @@ def test_phase1_training_changes_only_the_fusion(vanilla, splits, tmp_path):
     assert fusion.gate.item() != 0.0  # the gate opened, and the projection learned through it
     assert not torch.equal(fusion.projection.weight, fused(vanilla).model.text_fusion.projection.weight)
     assert load_checkpoint(tmp_path / "best.pt")[2]["start_from"] == str(vanilla / "best.pt")
+
+
+def test_a_phase_state_saved_with_other_class_embeddings_is_not_resumed(vanilla, splits, tmp_path, caplog,
+                                                                         monkeypatch):
+    """A text phase killed after its last epoch's state, then rerun: with the same embeddings it
+    resumes; with edited descriptions (other embeddings) its state is discarded."""
+    from detstudy.resume import TrainingState
+
+    monkeypatch.setattr(TrainingState, "clear", lambda self: None)  # the state outlives the run, as if killed
+    caplog.set_level("INFO", logger="detstudy.train")
+
+    def run(embeddings, phase="phase1"):
+        caplog.clear()
+        train(start_from=vanilla / "best.pt", prepare=PhaseSetup(Phase.parse(phase), embeddings=embeddings),
+              train_settings={"epochs": 1, "batch_size": 2, "optimizer": "adamw", "lr": 1e-3, "warmup_iters": 0,
+                              "lr_schedule": "constant"},
+              train_split=splits["train"], val_split=splits["val"], resolution=64, seed=0,
+              checkpoint_path=tmp_path / "best.pt", history_path=tmp_path / "history.csv", device="cpu", threads=1,
+              state_dir=tmp_path / "state")
+        return " ".join(record.getMessage() for record in caplog.records)
+
+    run(vanilla / "embeddings.safetensors")
+    assert "resuming after epoch 1" in run(vanilla / "embeddings.safetensors")
+    edited = tmp_path / "edited.safetensors"
+    save_file({"embeddings": torch.nn.functional.normalize(torch.randn(6, 24), dim=-1)}, str(edited),
+              metadata={"categories": json.dumps(STUDY_CLASSES), "encoder": "test"})
+    log = run(edited)
+    assert "written under another configuration" in log and "resuming" not in log
+    log = run(edited, "phase1_shuffled")  # the shuffle is part of it too
+    assert "written under another configuration" in log
 
 
 def test_early_stop_when_validation_falls_below_the_best(vanilla, splits, tmp_path, caplog):

@@ -54,7 +54,8 @@ def _planned(workflow: Workflow, edit) -> set[tuple[str, str, str]]:
 
 
 def _downstream(*phases):
-    jobs = {(rule, "deimv2", phase) for phase in phases for rule in ("train_phase", "evaluate", "run_figures")}
+    jobs = {(rule, "deimv2", phase) for phase in phases
+            for rule in ("train_phase", "evaluate", "latency", "run_figures")}
     return jobs | {("multimodal_figures", "deimv2", ""), ("report", "", ""), ("all", "", "")}
 
 

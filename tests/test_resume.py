@@ -33,8 +33,8 @@ train(architecture="deimv2_demo", model_settings={"num_queries": 20, "num_denois
 """
 SETTINGS = {"epochs": 6, "batch_size": 2, "optimizer": "adamw", "lr": 5e-4, "lr_schedule": "flat_cosine",
             "warmup_iters": 2, "ema": True, "ema_warmups": 5, "grad_clip": 0.1, "log_every": 1,
-            "ema_restart": True,  # stage 2 from epoch 4 restarts from a stage-1 snapshot the killed job kept
-            "augmentation": {"horizontal_flip": 0.5, "vertical_flip": 0.5, "epochs": [0, 1, 3]}}
+            "ema_restart": True,  # stage 2 from epoch 2: a job killed after it restarts from the kept snapshot
+            "augmentation": {"horizontal_flip": 0.5, "vertical_flip": 0.5, "epochs": [0, 1, 1]}}
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +80,7 @@ def test_a_killed_job_resumes_and_ends_exactly_like_an_uninterrupted_one(splits,
     finish(splits, tmp_path / "killed")
     log = (tmp_path / "killed" / "log.txt").read_text()
     assert "resuming after epoch" in log and "stage 2 restarts" in log
+    assert "no validated stage-1 epoch" not in log  # the snapshot came back from the state folder
     assert (tmp_path / "killed" / "history.csv").read_text().count("\n") == SETTINGS["epochs"] + 1
     straight = torch.load(tmp_path / "straight" / "best.pt", weights_only=True)
     resumed = torch.load(tmp_path / "killed" / "best.pt", weights_only=True)
@@ -123,6 +124,22 @@ def test_an_unreadable_state_is_discarded(tmp_path):
     state = TrainingState(tmp_path / "state", "abc")
     state.folder.mkdir()
     state.state_path.write_bytes(b"half a file")
+    assert state.load() is None and not state.folder.exists()
+
+
+def test_the_kept_best_checkpoint_is_checked_before_it_is_restored(tmp_path):
+    """A kept copy that no longer matches the digest written with it (a bad disk, a half copy)
+    cannot stand for the best checkpoint: the state is discarded instead of resumed."""
+    checkpoint = tmp_path / "best.pt"
+    checkpoint.write_bytes(b"weights of the best epoch")
+    state = TrainingState(tmp_path / "state", "abc")
+    state.keep_best(checkpoint)
+    state.save({"epoch": 1})
+    checkpoint.unlink()  # Snakemake removes a failed job's outputs
+    assert state.load() == {"epoch": 1, "fingerprint": "abc"}
+    state.restore_best(checkpoint)
+    assert checkpoint.read_bytes() == b"weights of the best epoch"
+    state.best_path.write_bytes(b"weights of the best epo")  # damaged
     assert state.load() is None and not state.folder.exists()
 
 

@@ -159,3 +159,15 @@ def test_object_count_options(tmp_path):
 def test_bad_arguments_are_refused(tmp_path, kwargs):
     with pytest.raises(ValueError):
         synthetic.generate_dataset(tmp_path, **kwargs)
+
+
+def test_the_schema_states_the_generators_own_bounds():
+    import yaml
+
+    schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "schema.yaml").read_text())
+    bounds = schema["properties"]["dataset"]["properties"]["synthetic"]["properties"]
+    assert bounds["image_size"]["minimum"] == synthetic.MIN_IMAGE_SIZE
+    assert bounds["max_defects"]["minimum"] == synthetic.MIN_DEFECTS
+    assert bounds["empty_fraction"]["minimum"] == 0 and bounds["empty_fraction"]["maximum"] == 1
+    with pytest.raises(ValueError, match="image_size"):
+        synthetic.generate_dataset(Path("unused"), image_size=synthetic.MIN_IMAGE_SIZE - 1)

@@ -157,10 +157,23 @@ def test_ema_follows_the_deim_decay_warmup():
     assert ema_decay(100_000, 0.9999, 1000) == pytest.approx(0.9999)
 
 
-def test_training_with_ema_saves_the_averaged_weights(tiny_splits, tmp_path):
+def test_training_with_ema_saves_the_averaged_weights(tiny_splits, tmp_path, monkeypatch):
+    from detstudy.ema import ModelEMA
+
+    seen = {}
+    update = ModelEMA.update_parameters
+
+    def keep(self, model):
+        update(self, model)
+        seen.update(ema=self, raw=model)
+
+    monkeypatch.setattr(ModelEMA, "update_parameters", keep)
     run(tiny_splits, tmp_path, epochs=1, ema=True, ema_warmups=1, ema_decay=0.5, lr_schedule="flat_cosine")
     saved = torch.load(tmp_path / "best.pt", weights_only=True)["state_dict"]
     assert all(not key.startswith("module.") for key in saved)  # the averaged model itself, not its wrapper
+    averaged, raw = seen["ema"].module.state_dict(), seen["raw"].state_dict()
+    assert all(torch.equal(saved[k], averaged[k]) for k in saved)  # one epoch: saved after the last update
+    assert any(not torch.equal(saved[k], raw[k]) for k in saved if saved[k].is_floating_point())
     adapter, _, _ = load_checkpoint(tmp_path / "best.pt")
     assert adapter.architecture == "fasterrcnn_resnet18_fpn"
 

@@ -96,7 +96,7 @@ def test_changed_learning_rate_reruns_only_that_model(finished_workflow: Workflo
         jobs = finished_workflow.planned_jobs()
     finally:
         finished_workflow.write_config(original)
-    assert jobs == {("train_cnn", "frcnn_resnet18"), ("evaluate", "frcnn_resnet18"),
+    assert jobs == {("train_cnn", "frcnn_resnet18"), ("evaluate", "frcnn_resnet18"), ("latency", "frcnn_resnet18"),
                     ("run_figures", "frcnn_resnet18"), ("report", ""), ("all", "")}
 
 
@@ -109,7 +109,8 @@ def test_changed_augmentation_reruns_only_the_vit_model_and_its_multimodal_chain
         jobs = finished_workflow.planned_jobs()
     finally:
         finished_workflow.write_config(original)
-    assert jobs == {("train_vit", "deimv2"), ("evaluate", "deimv2"), ("run_figures", "deimv2"), ("report", ""),
+    assert jobs == {("train_vit", "deimv2"), ("evaluate", "deimv2"), ("latency", "deimv2"), ("run_figures", "deimv2"),
+                    ("report", ""),
                     ("train_phase", "deimv2"), ("multimodal_figures", "deimv2"), ("all", "")}
 
 
@@ -268,7 +269,7 @@ def test_changed_score_threshold_reruns_evaluation_onward_without_retraining(fin
 
 def test_changed_evaluation_precision_reruns_evaluation_onward_without_retraining(finished_workflow: Workflow):
     jobs = _planned_after(finished_workflow, lambda c: c["evaluation"].update(precision="bfloat16"))
-    assert jobs == _every("evaluate") | _every("run_figures") | {
+    assert jobs == _every("evaluate") | _every("latency") | _every("run_figures") | {
         ("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
 
 
@@ -360,6 +361,21 @@ def test_edited_training_split_reruns_everything(finished_workflow: Workflow):
     assert jobs == everything - {("generate_synthetic_dataset", "", "", "")}
     assert {("check_split", "", "", s) for s in ("train", "val", "test")} <= jobs  # val/test: same categories?
     assert _per_run("evaluate") <= jobs and ("train_phase", "deimv2", "phase2", "") in jobs
+
+
+def test_changed_thread_count_reruns_every_computing_job(finished_workflow: Workflow):
+    """The intra-op thread count changes a run's sums, so it is a parameter of every job that
+    computes (and the scheduler's --cores no longer decides it)."""
+    everything = finished_workflow.planned_jobs("--forceall", keys=("model", "phase", "split"))
+    original = finished_workflow.config()
+    config = json.loads(json.dumps(original))
+    config["compute"]["threads"] = original["compute"]["threads"] + 1
+    finished_workflow.write_config(config)
+    try:
+        jobs = finished_workflow.planned_jobs(keys=("model", "phase", "split"))
+    finally:
+        finished_workflow.write_config(original)
+    assert jobs == everything
 
 
 def test_same_config_and_seed_give_byte_identical_metrics(workflow: Workflow):

@@ -42,6 +42,8 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
     for key in ("backbone_weights", "weights"):  # the state dict below holds the trained weights
         if key in settings:
             settings[key] = None
+    if "model_config" in detector:  # the model's own config (DEIMv2): no table of today decides its shapes
+        settings["model_config"] = detector["model_config"]
     adapter = build_detector(detector["architecture"], detector["num_classes"], detector["resolution"], settings)
     try:
         adapter.model.load_state_dict(payload["state_dict"])

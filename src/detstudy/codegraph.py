@@ -14,16 +14,34 @@ from pathlib import Path
 PACKAGE = "detstudy"
 
 
-def imported_names(path: Path) -> set[str]:
-    """Dotted names of every absolute import in a file, at any depth (lazy imports count)."""
+def imported_names(path: Path, package: str | None = None) -> set[str]:
+    """Dotted names of every import in a file, at any depth (lazy imports count). Relative
+    imports (``from .x import y``) resolve against ``package``, the dotted package the file
+    belongs to; without it they are skipped."""
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level == 0:
+                base = node.module
+            elif package and node.level - 1 < len(package.split(".")):
+                anchor = package.split(".")[:len(package.split(".")) - (node.level - 1)]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                continue
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
     return names
+
+
+def _package_of(path: Path, src: Path) -> str | None:
+    """The dotted package a file under ``src`` belongs to (``None`` outside it)."""
+    try:
+        parts = list(path.resolve().relative_to(src.resolve()).with_suffix("").parts)
+    except ValueError:
+        return None
+    return ".".join(parts[:-1]) or None  # a module's package; an __init__'s is its own folder
 
 
 def _module_file(src: Path, dotted: str) -> Path | None:
@@ -44,7 +62,7 @@ def source_files(script: Path, src: Path) -> list[Path]:
         if path in seen:
             continue
         seen.add(path)
-        for name in imported_names(path):
+        for name in imported_names(path, _package_of(path, src)):
             parts = name.split(".")
             if parts[0] != PACKAGE:
                 continue

@@ -96,13 +96,15 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 # --------------------------------------------------------------------------------------------------
 
 def plot_training_curves(history_csv: str | os.PathLike, out_png: str | os.PathLike, *,
-                         best_by: str = "val_AP50", title: str | None = None,
-                         style: Mapping[str, Any] | None = None) -> None:
+                         best_by: str = "val_AP50", best_epoch: int | None = None, title: str | None = None,
+                         style: Mapping[str, Any] | None = None):
     """Two panels from a ``history.csv`` (epoch, lr, loss, loss_*, val_AP, val_AP50, seconds).
 
     Left: total loss (bold) and its components vs epoch, learning rate on a right axis.
-    Right: validation AP and AP50 vs epoch, with the best epoch by ``best_by`` marked.
-    Missing columns and empty cells (epochs without validation) are tolerated.
+    Right: validation AP and AP50 vs epoch, with ``best_epoch`` marked (the epoch the best
+    checkpoint holds; without it, the first maximum of ``best_by`` among the trained epochs:
+    epoch 0, a fine-tuning run's start, is never a candidate). Missing columns and empty cells
+    (epochs without validation) are tolerated. Returns the (closed) figure.
     """
     import pandas as pd
 
@@ -147,9 +149,12 @@ def plot_training_curves(history_csv: str | os.PathLike, out_png: str | os.PathL
         criterion = best_by if best_by in history and history[best_by].notna().any() else None
         if criterion is None:
             criterion = next((c for c in ("val_AP50", "val_AP") if c in history and history[c].notna().any()), None)
-        if criterion is not None:
-            best_row = int(history[criterion].idxmax())  # first maximum
-            best_epoch, best_value = epochs.iloc[best_row], history[criterion].iloc[best_row]
+        candidates = history[criterion].where(epochs >= 1) if criterion is not None else None
+        if best_epoch is None and candidates is not None and candidates.notna().any():
+            best_epoch = epochs.iloc[int(candidates.idxmax())]  # first maximum, as the training picks it
+        marked = history[criterion][epochs == best_epoch].dropna() if criterion and best_epoch is not None else []
+        if len(marked):
+            best_value = marked.iloc[0]
             ax_val.axvline(best_epoch, color="grey", ls="--", lw=1)
             ax_val.plot([best_epoch], [best_value], marker="*", ms=14, color="gold", mec="black", ls="none",
                         label=f"best epoch {best_epoch:g} ({criterion.removeprefix('val_')} {best_value:.3f})")
@@ -165,6 +170,7 @@ def plot_training_curves(history_csv: str | os.PathLike, out_png: str | os.PathL
         if title:
             figure.suptitle(title)
         _save(figure, out_png, st)
+    return figure
 
 
 # --------------------------------------------------------------------------------------------------
@@ -172,7 +178,7 @@ def plot_training_curves(history_csv: str | os.PathLike, out_png: str | os.PathL
 # --------------------------------------------------------------------------------------------------
 
 def plot_per_class_ap(metrics: dict, out_png: str | os.PathLike, *, title: str | None = None,
-                      style: Mapping[str, Any] | None = None) -> None:
+                      style: Mapping[str, Any] | None = None):
     """Grouped bars of AP50 and AP (.50:.95) per class from ``metrics["per_class"]``, values on the bars."""
     st = _style(style)
     per_class = list(metrics["per_class"])
@@ -204,10 +210,11 @@ def plot_per_class_ap(metrics: dict, out_png: str | os.PathLike, *, title: str |
         ax.grid(axis="y", alpha=0.3)
         ax.legend(loc="upper right", ncols=2, framealpha=0.85)
         _save(figure, out_png, st)
+    return figure
 
 
 def plot_pr_curves(pr_curves: list[dict], out_png: str | os.PathLike, *, title: str | None = None,
-                   style: Mapping[str, Any] | None = None) -> None:
+                   style: Mapping[str, Any] | None = None):
     """One precision-recall curve per class (IoU 0.5), AP50 in the legend; classes without GT are listed as such.
 
     Each curve ends (dot) at the highest recall the class reaches.
@@ -239,6 +246,7 @@ def plot_pr_curves(pr_curves: list[dict], out_png: str | os.PathLike, *, title: 
         if pr_curves:
             ax.legend(loc="lower left", framealpha=0.85)
         _save(figure, out_png, st)
+    return figure
 
 
 # --------------------------------------------------------------------------------------------------
@@ -246,7 +254,7 @@ def plot_pr_curves(pr_curves: list[dict], out_png: str | os.PathLike, *, title: 
 # --------------------------------------------------------------------------------------------------
 
 def plot_confusion_matrix(confusion: dict, out_png: str | os.PathLike, normalize: bool = True, *,
-                          title: str | None = None, style: Mapping[str, Any] | None = None) -> None:
+                          title: str | None = None, style: Mapping[str, Any] | None = None):
     """Heatmap of a :func:`detstudy.evaluation.confusion.confusion_matrix` result.
 
     Rows are ground truth, columns predictions, with the background row (false positives) and
@@ -299,6 +307,7 @@ def plot_confusion_matrix(confusion: dict, out_png: str | os.PathLike, normalize
             default_title += "\n" + ", ".join(thresholds)
         ax.set_title(title or default_title)
         _save(figure, out_png, st)
+    return figure
 
 
 # --------------------------------------------------------------------------------------------------
@@ -337,7 +346,7 @@ def _draw_box(ax, bbox, scale: float, size: tuple[int, int], color, label: str, 
 
 def plot_predictions(gt: dict, detections: list[dict], images_dir: str | os.PathLike, out_png: str | os.PathLike, *,
                      score_threshold: float, max_images: int = 8, seed: int = 0, title: str | None = None,
-                     style: Mapping[str, Any] | None = None) -> None:
+                     style: Mapping[str, Any] | None = None):
     """Grid of test images: GT boxes (green, solid, class name) and predictions with score >= threshold
     (red-orange, dashed, class name and score). Images with GT boxes are chosen first, deterministically
     from ``seed``. Image files are ``images_dir / image["file_name"]``.
@@ -397,6 +406,7 @@ def plot_predictions(gt: dict, detections: list[dict], images_dir: str | os.Path
         if title:
             figure.suptitle(title)
         _save(figure, out_png, st)
+    return figure
 
 
 # --------------------------------------------------------------------------------------------------
@@ -404,12 +414,13 @@ def plot_predictions(gt: dict, detections: list[dict], images_dir: str | os.Path
 # --------------------------------------------------------------------------------------------------
 
 def plot_text_similarity(panels: list[tuple[str, dict]], out_png: str | os.PathLike, *, title: str | None = None,
-                         style: Mapping[str, Any] | None = None) -> None:
+                         style: Mapping[str, Any] | None = None):
     """One heatmap per text run: ``(label, metrics["text_similarity"])`` with rows the ground-truth class of
     the test boxes' matched queries (and how many were matched), columns the class descriptions, cells the
     mean cosine similarity. One diverging colour scale for all panels (symmetric about 0, so the colours
     of two runs compare); the diagonal, where each class should be most similar to its own
-    description, is outlined.
+    description, is outlined. A panel whose ``descriptions`` say that class j was fused with
+    another class's text (the shuffled control) labels its columns so. Returns the (closed) figure.
     """
     st = _style(style)
     matrices = [np.asarray([[math.nan if v is None else v for v in row] for row in sim["matrix"]], dtype=float)
@@ -441,9 +452,11 @@ def plot_text_similarity(panels: list[tuple[str, dict]], out_png: str | os.PathL
                             fontweight="bold" if i == j else "normal")
                 if i < values.shape[1]:
                     ax.add_patch(Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", lw=1.6))
-            ax.set_xticks(range(len(names)), names, rotation=40, ha="right")
+            texts = sim.get("descriptions") or names  # the shuffled control's columns hold other classes' texts
+            ax.set_xticks(range(len(names)), [n if t == n else f"{n}: text of {t}" for n, t in zip(names, texts)],
+                          rotation=40, ha="right")
             ax.set_yticks(range(len(names)), [f"{n} ({m if m is not None else '?'})" for n, m in zip(names, matched)])
-            ax.set_xlabel("class description")
+            ax.set_xlabel("class score fused with the description")
             ax.set_ylabel("ground-truth class (matched boxes)")
             details = [f"{key} {sim[key]:.3g}" for key in ("gate", "temperature") if sim.get(key) is not None]
             ax.set_title(label + (f"\n{', '.join(details)}" if details else ""))
@@ -453,10 +466,11 @@ def plot_text_similarity(panels: list[tuple[str, dict]], out_png: str | os.PathL
         figure.suptitle((title or "Query features vs class descriptions on the test set")
                         + (f"\nqueries matched to test boxes at IoU ≥ {iou:.2f}" if iou is not None else ""))
         _save(figure, out_png, st)
+    return figure
 
 
 def plot_pair_confusion(runs: list[tuple[str, dict]], pair: tuple[str, str], out_png: str | os.PathLike, *,
-                        title: str | None = None, style: Mapping[str, Any] | None = None) -> None:
+                        title: str | None = None, style: Mapping[str, Any] | None = None):
     """The confusion of one class pair (a, b) before and after: for each run ``(label, metrics)``, in the
     given order, stacked bars of the test boxes of GT class a (left panel) and GT class b (right panel)
     detected as the other class of the pair (hatched, on the baseline so the swaps compare directly),
@@ -503,3 +517,4 @@ def plot_pair_confusion(runs: list[tuple[str, dict]], pair: tuple[str, str], out
                    if confusion.get(key) is not None]
         figure.suptitle((title or f"{a} / {b} confusion per run") + (f"\n{', '.join(details)}" if details else ""))
         _save(figure, out_png, st)
+    return figure

@@ -55,9 +55,13 @@ REQUIRED_FLAGS = ("avx2", "fma")  # ATen's AVX2 kernels are compiled with FMA
 _applied: dict[str, Any] | None = None  # what pin_kernels did in this process
 
 
-def kernel_settings(portable: bool) -> dict[str, Any]:
-    """The kernels a run asks for, as a rule parameter: changing them reruns every job that computes."""
-    return {"portable": bool(portable), "environment": dict(PORTABLE_ENVIRONMENT) if portable else {}}
+def kernel_settings(portable: bool, threads: int | None = None) -> dict[str, Any]:
+    """The kernels a run asks for, and its intra-op thread count (both change the last bits of
+    its sums), as a rule parameter: changing them reruns every job that computes. The count is
+    the config's (compute.threads), not the one Snakemake lowers to --cores, so a run computes
+    the same whatever the scheduler gave it."""
+    return {"portable": bool(portable), "environment": dict(PORTABLE_ENVIRONMENT) if portable else {},
+            "threads": threads}
 
 
 def _cpuinfo(field: str) -> str | None:

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from detstudy.io import atomic_path
+from detstudy.io import atomic_path, file_digest
 
 log = logging.getLogger("detstudy.train")
 
@@ -48,6 +48,12 @@ def restore_rng(state: dict[str, Any], generator: torch.Generator) -> None:
     generator.set_state(state["loader"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _check_copy(copy: Path, digest: str, source: str | Path) -> None:
+    if file_digest(copy) != digest:
+        raise OSError(f"copying {source} gave a file with other bytes. Fix: check the disk (space, errors), "
+                      "then rerun with --rerun-incomplete.")
 
 
 class TrainingState:
@@ -79,7 +85,19 @@ class TrainingState:
             log.info("discarding the training state in %s: it was written under another configuration", self.folder)
             self.clear()
             return None
+        if self.best_path.is_file() and not self._best_is_intact():
+            log.warning("discarding the training state in %s: its copy of the best checkpoint %s does not match "
+                        "the digest written with it", self.folder, self.best_path)
+            self.clear()
+            return None
         return state
+
+    @property
+    def _digest_path(self) -> Path:
+        return self.folder / "best.pt.sha256"
+
+    def _best_is_intact(self) -> bool:
+        return self._digest_path.is_file() and self._digest_path.read_text().strip() == file_digest(self.best_path)
 
     def save(self, state: dict[str, Any]) -> None:
         with atomic_path(self.state_path) as tmp:
@@ -87,13 +105,20 @@ class TrainingState:
 
     def keep_best(self, checkpoint: str | Path) -> None:
         """A copy of the best checkpoint, which Snakemake deletes with a failed job's outputs."""
+        digest = file_digest(checkpoint)
         with atomic_path(self.best_path) as tmp:
             shutil.copyfile(checkpoint, tmp)
+            _check_copy(tmp, digest, checkpoint)
+        with atomic_path(self._digest_path) as tmp:
+            tmp.write_text(digest + "\n")
 
     def restore_best(self, checkpoint: str | Path) -> None:
+        """Put the kept best checkpoint back (``load`` has checked it against its digest), and
+        check the copy."""
         if self.best_path.is_file():
             with atomic_path(checkpoint) as tmp:
                 shutil.copyfile(self.best_path, tmp)
+                _check_copy(tmp, self._digest_path.read_text().strip(), self.best_path)
 
     def clear(self) -> None:
         shutil.rmtree(self.folder, ignore_errors=True)

@@ -23,6 +23,7 @@ def draw_run_figures(*, metrics_json, detections_json, history_csv, annotations,
     max_images = style.pop("prediction_images", 8)
     best_by = f"val_{metrics.get('training', {}).get('select_metric', 'AP50')}"
     plot_training_curves(history_csv, outputs["training_curves"], best_by=best_by,
+                         best_epoch=metrics.get("training", {}).get("best_epoch"),  # what best.pt holds
                          title=f"Training: {name}", style=style)
     plot_per_class_ap(metrics, outputs["per_class_ap"], title=f"Per-class AP (test): {name}", style=style)
     plot_pr_curves(metrics["pr_curves"], outputs["pr_curves"], title=f"Precision-recall, IoU 0.5: {name}",

@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable
@@ -309,38 +309,78 @@ def train(**arguments) -> dict[str, Any]:
         raise MemoryError(out_of_memory_message(error, settings, arguments["resolution"])) from None
 
 
-def train_run(*, architecture: str | None = None, model_settings: dict[str, Any] | None = None,
-          train_settings: dict[str, Any], train_split: SplitPaths, val_split: SplitPaths, resolution: int,
-          seed: int, checkpoint_path: str | Path, history_path: str | Path, device: str = "auto",
-          threads: int | None = None, start_from: str | Path | None = None,
-          prepare: Callable[[DetectorAdapter, CategoryMap], None] | None = None,
-          state_dir: str | Path | None = None) -> dict[str, Any]:
-    """Train one (model, resolution, seed) cell; write the best checkpoint and the history CSV.
+class RunRecord:
+    """The history of a run and its best checkpoint, written as they change: the history CSV after
+    every row (a running job's curves can be inspected), the checkpoint when a candidate epoch
+    beats the best so far by the validation metric (the first maximum wins ties)."""
 
-    A new detector is built from ``architecture`` and ``model_settings``, or, to fine-tune,
-    loaded from the ``start_from`` checkpoint; ``prepare`` then adapts it (freezing, fusion).
-    A fine-tuning run validates its starting weights first (epoch 0 of the history, the
-    reference its curves start from). The start is not a candidate for the best checkpoint:
-    it was itself picked as the maximum of a noisy validation score, so it would win by
-    selection alone and a phase would hand on its input unchanged.
-    With ``state_dir``, the full training state is kept there after every epoch and a rerun
-    of the same configuration resumes from it (``detstudy.resume``).
-    """
-    settings = TrainSettings.from_dict(train_settings)
-    if threads:
-        torch.set_num_threads(threads)
-    generator = seed_everything(seed)
-    device_ = resolve_device(device)
-    use_amp = settings.amp and device_.type == "cuda"
+    def __init__(self, history_path: str | Path, checkpoint_path: str | Path, metric: str,
+                 save: Callable[[dict[str, Any]], None]):
+        self.history_path, self.checkpoint_path, self.metric, self.save = history_path, checkpoint_path, metric, save
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] = {"score": -math.inf, "epoch": 0}
 
+    def add(self, row: dict[str, Any], candidate: bool = True) -> bool:
+        """Append a row; save the checkpoint when it is the best so far. Returns whether it was."""
+        self.history.append(row)
+        write_csv(self.history_path, self.history)
+        score = row[f"val_{self.metric}"]
+        if not candidate or score is None or score <= self.best["score"]:
+            return False
+        self.best.update(score=score, epoch=row["epoch"], val_AP=row["val_AP"], val_AP50=row["val_AP50"])
+        self.save(row)
+        return True
+
+    def restore(self, history: list[dict[str, Any]], best: dict[str, Any]) -> None:
+        self.history[:] = history
+        self.best.update(best)
+        write_csv(self.history_path, self.history)
+
+
+@dataclass
+class TrainingParts:
+    """What one run trains with, built from its settings."""
+
+    train_data: TrainAugmentation
+    val_data: CocoDetection
+    batch_collate: BatchAugment | None
+    adapter: DetectorAdapter
+    loader: DataLoader
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    ema: ModelEMA | None
+    evaluated: DetectorAdapter  # validated and saved: the EMA weights when enabled
+
+    def state(self) -> dict[str, Any]:
+        return {"model": self.adapter.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None}
+
+    def load_state(self, saved: dict[str, Any]) -> None:
+        self.adapter.model.load_state_dict(saved["model"])
+        self.optimizer.load_state_dict(saved["optimizer"])
+        self.scheduler.load_state_dict(saved["scheduler"])
+        self.scaler.load_state_dict(saved["scaler"])
+        if self.ema is not None:
+            self.ema.load_state_dict(saved["ema"])
+
+    def restartable(self) -> dict[str, Any]:
+        """What DEIM's stage-2 restart reloads (not the schedule: the rate follows the iteration)."""
+        return {"model": self.adapter.model, "optimizer": self.optimizer, "scaler": self.scaler,
+                **({"ema": self.ema} if self.ema is not None else {})}
+
+
+def _build(settings: TrainSettings, *, architecture, model_settings, train_split, val_split, resolution: int,
+           start_from, prepare, generator: torch.Generator, device: torch.device, use_amp: bool) -> TrainingParts:
     augmentation, windows = settings.augmentation_settings, settings.epoch_windows
     train_data = TrainAugmentation(CocoDetection(train_split), augmentation, windows, resolution)
     val_data = CocoDetection(val_split, categories=train_data.categories)
     batch_collate = BatchAugment(augmentation, windows) if augmentation.batch_level else None
     if start_from is not None:
-        adapter = _start_from(start_from, train_data.categories, resolution, device_)
+        adapter = _start_from(start_from, train_data.categories, resolution, device)
     else:
-        adapter = build_detector(architecture, len(train_data.categories), resolution, model_settings).to(device_)
+        adapter = build_detector(architecture, len(train_data.categories), resolution, model_settings).to(device)
     if prepare is not None:
         prepare(adapter, train_data.categories)
     loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True,
@@ -350,56 +390,91 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
     total_iters = settings.epochs * math.ceil(len(loader) / settings.accumulate_steps)  # optimizer steps
     scheduler = _scheduler(settings, optimizer, total_iters)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and settings.amp_dtype == "float16")
-    counts = adapter.parameter_count()
-    log.info("training %s at %d px on %s (%s) for %d epochs x %d iterations; %s parameters (%s trainable)%s",
-             adapter.architecture, resolution, device_, f"AMP {settings.amp_dtype}" if use_amp else "fp32",
-             settings.epochs, len(loader), f"{counts['total']:,}", f"{counts['trainable']:,}",
-             f", starting from {start_from}" if start_from else "")
-
-    active = {op: getattr(augmentation, op) for op in OPS if getattr(augmentation, op) > 0}
-    log.info("augmentation %s; policy ops from epoch %d, mosaic/mixup until %d, none from %d (0-based)",
-             active or "off", *windows.as_tuple())
     ema = ModelEMA(adapter.model, settings.ema_decay, settings.ema_warmups) if settings.ema else None
-    evaluated = adapter  # the detector that is validated and saved: the EMA weights when enabled
+    evaluated = adapter
     if ema is not None:
         evaluated = copy.copy(adapter)
         evaluated.model = ema.module
-    progress = Progress(settings.epochs, settings.epochs * len(loader), settings.log_every)
-    history: list[dict[str, Any]] = []
-    best = {"score": -math.inf, "epoch": 0}
+    return TrainingParts(train_data, val_data, batch_collate, adapter, loader, optimizer, scheduler, scaler, ema,
+                         evaluated)
 
-    def record(row: dict[str, Any], candidate: bool = True) -> bool:
-        """Append a history row; save the checkpoint when it is the best so far."""
-        history.append(row)
-        write_csv(history_path, history)  # every epoch, so a running job's curves can be inspected
-        score = row[f"val_{settings.select_metric}"]
-        if not candidate or score is None or score <= best["score"]:
-            return False
-        best.update(score=score, epoch=row["epoch"], val_AP=row["val_AP"], val_AP50=row["val_AP50"])
-        save_checkpoint(checkpoint_path, evaluated, train_data.categories,
-                        extra={"epoch": row["epoch"], "seed": seed, "val_AP": row["val_AP"],
-                               "val_AP50": row["val_AP50"], "train_settings": train_settings,
-                               **({"start_from": str(start_from)} if start_from else {})})
-        if resume is not None:
-            resume.keep_best(checkpoint_path)
-        if restart is not None and restart.in_stage_one(row["epoch"]):
-            restart.keep({name: target.state_dict() for name, target in restartable.items()})
-        return True
+
+def _log_setup(parts: TrainingParts, settings: TrainSettings, resolution: int, device: torch.device, use_amp: bool,
+               start_from) -> None:
+    counts = parts.adapter.parameter_count()
+    log.info("training %s at %d px on %s (%s) for %d epochs x %d iterations; %s parameters (%s trainable)%s",
+             parts.adapter.architecture, resolution, device, f"AMP {settings.amp_dtype}" if use_amp else "fp32",
+             settings.epochs, len(parts.loader), f"{counts['total']:,}", f"{counts['trainable']:,}",
+             f", starting from {start_from}" if start_from else "")
+    augmentation = settings.augmentation_settings
+    active = {op: getattr(augmentation, op) for op in OPS if getattr(augmentation, op) > 0}
+    log.info("augmentation %s; policy ops from epoch %d, mosaic/mixup until %d, none from %d (0-based)",
+             active or "off", *settings.epoch_windows.as_tuple())
+
+
+def train_run(*, architecture: str | None = None, model_settings: dict[str, Any] | None = None,
+              train_settings: dict[str, Any], train_split: SplitPaths, val_split: SplitPaths, resolution: int,
+              seed: int, checkpoint_path: str | Path, history_path: str | Path, device: str = "auto",
+              threads: int | None = None, start_from: str | Path | None = None,
+              prepare: Callable[[DetectorAdapter, CategoryMap], None] | None = None,
+              state_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train one (model, resolution, seed) cell; write the best checkpoint and the history CSV.
+
+    Build, resume (or validate the start), loop, as torchvision's train.py reads. A new
+    detector is built from ``architecture`` and ``model_settings``, or, to fine-tune, loaded
+    from the ``start_from`` checkpoint; ``prepare`` then adapts it (freezing, fusion); its
+    ``identity()``, where it has one, is part of the resume fingerprint. A fine-tuning run
+    validates its starting weights first (epoch 0 of the history, the reference its curves
+    start from). The start is not a candidate for the best checkpoint: it was itself picked as
+    the maximum of a noisy validation score, so it would win by selection alone and a phase
+    would hand on its input unchanged. With ``state_dir``, the full training state is kept
+    there after every epoch and a rerun of the same configuration resumes from it
+    (``detstudy.resume``).
+    """
+    # --- build
+    settings = TrainSettings.from_dict(train_settings)
+    resolved_settings = asdict(settings)  # every default filled in: a checkpoint never makes a reader guess
+    if threads:
+        torch.set_num_threads(threads)
+    generator = seed_everything(seed)
+    device_ = resolve_device(device)
+    use_amp = settings.amp and device_.type == "cuda"
+    parts = _build(settings, architecture=architecture, model_settings=model_settings, train_split=train_split,
+                   val_split=val_split, resolution=resolution, start_from=start_from, prepare=prepare,
+                   generator=generator, device=device_, use_amp=use_amp)
+    _log_setup(parts, settings, resolution, device_, use_amp, start_from)
+    adapter, loader, optimizer = parts.adapter, parts.loader, parts.optimizer
+    progress = Progress(settings.epochs, settings.epochs * len(loader), settings.log_every)
 
     resume = None
     if state_dir is not None:
         resume = TrainingState(state_dir, fingerprint(
             architecture=adapter.architecture, model_settings=adapter.settings, train_settings=train_settings,
             resolution=resolution, seed=seed, start_from=file_digest(start_from) if start_from else None,
+            prepare=getattr(prepare, "identity", lambda: None)(),  # e.g. the class embeddings a phase fuses
             data=[file_digest(split.annotations) for split in (train_split, val_split)],
             images=[image_files_stamp(split.annotations, split.images) for split in (train_split, val_split)],
             kernels=kernel_record()))  # other kernels or threads would not continue the same computation
-    restart = restartable = None
+    windows = settings.epoch_windows
+    restart = None
     if settings.ema_restart and windows.stop < settings.epochs:
         restart = StageRestart(windows.stop + 1, resume.folder / "best_stage1.pt" if resume else None,
                                resume.fingerprint if resume else "")
-        restartable = {"model": adapter.model, "optimizer": optimizer, "scaler": scaler,
-                       **({"ema": ema} if ema is not None else {})}
+
+    def save_best(row: dict[str, Any]) -> None:
+        save_checkpoint(checkpoint_path, parts.evaluated, parts.train_data.categories,
+                        extra={"epoch": row["epoch"], "seed": seed, "val_AP": row["val_AP"],
+                               "val_AP50": row["val_AP50"], "train_settings": resolved_settings,
+                               **({"start_from": str(start_from)} if start_from else {})})
+        if resume is not None:
+            resume.keep_best(checkpoint_path)
+        if restart is not None and restart.in_stage_one(row["epoch"]):
+            restart.keep({name: target.state_dict() for name, target in parts.restartable().items()})
+
+    record = RunRecord(history_path, checkpoint_path, settings.select_metric, save_best)
+    best = record.best
+
+    # --- resume, or validate the start
     saved = resume.load() if resume is not None else None
     if restart is not None and saved is not None:
         restart.resume(saved["restart"])
@@ -407,65 +482,60 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
         restart.discard()
     first_epoch, stopped = 1, False
     if saved is not None:
-        adapter.model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        scheduler.load_state_dict(saved["scheduler"])
-        scaler.load_state_dict(saved["scaler"])
-        if ema is not None:
-            ema.load_state_dict(saved["ema"])
-        history[:], stopped = saved["history"], saved["stopped"]
-        best.update(saved["best"])
+        parts.load_state(saved)
+        record.restore(saved["history"], saved["best"])
+        stopped = saved["stopped"]
         restore_rng(saved["rng"], generator)
         first_epoch = saved["epoch"] + 1
         progress.resume_at((first_epoch - 1) * len(loader))
-        write_csv(history_path, history)
         resume.restore_best(checkpoint_path)
         log.info("resuming after epoch %d from %s (best epoch %d)", saved["epoch"], resume.state_path, best["epoch"])
     elif start_from is not None:
-        coco = _validate(evaluated, val_data, device_, settings, use_amp)
-        record({"epoch": 0, "lr": optimizer.param_groups[0]["lr"], "val_AP": coco["AP"], "val_AP50": coco["AP50"]},
-               candidate=False)
+        coco = _validate(parts.evaluated, parts.val_data, device_, settings, use_amp)
+        record.add({"epoch": 0, "lr": optimizer.param_groups[0]["lr"], "val_AP": coco["AP"],
+                    "val_AP50": coco["AP50"]}, candidate=False)
         log.info("epoch 0 (start): val AP %.4f AP50 %.4f", coco["AP"], coco["AP50"])
+
+    # --- the epochs
+    metric = f"val_{settings.select_metric}"
     for epoch in range(first_epoch, settings.epochs + 1):
         if stopped:
             break
         epoch_start = time.perf_counter()
         if restart is not None and restart.due_before(epoch, best["score"]):
-            restart.restore(epoch, restartable)
-        for stage in (train_data, batch_collate, adapter):  # the policy's windows count 0-based epochs
+            restart.restore(epoch, parts.restartable())
+        for stage in (parts.train_data, parts.batch_collate, adapter):  # the windows count 0-based epochs
             if stage is not None:
                 stage.set_epoch(epoch - 1)
-        losses, seen = _train_epoch(adapter, loader, optimizer, scheduler, scaler, settings, device_, use_amp,
-                                    epoch, progress, ema)
+        losses, seen = _train_epoch(adapter, loader, optimizer, parts.scheduler, parts.scaler, settings, device_,
+                                    use_amp, epoch, progress, parts.ema)
         train_seconds = time.perf_counter() - epoch_start
         validate = epoch % settings.val_interval == 0 or epoch == settings.epochs
-        coco = _validate(evaluated, val_data, device_, settings, use_amp) if validate else {"AP": None, "AP50": None}
+        coco = (_validate(parts.evaluated, parts.val_data, device_, settings, use_amp) if validate
+                else {"AP": None, "AP50": None})
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **losses,
                "val_AP": coco["AP"], "val_AP50": coco["AP50"],  # empty in epochs without validation
                "seconds": round(time.perf_counter() - epoch_start, 2),
                "images_per_second": round(seen / train_seconds, 2)}
-        improved = record(row)
+        improved = record.add(row)
         validation = (f"val AP {row['val_AP']:.4f} AP50 {row['val_AP50']:.4f}" if validate
                       else f"not validated (val_interval {settings.val_interval})")
         log.info("epoch %d/%d done: loss %.4f %s%s (%.1fs)", epoch, settings.epochs, row["loss"], validation,
                  " (best, saved)" if improved else "", row["seconds"])
-        if restart is not None and restart.due_after(epoch, row[f"val_{settings.select_metric}"]):
-            restart.restore(epoch, restartable)
+        if restart is not None and restart.due_after(epoch, row[metric]):
+            restart.restore(epoch, parts.restartable())
         drop = settings.early_stop_drop
-        stopped = validate and drop is not None and best["score"] - row[f"val_{settings.select_metric}"] > drop
+        stopped = validate and drop is not None and best["score"] - row[metric] > drop
         if stopped:
             log.info("early stop: val %s %.4f is more than %.3f below the best %.4f (epoch %d)",
-                     settings.select_metric, row[f"val_{settings.select_metric}"], drop, best["score"],
-                     best["epoch"])
+                     settings.select_metric, row[metric], drop, best["score"], best["epoch"])
         if resume is not None:  # after validation: the state holds the epoch's history row and best
-            resume.save({"epoch": epoch, "stopped": stopped, "history": history, "best": dict(best),
-                         "model": adapter.model.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                         "ema": ema.state_dict() if ema is not None else None, "rng": rng_state(generator),
+            resume.save({"epoch": epoch, "stopped": stopped, "history": record.history, "best": dict(best),
+                         **parts.state(), "rng": rng_state(generator),
                          "restart": restart.progress() if restart is not None else None})
     if resume is not None:
         resume.clear()
-    summary = {"epochs": history[-1]["epoch"], "best_epoch": best["epoch"], "best_val_AP": best.get("val_AP"),
+    summary = {"epochs": record.history[-1]["epoch"], "best_epoch": best["epoch"], "best_val_AP": best.get("val_AP"),
                "best_val_AP50": best.get("val_AP50"), "train_seconds": round(progress.elapsed, 1),
                **({"stage_restarts": restart.restarts} if restart is not None else {})}
     log.info("finished: best epoch %d (val %s %.4f) in %s", best["epoch"], settings.select_metric, best["score"],

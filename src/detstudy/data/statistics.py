@@ -4,9 +4,10 @@
 Run ``detstudy.data.checks.check_dataset`` first: this module assumes a valid
 dataset and raises ``DatasetError`` on the few things it cannot count.
 
-Size buckets follow the COCO evaluation protocol, computed from the *box*
-(``area = width * height`` of the bbox, not the annotation's ``area`` field,
-which for segmentations is the mask area):
+Boxes are counted as COCO's AP_S/M/L count them: crowd regions (``iscrowd: 1``) are left
+out (counted apart, as ``crowd_regions``), and the size bucket comes from the annotation's
+``area`` field (the mask area for segmentations), or ``width * height`` of the bbox where
+the field is missing, as the evaluation fills it in:
 
 * small:  area <  32**2 (1024 px^2)
 * medium: 32**2 <= area < 96**2 (9216 px^2)
@@ -21,7 +22,8 @@ The returned dict (JSON-serialisable)::
         "train": {
           "annotations": "path/to/train.json",
           "images": 715,            # images in the split
-          "boxes": 944,             # annotations in the split
+          "boxes": 944,             # annotations in the split, crowd regions left out
+          "crowd_regions": 0,       # iscrowd annotations (ignored by COCO's AP)
           "empty_images": 12,       # images without any box
           "small": 300, "medium": 500, "large": 144,             # boxes per size bucket, all classes
           "box_width":  {"min":.., "p25":.., "median":.., "p75":.., "max":..},   # px; values are
@@ -59,9 +61,8 @@ MEDIUM_BELOW = 96 ** 2
 SIZE_BUCKETS = ("small", "medium", "large")
 
 
-def size_bucket(width: float, height: float) -> str:
-    """COCO size bucket of a box from its width and height."""
-    area = float(width) * float(height)
+def size_bucket(area: float) -> str:
+    """COCO size bucket of an object from its area."""
     if area < SMALL_BELOW:
         return "small"
     if area < MEDIUM_BELOW:
@@ -96,6 +97,7 @@ def _split_statistics(name: str, paths: SplitPaths) -> tuple[dict[str, Any], lis
     widths: list[float] = []
     heights: list[float] = []
     totals = dict.fromkeys(SIZE_BUCKETS, 0)
+    crowd = 0
 
     for annotation in data["annotations"]:
         aid, cid, iid = annotation.get("id"), annotation.get("category_id"), annotation.get("image_id")
@@ -107,8 +109,12 @@ def _split_statistics(name: str, paths: SplitPaths) -> tuple[dict[str, Any], lis
                 and all(isinstance(v, (int, float)) and math.isfinite(v) for v in bbox)):
             raise DatasetError(f"{ann}: annotation {aid}: bbox {bbox!r} is not 4 numbers. "
                                "Fix: run the dataset check (detstudy.data.checks.check_dataset) and correct the file.")
+        if annotation.get("iscrowd", 0):
+            crowd += 1
+            continue
         w, h = float(bbox[2]), float(bbox[3])
-        bucket = size_bucket(w, h)
+        area = annotation.get("area")
+        bucket = size_bucket(float(area) if isinstance(area, (int, float)) and math.isfinite(area) else w * h)
         entry = per_class[cid]
         entry["boxes"] += 1
         entry[bucket] += 1
@@ -135,7 +141,8 @@ def _split_statistics(name: str, paths: SplitPaths) -> tuple[dict[str, Any], lis
     split = {
         "annotations": ann,
         "images": len(set(image_ids)),
-        "boxes": len(data["annotations"]),
+        "boxes": len(data["annotations"]) - crowd,
+        "crowd_regions": crowd,
         "empty_images": len(known_images - boxed_images),
         **totals,
         "box_width": _quantiles(widths, box_keys),

@@ -552,6 +552,11 @@ def _categories() -> list[dict]:
     return [{**c, "supercategory": "surface" if c["name"] == "NORMAL" else "defect"} for c in CATEGORIES]
 
 
+# The generator's bounds; config/schema.yaml states the same (tested).
+MIN_IMAGE_SIZE = 32
+MIN_DEFECTS = 0
+
+
 def generate_dataset(out_dir, *, seed: int = 0, split_sizes: dict[str, int] | None = None,
                      image_size: int = 256, max_defects: int = 4,
                      empty_fraction: float = 0.05) -> dict[str, dict[str, str]]:
@@ -570,10 +575,10 @@ def generate_dataset(out_dir, *, seed: int = 0, split_sizes: dict[str, int] | No
         sizes.update(split_sizes)
     if any(int(n) < 0 for n in sizes.values()):
         raise ValueError(f"split_sizes must be >= 0, got {sizes}")
-    if image_size < 32:
-        raise ValueError(f"image_size must be at least 32 px, got {image_size}")
-    if max_defects < 0:
-        raise ValueError(f"max_defects must be >= 0, got {max_defects}")
+    if image_size < MIN_IMAGE_SIZE:
+        raise ValueError(f"image_size must be at least {MIN_IMAGE_SIZE} px, got {image_size}")
+    if max_defects < MIN_DEFECTS:
+        raise ValueError(f"max_defects must be >= {MIN_DEFECTS}, got {max_defects}")
     if not 0.0 <= empty_fraction <= 1.0:
         raise ValueError(f"empty_fraction must be in [0, 1], got {empty_fraction}")
 

@@ -2,8 +2,8 @@
 
 Test-split detections in COCO results format, pycocotools COCOeval, per-class AP,
 precision/recall/F1 at the best-F1 and at the configured score threshold, the
-confusion matrix and parameter count in the metrics JSON; latency on the device used and the
-training wall time in a separate speed JSON.
+confusion matrix and parameter count in the metrics JSON. The timings are the latency step's
+(``detstudy.evaluation.latency``), in a job of their own.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from detstudy.checkpoint import load_checkpoint
 from detstudy.data.coco import SplitPaths
 from detstudy.data.dataset import CocoDetection
 from detstudy.evaluation.confusion import confusion_matrix
-from detstudy.evaluation.inference import measure_latency, predict_dataset
+from detstudy.evaluation.inference import predict_dataset
+from detstudy.evaluation.latency import autocast_for, check_precision
 from detstudy.evaluation.metrics import best_f1_operating_point, coco_evaluate, operating_point
 from detstudy.io import write_json
 from detstudy.multimodal.analysis import text_similarity
@@ -45,22 +46,19 @@ def _training_summary(trained: list[dict[str, str]], extra: dict[str, Any]) -> d
 
 
 def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_path, detections_path,
-                        speed_path, run: dict[str, Any], score_threshold: float = 0.5,
-                        iou_threshold: float = 0.5, batch_size: int = 4, latency_images: int = 50,
-                        precision: str = "fp32", device: str = "auto", threads: int | None = None,
+                        run: dict[str, Any], score_threshold: float = 0.5, iou_threshold: float = 0.5,
+                        batch_size: int = 4, precision: str = "fp32", device: str = "auto",
+                        threads: int | None = None,
                         run_config: dict[str, Any] | None = None,
                         checks: dict[str, str | Path] | None = None) -> dict[str, Any]:
     """Evaluate one run. ``run_config`` (its resolved configuration) and ``checks`` (each split's
     dataset-check JSON, holding its checksums) go into the metrics' provenance record.
 
-    Timings (latency, training wall time) vary from run to run, so they go to ``speed_path``:
-    the metrics JSON of a deterministic run is byte-identical when it is run again.
+    The metrics JSON of a deterministic run is byte-identical when it is run again.
     ``precision`` (``fp32``, ``float16``, ``bfloat16``: autocast on CUDA) is one setting for
     every model, whatever each was trained with (the official DEIM and torchvision evaluate in fp32).
     """
-    if precision not in ("fp32", "float16", "bfloat16"):  # before any work
-        raise ValueError(f"evaluation precision {precision!r} is not one of fp32, float16, bfloat16. "
-                         "Fix: set evaluation.precision to one of them.")
+    check_precision(precision)  # before any work
     if threads:
         torch.set_num_threads(threads)
     device_ = resolve_device(device)
@@ -71,8 +69,7 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
         raise ValueError(f"{test_split.annotations}: categories {dataset.categories.as_list()} differ from the "
                          f"ones {checkpoint} was trained on ({categories.as_list()}). "
                          "Fix: use splits of the same dataset (the dataset check compares them).")
-    amp = device_.type == "cuda" and precision != "fp32"
-    amp_dtype = getattr(torch, precision if precision != "fp32" else "float16")
+    amp, amp_dtype = autocast_for(precision, device_)
     log.info("predicting %d test images on %s", len(dataset), device_)
     detections = predict_dataset(adapter, dataset, device_, batch_size, amp=amp, amp_dtype=amp_dtype)
     coco = coco_evaluate(dataset.coco, detections)
@@ -101,15 +98,12 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
     similarity = text_similarity(adapter, dataset, device_, iou_threshold, batch_size)
     if similarity is not None:
         metrics["text_similarity"] = similarity
-    log.info("timing %d images at batch size 1", min(latency_images, len(dataset)))
-    speed = {
-        "run": run,
-        "speed": measure_latency(adapter, dataset, device_, images=latency_images, amp=amp, amp_dtype=amp_dtype),
-        "train_seconds": round(sum(float(r["seconds"]) for r in trained), 1),
-    }
     write_json(detections_path, detections, indent=None)
-    write_json(speed_path, speed)
     write_json(metrics_path, metrics)
-    log.info("test mAP %.4f AP50 %.4f AR@100 %.4f; %.1f ms/image", coco["coco"]["AP"], coco["coco"]["AP50"],
-             coco["coco"]["AR100"], speed["speed"]["latency_ms_per_image"])
+    log.info("test mAP %s AP50 %s AR@100 %s", *(_number(coco["coco"][k]) for k in ("AP", "AP50", "AR100")))
     return metrics
+
+
+def _number(value: float | None) -> str:
+    """A COCO number for the log; pycocotools has none without ground-truth boxes."""
+    return "undefined (no ground-truth boxes)" if value is None else f"{value:.4f}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -47,11 +48,12 @@ def predict_dataset(adapter: DetectorAdapter, dataset: CocoDetection, device: to
 def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: torch.device,
                     images: int = 20, warmup: int = 3, amp: bool = False,
                     amp_dtype: torch.dtype = torch.float16) -> dict:
-    """Milliseconds per image at batch size 1, end to end through the model's own pre/post-processing."""
+    """Milliseconds per image at batch size 1, end to end through the model's own pre/post-processing:
+    the median over ``images`` test images after ``warmup`` untimed ones, with the quartiles and mean."""
     adapter.model.eval()
     count = min(images, len(dataset))
     inputs = [_as_float(dataset[i % len(dataset)][0], device) for i in range(count + warmup)]
-    elapsed = 0.0
+    times = []
     for index, image in enumerate(inputs):
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -61,8 +63,10 @@ def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: to
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         if index >= warmup:
-            elapsed += time.perf_counter() - start
+            times.append(1000.0 * (time.perf_counter() - start))
+    q1, median, q3 = (float(v) for v in np.percentile(times, [25, 50, 75])) if times else (0.0, 0.0, 0.0)
     return {"device": device.type if device.type == "cpu" else torch.cuda.get_device_name(device),
-            "latency_ms_per_image": round(1000.0 * elapsed / max(count, 1), 2),
+            "latency_ms_per_image": round(median, 2), "latency_ms_quartiles": [round(q1, 2), round(q3, 2)],
+            "latency_ms_mean": round(float(np.mean(times)) if times else 0.0, 2),
             "images_timed": count, "batch_size": 1, "threads": torch.get_num_threads(), "amp": bool(amp and device.type == "cuda"),
             **({"amp_dtype": str(amp_dtype).removeprefix("torch.")} if amp and device.type == "cuda" else {})}

@@ -106,6 +106,10 @@ class Deimv2Adapter(DetectorAdapter):
             return True
         return parameter.ndim > 1
 
+    def describe(self) -> dict:
+        """Also the transformers config itself: a checkpoint is rebuilt as it was written."""
+        return {**super().describe(), "model_config": self.model.config.to_dict()}
+
     def set_epoch(self, epoch: int) -> None:
         """0-based training epoch (the matcher changes its cost at ``matcher_change_epoch``)."""
         self.epoch = epoch
@@ -181,7 +185,7 @@ def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weight
                  backbone_weights: str | None = None, num_queries: int = 300, num_denoising: int = 100,
                  focal_gamma: float = 1.5, max_detections: int = 100, matcher_change_epoch: int | None = None,
                  multiscale_repeat: int | None = None, multiscale_stop_epoch: int | None = None,
-                 text_fusion: dict | None = None) -> Deimv2Adapter:
+                 text_fusion: dict | None = None, model_config: dict | None = None) -> Deimv2Adapter:
     """A DEIMv2 variant for ``num_classes`` classes at ``resolution`` px (a multiple of 32).
 
     The port is turned into the official architecture (``restore_official_architecture``) and
@@ -193,9 +197,12 @@ def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weight
     (official DEIMv2; None: never). ``multiscale_repeat``/``multiscale_stop_epoch``: official
     multi-scale training (base_size_repeat, stop_epoch; None: a single size).
     ``text_fusion`` (``{"dim", "temperature"}``): rebuild a text-fused detector from its
-    checkpoint (the class embeddings come with the state dict).
+    checkpoint (the class embeddings come with the state dict). ``model_config``: the transformers
+    config a checkpoint stored (``Deimv2Config.to_dict()``), rebuilt as it was instead of from
+    today's variant table.
     """
-    settings = {k: v for k, v in locals().items() if k not in {"architecture", "num_classes", "resolution"}}
+    settings = {k: v for k, v in locals().items()
+                if k not in {"architecture", "num_classes", "resolution", "model_config"}}
     if resolution % 32:
         raise ValueError(f"{architecture}: resolution {resolution} is not a multiple of 32 (the ViT's patch size "
                          f"{PATCH_SIZE} and the encoder's stride 32). Fix: use e.g. {round(resolution / 32) * 32}.")
@@ -206,8 +213,9 @@ def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weight
             else f"{resolution} px"
         raise ValueError(f"{architecture}: {where} gives {anchors} encoder positions, fewer than the "
                          f"{num_queries} queries selected from them. Fix: raise the resolution or lower num_queries.")
-    config = deimv2_config(architecture, num_classes, num_queries=num_queries, num_denoising=num_denoising,
-                           focal_gamma=focal_gamma)
+    config = (Deimv2Config.from_dict(model_config) if model_config is not None else
+              deimv2_config(architecture, num_classes, num_queries=num_queries, num_denoising=num_denoising,
+                            focal_gamma=focal_gamma))
     model = restore_official_architecture(Deimv2ForObjectDetection(config))
     official_init(model)
     if backbone_weights:  # first, as the official model loads it when built: a checkpoint overrides it

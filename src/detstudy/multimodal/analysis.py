@@ -35,7 +35,10 @@ def text_similarity(adapter: DetectorAdapter, dataset: CocoDetection, device: to
                     sums[label] += similarity[q].double().cpu()
                     matched[label] += 1
     mean = sums / matched.clamp(min=1).unsqueeze(1)
-    return {"classes": list(dataset.categories.names),
+    names = list(dataset.categories.names)
+    order = (adapter.settings.get("text_fusion") or {}).get("description_order") or list(range(classes))
+    return {"classes": names,
+            "descriptions": [names[i] for i in order],  # column j: the class whose description class j got
             "matrix": [[round(v, 4) for v in row] for row in mean.tolist()],
             "matched": matched.tolist(), "iou_threshold": iou_threshold,
             "gate": round(fusion.gate.item(), 5),

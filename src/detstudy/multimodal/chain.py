@@ -72,3 +72,19 @@ def chain_names(phases, controls) -> list[str]:
     names = [f"{p}_{c}" for c in CONTROLS if c in controls for p in configured
              if not (c == "notext" and p == "phase1")]
     return names + configured
+
+
+# A phase inherits its model's training recipe, except its learning rates (a phase sets its
+# own) and what describes the vanilla run's length: its epoch count and the epochs its
+# schedule, stage-2 restart and augmentation windows are counted in.
+NOT_INHERITED = ("epochs", "lr", "backbone_lr", "flat_epochs", "no_aug_epochs", "ema_restart")
+
+
+def phase_training(model_training: dict | None, shared: dict | None, phase: dict | None) -> dict:
+    """The training settings of a phase: the model's recipe (EMA, clipping, AMP, optimiser, ...,
+    so that vanilla -> phase differences are the phase's, not a lost EMA), then what
+    ``multimodal.training`` sets, then the phase's own (epochs, lr)."""
+    inherited = {k: v for k, v in (model_training or {}).items() if k not in NOT_INHERITED}
+    if isinstance(inherited.get("augmentation"), dict):
+        inherited["augmentation"] = {k: v for k, v in inherited["augmentation"].items() if k != "epochs"}
+    return {**inherited, **(shared or {}), **(phase or {})}

@@ -52,6 +52,15 @@ class PhaseSetup:
     temperature: float = 0.07
     shuffle_seed: int = 0
 
+    def identity(self) -> dict:
+        """What this setup brings into a run beyond its settings (the class embeddings' bytes, the
+        shuffle): part of the resume fingerprint, so a state saved with other text is not resumed."""
+        from detstudy.io import file_digest
+
+        return {"phase": self.phase.name, "temperature": self.temperature,
+                "embeddings": file_digest(self.embeddings) if self.embeddings is not None else None,
+                "shuffle_seed": self.shuffle_seed if self.phase.control == "shuffled" else None}
+
     def __call__(self, adapter: DetectorAdapter, categories: CategoryMap) -> None:
         fused = text_fusion_of(adapter.model) is not None
         if self.phase.uses_text and not fused:
@@ -59,12 +68,14 @@ class PhaseSetup:
                 raise ValueError(f"{self.phase.name} starts from a detector without text fusion and was given no "
                                  "class embeddings")
             embeddings = read_class_embeddings(self.embeddings, list(categories.names))
+            order = list(range(len(categories)))
             if self.phase.control == "shuffled":
                 order = derangement(len(categories), self.shuffle_seed)
                 log.info("shuffled control: class i gets the description of class order[i], order %s", order)
                 embeddings = embeddings[order]
             attach_text_fusion(adapter.model, embeddings, self.temperature)
-            adapter.settings["text_fusion"] = {"dim": int(embeddings.shape[1]), "temperature": self.temperature}
+            adapter.settings["text_fusion"] = {"dim": int(embeddings.shape[1]), "temperature": self.temperature,
+                                               "description_order": order}  # kept by every later phase
         elif fused != self.phase.uses_text:
             raise ValueError(f"{self.phase.name} cannot start from a detector {'with' if fused else 'without'} "
                              "text fusion")
