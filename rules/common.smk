@@ -6,6 +6,8 @@ import re
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 # Parse-time checks use the package's dependency-free modules (PyYAML only, no torch).
 sys.path.insert(0, str(Path(workflow.basedir, "src")))
 from detstudy.codegraph import source_files
@@ -404,6 +406,15 @@ def gpu_slots():
 
 
 # --- params helpers -----------------------------------------------------------------------
+def every_core(wildcards):
+    """All the cores Snakemake was given (--cores), for a job that must run alone (the latency
+    timing); compute.threads where no total is known (a dry run, --unlock)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return config["compute"]["threads"]
+
+
 def cpu_kernels():
     """The CPU kernels and thread count of every job that computes (compute.portable_kernels,
     compute.threads): a parameter, so changing them reruns those jobs, whose results they change."""

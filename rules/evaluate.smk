@@ -49,7 +49,7 @@ rule latency:
         precision=config["evaluation"]["precision"],
         device=config["compute"]["device"],
         kernels=cpu_kernels(),
-    threads: workflow.cores  # every core: no other job runs beside the timing
+    threads: every_core  # no other job runs beside the timing
     resources:
         gpu=gpu_slots(),
     log:

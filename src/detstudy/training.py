@@ -315,8 +315,9 @@ class RunRecord:
     beats the best so far by the validation metric (the first maximum wins ties)."""
 
     def __init__(self, history_path: str | Path, checkpoint_path: str | Path, metric: str,
-                 save: Callable[[dict[str, Any]], None]):
-        self.history_path, self.checkpoint_path, self.metric, self.save = history_path, checkpoint_path, metric, save
+                 on_best: Callable[[dict[str, Any]], None]):
+        self.history_path, self.checkpoint_path, self.metric = history_path, checkpoint_path, metric
+        self.on_best = on_best  # writes the checkpoint (atomically) and what keeps it
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": 0}
 
@@ -328,7 +329,7 @@ class RunRecord:
         if not candidate or score is None or score <= self.best["score"]:
             return False
         self.best.update(score=score, epoch=row["epoch"], val_AP=row["val_AP"], val_AP50=row["val_AP50"])
-        self.save(row)
+        self.on_best(row)
         return True
 
     def restore(self, history: list[dict[str, Any]], best: dict[str, Any]) -> None:
