@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir, "src")))
 from detstudy.codegraph import source_files
 from detstudy.data.layout import image_files_stamp, synthetic_image_files, synthetic_split_sizes
 from detstudy.data.study_classes import CATEGORIES as SYNTHETIC_CATEGORIES
+from detstudy import spec
 from detstudy.kernels import kernel_settings
 from detstudy.multimodal.chain import Phase, chain_names, phase_training
 from detstudy.multimodal.descriptions import DEFAULT_PROMPT, load_descriptions, prompts_for
@@ -24,105 +25,13 @@ GRID = config["grid"]
 MULTIMODAL = config.get("multimodal")  # absent: no multimodal runs
 
 
-def check_grid():
-    """Reject grid entries that name no model, before any job starts."""
-    unknown = [name for name in GRID["models"] if name not in MODELS]
-    if unknown:
-        raise ValueError(
-            f"config grid.models names {unknown}, which are not keys of `models` "
-            f"({sorted(MODELS)}). Fix: add them under `models:` or remove them from grid.models."
-        )
-
-
-def check_dataset_paths():
-    """A user dataset whose files are not there fails now, naming the config key."""
-    if config["dataset"]["source"] != "coco":
-        return
-    for split in SPLITS:
-        for key, exists in (("annotations", os.path.isfile), ("images", os.path.isdir)):
-            path = config["dataset"]["coco"][split][key]
-            if not exists(path):
-                raise ValueError(
-                    f"config dataset.coco.{split}.{key}: {path!r} does not exist (relative paths start "
-                    f"at {os.getcwd()}). Fix: point it to your COCO {key} of the {split} split."
-                )
-
-
-def check_vit_resolutions():
-    """DEIMv2 needs square inputs on its stride-32 grid with enough positions for its queries."""
-    for name in GRID["models"]:
-        if not MODELS[name]["architecture"].startswith("deimv2_"):
-            continue
-        queries = (MODELS[name].get("model") or {}).get("num_queries", 300)
-        for px in GRID["resolutions"]:
-            positions = sum((px // stride) ** 2 for stride in (8, 16, 32))
-            if px % 32 or positions < queries:
-                raise ValueError(
-                    f"config grid.resolutions: {px} px does not suit model {name!r} (DEIMv2 needs a multiple "
-                    f"of 32 giving at least num_queries={queries} encoder positions; it gives {positions}). "
-                    f"Fix: use a multiple of 32 such as {max(round(px / 32), 4) * 32}, or lower models.{name}.model.num_queries."
-                )
-
-
-def check_augmentation_epochs():
-    """[start, flat, stop] must lie inside the run: caught here, not after the data is loaded."""
-    for name in GRID["models"]:
-        training = MODELS[name].get("training") or {}
-        windows = (training.get("augmentation") or {}).get("epochs")
-        epochs = training.get("epochs", 12)
-        if windows is not None and not 0 <= windows[0] <= windows[1] <= windows[2] <= epochs:
-            raise ValueError(
-                f"config models.{name}.training.augmentation.epochs: {windows} must be [start, flat, stop] with "
-                f"0 <= start <= flat <= stop <= epochs ({epochs}). Fix: reorder them, or remove the key to derive "
-                "them from epochs by the official DEIM rule."
-            )
-
-
-def check_weight_files():
-    """Local weight files must be there before hours of GPU time are queued. Torchvision
-    weight names (ResNet18_Weights.IMAGENET1K_V1) and hub ids are resolved by the job."""
-    for name in GRID["models"]:
-        settings = MODELS[name].get("model") or {}
-        path = settings.get("backbone_weights")
-        if path and not re.fullmatch(r"\w+_Weights\.\w+", path) and not os.path.isfile(path):
-            raise ValueError(
-                f"config models.{name}.model.backbone_weights: {path!r} is not a file (relative paths start at "
-                f"{os.getcwd()}). Fix: download it there, correct the path, or set it to null to train the "
-                "backbone from scratch."
-            )
-        path = settings.get("weights")
-        if path and not os.path.isfile(path):
-            raise ValueError(
-                f"config models.{name}.model.weights: {path!r} is not a file (relative paths start at "
-                f"{os.getcwd()}). Fix: download the official DEIMv2 checkpoint there, correct the path, or set "
-                "it to null."
-            )
-
-
 def imported_models():
     """Grid models whose vanilla runs are official checkpoints (models.<name>.import_checkpoint)."""
     return [m for m in GRID["models"] if MODELS[m].get("import_checkpoint")]
 
 
 def import_cells(name):
-    """{"<res>px/seed<seed>": file} for every grid cell of an imported model. A file is one
-    training run, so it stands for the grid's only cell, never for several seeds or resolutions."""
-    given = MODELS[name]["import_checkpoint"]
-    cells = [f"{r}px/seed{s}" for r in GRID["resolutions"] for s in GRID["seeds"]]
-    key = f"config models.{name}.import_checkpoint"
-    if isinstance(given, str):
-        if len(cells) > 1:
-            raise ValueError(
-                f"{key}: one file for the {len(cells)} grid cells {cells}: it would stand for every seed and "
-                "resolution, with no variance between them. Fix: give one file per cell, e.g. "
-                f"import_checkpoint: {{{cells[0]!r}: best_stg1.pth, ...}}, or a grid of one resolution and seed.")
-        return {cells[0]: given}
-    missing = [cell for cell in cells if cell not in given]
-    extra = [cell for cell in given if cell not in cells]
-    if missing or extra:
-        raise ValueError(f"{key}: cells {missing} of the grid have no file" + (f", {extra} are not grid cells" if extra
-                         else "") + f". Fix: give one file for each of {cells}.")
-    return dict(given)
+    return spec.import_cells(config, name)
 
 
 def import_source(wildcards):
@@ -146,9 +55,6 @@ def check_imports():
     any job; the job repeats the check with the model built."""
     for name in imported_models():
         key = f"config models.{name}.import_checkpoint"
-        if not MODELS[name]["architecture"].startswith("deimv2_"):
-            raise ValueError(f"{key}: {name} is a {MODELS[name]['architecture']} model; only DEIMv2 (vit) runs can "
-                             "be imported. Fix: remove the key.")
         for cell, path in import_cells(name).items():
             where = key if isinstance(MODELS[name]["import_checkpoint"], str) else f"{key}[{cell!r}]"
             if not os.path.isfile(path):
@@ -182,24 +88,11 @@ def check_multimodal():
     """The multimodal section: extended models, the phase chain, descriptions for every class."""
     if not MULTIMODAL:
         return
-    for name in MULTIMODAL["models"]:
-        if name not in GRID["models"] or not MODELS[name]["architecture"].startswith("deimv2_"):
-            raise ValueError(
-                f"config multimodal.models: {name!r} is not a DEIMv2 model of grid.models "
-                f"({[m for m in GRID['models'] if MODELS[m]['architecture'].startswith('deimv2_')]}). "
-                "Fix: name a DEIMv2 model that the grid trains (its vanilla run starts phase 1)."
-            )
-    chain_names(MULTIMODAL["phases"], MULTIMODAL.get("controls", []))  # raises on phase2 without phase1
     descriptions = load_descriptions(descriptions_file())
     names = dataset_class_names()
     if names is not None:
         prompts_for(descriptions, names, multimodal_prompt(), source=descriptions_file())
     pair = MULTIMODAL["confusion_pair"]
-    if pair[0] == pair[1]:
-        raise ValueError(
-            f"config multimodal.confusion_pair: {pair} names one class twice. Fix: name the two classes "
-            "whose confusion the report follows (the study: [ROTURA_FRACTURA, RAYONES_ARANAZOS])."
-        )
     for name in pair:
         if name not in (names or descriptions):
             raise ValueError(
@@ -221,22 +114,14 @@ def multimodal_prompt(wildcards=None):
     return MULTIMODAL.get("prompt", DEFAULT_PROMPT)
 
 
-check_grid()
-check_dataset_paths()
-check_weight_files()
-check_vit_resolutions()
-check_augmentation_epochs()
-check_multimodal()
-check_imports()
-
-
-# architecture name prefix -> detector family (each family has its own train rule)
-FAMILY_PREFIXES = {"fasterrcnn_": "cnn", "deimv2_": "vit"}
+spec.check_config(config)  # the config's own rules (detstudy.spec, unit-tested)
+check_multimodal()  # the descriptions file against the dataset's classes
+check_imports()  # the imported files themselves (torch, where it is importable here)
 
 
 def family(model):
-    architecture = MODELS[model]["architecture"]
-    return next(f for prefix, f in FAMILY_PREFIXES.items() if architecture.startswith(prefix))
+    """The detector family of a model (each family has its own train rule)."""
+    return spec.family_of(MODELS[model]["architecture"])
 
 
 def family_models(name):

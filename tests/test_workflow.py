@@ -314,6 +314,18 @@ def test_edited_package_code_reruns_the_jobs_that_run_it(finished_workflow: Work
     assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
 
 
+def test_edited_report_code_reruns_the_report_only(finished_workflow: Workflow):
+    """The figures name phases through the chain, not the report: editing render.py redraws nothing."""
+    source = finished_workflow.root / "src/detstudy/report/render.py"
+    original = source.read_text()
+    source.write_text(original + "\n# an edit\n")
+    try:
+        jobs = finished_workflow.planned_jobs()
+    finally:
+        source.write_text(original)
+    assert jobs == {("report", ""), ("all", "")}
+
+
 RUN_CELLS = {(m, "base") for m in MODELS} | {
     ("deimv2", p) for p in ("phase1", "phase2", "phase1_shuffled", "phase2_shuffled", "phase2_notext")}
 

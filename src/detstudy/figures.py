@@ -478,7 +478,7 @@ def plot_pair_confusion(runs: list[tuple[str, dict]], pair: tuple[str, str], out
 
     Raises ValueError naming the classes and the config key when a pair class is not in a run's matrix.
     """
-    from detstudy.report.tables import pair_confusion
+    from detstudy.evaluation.class_pairs import pair_confusion
 
     st = _style(style)
     counts = [pair_confusion(metrics["confusion"], pair) for _, metrics in runs]

@@ -9,7 +9,7 @@ from detstudy.data.coco import load_coco_json
 from detstudy.figures import (plot_confusion_matrix, plot_pair_confusion, plot_per_class_ap, plot_pr_curves,
                               plot_predictions, plot_text_similarity, plot_training_curves)
 from detstudy.io import read_json
-from detstudy.report.tables import phase_label
+from detstudy.multimodal.chain import phase_label
 
 
 def draw_run_figures(*, metrics_json, detections_json, history_csv, annotations, images_dir,

@@ -34,6 +34,7 @@ from detstudy.io import file_digest, write_csv
 from detstudy.models import DetectorAdapter, build_detector
 from detstudy.provenance import kernel_record
 from detstudy.resume import TrainingState, fingerprint, restore_rng, rng_state
+from detstudy.spec import DEFAULT_EPOCHS
 from detstudy.stage_restart import StageRestart
 
 log = logging.getLogger("detstudy.train")
@@ -43,7 +44,7 @@ log = logging.getLogger("detstudy.train")
 class TrainSettings:
     """Hyperparameters of one training run (all reach the rule through ``params:``)."""
 
-    epochs: int = 12
+    epochs: int = DEFAULT_EPOCHS
     batch_size: int = 4
     optimizer: str = "sgd"  # sgd | adamw
     lr: float = 0.02

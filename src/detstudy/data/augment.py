@@ -26,42 +26,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from detstudy.data.dataset import CocoDetection
-
-# The official recipe's epoch rule, stated for N augmented epochs: start 4, flat 4 + N // 2,
-# then 12 epochs without augmentation (4n for the S and M models).
-OFFICIAL_START_EPOCH = 4
-OFFICIAL_NO_AUG_EPOCHS = 12
-# The shortest schedule the official rule is given for (20 augmented + 12 plain epochs);
-# shorter runs scale the start and the plain tail down with the run.
-OFFICIAL_MIN_EPOCHS = 32
-
-
-@dataclass(frozen=True)
-class EpochWindows:
-    start: int  # policy ops, mixup and copy-blend from this epoch
-    flat: int  # mosaic and mixup until this epoch (the learning rate stays flat until here too)
-    stop: int  # no policy op, mixup or copy-blend from this epoch on
-
-    @classmethod
-    def derive(cls, epochs: int) -> "EpochWindows":
-        """The official rule from the number of epochs alone (132 -> [4, 64, 120], 102 -> [4, 49, 90])."""
-        scale = min(1.0, epochs / OFFICIAL_MIN_EPOCHS)
-        start = round(OFFICIAL_START_EPOCH * scale)
-        stop = epochs - round(OFFICIAL_NO_AUG_EPOCHS * scale)
-        return cls(start, start + stop // 2, stop)
-
-    @classmethod
-    def resolve(cls, epochs: int, given: list[int] | None) -> "EpochWindows":
-        if given is None:
-            return cls.derive(epochs)
-        if len(given) != 3 or not 0 <= given[0] <= given[1] <= given[2] <= epochs:
-            raise ValueError(f"augmentation epochs {given} must be [start, flat, stop] with "
-                             f"0 <= start <= flat <= stop <= epochs ({epochs}). Fix: e.g. "
-                             f"{list(cls.derive(epochs).as_tuple())}, or leave it out to derive it from epochs.")
-        return cls(*given)
-
-    def as_tuple(self) -> tuple[int, int, int]:
-        return self.start, self.flat, self.stop
+from detstudy.spec import EpochWindows  # the windows' rule lives in the torch-free spec
 
 
 @dataclass(frozen=True)

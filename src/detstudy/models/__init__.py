@@ -11,6 +11,7 @@ from typing import Any, Callable
 from detstudy.models.base import DetectorAdapter
 from detstudy.models.deimv2_variants import DEIMV2_ARCHITECTURES
 from detstudy.models.faster_rcnn import FASTER_RCNN_ARCHITECTURES, build_faster_rcnn
+from detstudy.spec import FAMILIES
 
 
 def build_deimv2(*args, **kwargs) -> DetectorAdapter:
@@ -19,10 +20,11 @@ def build_deimv2(*args, **kwargs) -> DetectorAdapter:
     return build(*args, **kwargs)
 
 
-# architecture name -> (family, builder(architecture, num_classes, resolution, **settings))
+# architecture name -> (family, builder(architecture, num_classes, resolution, **settings)); the
+# families are the spec's (detstudy.spec.FAMILIES, read while the Snakefile parses)
 ARCHITECTURES: dict[str, tuple[str, Callable[..., DetectorAdapter]]] = {
-    **{name: ("cnn", build_faster_rcnn) for name in FASTER_RCNN_ARCHITECTURES},
-    **{name: ("vit", build_deimv2) for name in DEIMV2_ARCHITECTURES},
+    **{name: (FAMILIES[name], build_faster_rcnn) for name in FASTER_RCNN_ARCHITECTURES},
+    **{name: (FAMILIES[name], build_deimv2) for name in DEIMV2_ARCHITECTURES},
 }
 
 

@@ -24,6 +24,7 @@ from detstudy.models.deimv2_keys import load_official_checkpoint
 from detstudy.models.deimv2_official import official_init, restore_official_architecture
 from detstudy.models.deimv2_variants import VARIANTS
 from detstudy.models.dinov3_weights import load_official_backbone
+from detstudy.spec import deimv2_resolution_problem, multiscale_sizes
 
 PATCH_SIZE = 16
 OFFICIAL_POINTS = (3, 6, 3)  # deformable sampling points per level (1/8, 1/16, 1/32)
@@ -65,14 +66,6 @@ def _loss_group(name: str) -> str:
     """loss_mal_aux_2 / loss_fgl_dn_pre -> loss_mal / loss_fgl: one history column per loss,
     summed over the decoder layers, the pre-head, the encoder and the denoising queries."""
     return re.sub(r"(_(aux|dn|enc|pre)(_\d+)?)+$", "", name)
-
-
-def multiscale_sizes(base: int, repeat: int) -> list[int]:
-    """Official generate_scales: 75% to 125% of the base size in steps of 32, the base size
-    ``repeat`` times in the middle (640, 20 -> 480 ... 608, 640 x 20, 800 ... 672)."""
-    low, high = int(base * 0.75 / 32) * 32, int(base * 1.25 / 32) * 32
-    steps = (base - low) // 32
-    return [low + 32 * i for i in range(steps)] + [base] * repeat + [high - 32 * i for i in range(steps)]
 
 
 def _float_outputs(value):
@@ -203,16 +196,9 @@ def build_deimv2(architecture: str, num_classes: int, resolution: int, *, weight
     """
     settings = {k: v for k, v in locals().items()
                 if k not in {"architecture", "num_classes", "resolution", "model_config"}}
-    if resolution % 32:
-        raise ValueError(f"{architecture}: resolution {resolution} is not a multiple of 32 (the ViT's patch size "
-                         f"{PATCH_SIZE} and the encoder's stride 32). Fix: use e.g. {round(resolution / 32) * 32}.")
-    smallest = min(multiscale_sizes(resolution, multiscale_repeat)) if multiscale_repeat is not None else resolution
-    anchors = sum((smallest // stride) ** 2 for stride in (8, 16, 32))
-    if anchors < num_queries:
-        where = f"{smallest} px (the smallest multi-scale size of {resolution} px)" if smallest != resolution \
-            else f"{resolution} px"
-        raise ValueError(f"{architecture}: {where} gives {anchors} encoder positions, fewer than the "
-                         f"{num_queries} queries selected from them. Fix: raise the resolution or lower num_queries.")
+    problem = deimv2_resolution_problem(resolution, num_queries, multiscale_repeat)
+    if problem:
+        raise ValueError(f"{architecture}: {problem}")
     config = (Deimv2Config.from_dict(model_config) if model_config is not None else
               deimv2_config(architecture, num_classes, num_queries=num_queries, num_denoising=num_denoising,
                             focal_gamma=focal_gamma))

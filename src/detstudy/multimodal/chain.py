@@ -88,3 +88,33 @@ def phase_training(model_training: dict | None, shared: dict | None, phase: dict
     if isinstance(inherited.get("augmentation"), dict):
         inherited["augmentation"] = {k: v for k, v in inherited["augmentation"].items() if k != "epochs"}
     return {**inherited, **(shared or {}), **(phase or {})}
+
+
+# How a reader names a run's phase (the report, the figures): it lives with the chain, so the
+# figures need not import the report.
+_CONTROL_LABELS = {None: "", "shuffled": ", shuffled text", "notext": ", no text"}
+#: Row order within one (model, resolution): vanilla, the controls (chain order), the real phases last.
+
+
+def phase_parts(phase) -> tuple[int, str | None] | None:
+    """(stage, control) of a phase name: ``base`` -> (0, None), ``phase2_notext`` -> (2, "notext");
+    None for anything else."""
+    if str(phase) == "base":
+        return 0, None
+    try:
+        parsed = Phase.parse(str(phase))
+    except ValueError:
+        return None
+    return parsed.stage, parsed.control
+
+
+def phase_label(phase) -> str:
+    """A phase as a reader says it: ``base`` -> "vanilla", ``phase2_notext`` -> "phase 2, no text",
+    ``phase1_shuffled`` -> "phase 1, shuffled text", ``phase3`` -> "phase 3"; other names unchanged."""
+    parts = phase_parts(phase)
+    if parts is None:
+        return str(phase)
+    stage, control = parts
+    if stage == 0:
+        return "vanilla"
+    return f"phase {stage}" + _CONTROL_LABELS.get(control, f", {control}")

@@ -15,8 +15,9 @@ from typing import Iterable
 
 import pandas as pd
 
+from detstudy.evaluation.class_pairs import pair_confusion
 from detstudy.io import read_json
-from detstudy.multimodal.chain import CONTROLS, Phase
+from detstudy.multimodal.chain import CONTROLS, phase_label, phase_parts as _phase_parts
 
 #: Families in the order the thesis compares them; any other family sorts after these.
 FAMILY_ORDER = ("cnn", "vit", "multimodal")
@@ -285,33 +286,7 @@ def per_class_table(runs: list[dict], metric: str = "AP50") -> pd.DataFrame:
 # --------------------------------------------------------------------------------------
 # the multimodal extension: phases, controls and the vanilla run they start from
 # --------------------------------------------------------------------------------------
-_CONTROL_LABELS = {None: "", "shuffled": ", shuffled text", "notext": ", no text"}
-#: Row order within one (model, resolution): vanilla, the controls (chain order), the real phases last.
 _CONTROL_RANK = {**{control: rank for rank, control in enumerate(CONTROLS, 1)}, None: len(CONTROLS) + 1}
-
-
-def _phase_parts(phase) -> tuple[int, str | None] | None:
-    """(stage, control) of a phase name: ``base`` -> (0, None), ``phase2_notext`` -> (2, "notext");
-    None for anything else."""
-    if str(phase) == "base":
-        return 0, None
-    try:
-        parsed = Phase.parse(str(phase))
-    except ValueError:
-        return None
-    return parsed.stage, parsed.control
-
-
-def phase_label(phase) -> str:
-    """A phase as a reader says it: ``base`` -> "vanilla", ``phase2_notext`` -> "phase 2, no text",
-    ``phase1_shuffled`` -> "phase 1, shuffled text", ``phase3`` -> "phase 3"; other names unchanged."""
-    parts = _phase_parts(phase)
-    if parts is None:
-        return str(phase)
-    stage, control = parts
-    if stage == 0:
-        return "vanilla"
-    return f"phase {stage}" + _CONTROL_LABELS.get(control, f", {control}")
 
 
 def _multimodal_rank(phase) -> tuple:
@@ -330,31 +305,6 @@ def multimodal_label(run: dict) -> str:
     e.g. ``deimv2_demo 192px seed 0`` (a metrics dict, its ``run`` block or the rule's params entry)."""
     meta = run.get("run", run)
     return f"{meta.get('model')} {meta.get('resolution')}px seed {meta.get('seed')}"
-
-
-def pair_confusion(confusion: dict, pair) -> dict[str, dict[str, int]]:
-    """For each ground-truth class of ``pair`` = (a, b): its test boxes detected as a, as b, as
-    another class (``other``) and not at all (``missed``), from a confusion matrix (rows GT)."""
-    labels = [str(label) for label in confusion["labels"]]
-    classes, background = labels[:-1], labels[-1]
-    pair = [str(name) for name in pair or []]
-    if len(pair) != 2 or pair[0] == pair[1]:
-        raise ValueError(f"confusion pair {pair}: needs two different class names. "
-                         "Fix: set multimodal.confusion_pair in the config to two of " + ", ".join(classes))
-    for name in pair:
-        if name not in classes:
-            raise ValueError(f"confusion pair class {name!r} is not a class of the confusion matrix "
-                             f"(classes: {', '.join(classes)}). Fix: set multimodal.confusion_pair in the "
-                             "config to two of these names.")
-    matrix = confusion["matrix"]
-    out = {}
-    for gt in pair:
-        row = [int(v) for v in matrix[labels.index(gt)]]
-        counts = {name: row[labels.index(name)] for name in pair}
-        counts["missed"] = row[labels.index(background)]
-        counts["other"] = sum(row) - sum(counts.values())
-        out[gt] = counts
-    return out
 
 
 def pair_columns(pair) -> list[str]:

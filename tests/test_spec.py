@@ -1,0 +1,90 @@
+"""The config's rules, checked without torch and without Snakemake (detstudy.spec)."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from detstudy import spec
+
+from conftest import ROOT
+
+
+def demo_config() -> dict:
+    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+
+
+def edited(change) -> dict:
+    config = copy.deepcopy(demo_config())
+    change(config)
+    return config
+
+
+def test_the_demo_and_the_thesis_configs_pass():
+    spec.check_config(demo_config())
+    thesis = yaml.safe_load((ROOT / "config" / "thesis.yaml").read_text())
+    spec.check_vit_resolutions(thesis)
+    spec.check_augmentation_epochs(thesis)
+    spec.check_multimodal_models(thesis)
+
+
+def test_the_spec_imports_no_torch():
+    code = "import sys; import detstudy.spec; sys.exit('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+def test_families_are_the_builders_families():
+    from detstudy.models import ARCHITECTURES, family_of
+    from detstudy.models.faster_rcnn import FASTER_RCNN_ARCHITECTURES
+
+    assert set(spec.FAMILIES) == set(ARCHITECTURES) and spec.CNN_ARCHITECTURES == FASTER_RCNN_ARCHITECTURES
+    assert all(family_of(name) == spec.family_of(name) for name in ARCHITECTURES)
+    with pytest.raises(ValueError, match="unknown architecture 'yolo'.*Fix"):
+        spec.family_of("yolo")
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda c: c["grid"].update(models=["nope"]), r"grid.models names \['nope'\]"),
+    (lambda c: c["models"]["frcnn_resnet18"].update(architecture="yolo"), r"models.frcnn_resnet18.architecture"),
+    (lambda c: c["grid"].update(resolutions=[200]), r"200 px does not suit model 'deimv2_demo'.*multiple of 32"),
+    (lambda c: c["models"]["deimv2_demo"]["model"].update(num_queries=2000), r"fewer than the 2000 queries"),
+    (lambda c: c["models"]["deimv2_demo"]["training"].update(augmentation={"epochs": [1, 5, 40]}),
+     r"models.deimv2_demo.training.augmentation.epochs.*<= epochs \(24\)"),
+    (lambda c: c["models"]["deimv2_demo"]["model"].update(backbone_weights="missing/vitt.pt"), r"not a file"),
+    (lambda c: c["multimodal"].update(models=["frcnn_resnet18"]), r"not a DEIMv2 model of grid.models"),
+    (lambda c: c["multimodal"].update(confusion_pair=["NORMAL", "NORMAL"]), r"names one class twice"),
+    (lambda c: c["multimodal"]["phases"].pop("phase1"), r"phase1"),
+    (lambda c: c["models"]["frcnn_resnet18"].update(import_checkpoint="x.pth"), r"only DEIMv2 \(vit\) runs"),
+    (lambda c: c["models"]["deimv2_demo"].update(import_checkpoint={"192px/seed1": "x.pth"}),
+     r"cells \['192px/seed0'\] of the grid have no file, \['192px/seed1'\] are not grid cells"),
+])
+def test_each_rule_names_the_key_and_the_fix(change, message):
+    with pytest.raises(ValueError, match=message):
+        spec.check_config(edited(change))
+
+
+def test_the_resolution_rule_counts_the_smallest_multi_scale_size():
+    """Multi-scale training goes down to 75% of the resolution: 160 px has enough positions for
+    300 queries, its smallest multi-scale size (96 px) does not. The builder and the parse-time
+    check apply this one rule."""
+    from detstudy.models import build_detector
+
+    assert spec.deimv2_resolution_problem(160, 300) is None
+    problem = spec.deimv2_resolution_problem(160, 300, multiscale_repeat=4)
+    assert "96 px (the smallest multi-scale size of 160 px)" in problem
+    config = edited(lambda c: (c["grid"].update(resolutions=[160]),
+                               c["models"]["deimv2_demo"]["model"].update(num_queries=300, multiscale_repeat=4)))
+    with pytest.raises(ValueError, match="smallest multi-scale size"):
+        spec.check_vit_resolutions(config)
+    with pytest.raises(ValueError, match="smallest multi-scale size"):
+        build_detector("deimv2_demo", 3, 160, {"multiscale_repeat": 4})
+
+
+def test_the_training_default_epochs_is_the_specs():
+    from detstudy.training import TrainSettings
+
+    assert TrainSettings().epochs == spec.DEFAULT_EPOCHS
