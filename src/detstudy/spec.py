@@ -174,7 +174,8 @@ def check_augmentation_epochs(config: dict) -> None:
         try:
             EpochWindows.resolve(training.get("epochs", DEFAULT_EPOCHS), (training.get("augmentation") or {}).get("epochs"))
         except ValueError as error:
-            raise ValueError(f"config models.{name}.training.augmentation.epochs: {error}") from None
+            raise ValueError(f"config models.{name}.training.augmentation.epochs: "
+                             f"{str(error).removeprefix('augmentation epochs ')}") from None
 
 
 def import_cells(config: dict, name: str) -> dict[str, str]:
