@@ -202,3 +202,4 @@ def test_a_checkpoint_holds_every_training_setting_resolved(tmp_path):
     stored = load_checkpoint(tmp_path / "best.pt")[2]["train_settings"]
     assert stored["select_metric"] == TrainSettings().select_metric and stored["amp_dtype"] == "float16"
     assert set(stored) == set(TrainSettings().__dataclass_fields__)
+    assert stored["augmentation"]["mosaic_cache"] == 50 and stored["augmentation"]["epochs"] == [0, 0, 1]

@@ -20,7 +20,7 @@ from detstudy.data.coco import SplitPaths
 from detstudy.data.dataset import CocoDetection
 from detstudy.io import file_digest, write_csv
 from detstudy.models import build_detector, family_of
-from detstudy.training import TrainSettings, _validate, resolve_device
+from detstudy.training import TrainSettings, _validate, resolve_device, resolved
 
 log = logging.getLogger("detstudy.import")
 
@@ -58,7 +58,7 @@ def import_checkpoint(*, architecture: str, model_settings: dict[str, Any] | Non
     write_csv(history_path, [row])
     save_checkpoint(checkpoint_path, adapter, categories,
                     extra={"epoch": 0, "seed": seed, "val_AP": coco["AP"], "val_AP50": coco["AP50"],
-                           "train_settings": dict(train_settings or {}), "model_settings": dict(model_settings or {}),
+                           "train_settings": resolved(settings), "model_settings": dict(model_settings or {}),
                            "imported_from": str(source), "imported_sha256": digest})
     return {"val_AP": coco["AP"], "val_AP50": coco["AP50"], "sha256": digest}
 

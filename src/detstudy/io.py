@@ -56,7 +56,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         os.chmod(tmp_path, 0o666 & ~_umask())
         _fsync(tmp_path)
         os.replace(tmp_path, path)
-        _fsync(path.parent)
+        with contextlib.suppress(OSError):  # some network and FUSE file systems refuse a folder fsync
+            _fsync(path.parent)
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -100,6 +100,12 @@ class TrainSettings:
         return EpochWindows.resolve(self.epochs, self.augmentation_settings.epochs)
 
 
+def resolved(settings: TrainSettings) -> dict[str, Any]:
+    """The settings with every default filled in, the augmentation's and its epoch windows too."""
+    return {**asdict(settings), "augmentation": {**asdict(settings.augmentation_settings),
+                                                 "epochs": list(settings.epoch_windows.as_tuple())}}
+
+
 def seed_everything(seed: int) -> torch.Generator:
     random.seed(seed)
     np.random.seed(seed)
@@ -315,9 +321,8 @@ class RunRecord:
     every row (a running job's curves can be inspected), the checkpoint when a candidate epoch
     beats the best so far by the validation metric (the first maximum wins ties)."""
 
-    def __init__(self, history_path: str | Path, checkpoint_path: str | Path, metric: str,
-                 on_best: Callable[[dict[str, Any]], None]):
-        self.history_path, self.checkpoint_path, self.metric = history_path, checkpoint_path, metric
+    def __init__(self, history_path: str | Path, metric: str, on_best: Callable[[dict[str, Any]], None]):
+        self.history_path, self.metric = history_path, metric
         self.on_best = on_best  # writes the checkpoint (atomically) and what keeps it
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] = {"score": -math.inf, "epoch": 0}
@@ -435,7 +440,7 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
     """
     # --- build
     settings = TrainSettings.from_dict(train_settings)
-    resolved_settings = asdict(settings)  # every default filled in: a checkpoint never makes a reader guess
+    resolved_settings = resolved(settings)  # every default filled in: a checkpoint never makes a reader guess
     if threads:
         torch.set_num_threads(threads)
     generator = seed_everything(seed)
@@ -473,7 +478,7 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
         if restart is not None and restart.in_stage_one(row["epoch"]):
             restart.keep({name: target.state_dict() for name, target in parts.restartable().items()})
 
-    record = RunRecord(history_path, checkpoint_path, settings.select_metric, save_best)
+    record = RunRecord(history_path, settings.select_metric, save_best)
     best = record.best
 
     # --- resume, or validate the start
