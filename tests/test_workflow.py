@@ -303,27 +303,25 @@ def test_added_resolution_trains_only_the_new_cells(finished_workflow: Workflow)
         assert f"rule {rule}:" in output
 
 
-def test_edited_package_code_reruns_the_jobs_that_run_it(finished_workflow: Workflow):
-    source = finished_workflow.root / "src/detstudy/figures.py"
+def _planned_after_code_edit(workflow: Workflow, module: str) -> set[tuple[str, str]]:
+    """The jobs a dry run plans once a package module got a comment; its text is restored after."""
+    source = workflow.root / "src/detstudy" / module
     original = source.read_text()
     source.write_text(original + "\n# an edit\n")
     try:
-        jobs = finished_workflow.planned_jobs()
+        return workflow.planned_jobs()
     finally:
         source.write_text(original)
+
+
+def test_edited_package_code_reruns_the_jobs_that_run_it(finished_workflow: Workflow):
+    jobs = _planned_after_code_edit(finished_workflow, "figures.py")
     assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
 
 
 def test_edited_report_code_reruns_the_report_only(finished_workflow: Workflow):
     """The figures name phases through the chain, not the report: editing render.py redraws nothing."""
-    source = finished_workflow.root / "src/detstudy/report/render.py"
-    original = source.read_text()
-    source.write_text(original + "\n# an edit\n")
-    try:
-        jobs = finished_workflow.planned_jobs()
-    finally:
-        source.write_text(original)
-    assert jobs == {("report", ""), ("all", "")}
+    assert _planned_after_code_edit(finished_workflow, "report/render.py") == {("report", ""), ("all", "")}
 
 
 RUN_CELLS = {(m, "base") for m in MODELS} | {
