@@ -103,6 +103,15 @@ def deimv2_resolution_problem(resolution: int, num_queries: int = DEIMV2_QUERIES
     return None
 
 
+def check_training_combination(values: dict[str, Any]) -> None:
+    """Training settings that are each valid but not together (the schema checks them one by one)."""
+    if values.get("lr_schedule") == "flat_cosine" and "warmup_factor" in values:
+        raise ValueError("flat_cosine warms up as the official FlatCosineLRScheduler does, lr x (i / warmup_iters)^2 "
+                         "from 0; warmup_factor is for the other schedules. Fix: remove warmup_factor.")
+    if values.get("amp_dtype", "float16") not in ("float16", "bfloat16"):
+        raise ValueError(f"amp_dtype {values['amp_dtype']!r} is not one of float16, bfloat16")
+
+
 # --- the parse-time checks of a config (Snakemake's validate has filled in the defaults) -------
 
 def _models(config: dict) -> dict[str, Any]:
@@ -172,6 +181,10 @@ def check_augmentation_epochs(config: dict) -> None:
     for name in config["grid"]["models"]:
         training = _models(config)[name].get("training") or {}
         try:
+            check_training_combination(training)
+        except ValueError as error:
+            raise ValueError(f"config models.{name}.training: {error}") from None
+        try:
             EpochWindows.resolve(training.get("epochs", DEFAULT_EPOCHS), (training.get("augmentation") or {}).get("epochs"))
         except ValueError as error:
             raise ValueError(f"config models.{name}.training.augmentation.epochs: "
@@ -204,7 +217,7 @@ def check_multimodal_models(config: dict) -> None:
     multimodal = config.get("multimodal")
     if not multimodal:
         return
-    from detstudy.multimodal.chain import chain_names
+    from detstudy.multimodal.chain import chain_names, phase_training
 
     for name in multimodal["models"]:
         if name not in config["grid"]["models"] or name not in _vit_models(config):
@@ -212,6 +225,14 @@ def check_multimodal_models(config: dict) -> None:
                              f"({_vit_models(config)}). Fix: name a DEIMv2 model that the grid trains (its vanilla "
                              "run starts phase 1).")
     chain_names(multimodal["phases"], multimodal.get("controls", []))  # raises on phase2 without phase1
+    for name in multimodal["models"]:  # each phase's settings as its job will merge them
+        for phase, own in multimodal["phases"].items():
+            merged = phase_training(_models(config)[name].get("training"), multimodal.get("training"), own)
+            try:
+                check_training_combination(merged)
+            except ValueError as error:
+                raise ValueError(f"config multimodal.phases.{phase} (over multimodal.training and "
+                                 f"models.{name}.training, which a phase inherits): {error}") from None
     pair = multimodal["confusion_pair"]
     if pair[0] == pair[1]:
         raise ValueError(f"config multimodal.confusion_pair: {pair} names one class twice. Fix: name the two "

@@ -34,7 +34,7 @@ from detstudy.io import file_digest, write_csv
 from detstudy.models import DetectorAdapter, build_detector
 from detstudy.provenance import kernel_record
 from detstudy.resume import TrainingState, fingerprint, restore_rng, rng_state
-from detstudy.spec import DEFAULT_EPOCHS
+from detstudy.spec import DEFAULT_EPOCHS, check_training_combination
 from detstudy.stage_restart import StageRestart
 
 log = logging.getLogger("detstudy.train")
@@ -83,11 +83,7 @@ class TrainSettings:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown training settings {unknown}. Fix: use only {sorted(known)}.")
-        if values.get("lr_schedule") == "flat_cosine" and "warmup_factor" in values:
-            raise ValueError("flat_cosine warms up as the official FlatCosineLRScheduler does, lr x (i / warmup_iters)^2 "
-                             "from 0; warmup_factor is for the other schedules. Fix: remove warmup_factor.")
-        if values.get("amp_dtype", "float16") not in ("float16", "bfloat16"):
-            raise ValueError(f"amp_dtype {values['amp_dtype']!r} is not one of float16, bfloat16")
+        check_training_combination(values)
         return cls(**values)
 
     @property
