@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from detstudy.multimodal.chain import chain_names, phase_training
+
 # name -> DINOv3 backbone and DEIMv2 encoder/decoder sizes. S and M follow the official
 # configs (deimv2_dinov3_{s,m}_coco): backbone taps after blocks 3/7/11, STA with 16 stem
 # planes, 4 decoder layers, FFN 512, 300 queries, 100 denoising queries.
@@ -217,8 +219,6 @@ def check_multimodal_models(config: dict) -> None:
     multimodal = config.get("multimodal")
     if not multimodal:
         return
-    from detstudy.multimodal.chain import chain_names, phase_training
-
     for name in multimodal["models"]:
         if name not in config["grid"]["models"] or name not in _vit_models(config):
             raise ValueError(f"config multimodal.models: {name!r} is not a DEIMv2 model of grid.models "

@@ -9,6 +9,7 @@ on stderr (the rule's log).
 from __future__ import annotations
 
 import copy
+import csv
 import logging
 import math
 import random
@@ -338,6 +339,13 @@ class RunRecord:
         self.history[:] = history
         self.best.update(best)
         write_csv(self.history_path, self.history)
+
+
+def trained_epochs(history_csv: str | Path) -> list[dict[str, str]]:
+    """The rows of a history CSV that trained (a fine-tuning run's epoch 0 only validates its
+    start and has no ``seconds``)."""
+    with open(history_csv) as handle:
+        return [row for row in csv.DictReader(handle) if row.get("seconds")]
 
 
 @dataclass

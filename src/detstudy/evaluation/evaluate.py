@@ -8,7 +8,6 @@ confusion matrix and parameter count in the metrics JSON. The timings are the la
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -25,15 +24,9 @@ from detstudy.evaluation.metrics import best_f1_operating_point, coco_evaluate, 
 from detstudy.io import write_json
 from detstudy.multimodal.analysis import text_similarity
 from detstudy.provenance import collect
-from detstudy.training import resolve_device
+from detstudy.training import resolve_device, trained_epochs
 
 log = logging.getLogger("detstudy.evaluate")
-
-
-def _trained_epochs(history_csv: str | Path) -> list[dict[str, str]]:
-    with open(history_csv) as handle:
-        rows = list(csv.DictReader(handle))
-    return [r for r in rows if r.get("seconds")]  # a fine-tuning run's epoch 0 only validates its start
 
 
 def _training_summary(trained: list[dict[str, str]], extra: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +56,7 @@ def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_
         torch.set_num_threads(threads)
     device_ = resolve_device(device)
     adapter, categories, extra = load_checkpoint(checkpoint, device_)
-    trained = _trained_epochs(history)
+    trained = trained_epochs(history)
     dataset = CocoDetection(test_split)
     if dataset.categories != categories:
         raise ValueError(f"{test_split.annotations}: categories {dataset.categories.as_list()} differ from the "

@@ -9,7 +9,6 @@ metrics, which do not.
 
 from __future__ import annotations
 
-import csv
 import logging
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from detstudy.data.coco import SplitPaths
 from detstudy.data.dataset import CocoDetection
 from detstudy.evaluation.inference import measure_latency
 from detstudy.io import write_json
-from detstudy.training import resolve_device
+from detstudy.training import resolve_device, trained_epochs
 
 log = logging.getLogger("detstudy.evaluate")
 PRECISIONS = ("fp32", "float16", "bfloat16")
@@ -39,9 +38,8 @@ def autocast_for(precision: str, device: torch.device) -> tuple[bool, torch.dtyp
 
 
 def train_seconds(history_csv: str | Path) -> float:
-    """Training wall time: the epochs that trained (a fine-tuning run's epoch 0 only validates)."""
-    with open(history_csv) as handle:
-        return round(sum(float(row["seconds"]) for row in csv.DictReader(handle) if row.get("seconds")), 1)
+    """Training wall time: the epochs that trained."""
+    return round(sum(float(row["seconds"]) for row in trained_epochs(history_csv)), 1)
 
 
 def latency(*, checkpoint, history, test_split: SplitPaths, speed_path, run: dict[str, Any],
