@@ -26,7 +26,7 @@ from torch.utils.data import DataLoader
 from detstudy.data.augment import DEIM_OFFICIAL, AugmentationSettings, BatchAugment, EpochWindows, TrainAugmentation
 from detstudy.data.coco import SplitPaths
 from detstudy.data.dataset import CocoDetection, collate
-from detstudy.data.synthetic import generate_dataset
+from detstudy.data.synthetic import generate_synthetic_dataset
 from detstudy.models import build_detector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +93,7 @@ def main() -> int:
     batch_size = entry["training"].get("batch_size", 4)
     synthetic = config["dataset"]["synthetic"]
     with tempfile.TemporaryDirectory(prefix="detstudy-aug-bench-") as folder:
-        paths = generate_dataset(folder, seed=synthetic["seed"], image_size=synthetic["image_size"],
+        paths = generate_synthetic_dataset(folder, seed=synthetic["seed"], image_size=synthetic["image_size"],
                                  split_sizes={"train": 64, "val": 1, "test": 1})
         data = CocoDetection(SplitPaths.of(**paths["train"]))
         plain = {"horizontal_flip": 0.5}

@@ -281,11 +281,11 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "src"))
     import yaml
 
-    from detstudy.data.synthetic import generate_dataset
+    from detstudy.data.synthetic import generate_synthetic_dataset
 
     work = args.work or Path(tempfile.mkdtemp(prefix="deimv2_vs_official."))
     synthetic = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["dataset"]["synthetic"]
-    data = generate_dataset(work / "data", seed=synthetic["seed"], image_size=synthetic["image_size"],
+    data = generate_synthetic_dataset(work / "data", seed=synthetic["seed"], image_size=synthetic["image_size"],
                             split_sizes=synthetic["splits"], max_defects=synthetic["max_defects"],
                             empty_fraction=synthetic["empty_fraction"])
     zero_based = {name: zero_based_annotations(split["annotations"], work / "data" / f"{name}_0based.json")

@@ -1,7 +1,5 @@
 # The results layout and the grid -> targets logic, in one place.
 import functools
-import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -12,11 +10,10 @@ from snakemake.exceptions import WorkflowError
 sys.path.insert(0, str(Path(workflow.basedir, "src")))
 from detstudy.codegraph import source_files
 from detstudy.data.layout import image_files_stamp, synthetic_image_files, synthetic_split_sizes
-from detstudy.data.study_classes import CATEGORIES as SYNTHETIC_CATEGORIES
 from detstudy import spec
+from detstudy.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS
 from detstudy.kernels import kernel_settings
 from detstudy.multimodal.chain import Phase, chain_names, phase_training
-from detstudy.multimodal.descriptions import DEFAULT_PROMPT, load_descriptions, prompts_for
 
 RESULTS = "results"
 SPLITS = ("train", "val", "test")
@@ -30,93 +27,20 @@ def imported_models():
     return [m for m in GRID["models"] if MODELS[m].get("import_checkpoint")]
 
 
-def import_cells(name):
-    return spec.import_cells(config, name)
-
-
 def import_source(wildcards):
-    return import_cells(wildcards.model)[f"{wildcards.resolution}px/seed{wildcards.seed}"]
-
-
-def dataset_category_ids():
-    """Category ids of the training split (None when the file cannot be read yet)."""
-    if config["dataset"]["source"] == "synthetic":
-        return [int(c["id"]) for c in SYNTHETIC_CATEGORIES]
-    try:
-        with open(config["dataset"]["coco"]["train"]["annotations"]) as handle:
-            return sorted(int(c["id"]) for c in json.load(handle)["categories"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def check_imports():
-    """Every imported run's file is read now when torch is importable here (otherwise the
-    import job checks it): a missing, foreign or mismatched file stops the workflow before
-    any job; the job repeats the check with the model built."""
-    for name in imported_models():
-        key = f"config models.{name}.import_checkpoint"
-        for cell, path in import_cells(name).items():
-            where = key if isinstance(MODELS[name]["import_checkpoint"], str) else f"{key}[{cell!r}]"
-            if not os.path.isfile(path):
-                raise ValueError(f"{where}: {path!r} is not a file (relative paths start at {os.getcwd()}). Fix: "
-                                 "point it to the official training's best_stg1.pth (or another official checkpoint).")
-            try:
-                from detstudy.importing import check_import_file  # torch: only when a run is imported
-            except ImportError as error:
-                print(f"warning: {where} is checked by the import job ({error})", file=sys.stderr)
-                continue
-            try:
-                check_import_file(path, MODELS[name]["architecture"], dataset_category_ids())
-            except ValueError as error:
-                raise ValueError(f"{where}: {error}") from None
-
-
-def dataset_class_names():
-    """Category names of the training split, in id order (read without loading the images)."""
-    if config["dataset"]["source"] == "synthetic":
-        return [c["name"] for c in SYNTHETIC_CATEGORIES]
-    path = config["dataset"]["coco"]["train"]["annotations"]
-    try:
-        with open(path) as handle:
-            categories = json.load(handle)["categories"]
-        return [str(c["name"]) for c in sorted(categories, key=lambda c: c["id"])]
-    except (OSError, ValueError, KeyError, TypeError):
-        return None  # the dataset check reports what is wrong with the file
-
-
-def check_multimodal():
-    """The multimodal section: extended models, the phase chain, descriptions for every class."""
-    if not MULTIMODAL:
-        return
-    descriptions = load_descriptions(descriptions_file())
-    names = dataset_class_names()
-    if names is not None:
-        prompts_for(descriptions, names, multimodal_prompt(), source=descriptions_file())
-    pair = MULTIMODAL["confusion_pair"]
-    for name in pair:
-        if name not in (names or descriptions):
-            raise ValueError(
-                f"config multimodal.confusion_pair: {name!r} is not a class of the dataset ({names or sorted(descriptions)}). "
-                "Fix: name two classes as spelled in the annotation files."
-            )
+    return spec.import_cells(config, wildcards.model)[f"{wildcards.resolution}px/seed{wildcards.seed}"]
 
 
 def descriptions_file():
-    """The class-descriptions file: a relative path is looked up in the working directory, then
-    in the workflow's own folder (where config/class_descriptions.yaml ships)."""
-    path = MULTIMODAL["descriptions"]
-    shipped = Path(workflow.basedir, path)
-    return str(shipped) if not os.path.exists(path) and shipped.is_file() else path
+    return spec.descriptions_path(config, workflow.basedir)
 
 
 def multimodal_prompt(wildcards=None):
     """The prompt template (a function in params: Snakemake would expand its braces)."""
-    return MULTIMODAL.get("prompt", DEFAULT_PROMPT)
+    return MULTIMODAL["prompt"]
 
 
-spec.check_config(config)  # the config's own rules (detstudy.spec, unit-tested)
-check_multimodal()  # the descriptions file against the dataset's classes
-check_imports()  # the imported files themselves (torch, where it is importable here)
+spec.check_workflow(config, workflow.basedir)  # every parse-time check (detstudy.spec, unit-tested)
 
 
 def family(model):
@@ -229,9 +153,6 @@ def check_reference(wildcards):
 
 def reference_annotations(wildcards):
     return [] if wildcards.split == "train" else [split_annotations("train")]
-
-
-FIGURE_KINDS = ("training_curves", "per_class_ap", "pr_curves", "confusion_matrix", "predictions")
 
 
 # --- the grid ---------------------------------------------------------------------------
@@ -408,15 +329,7 @@ def phase_embeddings(wildcards):
 
 
 def phase_fusion(wildcards):
-    """How the fusion is attached, for the runs that attach it (phase 1 with text): later
-    phases inherit it through their start checkpoint, and the no-text control never sees it."""
-    phase = Phase.parse(wildcards.phase)
-    if not (phase.uses_text and phase.stage == 1):
-        return {}
-    fusion = {"temperature": MULTIMODAL.get("fusion", {}).get("temperature", 0.07)}
-    if phase.control == "shuffled":
-        fusion["shuffle_seed"] = MULTIMODAL.get("shuffle_seed", 0)
-    return fusion
+    return spec.phase_fusion(config, wildcards.phase)
 
 
 def phase_train_settings(wildcards):
@@ -432,5 +345,5 @@ def chain_metrics(wildcards):
 
 
 def multimodal_targets():
-    figures = ("similarity.png", "pair_confusion.png")
-    return [multimodal_dir(f).format(**group) for group in multimodal_groups() for f in figures]
+    return [multimodal_dir(f"{kind}.png").format(**group) for group in multimodal_groups()
+            for kind in MULTIMODAL_FIGURE_KINDS]

@@ -3,7 +3,7 @@
 
 rule generate_synthetic_dataset:
     input:
-        code=package_code("generate_dataset.py"),
+        code=package_code("generate_synthetic_dataset.py"),
     output:
         annotations=expand(f"{SYNTHETIC_DIR}/annotations/{{split}}.json", split=SPLITS),
         images=[path for split in SPLITS for path in split_image_files(split)],
@@ -15,7 +15,7 @@ rule generate_synthetic_dataset:
     conda:
         "../envs/data.yaml"
     script:
-        "../scripts/generate_dataset.py"
+        "../scripts/generate_synthetic_dataset.py"
 
 
 rule check_split:

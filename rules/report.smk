@@ -22,7 +22,6 @@ rule report:
     params:
         title=config["report"]["title"],
         runs=[{**run, "dir": run_dir().format(**run)} for run in grid_runs()],
-        figure_kinds=list(FIGURE_KINDS),
         multimodal=[{**group, "dir": multimodal_dir().format(**group)} for group in multimodal_groups()],
         confusion_pair=(MULTIMODAL or {}).get("confusion_pair", []),
     log:

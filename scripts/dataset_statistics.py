@@ -6,9 +6,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the pack
 from detstudy.logs import log_to
 
 log_to(snakemake.log[0])
-from detstudy.data.workflow import describe_dataset
+from detstudy.data.workflow import dataset_statistics
 
-describe_dataset(
+dataset_statistics(
     snakemake.params.splits,
     statistics_json=snakemake.output.statistics,
     statistics_png=snakemake.output.figure,

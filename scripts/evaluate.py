@@ -9,9 +9,9 @@ from detstudy.logs import log_to
 log_to(snakemake.log[0])
 pin_kernels(snakemake.params.kernels)  # before torch and NumPy load: they read it once
 from detstudy.data.coco import SplitPaths
-from detstudy.evaluation.evaluate import evaluate_checkpoint
+from detstudy.evaluation.evaluate import evaluate
 
-evaluate_checkpoint(
+evaluate(
     checkpoint=snakemake.input.checkpoint,
     history=snakemake.input.history,
     test_split=SplitPaths.of(snakemake.input.annotations, snakemake.params.images),

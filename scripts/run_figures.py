@@ -6,9 +6,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the pack
 from detstudy.logs import log_to
 
 log_to(snakemake.log[0])
-from detstudy.run_figures import draw_run_figures
+from detstudy.run_figures import run_figures
 
-draw_run_figures(
+run_figures(
     metrics_json=snakemake.input.metrics,
     detections_json=snakemake.input.detections,
     history_csv=snakemake.input.history,

@@ -8,9 +8,9 @@ from detstudy.logs import log_to
 
 log_to(snakemake.log[0])
 pin_kernels(snakemake.params.kernels)  # before torch and NumPy load: they read it once
-from detstudy.multimodal.embeddings import build_class_embeddings
+from detstudy.multimodal.embeddings import text_embeddings
 
-build_class_embeddings(
+text_embeddings(
     descriptions=snakemake.input.descriptions,
     annotations=snakemake.input.annotations,
     encoder=snakemake.params.encoder,

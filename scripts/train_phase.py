@@ -9,17 +9,13 @@ from detstudy.logs import log_to
 log_to(snakemake.log[0])
 pin_kernels(snakemake.params.kernels)  # before torch and NumPy load: they read it once
 from detstudy.data.coco import SplitPaths
-from detstudy.multimodal.chain import Phase
-from detstudy.multimodal.phases import PhaseSetup
-from detstudy.training import train
+from detstudy.multimodal.phases import train_phase
 
-train(
+train_phase(
+    phase=snakemake.wildcards.phase,
     start_from=snakemake.input.start,
-    prepare=PhaseSetup(
-        Phase.parse(snakemake.wildcards.phase),
-        embeddings=snakemake.input.embeddings[0] if snakemake.input.embeddings else None,
-        **snakemake.params.fusion,  # temperature, shuffle_seed: only where the fusion is attached
-    ),
+    embeddings=snakemake.input.embeddings[0] if snakemake.input.embeddings else None,
+    fusion=snakemake.params.fusion,  # temperature, shuffle_seed: only where the fusion is attached
     train_settings=snakemake.params.train_settings,
     train_split=SplitPaths.of(snakemake.input.train, snakemake.params.train_images),
     val_split=SplitPaths.of(snakemake.input.val, snakemake.params.val_images),

@@ -14,14 +14,14 @@ from detstudy.data.augment import (DEIM_OFFICIAL, OPS, AugmentationSettings, Bat
                                    TrainAugmentation, copy_blend, mixup)
 from detstudy.data.coco import SplitPaths
 from detstudy.data.dataset import CocoDetection
-from detstudy.data.synthetic import generate_dataset
+from detstudy.data.synthetic import generate_synthetic_dataset
 from detstudy.training import TrainSettings
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("augment")
-    paths = generate_dataset(root, seed=5, split_sizes={"train": 8, "val": 1, "test": 1}, image_size=96)
+    paths = generate_synthetic_dataset(root, seed=5, split_sizes={"train": 8, "val": 1, "test": 1}, image_size=96)
     return CocoDetection(SplitPaths.of(**paths["train"]))
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 from detstudy.data.checks import CheckReport, DatasetWarning, check_dataset
 from detstudy.data.coco import DatasetError, SplitPaths, split_checksum
 from detstudy.data.layout import image_files_stamp
-from detstudy.data.statistics import dataset_statistics, plot_statistics
+from detstudy.data.statistics import count_splits, plot_statistics
 from detstudy.data.workflow import check_split
 
 SIZE = 32
@@ -322,7 +322,7 @@ def test_statistics_counts_are_exact(tmp_path):
     empty = tmp_path / "val.json"
     empty.write_text(json.dumps({"images": images[:1], "annotations": [], "categories": categories}))
 
-    stats = dataset_statistics({"train": SplitPaths(path, tmp_path), "val": SplitPaths(empty, tmp_path)})
+    stats = count_splits({"train": SplitPaths(path, tmp_path), "val": SplitPaths(empty, tmp_path)})
     json.dumps(stats)
     assert stats["categories"] == categories
     train = stats["splits"]["train"]
@@ -354,14 +354,14 @@ def test_statistics_bucket_by_the_area_field_and_leave_crowd_regions_out_as_coco
     ]
     path = tmp_path / "train.json"
     path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
-    train = dataset_statistics({"train": SplitPaths(path, tmp_path)})["splits"]["train"]
+    train = count_splits({"train": SplitPaths(path, tmp_path)})["splits"]["train"]
     assert (train["boxes"], train["crowd_regions"]) == (2, 1)
     assert (train["small"], train["medium"], train["large"]) == (1, 1, 0)
     assert train["per_class"][0]["boxes"] == 2
 
 
 def test_statistics_of_the_tiny_dataset_and_plot(tiny, tmp_path):
-    stats = dataset_statistics(tiny.write())
+    stats = count_splits(tiny.write())
     assert set(stats["splits"]) == {"train", "val", "test"}
     for split in stats["splits"].values():
         assert split["boxes"] == 3 and split["small"] == 3  # 10x12 boxes

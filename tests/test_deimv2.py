@@ -191,9 +191,9 @@ def test_a_checkpoint_is_rebuilt_from_its_own_config_not_from_todays_variant_tab
 def test_a_checkpoint_holds_every_training_setting_resolved(tmp_path):
     from detstudy.training import TrainSettings
 
-    from detstudy.data.synthetic import generate_dataset
+    from detstudy.data.synthetic import generate_synthetic_dataset
 
-    paths = generate_dataset(tmp_path / "data", seed=0, split_sizes={"train": 2, "val": 1, "test": 1}, image_size=64)
+    paths = generate_synthetic_dataset(tmp_path / "data", seed=0, split_sizes={"train": 2, "val": 1, "test": 1}, image_size=64)
     data = {split: SplitPaths.of(**p) for split, p in paths.items()}
     train(architecture="deimv2_demo", model_settings={"num_queries": 20, "num_denoising": 10},
           train_settings={"epochs": 1, "batch_size": 2, "lr_schedule": "constant", "warmup_iters": 0},

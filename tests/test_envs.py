@@ -100,3 +100,21 @@ def test_package_files_reached_only_through_relative_imports_are_watched(tmp_pat
     found = {path.relative_to(tmp_path).as_posix() for path in source_files(script, src)}
     assert found == {"script.py", "src/detstudy/sub/__init__.py", "src/detstudy/sub/helpers.py",
                      "src/detstudy/sub/a.py", "src/detstudy/sub/b.py", "src/detstudy/c.py"}
+
+
+#: the family training rules share one script and one step (train_phase has its own)
+SHARED_STEP = {"train_cnn": "train"}
+
+
+@pytest.mark.parametrize(("rule", "env", "script"), RULES, ids=[r[0] for r in RULES])
+def test_rule_script_and_step_share_one_name(rule, env, script):
+    """Rule X runs scripts/X.py, which calls the package function X: the producer of any results
+    file is found from the Snakefile by name."""
+    step = SHARED_STEP.get(rule, rule)
+    assert Path(script).name == f"{step}.py", f"rule {rule} runs {script}, not scripts/{step}.py"
+    text = (ROOT / "rules" / script).resolve().read_text()
+    imported = re.search(rf"^from (detstudy[\w.]*) import .*\b{step}\b", text, re.M)
+    assert imported, f"{script} imports no package step named {step}"
+    assert re.search(rf"^{step}\(", text, re.M), f"{script} does not call {step}(...)"
+    module = __import__(imported.group(1), fromlist=[step])
+    assert callable(getattr(module, step)), f"{imported.group(1)}.{step} is not a function"

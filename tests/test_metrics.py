@@ -371,10 +371,10 @@ def test_crowd_regions_are_ignored_everywhere():
 
 
 def test_an_unknown_evaluation_precision_stops_before_any_work(tmp_path):
-    from detstudy.evaluation.evaluate import evaluate_checkpoint
+    from detstudy.evaluation.evaluate import evaluate
 
     with pytest.raises(ValueError, match="evaluation.precision"):
-        evaluate_checkpoint(checkpoint=tmp_path / "best.pt", history=tmp_path / "history.csv", test_split=None,
+        evaluate(checkpoint=tmp_path / "best.pt", history=tmp_path / "history.csv", test_split=None,
                             metrics_path=tmp_path / "metrics.json", detections_path=tmp_path / "detections.json",
                             run={}, precision="fp64")
     assert not list(tmp_path.iterdir())
@@ -409,11 +409,11 @@ def test_a_test_split_without_boxes_is_evaluated_and_its_numbers_are_undefined(t
     then finish, with COCO's undefined numbers as null and the log saying so."""
     from detstudy.checkpoint import save_checkpoint
     from detstudy.data.coco import CategoryMap, SplitPaths
-    from detstudy.data.synthetic import generate_dataset
-    from detstudy.evaluation.evaluate import evaluate_checkpoint
+    from detstudy.data.synthetic import generate_synthetic_dataset
+    from detstudy.evaluation.evaluate import evaluate
     from detstudy.models import build_detector
 
-    split = generate_dataset(tmp_path / "data", seed=1, split_sizes={"train": 1, "val": 1, "test": 2},
+    split = generate_synthetic_dataset(tmp_path / "data", seed=1, split_sizes={"train": 1, "val": 1, "test": 2},
                              image_size=64)["test"]
     coco = json.loads(Path(split["annotations"]).read_text())
     coco["annotations"] = []
@@ -424,7 +424,7 @@ def test_a_test_split_without_boxes_is_evaluated_and_its_numbers_are_undefined(t
     save_checkpoint(tmp_path / "best.pt", adapter, categories, extra={"epoch": 1})
     (tmp_path / "history.csv").write_text("epoch,val_AP,val_AP50,seconds\n1,0.1,0.2,3.0\n")
     caplog.set_level("INFO", logger="detstudy.evaluate")
-    metrics = evaluate_checkpoint(checkpoint=tmp_path / "best.pt", history=tmp_path / "history.csv",
+    metrics = evaluate(checkpoint=tmp_path / "best.pt", history=tmp_path / "history.csv",
                                   test_split=SplitPaths.of(**split), metrics_path=tmp_path / "metrics.json",
                                   detections_path=tmp_path / "detections.json", run={"model": "m"}, device="cpu",
                                   threads=1)

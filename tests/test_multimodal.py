@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 
 from detstudy.checkpoint import load_checkpoint, save_checkpoint
 from detstudy.data.coco import CategoryMap, SplitPaths
-from detstudy.data.synthetic import generate_dataset
+from detstudy.data.synthetic import generate_synthetic_dataset
 from detstudy.models import build_detector
 from detstudy.multimodal.analysis import text_similarity
 from detstudy.multimodal.chain import Phase, chain_names
@@ -212,7 +212,7 @@ def test_requires_grad_in_each_phase(vanilla, tmp_path):
 # --- training a phase -----------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
-    paths = generate_dataset(tmp_path_factory.mktemp("data"), seed=3, split_sizes={"train": 4, "val": 2, "test": 2},
+    paths = generate_synthetic_dataset(tmp_path_factory.mktemp("data"), seed=3, split_sizes={"train": 4, "val": 2, "test": 2},
                              image_size=64)
     return {split: SplitPaths.of(**p) for split, p in paths.items()}
 

@@ -210,17 +210,17 @@ def test_report_script(phase_paths, prompts_json, tmp_path, isolated_logging, wi
     from snakemake.iocontainers import Namedlist
 
     out = tmp_path / "results" / "report"
+    # the rule's shape with and without the multimodal extension: empty lists, one table path
     inputs = {"metrics": [str(p) for p in phase_paths], "statistics": None, "statistics_figure": None,
-              "templates": [str(TEMPLATES / "index.html.j2")]}
-    params = {"title": "T", "runs": [], "figure_kinds": []}
+              "templates": [str(TEMPLATES / "index.html.j2")], "multimodal_figures": [], "text_prompts": []}
+    params = {"title": "T", "runs": [], "multimodal": [], "confusion_pair": []}
     outputs = {"html": str(out / "index.html"), "markdown": str(out / "report.md"),
-               "runs_table": str(out / "tables" / "runs.tex")}
+               "runs_table": str(out / "tables" / "runs.tex"), "multimodal_table": str(out / "tables" / "mm.tex")}
     if with_multimodal:
-        inputs.update(multimodal_figures=[], text_prompts=[str(prompts_json)])
+        inputs.update(text_prompts=[str(prompts_json)])
         params.update(multimodal=[{"model": "deimv2_s", "resolution": 256, "seed": 0,
                                    "dir": str(tmp_path / "mm" / "deimv2_s" / "256px" / "seed0") + "/"}],
                       confusion_pair=PAIR)
-        outputs["multimodal_table"] = str(out / "tables" / "mm.tex")
     snakemake = type("Snakemake", (), {"input": Namedlist(fromdict=inputs), "params": Namedlist(fromdict=params),
                                        "output": Namedlist(fromdict=outputs), "log": [str(tmp_path / "report.log")]})
     runpy.run_path(str(ROOT / "scripts" / "report.py"), init_globals={"snakemake": snakemake})
@@ -228,5 +228,5 @@ def test_report_script(phase_paths, prompts_json, tmp_path, isolated_logging, wi
     assert "Multimodal extension" in html
     assert ("tiny-clip" in html) == with_multimodal
     assert ("figure not found" in html) == with_multimodal  # the figures' folder from params.multimodal
-    tex = out / "tables" / ("mm.tex" if with_multimodal else "multimodal.tex")
+    tex = out / "tables" / "mm.tex"
     assert r"\label{tab:multimodal}" in tex.read_text()

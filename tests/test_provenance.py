@@ -7,7 +7,7 @@ import re
 import torch
 
 from detstudy.data.coco import SplitPaths, split_checksum
-from detstudy.data.synthetic import generate_dataset
+from detstudy.data.synthetic import generate_synthetic_dataset
 from detstudy.data.workflow import check_split
 from detstudy.provenance import collect, git_state, versions
 
@@ -26,7 +26,7 @@ def test_versions_name_the_libraries_behind_the_numbers():
 
 
 def test_split_checksum_sees_one_changed_image(tmp_path):
-    split = SplitPaths.of(**generate_dataset(tmp_path, seed=1, split_sizes={"train": 1, "val": 1, "test": 3},
+    split = SplitPaths.of(**generate_synthetic_dataset(tmp_path, seed=1, split_sizes={"train": 1, "val": 1, "test": 3},
                                              image_size=64)["test"])
     before = split_checksum(split)
     assert before["images"] == 3 and re.fullmatch(r"[0-9a-f]{64}", before["annotations_sha256"])
@@ -38,7 +38,7 @@ def test_split_checksum_sees_one_changed_image(tmp_path):
 
 
 def test_collect_records_config_device_and_every_split_checksum(tmp_path):
-    paths = generate_dataset(tmp_path, seed=1, split_sizes={"train": 1, "val": 1, "test": 1}, image_size=64)
+    paths = generate_synthetic_dataset(tmp_path, seed=1, split_sizes={"train": 1, "val": 1, "test": 1}, image_size=64)
     checks = {}
     for name, split in paths.items():
         checks[name] = tmp_path / "checks" / f"{name}.json"

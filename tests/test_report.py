@@ -22,6 +22,29 @@ TINY_PNG = bytes.fromhex(
 )
 
 
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+SHA_TEST = "f" * 16 + "e" * 48
+
+
+PINNED = {"portable": True, "applied": True, "threads": 1}
+
+
+def _provenance(run_meta, *, commit=COMMIT, dirty=False, test_sha=SHA_TEST, torch="2.14.1", kernels=PINNED):
+    return {
+        "config": {"dataset": {"name": "defects <v2> & more"}, "model": {"architecture": run_meta["architecture"]},
+                   "resolution": run_meta["resolution"], "seed": run_meta["seed"], "device": "cpu",
+                   "note": "a ``` fence and a </pre> inside"},
+        "git": None if commit is None else {"commit": commit, "dirty": dirty},
+        "versions": {"python": "3.11.7", "detstudy": "0.1.0", "torch": torch, "numpy": "2.4.6"},
+        "kernels": kernels,
+        "device": {"type": "cpu", "name": "x86_64", "threads": 1,
+                   "cpu_kernels": {"cpu": "AMD EPYC", "aten_capability": "AVX2", "onednn": True}},
+        "dataset": {split: {"annotations": f"data/{split}.json", "annotations_sha256": sha, "images": 64,
+                            "images_sha256": "a" * 64}
+                    for split, sha in (("train", "b" * 64), ("val", "c" * 64), ("test", test_sha))},
+    }
+
+
 def _metrics(model, family, seed, ap50, *, resolution=256, phase="base", aps=0.1, per_class_ap50=None,
              params=12_345_678, latency=80.0):
     per_class_ap50 = per_class_ap50 or [0.9, 0.5, 0.3, 0.4]
@@ -47,6 +70,7 @@ def _metrics(model, family, seed, ap50, *, resolution=256, phase="base", aps=0.1
                   "batch_size": 1, "threads": 2},
         "training": {"epochs": 8, "best_epoch": 7, "best_val_AP50": 0.41, "best_val_AP": 0.2,
                      "train_seconds": 170.0},
+        "provenance": _provenance({"architecture": f"{model}_arch", "resolution": resolution, "seed": seed}),
     }
 
 
@@ -158,7 +182,7 @@ def test_html_is_self_contained(rendered):
 
 def test_none_renders_as_dash(inputs):
     runs = report.load_runs(inputs["paths"])
-    view = report._metric_table(report.runs_table(runs), report.RUN_COLUMNS, key="runs", caption="")
+    view = report.views.metric_table(report.runs_table(runs), report.RUN_COLUMNS, key="runs", caption="")
     index = [c["label"] for c in view["columns"]].index("APs")
     vit_row = next(r for r in view["rows"] if r["family"] == "ViT")
     assert vit_row["cells"][index]["text"] == "–"
@@ -217,29 +241,6 @@ def test_render_without_optional_inputs(inputs, tmp_path):
 # --------------------------------------------------------------------------------------
 # provenance appendix
 # --------------------------------------------------------------------------------------
-COMMIT = "0123456789abcdef0123456789abcdef01234567"
-SHA_TEST = "f" * 16 + "e" * 48
-
-
-PINNED = {"portable": True, "applied": True, "threads": 1}
-
-
-def _provenance(run_meta, *, commit=COMMIT, dirty=False, test_sha=SHA_TEST, torch="2.14.1", kernels=PINNED):
-    return {
-        "config": {"dataset": {"name": "defects <v2> & more"}, "model": {"architecture": run_meta["architecture"]},
-                   "resolution": run_meta["resolution"], "seed": run_meta["seed"], "device": "cpu",
-                   "note": "a ``` fence and a </pre> inside"},
-        "git": None if commit is None else {"commit": commit, "dirty": dirty},
-        "versions": {"python": "3.11.7", "detstudy": "0.1.0", "torch": torch, "numpy": "2.4.6"},
-        "kernels": kernels,
-        "device": {"type": "cpu", "name": "x86_64", "threads": 1,
-                   "cpu_kernels": {"cpu": "AMD EPYC", "aten_capability": "AVX2", "onednn": True}},
-        "dataset": {split: {"annotations": f"data/{split}.json", "annotations_sha256": sha, "images": 64,
-                            "images_sha256": "a" * 64}
-                    for split, sha in (("train", "b" * 64), ("val", "c" * 64), ("test", test_sha))},
-    }
-
-
 def _render_with_provenance(inputs, tmp_path, name, **overrides):
     """Render the fixture's runs with a provenance block; ``overrides[run dir name]`` are _provenance kwargs."""
     for path in inputs["paths"]:
@@ -311,28 +312,24 @@ def test_provenance_grouping():
     runs = [{"run": {"model": m, "resolution": 192, "phase": "base", "seed": s}, "provenance": {"git": g}}
             for m, s, g in (("a", 0, {"commit": "1", "dirty": False}), ("b", 0, None),
                             ("a", 1, {"dirty": False, "commit": "1"}))]
-    groups = report.render._distinct(runs, lambda run: run["provenance"]["git"])
+    groups = report.appendix.distinct_values(runs, lambda run: run["provenance"]["git"])
     assert [g["value"] for g in groups] == [{"commit": "1", "dirty": False}, None]
     assert groups[0]["runs"] == ["a · 192 px · base · seed 0", "a · 192 px · base · seed 1"]
 
 
-def test_provenance_not_recorded(rendered):
-    html, md = (rendered / "index.html").read_text(), (rendered / "report.md").read_text()
-    for text in (html, md):
-        assert "Appendix: provenance" in text and "Provenance was not recorded" in text
-    assert '<a href="#provenance">' in html and "<details>" not in html
-
-
-def test_provenance_partly_recorded(inputs, tmp_path):
+def test_metrics_without_provenance_are_refused(inputs, tmp_path):
+    """A metrics file this workflow did not write is an error naming it, not a report with a hole."""
     path = inputs["paths"][0]
     data = json.loads(path.read_text())
-    data["provenance"] = _provenance(data["run"])
+    del data["provenance"]
     path.write_text(json.dumps(data))
-    out = tmp_path / "partial"
-    report.render_report(metrics_paths=inputs["paths"], figures={}, out_html=out / "index.html",
-                         out_md=out / "report.md", out_tables_dir=out / "tables", templates_dir=TEMPLATES)
-    md = (out / "report.md").read_text()
-    assert "provenance was not recorded for" in md and md.count("```json") == 1
+    with pytest.raises(ValueError, match=rf"{re.escape(str(path))}: not a metrics JSON .*'provenance'.*rerun"):
+        report.load_runs(inputs["paths"])
+    out = tmp_path / "refused"
+    with pytest.raises(ValueError):
+        report.render_report(metrics_paths=inputs["paths"], figures={}, out_html=out / "index.html",
+                             out_md=out / "report.md", out_tables_dir=out / "tables", templates_dir=TEMPLATES)
+    assert not out.exists()
 
 
 def test_load_runs_merges_the_timings_kept_beside_each_metrics_file(inputs):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from detstudy.data.synthetic import generate_dataset
+from detstudy.data.synthetic import generate_synthetic_dataset
 from detstudy.resume import TrainingState
 
 # DEIMv2 with EMA, gradient clipping and flat-cosine: every piece of state a resume must restore
@@ -39,7 +39,7 @@ SETTINGS = {"epochs": 6, "batch_size": 2, "optimizer": "adamw", "lr": 5e-4, "lr_
 
 @pytest.fixture(scope="module")
 def splits(tmp_path_factory):
-    return generate_dataset(tmp_path_factory.mktemp("data"), seed=4, split_sizes={"train": 8, "val": 2, "test": 2},
+    return generate_synthetic_dataset(tmp_path_factory.mktemp("data"), seed=4, split_sizes={"train": 8, "val": 2, "test": 2},
                             image_size=64)
 
 
@@ -111,7 +111,7 @@ def test_other_cpu_kernels_discard_the_stale_state(splits, tmp_path):
 def test_a_replaced_training_image_discards_the_stale_state(tmp_path):
     from PIL import Image
 
-    data = generate_dataset(tmp_path / "data", seed=4, split_sizes={"train": 8, "val": 2, "test": 2}, image_size=64)
+    data = generate_synthetic_dataset(tmp_path / "data", seed=4, split_sizes={"train": 8, "val": 2, "test": 2}, image_size=64)
     kill_after_first_epoch(data, tmp_path / "run")
     image = sorted(Path(data["train"]["images"]).iterdir())[0]
     Image.new("RGB", (64, 64), (1, 2, 3)).save(image)  # same name, new content

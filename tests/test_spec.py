@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import subprocess
 import sys
 
@@ -92,3 +93,67 @@ def test_the_resolution_rule_counts_the_smallest_multi_scale_size():
         spec.check_vit_resolutions(config)
     with pytest.raises(ValueError, match="smallest multi-scale size"):
         build_detector("deimv2_demo", 3, 160, {"multiscale_repeat": 4})
+
+
+# ------------------------------------------------------------------ checks that read the files a config names
+def validated(config: dict) -> dict:
+    """The config as the Snakefile sees it: the schema's defaults filled in."""
+    from snakemake.utils import validate
+
+    validate(config, str(ROOT / "config" / "schema.yaml"))
+    return config
+
+
+def user_dataset(tmp_path, categories) -> dict:
+    config = validated(demo_config())
+    train = tmp_path / "train.json"
+    train.write_text(json.dumps({"images": [], "annotations": [], "categories": categories}))
+    config["dataset"] = {"source": "coco", "coco": {split: {"annotations": str(train), "images": str(tmp_path)}
+                                                    for split in ("train", "val", "test")}}
+    return config
+
+
+def test_training_categories_come_from_the_training_file_in_id_order(tmp_path):
+    config = user_dataset(tmp_path, [{"id": 7, "name": "b"}, {"id": 2, "name": "a"}])
+    assert spec.training_categories(config) == [{"id": 2, "name": "a"}, {"id": 7, "name": "b"}]
+    (tmp_path / "train.json").write_text("{not json")
+    assert spec.training_categories(config) is None  # the split's check job names the problem
+    assert [c["name"] for c in spec.training_categories(validated(demo_config()))][:2] == ["NORMAL", "DEFORMACIONES"]
+
+
+def test_descriptions_must_cover_the_dataset_and_the_pair(tmp_path):
+    spec.check_descriptions(validated(demo_config()), ROOT)  # shipped descriptions, synthetic classes
+    config = user_dataset(tmp_path, [{"id": 1, "name": "NORMAL"}, {"id": 2, "name": "DENT"}])
+    with pytest.raises(ValueError, match=r"no description for the dataset's categories \['DENT'\]"):
+        spec.check_descriptions(config, ROOT)
+    config = validated(demo_config())
+    config["multimodal"]["confusion_pair"] = ["NORMAL", "CRACK"]
+    with pytest.raises(ValueError, match=r"multimodal.confusion_pair: 'CRACK' is not a class of the dataset.*Fix"):
+        spec.check_descriptions(config, ROOT)
+
+
+def test_a_relative_descriptions_file_is_found_in_the_workflow_folder(tmp_path, monkeypatch):
+    config = validated(demo_config())
+    monkeypatch.chdir(tmp_path)
+    assert spec.descriptions_path(config, ROOT) == str(ROOT / config["multimodal"]["descriptions"])
+    own = tmp_path / config["multimodal"]["descriptions"]
+    own.parent.mkdir(parents=True)
+    own.write_text("{}")
+    assert spec.descriptions_path(config, ROOT) == config["multimodal"]["descriptions"]  # the user's own wins
+
+
+def test_an_imported_file_that_is_missing_is_named_with_its_key(tmp_path, monkeypatch):
+    config = validated(demo_config())
+    config["models"]["deimv2_demo"]["import_checkpoint"] = "best_stg1.pth"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=r"models.deimv2_demo.import_checkpoint: 'best_stg1.pth' is not a file.*Fix"):
+        spec.check_import_files(config)
+
+
+def test_only_the_runs_that_attach_the_fusion_get_its_settings():
+    config = validated(demo_config())
+    config["multimodal"].update(fusion={"temperature": 0.05}, shuffle_seed=3)
+    assert spec.phase_fusion(config, "phase1") == {"temperature": 0.05}
+    assert spec.phase_fusion(config, "phase1_shuffled") == {"temperature": 0.05, "shuffle_seed": 3}
+    for later in ("phase2", "phase3_shuffled", "phase2_notext"):  # inherited through the start checkpoint
+        assert spec.phase_fusion(config, later) == {}

@@ -27,14 +27,14 @@ def _load(paths: dict[str, dict[str, str]], split: str) -> dict:
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny")
-    return root, synthetic.generate_dataset(root, seed=3, split_sizes=TINY, image_size=96)
+    return root, synthetic.generate_synthetic_dataset(root, seed=3, split_sizes=TINY, image_size=96)
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     """A moderate sample at the default size, generated once for the variety checks."""
     root = tmp_path_factory.mktemp("sample")
-    paths = synthetic.generate_dataset(root, seed=0, split_sizes={"train": 60, "val": 0, "test": 0},
+    paths = synthetic.generate_synthetic_dataset(root, seed=0, split_sizes={"train": 60, "val": 0, "test": 0},
                                        empty_fraction=0.1)
     return _load(paths, "train")
 
@@ -58,12 +58,12 @@ def test_layout_and_return_value(tiny):
 
 def test_same_seed_gives_identical_bytes_and_other_seed_differs(tiny, tmp_path):
     root, _ = tiny
-    synthetic.generate_dataset(tmp_path / "again", seed=3, split_sizes=TINY, image_size=96)
+    synthetic.generate_synthetic_dataset(tmp_path / "again", seed=3, split_sizes=TINY, image_size=96)
     first, second = _files(root), _files(tmp_path / "again")
     assert first.keys() == second.keys() and len(first) == sum(TINY.values()) + 3
     assert first == second
 
-    synthetic.generate_dataset(tmp_path / "other", seed=4, split_sizes=TINY, image_size=96)
+    synthetic.generate_synthetic_dataset(tmp_path / "other", seed=4, split_sizes=TINY, image_size=96)
     other = _files(tmp_path / "other")
     pngs = [name for name in first if name.endswith(".png")]
     assert all(first[name] != other[name] for name in pngs)
@@ -71,7 +71,7 @@ def test_same_seed_gives_identical_bytes_and_other_seed_differs(tiny, tmp_path):
 
 def test_splits_do_not_depend_on_each_others_sizes(tiny, tmp_path):
     root, _ = tiny
-    synthetic.generate_dataset(tmp_path, seed=3, split_sizes={"train": 2, "val": 0, "test": 0}, image_size=96)
+    synthetic.generate_synthetic_dataset(tmp_path, seed=3, split_sizes={"train": 2, "val": 0, "test": 0}, image_size=96)
     for i in range(2):
         name = f"images/train/train_{i:05d}.png"
         assert (tmp_path / name).read_bytes() == (root / name).read_bytes()
@@ -143,12 +143,12 @@ def test_placed_boxes_do_not_overlap_heavily(sample):
 
 
 def test_object_count_options(tmp_path):
-    none = synthetic.generate_dataset(tmp_path / "none", split_sizes={"train": 4, "val": 0, "test": 0},
+    none = synthetic.generate_synthetic_dataset(tmp_path / "none", split_sizes={"train": 4, "val": 0, "test": 0},
                                       image_size=64, empty_fraction=1.0)
     data = _load(none, "train")
     assert len(data["images"]) == 4 and data["annotations"] == []
 
-    single = synthetic.generate_dataset(tmp_path / "single", split_sizes={"train": 6, "val": 0, "test": 0},
+    single = synthetic.generate_synthetic_dataset(tmp_path / "single", split_sizes={"train": 6, "val": 0, "test": 0},
                                         image_size=64, max_defects=1, empty_fraction=0.0)
     per_image = Counter(a["image_id"] for a in _load(single, "train")["annotations"])
     assert max(per_image.values()) == 1
@@ -158,7 +158,7 @@ def test_object_count_options(tmp_path):
                                     {"empty_fraction": 1.5}])
 def test_bad_arguments_are_refused(tmp_path, kwargs):
     with pytest.raises(ValueError):
-        synthetic.generate_dataset(tmp_path, **kwargs)
+        synthetic.generate_synthetic_dataset(tmp_path, **kwargs)
 
 
 def test_the_schema_states_the_generators_own_bounds():
@@ -170,4 +170,4 @@ def test_the_schema_states_the_generators_own_bounds():
     assert bounds["max_defects"]["minimum"] == synthetic.MIN_DEFECTS
     assert bounds["empty_fraction"]["minimum"] == 0 and bounds["empty_fraction"]["maximum"] == 1
     with pytest.raises(ValueError, match="image_size"):
-        synthetic.generate_dataset(Path("unused"), image_size=synthetic.MIN_IMAGE_SIZE - 1)
+        synthetic.generate_synthetic_dataset(Path("unused"), image_size=synthetic.MIN_IMAGE_SIZE - 1)

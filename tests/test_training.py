@@ -10,7 +10,7 @@ import torch
 
 from detstudy.checkpoint import load_checkpoint
 from detstudy.data.coco import SplitPaths
-from detstudy.data.synthetic import generate_dataset
+from detstudy.data.synthetic import generate_synthetic_dataset
 from detstudy.training import TrainSettings, _scheduler, train
 
 MODEL = {"fpn_channels": 16, "box_head_width": 32, "norm": "batchnorm", "trainable_backbone_layers": 5,
@@ -20,7 +20,7 @@ MODEL = {"fpn_channels": 16, "box_head_width": 32, "norm": "batchnorm", "trainab
 @pytest.fixture(scope="module")
 def tiny_splits(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
-    paths = generate_dataset(root, seed=3, split_sizes={"train": 4, "val": 2, "test": 2}, image_size=64)
+    paths = generate_synthetic_dataset(root, seed=3, split_sizes={"train": 4, "val": 2, "test": 2}, image_size=64)
     return {split: SplitPaths.of(**p) for split, p in paths.items()}
 
 

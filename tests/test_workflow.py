@@ -157,9 +157,9 @@ def test_lint_is_clean(workflow: Workflow):
 
 def _user_dataset(workflow: Workflow, tmp_path):
     """The tiny synthetic data re-labelled with non-contiguous category ids, as a user's COCO dataset."""
-    from detstudy.data.synthetic import generate_dataset
+    from detstudy.data.synthetic import generate_synthetic_dataset
 
-    paths = generate_dataset(tmp_path / "user", seed=5, split_sizes={"train": 4, "val": 2, "test": 2}, image_size=64)
+    paths = generate_synthetic_dataset(tmp_path / "user", seed=5, split_sizes={"train": 4, "val": 2, "test": 2}, image_size=64)
     for split in paths.values():
         coco = json.loads(open(split["annotations"]).read())
         for item in coco["categories"] + coco["annotations"]:

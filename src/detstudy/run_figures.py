@@ -9,16 +9,16 @@ from detstudy.data.coco import load_coco_json
 from detstudy.figures import (plot_confusion_matrix, plot_pair_confusion, plot_per_class_ap, plot_pr_curves,
                               plot_predictions, plot_text_similarity, plot_training_curves)
 from detstudy.io import read_json
-from detstudy.multimodal.chain import phase_label
+from detstudy.multimodal.chain import phase_label, run_label
 
 
-def draw_run_figures(*, metrics_json, detections_json, history_csv, annotations, images_dir,
-                     outputs: dict[str, str], score_threshold: float, style: dict[str, Any]) -> None:
+def run_figures(*, metrics_json, detections_json, history_csv, annotations, images_dir,
+                outputs: dict[str, str], score_threshold: float, style: dict[str, Any]) -> None:
     """Write the five per-run figures named in ``outputs`` (training_curves, per_class_ap,
     pr_curves, confusion_matrix, predictions)."""
     metrics = read_json(metrics_json)
     run = metrics["run"]
-    name = f"{run['model']} · {run['resolution']} px · {run['phase']} · seed {run['seed']}"
+    name = run_label(run)
     style = dict(style)
     max_images = style.pop("prediction_images", 8)
     best_by = f"val_{metrics.get('training', {}).get('select_metric', 'AP50')}"

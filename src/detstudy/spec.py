@@ -8,12 +8,17 @@ rule, the augmentation epoch windows, the defaults both need. Every check raises
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from detstudy.multimodal.chain import chain_names, phase_training
+from detstudy.data.study_classes import CATEGORIES as SYNTHETIC_CATEGORIES
+from detstudy.multimodal.chain import Phase, chain_names, phase_training
+from detstudy.multimodal.descriptions import load_descriptions, prompts_for
 
 # name -> DINOv3 backbone and DEIMv2 encoder/decoder sizes. S and M follow the official
 # configs (deimv2_dinov3_{s,m}_coco): backbone taps after blocks 3/7/11, STA with 16 stem
@@ -239,6 +244,83 @@ def check_multimodal_models(config: dict) -> None:
                          "classes whose confusion the report follows (the study: [ROTURA_FRACTURA, RAYONES_ARANAZOS]).")
 
 
+def training_categories(config: dict) -> list[dict] | None:
+    """The training split's categories (``id``, ``name``), in id order, read without its images;
+    ``None`` when the file cannot be read yet (the split's check job reports why)."""
+    if config["dataset"]["source"] == "synthetic":
+        return [{"id": int(c["id"]), "name": str(c["name"])} for c in SYNTHETIC_CATEGORIES]
+    try:
+        with open(config["dataset"]["coco"]["train"]["annotations"]) as handle:
+            categories = json.load(handle)["categories"]
+        return sorted(({"id": int(c["id"]), "name": str(c["name"])} for c in categories), key=lambda c: c["id"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def descriptions_path(config: dict, workflow_dir) -> str:
+    """The class-descriptions file: a relative path is looked up in the working directory, then
+    in the workflow's own folder (where config/class_descriptions.yaml ships)."""
+    path = config["multimodal"]["descriptions"]
+    shipped = Path(workflow_dir, path)
+    return str(shipped) if not os.path.exists(path) and shipped.is_file() else path
+
+
+def check_descriptions(config: dict, workflow_dir) -> None:
+    """Every class of the dataset has a description, and the confusion pair names two classes."""
+    multimodal = config.get("multimodal")
+    if not multimodal:
+        return
+    source = descriptions_path(config, workflow_dir)
+    descriptions = load_descriptions(source)
+    categories = training_categories(config)
+    names = None if categories is None else [c["name"] for c in categories]
+    if names is not None:
+        prompts_for(descriptions, names, multimodal["prompt"], source=source)
+    for name in multimodal["confusion_pair"]:
+        if name not in (names or descriptions):
+            raise ValueError(
+                f"config multimodal.confusion_pair: {name!r} is not a class of the dataset "
+                f"({names or sorted(descriptions)}). Fix: name two classes as spelled in the annotation files.")
+
+
+def check_import_files(config: dict) -> None:
+    """Every imported run's file, read now when torch is importable here (otherwise the import
+    job checks it): a missing, foreign or mismatched file stops the workflow before any job."""
+    for name in config["grid"]["models"]:
+        given = _models(config)[name].get("import_checkpoint")
+        if not given:
+            continue
+        key = f"config models.{name}.import_checkpoint"
+        for cell, path in import_cells(config, name).items():
+            where = key if isinstance(given, str) else f"{key}[{cell!r}]"
+            if not os.path.isfile(path):
+                raise ValueError(f"{where}: {path!r} is not a file (relative paths start at {os.getcwd()}). Fix: "
+                                 "point it to the official training's best_stg1.pth (or another official checkpoint).")
+            try:
+                from detstudy.importing import check_import_file  # torch: only when a run is imported
+            except ImportError as error:
+                print(f"warning: {where} is checked by the import job ({error})", file=sys.stderr)
+                continue
+            categories = training_categories(config)
+            try:
+                check_import_file(path, _models(config)[name]["architecture"],
+                                  None if categories is None else [c["id"] for c in categories])
+            except ValueError as error:
+                raise ValueError(f"{where}: {error}") from None
+
+
+def phase_fusion(config: dict, phase_name: str) -> dict[str, Any]:
+    """How the text fusion is attached, for the runs that attach it (phase 1 with text; later
+    phases inherit it through their start checkpoint, the no-text control never has it)."""
+    phase = Phase.parse(phase_name)
+    if not (phase.uses_text and phase.stage == 1):
+        return {}
+    fusion = {"temperature": config["multimodal"]["fusion"]["temperature"]}
+    if phase.control == "shuffled":
+        fusion["shuffle_seed"] = config["multimodal"]["shuffle_seed"]
+    return fusion
+
+
 def check_config(config: dict) -> None:
     """The checks that need only the config (and the files it names)."""
     check_grid(config)
@@ -254,3 +336,11 @@ def check_config(config: dict) -> None:
                                  f"{_models(config)[name]['architecture']} model; only DEIMv2 (vit) runs can be "
                                  "imported. Fix: remove the key.")
             import_cells(config, name)
+
+
+def check_workflow(config: dict, workflow_dir) -> None:
+    """Everything checked while the Snakefile parses: the config's own rules, the class
+    descriptions against the dataset, then the imported checkpoint files."""
+    check_config(config)
+    check_descriptions(config, workflow_dir)
+    check_import_files(config)

@@ -1,6 +1,6 @@
 """Dataset statistics: boxes per class and per COCO size bucket, for every split.
 
-``dataset_statistics`` reads only the annotation files (no image is opened).
+``count_splits`` reads only the annotation files (no image is opened).
 Run ``detstudy.data.checks.check_dataset`` first: this module assumes a valid
 dataset and raises ``DatasetError`` on the few things it cannot count.
 
@@ -154,7 +154,7 @@ def _split_statistics(name: str, paths: SplitPaths) -> tuple[dict[str, Any], lis
     return split, categories
 
 
-def dataset_statistics(splits: dict[str, SplitPaths]) -> dict:
+def count_splits(splits: dict[str, SplitPaths]) -> dict:
     """Per split and per class: images containing the class, boxes, small/medium/large boxes.
 
     Also per split: totals (images, boxes, empty images, boxes per size bucket), box

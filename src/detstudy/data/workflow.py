@@ -11,7 +11,7 @@ import warnings
 
 from detstudy.data.checks import DatasetWarning, check_dataset
 from detstudy.data.coco import SplitPaths
-from detstudy.data.statistics import dataset_statistics, plot_statistics
+from detstudy.data.statistics import count_splits, plot_statistics
 from detstudy.io import file_digest, write_json
 
 log = logging.getLogger("detstudy.data")
@@ -40,9 +40,9 @@ def check_split(name: str, split: dict[str, str], *, check_json, reference: tupl
     return report
 
 
-def describe_dataset(splits: dict[str, dict[str, str]], *, statistics_json, statistics_png) -> dict:
+def dataset_statistics(splits: dict[str, dict[str, str]], *, statistics_json, statistics_png) -> dict:
     """Per-split, per-class counts of the checked splits, as JSON and as a figure."""
-    statistics = dataset_statistics({name: SplitPaths.of(**split) for name, split in splits.items()})
+    statistics = count_splits({name: SplitPaths.of(**split) for name, split in splits.items()})
     plot_statistics(statistics, statistics_png)
     write_json(statistics_json, statistics)
     return statistics

@@ -38,7 +38,7 @@ def _training_summary(trained: list[dict[str, str]], extra: dict[str, Any]) -> d
                if extra.get("imported_from") else {})}
 
 
-def evaluate_checkpoint(*, checkpoint, history, test_split: SplitPaths, metrics_path, detections_path,
+def evaluate(*, checkpoint, history, test_split: SplitPaths, metrics_path, detections_path,
                         run: dict[str, Any], score_threshold: float = 0.5, iou_threshold: float = 0.5,
                         batch_size: int = 4, precision: str = "fp32", device: str = "auto",
                         threads: int | None = None,

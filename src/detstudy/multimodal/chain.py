@@ -118,3 +118,26 @@ def phase_label(phase) -> str:
     if stage == 0:
         return "vanilla"
     return f"phase {stage}" + _CONTROL_LABELS.get(control, f", {control}")
+
+
+def run_label(run: dict) -> str:
+    """The label a run's figures are filed under, e.g. ``frcnn_r18 · 256 px · base · seed 0``.
+
+    Accepts a metrics dict (with a ``run`` block) or the ``run`` block itself.
+    """
+    meta = run.get("run", run)
+    phase = meta.get("phase", "base") + (" (imported)" if meta.get("imported") else "")
+    return f"{meta.get('model')} · {meta.get('resolution')} px · {phase} · seed {meta.get('seed')}"
+
+
+def is_phase_run(run: dict) -> bool:
+    """A fine-tuning phase or control of the multimodal extension (not the vanilla run)."""
+    parts = phase_parts(run.get("run", run).get("phase", "base"))
+    return parts is not None and parts[0] >= 1
+
+
+def multimodal_label(run: dict) -> str:
+    """The label the cross-run multimodal figures of one (model, resolution, seed) are filed under,
+    e.g. ``deimv2_demo 192px seed 0`` (a metrics dict, its ``run`` block or the rule's params entry)."""
+    meta = run.get("run", run)
+    return f"{meta.get('model')} {meta.get('resolution')}px seed {meta.get('seed')}"

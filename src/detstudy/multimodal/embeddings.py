@@ -22,7 +22,7 @@ from detstudy.multimodal.descriptions import load_descriptions, prompts_for
 log = logging.getLogger("detstudy.text")
 
 
-def build_class_embeddings(*, descriptions: str | Path, annotations: str | Path, encoder: dict[str, Any],
+def text_embeddings(*, descriptions: str | Path, annotations: str | Path, encoder: dict[str, Any],
                            prompt: str, embeddings_path: str | Path, prompts_path: str | Path) -> dict[str, Any]:
     """Encode one prompt per category of ``annotations`` (the training split)."""
     from detstudy.multimodal.text_encoder import encode_texts  # transformers only where it is needed

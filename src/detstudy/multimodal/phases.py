@@ -83,3 +83,14 @@ class PhaseSetup:
         log.info("%s: %s parameters train, %s are frozen", self.phase.name, f"{counts['trainable']:,}",
                  f"{counts['frozen']:,}")
 
+
+
+def train_phase(*, phase: str, start_from, embeddings=None, fusion: dict | None = None, **arguments) -> dict:
+    """The train_phase step: the detector of ``phase`` prepared from the best checkpoint of the
+    run it starts from (:class:`PhaseSetup`), then trained like any run (:func:`detstudy.training.train`,
+    which takes ``arguments``). ``fusion`` holds the temperature and shuffle seed of the runs that
+    attach the text fusion."""
+    from detstudy.training import train  # the training loop imports nothing of the phases
+
+    setup = PhaseSetup(Phase.parse(phase), embeddings=embeddings, **(fusion or {}))
+    return train(start_from=start_from, prepare=setup, **arguments)

@@ -19,8 +19,13 @@ The package has one job per module:
 
 * :mod:`detstudy.report.tables`: loading the metrics JSONs and building the DataFrames
   (seed aggregation, sort order, run labels);
-* :mod:`detstudy.report.render`: number formatting, LaTeX / Markdown escaping, the view
-  models the templates lay out, and :func:`render_report`.
+* :mod:`detstudy.report.formatting`: numbers, LaTeX / Markdown escaping, table cells;
+* :mod:`detstudy.report.views`: the metric tables' view models (runs, per class,
+  operating points, multimodal phases);
+* :mod:`detstudy.report.data_views`: the dataset's tables and the class prompts;
+* :mod:`detstudy.report.appendix`: the training and provenance appendices;
+* :mod:`detstudy.report.figure_sections`: which figures, in what order, embedded or linked;
+* :mod:`detstudy.report.render`: :func:`render_report`, the templates filled in.
 
 Everything public is re-exported here, so ``from detstudy.report import render_report``
 and ``report.runs_table(...)`` keep working.
@@ -28,16 +33,10 @@ and ``report.runs_table(...)`` keep working.
 
 from __future__ import annotations
 
-from detstudy.report.render import (
-    DASH,
-    FIGURE_KINDS,
-    MULTIMODAL_FIGURE_KINDS,
-    _metric_table,
-    fmt_number,
-    latex_escape,
-    markdown_escape,
-    render_report,
-)
+from detstudy.multimodal.chain import is_phase_run, multimodal_label, phase_label, run_label
+from detstudy.report.figure_sections import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS
+from detstudy.report.formatting import DASH, fmt_number, latex_escape, markdown_escape
+from detstudy.report.render import render_report, report
 from detstudy.report.tables import (
     FAMILY_LABELS,
     FAMILY_ORDER,
@@ -47,15 +46,11 @@ from detstudy.report.tables import (
     class_names,
     family_label,
     family_rank,
-    is_phase_run,
     load_runs,
-    multimodal_label,
     multimodal_table,
     operating_points_table,
     pair_confusion,
     per_class_table,
-    phase_label,
-    run_label,
     runs_table,
 )
 
@@ -83,6 +78,7 @@ __all__ = [
     "per_class_table",
     "phase_label",
     "render_report",
+    "report",
     "run_label",
     "runs_table",
 ]

@@ -17,11 +17,14 @@ import pandas as pd
 
 from detstudy.evaluation.class_pairs import pair_confusion
 from detstudy.io import read_json
-from detstudy.multimodal.chain import CONTROLS, phase_label, phase_parts as _phase_parts
+from detstudy.multimodal.chain import CONTROLS, is_phase_run, phase_label, phase_parts
 
 #: Families in the order the thesis compares them; any other family sorts after these.
 FAMILY_ORDER = ("cnn", "vit", "multimodal")
 FAMILY_LABELS = {"cnn": "CNN", "vit": "ViT", "multimodal": "Multimodal"}
+
+#: The blocks every metrics.json of the evaluate rule holds (docs/metrics_schema.md).
+METRICS_BLOCKS = ("run", "dataset", "coco", "provenance")
 
 #: The columns that identify one row of the comparison tables (seeds are aggregated).
 GROUP_KEYS = ["family", "model", "resolution", "phase"]
@@ -120,16 +123,6 @@ def _sort_key(meta: dict) -> tuple:
     )
 
 
-def run_label(run: dict) -> str:
-    """The label a run's figures are filed under, e.g. ``frcnn_r18 · 256 px · base · seed 0``.
-
-    Accepts a metrics dict (with a ``run`` block) or the ``run`` block itself.
-    """
-    meta = run.get("run", run)
-    phase = meta.get("phase", "base") + (" (imported)" if meta.get("imported") else "")
-    return f"{meta.get('model')} · {meta.get('resolution')} px · {phase} · seed {meta.get('seed')}"
-
-
 # --------------------------------------------------------------------------------------
 # loading and aggregation
 # --------------------------------------------------------------------------------------
@@ -146,8 +139,11 @@ def load_runs(metrics_paths: Iterable) -> list[dict]:
     runs = []
     for path in metrics_paths:
         data = read_json(path)
-        if not isinstance(data, dict) or not isinstance(data.get("run"), dict):
-            raise ValueError(f"{path}: not a metrics JSON (no 'run' block); see docs/metrics_schema.md")
+        missing = [key for key in METRICS_BLOCKS if not isinstance(data, dict) or not isinstance(data.get(key), dict)]
+        if missing:
+            raise ValueError(f"{path}: not a metrics JSON written by this workflow (no {', '.join(map(repr, missing))} "
+                             "block); see docs/metrics_schema.md. Fix: delete it and rerun snakemake, which "
+                             "evaluates the run's checkpoint again")
         speed_path = Path(path).with_name("speed.json")
         if speed_path.is_file():
             timings = read_json(speed_path)
@@ -290,21 +286,8 @@ _CONTROL_RANK = {**{control: rank for rank, control in enumerate(CONTROLS, 1)}, 
 
 
 def _multimodal_rank(phase) -> tuple:
-    stage, control = _phase_parts(phase) or (0, "?")
+    stage, control = phase_parts(phase) or (0, "?")
     return (0, 0) if stage == 0 else (_CONTROL_RANK.get(control, len(_CONTROL_RANK) + 1), stage)
-
-
-def is_phase_run(run: dict) -> bool:
-    """A fine-tuning phase or control of the multimodal extension (not the vanilla run)."""
-    parts = _phase_parts(run.get("run", run).get("phase", "base"))
-    return parts is not None and parts[0] >= 1
-
-
-def multimodal_label(run: dict) -> str:
-    """The label the cross-run multimodal figures of one (model, resolution, seed) are filed under,
-    e.g. ``deimv2_demo 192px seed 0`` (a metrics dict, its ``run`` block or the rule's params entry)."""
-    meta = run.get("run", run)
-    return f"{meta.get('model')} {meta.get('resolution')}px seed {meta.get('seed')}"
 
 
 def pair_columns(pair) -> list[str]:
@@ -326,7 +309,7 @@ def multimodal_table(runs: list[dict], metric: str = "AP50", pair=None) -> pd.Da
     """
     groups = {(r["run"].get("model"), r["run"].get("resolution")) for r in runs if is_phase_run(r)}
     chosen = [r for r in runs if (r["run"].get("model"), r["run"].get("resolution")) in groups
-              and _phase_parts(r["run"].get("phase", "base")) is not None]
+              and phase_parts(r["run"].get("phase", "base")) is not None]
     names = class_names(chosen)
     swaps = pair_columns(pair) if pair else []
     values = ["mAP", "AP50"] + names + swaps

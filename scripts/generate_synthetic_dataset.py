@@ -8,8 +8,8 @@ from detstudy.logs import log_to
 
 log_to(snakemake.log[0])
 pin_kernels(snakemake.params.kernels)  # before torch and NumPy load: they read it once
-from detstudy.data.synthetic import generate_dataset
+from detstudy.data.synthetic import generate_synthetic_dataset
 
 settings = dict(snakemake.params.settings)
 out_dir = Path(snakemake.output.annotations[0]).parents[1]  # <out_dir>/annotations/<split>.json
-generate_dataset(out_dir, split_sizes=settings.pop("splits", None), **settings)
+generate_synthetic_dataset(out_dir, split_sizes=settings.pop("splits", None), **settings)

@@ -1,0 +1,131 @@
+"""The report's appendices: how each run trained, and the provenance of every number
+(code, package versions, devices, dataset checksums, each run's configuration)."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+
+from detstudy.report.formatting import DASH, fmt_number, split_rank
+from detstudy.multimodal.chain import run_label
+from detstudy.report.tables import _num, family_label
+
+
+def training_appendix(runs: list[dict]) -> list[dict]:
+    rows = []
+    for run in runs:
+        training = run.get("training") or {}
+        speed = run.get("speed") or {}
+        seconds = _num(training.get("train_seconds"))
+        if math.isnan(seconds):
+            duration = DASH
+        else:
+            hours, rest = divmod(int(round(seconds)), 3600)
+            duration = f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+        rows.append({
+            "label": run_label(run),
+            "family": family_label(run["run"].get("family")),
+            "epochs": DASH if training.get("epochs") is None else str(training.get("epochs")),
+            "best_epoch": DASH if training.get("best_epoch") is None else str(training.get("best_epoch")),
+            "best_val_AP50": fmt_number(_num(training.get("best_val_AP50"))),
+            "train_time": duration,
+            "device": str(speed.get("device") or DASH),
+            "path": run["metrics_path"],
+        })
+    return rows
+
+
+
+def distinct_values(runs: list[dict], value) -> list[dict]:
+    """Runs grouped by ``value(run)``, first-seen order: ``[{"value": v, "runs": [run label, ...]}]``."""
+    groups: dict[str, dict] = {}
+    for run in runs:
+        found = value(run)
+        key = json.dumps(found, sort_keys=True, default=str)
+        groups.setdefault(key, {"value": found, "runs": []})["runs"].append(run_label(run))
+    return list(groups.values())
+
+
+def _digest(value) -> dict:
+    """A SHA-256 shown by its first 16 hex digits, the full one kept for a tooltip / code span."""
+    return {"short": str(value)[:16], "full": str(value)} if value else {"short": DASH, "full": ""}
+
+
+def _device_text(device, kernels=None) -> str:
+    if not isinstance(device, dict):
+        return "not recorded"
+    parts = [str(device.get(k)) for k in ("type", "name") if device.get(k) is not None]
+    if device.get("cuda"):
+        parts.append(f"CUDA {device['cuda']}")
+    cpu = (device.get("cpu_kernels") or {}).get("cpu")
+    if cpu and cpu != device.get("name"):
+        parts.append(f"CPU {cpu}")
+    if device.get("threads") is not None:
+        parts.append(f"{device['threads']} thread{'s' if device['threads'] != 1 else ''}")
+    if isinstance(kernels, dict):
+        parts.append("portable CPU kernels (the same bytes on any x86-64 CPU with AVX2)" if kernels.get("applied") else
+                     "portable CPU kernels asked for, not applicable on this CPU" if kernels.get("portable") else
+                     "native CPU kernels of this machine (numbers may differ on another CPU)")
+    return " · ".join(parts) or "not recorded"
+
+
+def provenance_view(runs: list[dict]) -> dict:
+    """The provenance appendix: code, versions, devices, dataset checksums and each run's configuration.
+
+    Every part lists its distinct values; the runs each applies to are shown when they differ
+    (``mixed``).
+    """
+    def prov(run, key):
+        return run["provenance"].get(key)
+
+    code = []
+    for group in distinct_values(runs, lambda r: prov(r, "git")):
+        git = group["value"] if isinstance(group["value"], dict) else None
+        commit = str(git.get("commit") or "") if git else ""
+        code.append({"commit": commit, "short": commit[:12], "git": git is not None,
+                     "dirty": bool(git and git.get("dirty")), "runs": group["runs"]})
+
+    version_groups = distinct_values(runs, lambda r: prov(r, "versions") or {})
+    names = list(dict.fromkeys(name for g in version_groups for name in g["value"]))
+    version_rows = []
+    for name in names:
+        values = [DASH if name not in g["value"] else str(g["value"][name] or "not installed") for g in version_groups]
+        version_rows.append({"name": name, "versions": values, "differs": len(set(values)) > 1})
+
+    splits = list(dict.fromkeys(s for run in runs for s in (prov(run, "dataset") or {})))
+    splits.sort(key=split_rank)
+    dataset, dataset_warnings = [], []
+    for split in splits:
+        seen = [run for run in runs if split in (prov(run, "dataset") or {})]
+        groups = distinct_values(seen, lambda r: prov(r, "dataset")[split] or {})
+        for group in groups:
+            entry = group["value"]
+            dataset.append({"split": split, "annotations": str(entry.get("annotations") or DASH),
+                            "images": DASH if entry.get("images") is None else str(entry["images"]),
+                            "annotations_sha256": _digest(entry.get("annotations_sha256")),
+                            "images_sha256": _digest(entry.get("images_sha256")),
+                            "runs": ["all runs"] if len(group["runs"]) == len(runs) else group["runs"]})
+        if len({(g["value"].get("annotations_sha256"), g["value"].get("images_sha256")) for g in groups}) > 1:
+            dataset_warnings.append(f"Runs saw different data in the {split} split (the checksums differ).")
+
+    configs = []
+    for run in runs:
+        text = json.dumps(prov(run, "config"), indent=2, ensure_ascii=False, default=str)
+        # a Markdown fence longer than any backtick run in the JSON
+        fence = "`" * max(3, max((len(r) for r in re.findall(r"`+", text)), default=0) + 1)
+        configs.append({"label": run_label(run), "json": text, "fence": fence})
+
+    devices = distinct_values(runs, lambda r: {"device": prov(r, "device"), "kernels": prov(r, "kernels")})
+    return {
+        "code": {"groups": code, "mixed": len(code) > 1},
+        "versions": {"headers": ["Version"] if len(version_groups) == 1 else
+                     [f"Set {i}" for i in range(1, len(version_groups) + 1)],
+                     "rows": version_rows, "runs": [g["runs"] for g in version_groups],
+                     "mixed": len(version_groups) > 1},
+        "devices": {"groups": [{"text": _device_text(g["value"]["device"], g["value"]["kernels"]), "runs": g["runs"]}
+                                for g in devices],
+                    "mixed": len(devices) > 1},
+        "dataset": {"rows": dataset, "mixed": len(dataset) > len(splits), "warnings": dataset_warnings},
+        "configs": configs,
+    }

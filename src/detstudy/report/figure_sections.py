@@ -1,0 +1,105 @@
+"""The report's figures: which kinds, in which order and under which title, and how they are
+referenced (embedded as ``data:`` URIs in the HTML, linked relative to the Markdown)."""
+
+from __future__ import annotations
+
+import base64
+import mimetypes
+import os
+from pathlib import Path
+from urllib.parse import quote
+
+from detstudy.report.formatting import fmt_number, slug
+from detstudy.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS
+from detstudy.multimodal.chain import run_label
+from detstudy.report.tables import _num
+
+def relative_link(path, folder) -> str:
+    """``path`` relative to ``folder`` as a URL-quoted POSIX path (a Markdown link target)."""
+    relative = Path(os.path.relpath(Path(path).resolve(), Path(folder).resolve())).as_posix()
+    return quote(relative)
+
+
+def data_uri(path) -> str:
+    path = Path(path)
+    mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    if path.suffix.lower() == ".svg":
+        mime = "image/svg+xml"
+    payload = base64.b64encode(path.read_bytes()).decode("ascii")
+    return f"data:{mime};base64,{payload}"
+
+
+def figure_item(kind: str, title: str, path, md_dir: Path) -> dict:
+    path = Path(path)
+    exists = path.is_file()
+    return {
+        "kind": kind,
+        "title": title,
+        "uri": data_uri(path) if exists else None,
+        "missing": not exists,
+        "path": str(path),
+        "relpath": relative_link(path, md_dir),
+    }
+
+
+def without_uris(sections: list[dict]) -> list[dict]:
+    """Figure sections for the Markdown, which links the files and never uses the data URIs."""
+    return [dict(s, figures=[dict(f, uri=None) for f in s["figures"]]) for s in sections]
+
+
+def multimodal_sections(figures: dict, md_dir: Path) -> list[dict]:
+    """One section per (model, resolution, seed) label with its two cross-run figures, in the given order."""
+    sections = []
+    for label, kinds in (figures or {}).items():
+        items = [figure_item(kind, title, kinds[kind], md_dir)
+                 for kind, title in MULTIMODAL_FIGURE_KINDS.items() if (kinds or {}).get(kind)]
+        sections.append({"label": label, "id": "multimodal-" + slug(label), "figures": items})
+    return sections
+
+
+def figure_sections(figures: dict, runs: list[dict], md_dir: Path, summaries: dict) -> list[dict]:
+    order = {run_label(run): i for i, run in enumerate(runs)}
+    labels = sorted(figures or {}, key=lambda lab: (order.get(lab, len(order)), list(figures).index(lab)))
+    sections = []
+    used_ids = set()
+    for label in labels:
+        kinds = figures[label] or {}
+        ordered = [k for k in FIGURE_KINDS if k in kinds] + [k for k in kinds if k not in FIGURE_KINDS]
+        items = []
+        for kind in ordered:
+            path = kinds[kind]
+            if path is None:
+                continue
+            title = FIGURE_KINDS.get(kind, str(kind).replace("_", " ").capitalize())
+            items.append(figure_item(kind, title, path, md_dir))
+        anchor = "run-" + slug(label)
+        while anchor in used_ids:
+            anchor += "-x"
+        used_ids.add(anchor)
+        sections.append({"label": label, "id": anchor, "figures": items, "summary": summaries.get(label)})
+    return sections
+
+
+def run_summaries(runs: list[dict]) -> dict[str, str]:
+    out = {}
+    for run in runs:
+        coco = run.get("coco") or {}
+        best = (run.get("operating_points") or {}).get("best_f1") or {}
+        parts = [
+            f"mAP {fmt_number(_num(coco.get('AP')))}",
+            f"AP50 {fmt_number(_num(coco.get('AP50')))}",
+            f"AR@100 {fmt_number(_num(coco.get('AR100')))}",
+        ]
+        if best:
+            parts.append(
+                f"best F1 {fmt_number(_num(best.get('f1')))} at score ≥ {fmt_number(_num(best.get('score_threshold')), 2)}"
+            )
+        out[run_label(run)] = " · ".join(parts)
+    return out
+
+
+def statistics_figure(path, md_dir: Path) -> dict | None:
+    """The dataset statistics figure (``None`` when the report has none)."""
+    if path is None:
+        return None
+    return figure_item("statistics", "Dataset statistics", path, md_dir)

@@ -1,0 +1,82 @@
+"""How the report writes things: numbers, escaping for LaTeX and Markdown, and table cells.
+
+Every view model (:mod:`detstudy.report.views`, :mod:`detstudy.report.data_views`,
+:mod:`detstudy.report.appendix`) is made of :func:`cell` dicts, so the three templates lay out
+any table alike.
+"""
+
+from __future__ import annotations
+
+import re
+
+from detstudy.report.tables import _isnan
+
+DASH = "–"  # what a missing number (None / NaN) renders as
+
+
+def fmt_number(value, decimals: int = 3) -> str:
+    if _isnan(value):
+        return DASH
+    return f"{float(value):.{decimals}f}"
+
+
+def latex_escape(text) -> str:
+    """Escape LaTeX's special characters (``ROTURA_FRACTURA`` -> ``ROTURA\\_FRACTURA``)."""
+    text = str(text)
+    replacements = {
+        "\\": r"\textbackslash{}",
+        "&": r"\&",
+        "%": r"\%",
+        "$": r"\$",
+        "#": r"\#",
+        "_": r"\_",
+        "{": r"\{",
+        "}": r"\}",
+        "~": r"\textasciitilde{}",
+        "^": r"\textasciicircum{}",
+        "<": r"\textless{}",
+        ">": r"\textgreater{}",
+        DASH: "--",
+        "·": r"$\cdot$",
+        "±": r"$\pm$",
+    }
+    return "".join(replacements.get(ch, ch) for ch in text)
+
+
+def markdown_escape(text) -> str:
+    """Escape what would break a GitHub Markdown table cell or turn into emphasis/HTML."""
+    text = str(text)
+    for ch, rep in (("\\", "\\\\"), ("|", "\\|"), ("*", "\\*"), ("`", "\\`"), ("<", "&lt;"), (">", "&gt;")):
+        text = text.replace(ch, rep)
+    return text
+
+
+def markdown_code(text) -> str:
+    """``text`` as a Markdown code span for a table cell: backticks in it get a longer fence, ``|`` is escaped."""
+    text = str(text).replace("\n", " ").replace("|", "\\|")
+    fence = "`" * (max((len(run) for run in re.findall(r"`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def slug(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", str(text)).strip("-").lower()
+    return slug or "section"
+
+
+def cell(text, *, std=None, best=False, numeric=False, delta=None, delta_class="") -> dict:
+    """One table cell of a view model, laid out alike by the HTML, Markdown and LaTeX templates.
+
+    ``delta``: the difference to a reference row, shown after the value; ``delta_class``:
+    ``"better"`` / ``"worse"``.
+    """
+    return {"text": str(text), "std": std, "best": bool(best), "numeric": bool(numeric),
+            "delta": delta, "delta_class": delta_class}
+
+
+SPLIT_ORDER = ("train", "val", "test")
+
+
+def split_rank(name) -> tuple:
+    """Sort key of a split name: train, val, test, then any other alphabetically."""
+    return (SPLIT_ORDER.index(name) if name in SPLIT_ORDER else len(SPLIT_ORDER), name)

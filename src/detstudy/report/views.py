@@ -1,0 +1,189 @@
+"""View models of the metric tables: runs, per class, operating points and the multimodal phases.
+
+Each turns a DataFrame from :mod:`detstudy.report.tables` into a generic table (columns,
+rows of :func:`~detstudy.report.formatting.cell`, family groups, the best value of a column
+in bold) that the HTML, Markdown and LaTeX templates lay out alike.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+
+from detstudy.report.formatting import DASH, cell, fmt_number, latex_escape
+from detstudy.report.tables import OPERATING_COLUMNS, _Col, _isnan, _num, family_label, pair_columns, phase_label
+
+
+def _value_cell(row, col: _Col, best: str | None = None) -> dict:
+    """A metric cell: the mean, its std when several seeds ran, bold when it is the column's best."""
+    value = row.get(col.key)
+    text = fmt_number(value, col.decimals)
+    std = None
+    std_value = row.get(f"{col.key}_std")
+    if col.show_std and not _isnan(value) and not _isnan(std_value) and row["n_seeds"] > 1:
+        std = fmt_number(std_value, col.decimals)
+    return cell(text, std=std, best=(best == text and text != DASH), numeric=True)
+
+
+def _best_values(frame: pd.DataFrame, columns: list[_Col]) -> dict[str, str]:
+    """Best displayed value per column (compared after rounding, so ties are all bold)."""
+    best = {}
+    for col in columns:
+        if col.better is None or col.key not in frame or len(frame) < 2:
+            continue
+        values = pd.to_numeric(frame[col.key], errors="coerce").dropna()
+        if values.empty:
+            continue
+        # compare what the reader sees: the numbers as formatted; no bold when all tie
+        shown = [fmt_number(v, col.decimals) for v in values]
+        if len(set(shown)) < 2:
+            continue
+        best[col.key] = (max if col.better == "max" else min)(shown, key=float)
+    return best
+
+
+def _key_columns(multi_seed: bool) -> list[dict]:
+    columns = [
+        {"label": "Family", "tex": "Family", "numeric": False},
+        {"label": "Model", "tex": "Model", "numeric": False},
+        {"label": "Res. (px)", "tex": "Res.", "numeric": True},
+        {"label": "Phase", "tex": "Phase", "numeric": False},
+    ]
+    if multi_seed:
+        columns.append({"label": "Seeds", "tex": "$n$", "numeric": True})
+    return columns
+
+
+def _res_text(resolution) -> str:
+    value = _num(resolution)
+    return DASH if math.isnan(value) else str(int(value)) if value.is_integer() else str(resolution)
+
+
+def _key_cells(row, multi_seed: bool) -> list[dict]:
+    cells = [
+        cell(family_label(row["family"])),
+        cell(row["model"]),
+        cell(_res_text(row["resolution"]), numeric=True),
+        cell(phase_label(row["phase"])),
+    ]
+    if multi_seed:
+        cells.append(cell(int(row["n_seeds"]), numeric=True))
+    return cells
+
+
+def metric_table(frame: pd.DataFrame, columns: list[_Col], *, caption: str, key: str,
+                  group_headers: list[dict] | None = None) -> dict:
+    multi_seed = bool(len(frame)) and int(frame["n_seeds"].max()) > 1
+    best = _best_values(frame, columns)
+    head = _key_columns(multi_seed) + [
+        {"label": c.label, "long": c.long, "tex": c.tex, "numeric": True} for c in columns
+    ]
+    rows = []
+    previous_family = None
+    for _, row in frame.iterrows():
+        cells = _key_cells(row, multi_seed)
+        cells += [_value_cell(row, col, best.get(col.key)) for col in columns]
+        family_start = row["family"] != previous_family
+        rows.append({
+            "cells": cells,
+            "family_start": family_start,
+            "first_row": previous_family is None,
+            "family": family_label(row["family"]),
+        })
+        previous_family = row["family"]
+    table = {
+        "key": key,
+        "caption": caption,
+        "columns": head,
+        "rows": rows,
+        "n_key_columns": len(_key_columns(multi_seed)),
+        "group_headers": group_headers,
+        "group_first_column": True,  # the first column (family) groups rows
+    }
+    return table
+
+
+def per_class_view(frame: pd.DataFrame, metric: str) -> dict:
+    names = frame.attrs.get("classes", [])
+    columns = [_Col(name, name, latex_escape(name), 3, "max", show_std=False) for name in names]
+    return metric_table(frame, columns, key="per_class", caption=f"Per-class {metric}")
+
+
+def operating_view(frame: pd.DataFrame) -> dict:
+    multi_seed = bool(len(frame)) and int(frame["n_seeds"].max()) > 1
+    n_keys = len(_key_columns(multi_seed))
+    iou = frame["iou_threshold"].dropna().unique().tolist() if len(frame) else []
+    iou_text = f" (IoU ≥ {iou[0]:g})" if len(iou) == 1 else ""
+    groups = [
+        {"label": "", "span": n_keys},
+        {"label": "at the best-F1 threshold" + iou_text, "span": 4},
+        {"label": "at the configured threshold" + iou_text, "span": 4},
+    ]
+    return metric_table(frame, OPERATING_COLUMNS, key="operating_points",
+                         caption="Operating points", group_headers=groups)
+
+
+def _delta(value, col: _Col) -> tuple[str | None, str]:
+    """The difference to the vanilla row as shown (``+0.034``) and whether it is an improvement."""
+    if _isnan(value):
+        return None, ""
+    text = f"{float(value):+.{col.decimals}f}"
+    if float(text) == 0:
+        return f"{0:+.{col.decimals}f}", ""  # no "-0.000": a change too small to show is no change
+    return text, "better" if (float(text) > 0) == (col.better == "max") else "worse"
+
+
+def _multimodal_columns(frame: pd.DataFrame) -> list[_Col]:
+    metric = frame.attrs.get("metric", "AP50")
+    columns = [_Col("mAP", "mAP", "mAP"), _Col("AP50", "AP50", r"AP$_{50}$")]
+    # per-class values without their std, as in the per-class table: the spread is in mAP and AP50
+    columns += [_Col(name, name, latex_escape(name), show_std=False, long=f"{metric} {name}")
+                for name in frame.attrs["classes"]]
+    pair = frame.attrs.get("pair")
+    if pair:
+        for key, (gt, predicted) in zip(pair_columns(pair), (pair, pair[::-1])):
+            # counts are whole numbers with one seed; a mean over seeds needs a decimal
+            decimals = 0 if all(float(v).is_integer() for v in frame[key].dropna()) else 1
+            columns.append(_Col(key, f"{gt} → {predicted}", rf"{latex_escape(gt)}$\to${latex_escape(predicted)}",
+                                decimals, "min", long=f"GT {gt} as {predicted}"))
+    return columns
+
+
+def multimodal_view(frame: pd.DataFrame) -> dict:
+    """The phases/controls table: one group per (model, resolution), every value with its delta."""
+    multi_seed = bool(len(frame)) and int(frame["n_seeds"].max()) > 1
+    columns = _multimodal_columns(frame)
+    keys = [
+        {"label": "Model", "tex": "Model", "numeric": False},
+        {"label": "Res. (px)", "tex": "Res.", "numeric": True},
+        {"label": "Run", "tex": "Run", "numeric": False},
+    ] + ([{"label": "Seeds", "tex": "$n$", "numeric": True}] if multi_seed else [])
+    n_classes, n_pair = len(frame.attrs["classes"]), len(columns) - 2 - len(frame.attrs["classes"])
+    groups = [{"label": "", "span": len(keys) + 2}, {"label": f"per-class {frame.attrs.get('metric', 'AP50')}",
+                                                      "span": n_classes}]
+    if n_pair:
+        groups.append({"label": "swaps (test boxes)", "span": n_pair})
+    rows = []
+    previous = None
+    for _, row in frame.iterrows():
+        cells = [cell(row["model"]), cell(_res_text(row["resolution"]), numeric=True), cell(row["phase_label"])]
+        if multi_seed:
+            cells.append(cell(int(row["n_seeds"]), numeric=True))
+        for col in columns:
+            shown = _value_cell(row, col)
+            shown["delta"], shown["delta_class"] = _delta(row.get(f"{col.key}_delta"), col)
+            cells.append(shown)
+        group = (row["model"], row["resolution"])
+        rows.append({"cells": cells, "family_start": group != previous, "first_row": previous is None,
+                     "family": row["model"]})
+        previous = group
+    return {
+        "key": "multimodal",
+        "caption": "Multimodal extension",
+        "columns": keys + [{"label": c.label, "long": c.long, "tex": c.tex, "numeric": True} for c in columns],
+        "rows": rows,
+        "n_key_columns": len(keys),
+        "group_headers": groups,
+        "group_first_column": True,  # the model is written once per (model, resolution) group
+    }
