@@ -20,6 +20,7 @@ include: "rules/data.smk"
 include: "rules/train.smk"
 include: "rules/multimodal.smk"
 include: "rules/evaluate.smk"
+include: "rules/statistics.smk"
 include: "rules/figures.smk"
 include: "rules/report.smk"
 
@@ -32,5 +33,6 @@ rule all:
     input:
         all_run_targets(),
         multimodal_targets(),
+        COMPARISONS,
         report_outputs(),
     default_target: True

@@ -180,10 +180,15 @@ def expand_runs(name):
 
 
 def all_run_targets():
-    targets = expand_runs("best.pt") + expand_runs("metrics.json")
+    targets = expand_runs("best.pt") + expand_runs("metrics.json") + expand_runs("statistics.json")
     for kind in FIGURE_KINDS:
         targets += expand_runs(f"figures/{kind}.png")
     return targets
+
+
+COMPARISONS = f"{RESULTS}/statistics/comparisons.json"
+STATISTICS_FIGURES = {"forest": f"{RESULTS}/statistics/forest.png",
+                      "differences": f"{RESULTS}/statistics/differences.png"}
 
 
 def report_outputs():
@@ -225,6 +230,17 @@ def cpu_kernels():
     """The CPU kernels and thread count of every job that computes (compute.portable_kernels,
     compute.threads): a parameter, so changing them reruns those jobs, whose results they change."""
     return kernel_settings(config["compute"]["portable_kernels"], config["compute"]["threads"])
+
+
+def resampling_settings():
+    """How each run's test images are resampled, and the intervals drawn from the resamples."""
+    return {key: config["statistics"][key] for key in ("resamples", "seed", "level", "method")}
+
+
+def comparison_settings():
+    """The resampling, the baseline model and the extra pairs of the comparisons."""
+    return {**resampling_settings(), "baseline": config["statistics"]["baseline"],
+            "pairs": config["statistics"]["pairs"]}
 
 
 def architecture(wildcards):

@@ -9,6 +9,8 @@ rule report:
         figures=[f for kind in FIGURE_KINDS for f in expand_runs(f"figures/{kind}.png")],
         statistics=f"{DATA_DIR}/statistics.json",
         statistics_figure=f"{DATA_DIR}/statistics.png",
+        comparisons=COMPARISONS,
+        statistics_figures=list(STATISTICS_FIGURES.values()),
         multimodal_figures=multimodal_targets(),
         text_prompts=[text_prompts()] if MULTIMODAL else [],
         templates=report_templates(),

@@ -14,6 +14,8 @@ report(
     metrics=snakemake.input.metrics,
     statistics_json=snakemake.input.statistics,
     statistics_png=snakemake.input.statistics_figure,
+    comparisons_json=snakemake.input.comparisons,
+    statistics_figures=snakemake.input.statistics_figures,
     runs=snakemake.params.runs,
     multimodal_groups=snakemake.params.multimodal,
     text_prompts_json=text_prompts[0] if text_prompts else None,

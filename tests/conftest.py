@@ -57,6 +57,7 @@ def tiny_config() -> dict:
         },
         "evaluation": {"score_threshold": 0.3, "latency_images": 2, "batch_size": 2},
         "compute": {"device": "cpu", "threads": 1},
+        "statistics": {"resamples": 200, "baseline": "frcnn_resnet18"},
         "figures": {"dpi": 60, "prediction_images": 2},
         "report": {"title": "tiny"},
     }

@@ -22,7 +22,8 @@ COCO_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", 
 def test_every_target_is_built(finished_workflow: Workflow):
     root = finished_workflow.root
     for run in RUNS:
-        for name in ("best.pt", "history.csv", "metrics.json", "detections.json", "speed.json"):
+        for name in ("best.pt", "history.csv", "metrics.json", "detections.json", "speed.json", "statistics.json",
+                     "bootstrap.npz"):
             assert (root / run / name).stat().st_size > 0, f"{run}/{name}"
         for kind in FIGURES:
             assert (root / run / "figures" / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
@@ -32,6 +33,25 @@ def test_every_target_is_built(finished_workflow: Workflow):
         assert (root / "results/report" / name).stat().st_size > 0
     for name in ("checks/train.json", "checks/val.json", "checks/test.json", "statistics.json", "statistics.png"):
         assert (root / "results/data" / name).exists()
+    for name in ("comparisons.json", "forest.png", "differences.png"):
+        assert (root / "results/statistics" / name).stat().st_size > 0
+
+
+def test_the_statistics_cover_every_cell_and_compare_with_the_baseline(finished_workflow: Workflow):
+    root = finished_workflow.root
+    comparisons = json.loads((root / "results/statistics/comparisons.json").read_text())
+    assert len(comparisons["cells"]) == len(RUN_CELLS) and comparisons["settings"]["resamples"] == 200
+    baseline = [(row["a"], row["b"]) for row in comparisons["tables"]["baseline"]]
+    assert len(baseline) == len(RUN_CELLS) - 1 and {b for _, b in baseline} == {"frcnn_resnet18 · 64 px · base"}
+    assert ("deimv2 · 64 px · phase1", "deimv2 · 64 px · phase1_shuffled") in {
+        (row["a"], row["b"]) for row in comparisons["tables"]["multimodal"]}
+    for run in RUNS:
+        statistics = json.loads((root / run / "statistics.json").read_text())
+        metrics = json.loads((root / run / "metrics.json").read_text())
+        assert statistics["metrics"]["AP50"]["estimate"] == metrics["coco"]["AP50"]
+        assert statistics["images"] == metrics["dataset"]["images"]
+    html = (root / "results/report/index.html").read_text()
+    assert "ΔAP50 vs frcnn_resnet18" in html and "confidence interval" in html
 
 
 def test_metrics_json_has_the_common_protocol_fields(finished_workflow: Workflow):
@@ -136,9 +156,15 @@ def test_snakemake_report_builds(finished_workflow: Workflow):
         (lambda c: c["dataset"].update(source="coco", coco={
             split: {"annotations": f"missing/{split}.json", "images": "missing"} for split in ("train", "val", "test")}),
          "dataset.coco.train.annotations: 'missing/train.json' does not exist"),
+        (lambda c: c["statistics"].update(resamples=50), "50 is less than the minimum of 100"),
+        (lambda c: c["statistics"].update(baseline="yolo"), "statistics.baseline: 'yolo' is not a model of grid.models"),
+        (lambda c: c["statistics"].update(pairs=[{"a": {"model": "deimv2", "resolution": 64, "phase": "phase3"},
+                                                  "b": {"model": "deimv2", "resolution": 64}}]),
+         "statistics.pairs[0].a: {'model': 'deimv2', 'resolution': 64, 'phase': 'phase3'} is not a run of the grid"),
     ],
     ids=["unknown-key", "wrong-type", "unknown-model-setting", "unknown-grid-model", "unknown-architecture",
-         "cnn-setting-on-vit", "vit-resolution", "augmentation-windows", "missing-backbone-file", "missing-dataset"],
+         "cnn-setting-on-vit", "vit-resolution", "augmentation-windows", "missing-backbone-file", "missing-dataset",
+         "too-few-resamples", "unknown-baseline", "pair-outside-the-grid"],
 )
 def test_bad_config_is_rejected_with_the_key(workflow: Workflow, edit, expected):
     config = workflow.config()
@@ -261,21 +287,36 @@ def _every(rule: str) -> set[tuple[str, str]]:
     return {(rule, model) for model in MODELS}
 
 
+#: what reruns once the test metrics of every run change: the statistics, their figures, the report
+STATISTICS = _every("run_statistics") | {("comparisons", ""), ("statistics_figures", "")}
+
+
 def test_changed_score_threshold_reruns_evaluation_onward_without_retraining(finished_workflow: Workflow):
     jobs = _planned_after(finished_workflow, lambda c: c["evaluation"].update(score_threshold=0.4))
-    assert jobs == _every("evaluate") | _every("run_figures") | {
+    assert jobs == _every("evaluate") | _every("run_figures") | STATISTICS | {
         ("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
 
 
 def test_changed_evaluation_precision_reruns_evaluation_onward_without_retraining(finished_workflow: Workflow):
     jobs = _planned_after(finished_workflow, lambda c: c["evaluation"].update(precision="bfloat16"))
-    assert jobs == _every("evaluate") | _every("latency") | _every("run_figures") | {
+    assert jobs == _every("evaluate") | _every("latency") | _every("run_figures") | STATISTICS | {
         ("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
 
 
 def test_changed_figure_style_reruns_figures_and_report_only(finished_workflow: Workflow):
     jobs = _planned_after(finished_workflow, lambda c: c["figures"].update(dpi=61))
-    assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
+    assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("statistics_figures", ""),
+                                            ("report", ""), ("all", "")}
+
+
+def test_changed_resample_count_reruns_the_statistics_and_the_report_only(finished_workflow: Workflow):
+    jobs = _planned_after(finished_workflow, lambda c: c["statistics"].update(resamples=300))
+    assert jobs == STATISTICS | {("report", ""), ("all", "")}
+
+
+def test_changed_baseline_reruns_the_comparisons_and_the_report_only(finished_workflow: Workflow):
+    jobs = _planned_after(finished_workflow, lambda c: c["statistics"].update(baseline="deimv2"))
+    assert jobs == {("comparisons", ""), ("statistics_figures", ""), ("report", ""), ("all", "")}
 
 
 def test_edited_report_template_reruns_the_report_only(finished_workflow: Workflow):
@@ -316,7 +357,10 @@ def _planned_after_code_edit(workflow: Workflow, module: str) -> set[tuple[str, 
 
 def test_edited_package_code_reruns_the_jobs_that_run_it(finished_workflow: Workflow):
     jobs = _planned_after_code_edit(finished_workflow, "figures.py")
-    assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
+    assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("statistics_figures", ""),
+                                            ("report", ""), ("all", "")}
+    jobs = _planned_after_code_edit(finished_workflow, "statistics/intervals.py")
+    assert jobs == STATISTICS | {("report", ""), ("all", "")}
 
 
 def test_edited_report_code_reruns_the_report_only(finished_workflow: Workflow):
@@ -353,7 +397,8 @@ def _repaint_one_pixel(path):
 def test_edited_test_image_reruns_its_check_and_the_evaluations_without_retraining(finished_workflow: Workflow):
     image = finished_workflow.root / "results/data/synthetic/images/test/test_00001.png"
     jobs = _planned_after_file_edit(finished_workflow, image, _repaint_one_pixel)
-    assert jobs == _per_run("evaluate", "run_figures") | {
+    assert jobs == _per_run("evaluate", "run_figures", "run_statistics") | {
+        ("comparisons", "", "", ""), ("statistics_figures", "", "", ""),
         ("check_split", "", "", "test"), ("dataset_statistics", "", "", ""),
         ("multimodal_figures", "deimv2", "", ""), ("report", "", "", ""), ("all", "", "", "")}
     assert finished_workflow.planned_jobs() == set()  # restored bytes: up to date again

@@ -321,6 +321,42 @@ def phase_fusion(config: dict, phase_name: str) -> dict[str, Any]:
     return fusion
 
 
+MIN_RESAMPLES = 100
+
+
+def grid_cells(config: dict) -> list[tuple[str, int, str]]:
+    """Every (model, resolution, phase) of the grid: the vanilla runs, then the multimodal ones."""
+    multimodal = config.get("multimodal") or {}
+    phases = chain_names(multimodal["phases"], multimodal.get("controls", [])) if multimodal else []
+    return [(model, int(resolution), phase) for model in config["grid"]["models"]
+            for resolution in config["grid"]["resolutions"]
+            for phase in ["base"] + (phases if model in (multimodal.get("models") or []) else [])]
+
+
+def check_statistics(config: dict) -> None:
+    """The bootstrap settings, the baseline and the extra pairs name what the grid runs."""
+    settings = config.get("statistics") or {}
+    resamples, level = settings.get("resamples", MIN_RESAMPLES), settings.get("level", 0.95)
+    if resamples < MIN_RESAMPLES:
+        raise ValueError(f"config statistics.resamples: {resamples} resamples give no usable 95% interval. Fix: "
+                         f"use at least {MIN_RESAMPLES} (10000 for p-values to three decimals).")
+    if not 0 < level < 1:
+        raise ValueError(f"config statistics.level: {level} is not a confidence level. Fix: a number between 0 and "
+                         "1, such as 0.95.")
+    baseline = settings.get("baseline")
+    if baseline is not None and baseline not in config["grid"]["models"]:
+        raise ValueError(f"config statistics.baseline: {baseline!r} is not a model of grid.models "
+                         f"({config['grid']['models']}). Fix: name one of them (the thesis: frcnn_resnet18), or null.")
+    cells = grid_cells(config)
+    for number, pair in enumerate(settings.get("pairs") or []):
+        for side in ("a", "b"):
+            cell = pair[side]
+            key = (cell["model"], int(cell["resolution"]), cell.get("phase", "base"))
+            if key not in cells:
+                raise ValueError(f"config statistics.pairs[{number}].{side}: {cell} is not a run of the grid. Fix: "
+                                 f"name a model, resolution and phase the grid runs, e.g. {dict(zip(('model', 'resolution', 'phase'), cells[0]))}.")
+
+
 def check_config(config: dict) -> None:
     """The checks that need only the config (and the files it names)."""
     check_grid(config)
@@ -329,6 +365,7 @@ def check_config(config: dict) -> None:
     check_vit_resolutions(config)
     check_augmentation_epochs(config)
     check_multimodal_models(config)
+    check_statistics(config)
     for name in config["grid"]["models"]:
         if _models(config)[name].get("import_checkpoint"):
             if family_of(_models(config)[name]["architecture"]) != "vit":

@@ -558,8 +558,8 @@ MIN_DEFECTS = 0
 
 
 def generate_synthetic_dataset(out_dir, *, seed: int = 0, split_sizes: dict[str, int] | None = None,
-                     image_size: int = 256, max_defects: int = 4,
-                     empty_fraction: float = 0.05) -> dict[str, dict[str, str]]:
+                               image_size: int = 256, max_defects: int = 4,
+                               empty_fraction: float = 0.05) -> dict[str, dict[str, str]]:
     """Writes out_dir/images/{split}/{split}_{index:05d}.png and out_dir/annotations/{split}.json
     for split in ("train","val","test"); returns {split: {"annotations": path, "images": folder}}.
 

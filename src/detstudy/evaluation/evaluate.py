@@ -39,11 +39,11 @@ def _training_summary(trained: list[dict[str, str]], extra: dict[str, Any]) -> d
 
 
 def evaluate(*, checkpoint, history, test_split: SplitPaths, metrics_path, detections_path,
-                        run: dict[str, Any], score_threshold: float = 0.5, iou_threshold: float = 0.5,
-                        batch_size: int = 4, precision: str = "fp32", device: str = "auto",
-                        threads: int | None = None,
-                        run_config: dict[str, Any] | None = None,
-                        checks: dict[str, str | Path] | None = None) -> dict[str, Any]:
+             run: dict[str, Any], score_threshold: float = 0.5, iou_threshold: float = 0.5,
+             batch_size: int = 4, precision: str = "fp32", device: str = "auto",
+             threads: int | None = None,
+             run_config: dict[str, Any] | None = None,
+             checks: dict[str, str | Path] | None = None) -> dict[str, Any]:
     """Evaluate one run. ``run_config`` (its resolved configuration) and ``checks`` (each split's
     dataset-check JSON, holding its checksums) go into the metrics' provenance record.
 

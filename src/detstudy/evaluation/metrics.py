@@ -137,6 +137,30 @@ def _mean_valid(values: np.ndarray) -> float | None:
 # COCO AP
 # --------------------------------------------------------------------------------------------------
 
+def coco_evaluator(gt: dict, detections: list[dict]) -> COCOeval:
+    """pycocotools' bbox ``COCOeval`` of ``detections`` against ``gt``, matched image by image
+    (``evaluate()`` done; ``accumulate()`` not): what :func:`coco_evaluate` summarises and the
+    bootstrap re-accumulates. The caller's ``gt`` and ``detections`` are not modified."""
+    categories = _categories(gt)
+    images = [dict(img) for img in gt["images"]]
+    results = []
+    for number, det in enumerate(_clean_detections(gt, detections), start=1):
+        x, y, w, h = det["bbox"]
+        results.append({**det, "id": number, "area": w * h, "iscrowd": 0})
+    with contextlib.redirect_stdout(io.StringIO()):
+        coco_gt = COCO()
+        coco_gt.dataset = {"images": images, "categories": [dict(c) for c in categories],
+                           "annotations": _gt_annotations(gt)}
+        coco_gt.createIndex()
+        # Built directly rather than with COCO.loadRes, which crashes on an empty list and mutates its input.
+        coco_dt = COCO()
+        coco_dt.dataset = {"images": images, "categories": [dict(c) for c in categories], "annotations": results}
+        coco_dt.createIndex()
+        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
+        evaluator.evaluate()
+    return evaluator
+
+
 def coco_evaluate(gt: dict, detections: list[dict]) -> dict:
     """COCO bbox evaluation with pycocotools.
 
@@ -155,25 +179,8 @@ def coco_evaluate(gt: dict, detections: list[dict]) -> dict:
     """
     categories = _categories(gt)
     gt_annotations = _gt_annotations(gt)
-    dets = _clean_detections(gt, detections)
-    images = [{k: v for k, v in img.items()} for img in gt["images"]]
-
-    results = []
-    for number, det in enumerate(dets, start=1):
-        x, y, w, h = det["bbox"]
-        results.append({**det, "id": number, "area": w * h, "iscrowd": 0})
-
-    sink = io.StringIO()
-    with contextlib.redirect_stdout(sink):
-        coco_gt = COCO()
-        coco_gt.dataset = {"images": images, "categories": [dict(c) for c in categories], "annotations": gt_annotations}
-        coco_gt.createIndex()
-        # Built directly rather than with COCO.loadRes, which crashes on an empty list and mutates its input.
-        coco_dt = COCO()
-        coco_dt.dataset = {"images": images, "categories": [dict(c) for c in categories], "annotations": results}
-        coco_dt.createIndex()
-        evaluator = COCOeval(coco_gt, coco_dt, iouType="bbox")
-        evaluator.evaluate()
+    evaluator = coco_evaluator(gt, detections)
+    with contextlib.redirect_stdout(io.StringIO()):
         evaluator.accumulate()
         evaluator.summarize()
 

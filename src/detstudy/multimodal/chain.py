@@ -141,3 +141,8 @@ def multimodal_label(run: dict) -> str:
     e.g. ``deimv2_demo 192px seed 0`` (a metrics dict, its ``run`` block or the rule's params entry)."""
     meta = run.get("run", run)
     return f"{meta.get('model')} {meta.get('resolution')}px seed {meta.get('seed')}"
+
+
+def cell_label(model, resolution, phase) -> str:
+    """A cell of the grid, its seeds pooled: ``deimv2_demo · 192 px · phase1``."""
+    return f"{model} · {resolution} px · {phase}"

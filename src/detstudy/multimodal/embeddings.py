@@ -23,7 +23,7 @@ log = logging.getLogger("detstudy.text")
 
 
 def text_embeddings(*, descriptions: str | Path, annotations: str | Path, encoder: dict[str, Any],
-                           prompt: str, embeddings_path: str | Path, prompts_path: str | Path) -> dict[str, Any]:
+                    prompt: str, embeddings_path: str | Path, prompts_path: str | Path) -> dict[str, Any]:
     """Encode one prompt per category of ``annotations`` (the training split)."""
     from detstudy.multimodal.text_encoder import encode_texts  # transformers only where it is needed
 

@@ -64,14 +64,30 @@ def slug(text: str) -> str:
     return slug or "section"
 
 
-def cell(text, *, std=None, best=False, numeric=False, delta=None, delta_class="") -> dict:
+def cell(text, *, std=None, best=False, numeric=False, delta=None, delta_class="", interval=None,
+         tied=False) -> dict:
     """One table cell of a view model, laid out alike by the HTML, Markdown and LaTeX templates.
 
     ``delta``: the difference to a reference row, shown after the value; ``delta_class``:
-    ``"better"`` / ``"worse"``.
+    ``"better"`` / ``"worse"``; ``interval``: its confidence interval as shown (``[0.371, 0.455]``);
+    ``best``: significantly the best of its column; ``tied``: tied for best.
     """
     return {"text": str(text), "std": std, "best": bool(best), "numeric": bool(numeric),
-            "delta": delta, "delta_class": delta_class}
+            "delta": delta, "delta_class": delta_class, "interval": interval, "tied": bool(tied)}
+
+
+def interval_text(bounds, decimals: int = 3) -> str | None:
+    """``[0.371, 0.455]``, or ``None`` without an interval."""
+    if bounds is None:
+        return None
+    return f"[{fmt_number(bounds[0], decimals)}, {fmt_number(bounds[1], decimals)}]"
+
+
+def p_text(p) -> str:
+    """A p-value as a table shows it: three decimals, ``< 0.001`` below."""
+    if p is None or _isnan(p):
+        return DASH
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
 SPLIT_ORDER = ("train", "val", "test")

@@ -17,13 +17,16 @@ from detstudy.report.data_views import dataset_notes, prompts_view, statistics_v
 from detstudy.report.figure_sections import (
     FIGURE_KINDS,
     MULTIMODAL_FIGURE_KINDS,
+    figure_item,
     figure_sections,
     multimodal_sections,
     run_summaries,
     statistics_figure,
     without_uris,
 )
+from detstudy.report.findings import multimodal_findings
 from detstudy.report.formatting import DASH, latex_escape, markdown_code, markdown_escape
+from detstudy.report.significance import Significance
 from detstudy.report.tables import (
     RUN_COLUMNS,
     family_label,
@@ -64,7 +67,7 @@ def environments(templates_dir):
     return html, markdown, latex
 
 
-def write_text(path, text: str) -> None:
+def write_rendered(path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
@@ -88,6 +91,8 @@ def render_report(
     text_prompts_json=None,
     confusion_pair: list[str] | None = None,
     out_multimodal_tex=None,
+    comparisons_json=None,
+    statistics_figures: list | None = None,
 ) -> None:
     """Render ``out_html`` (self-contained), ``out_md``, ``out_tables_dir/{runs,per_class_ap50}.tex``
     and ``out_multimodal_tex`` (default ``out_tables_dir/multimodal.tex``).
@@ -102,7 +107,11 @@ def render_report(
     "pair_confusion": png}``, ``text_prompts_json`` is the ``class_prompts.json`` of the text
     embeddings and ``confusion_pair`` the two classes whose swaps are counted. Without phase runs
     the multimodal ``.tex`` still exists (a Snakemake output) and says so in a LaTeX comment.
-    Every output is written atomically.
+    ``comparisons_json`` (the comparisons step's file) gives every value of the runs, per-class
+    and multimodal tables its interval, bolds only a column's significantly best value (ties are
+    marked), adds the difference to the baseline, and the multimodal findings;
+    ``statistics_figures`` are its figures (forest plot, differences). Without it, a column's best
+    value is bold as shown. Every output is written atomically.
     """
     templates_dir = Path(templates_dir) if templates_dir is not None else default_templates_dir()
     out_html, out_md, out_tables_dir = Path(out_html), Path(out_md), Path(out_tables_dir)
@@ -117,10 +126,12 @@ def render_report(
     stats_png = Path(statistics_png) if statistics_png else None
     data_line, warnings = dataset_notes(runs)
 
+    significance = Significance.load(comparisons_json)
     tables = {
-        "runs": metric_table(frame, RUN_COLUMNS, key="runs", caption="Detector comparison"),
-        "per_class": per_class_view(per_class, "AP50"),
-        "operating_points": operating_view(operating),
+        "runs": metric_table(frame, RUN_COLUMNS, key="runs", caption="Detector comparison",
+                             significance=significance, baseline_metric="AP50"),
+        "per_class": per_class_view(per_class, "AP50", significance),
+        "operating_points": operating_view(operating, significance),
     }
     multi_seed = bool(len(frame)) and int(frame["n_seeds"].max()) > 1
     stats_view = statistics_view(statistics)
@@ -130,7 +141,8 @@ def render_report(
     multimodal = None
     if any(is_phase_run(run) for run in runs):
         multimodal = {
-            "table": multimodal_view(multimodal_table(runs, "AP50", confusion_pair or None)),
+            "table": multimodal_view(multimodal_table(runs, "AP50", confusion_pair or None), significance),
+            "findings": multimodal_findings(significance),
             "pair": list(confusion_pair or []),
             "prompts": prompts_view(text_prompts_json),
             "sections": multimodal_sections(multimodal_figures, md_dir),
@@ -149,30 +161,48 @@ def render_report(
         "appendix": appendix,
         "multimodal": multimodal,
         "provenance": provenance_view(runs),
+        "inference": inference_view(significance),
         "dash": DASH,
     }
     html_env, md_env, tex_env = environments(templates_dir)
 
-    html = html_env.get_template("index.html.j2").render(**context, statistics_figure=statistics_figure(stats_png, out_html.parent))
-    write_text(out_html, html)
+    def inference_figures(folder: Path) -> list[dict]:
+        return [figure_item(Path(path).stem, title, path, folder)
+                for path, title in zip(statistics_figures or [], ("AP50 per run", "Differences to the baseline"))]
 
-    md_context = dict(context, statistics_figure=statistics_figure(stats_png, md_dir))
+    html = html_env.get_template("index.html.j2").render(
+        **context, statistics_figure=statistics_figure(stats_png, out_html.parent),
+        inference_figures=inference_figures(out_html.parent))
+    write_rendered(out_html, html)
+
+    md_context = dict(context, statistics_figure=statistics_figure(stats_png, md_dir),
+                      inference_figures=without_uris([{"figures": inference_figures(md_dir)}])[0]["figures"])
     # the Markdown needs no embedded images: drop the data URIs it would never use
     md_context["sections"] = without_uris(context["sections"])
     if multimodal:
         md_context["multimodal"] = dict(multimodal, sections=without_uris(multimodal["sections"]))
-    write_text(out_md, md_env.get_template("report.md.j2").render(**md_context))
+    write_rendered(out_md, md_env.get_template("report.md.j2").render(**md_context))
 
     tex_context = {"tables": tables, "multi_seed": multi_seed, "data_line": data_line, "dash": DASH,
-                   "multimodal": multimodal}
-    write_text(out_tables_dir / "runs.tex", tex_env.get_template("runs_table.tex.j2").render(**tex_context))
-    write_text(out_tables_dir / "per_class_ap50.tex", tex_env.get_template("per_class_ap50.tex.j2").render(**tex_context))
-    write_text(out_multimodal_tex, tex_env.get_template("multimodal.tex.j2").render(**tex_context))
+                   "multimodal": multimodal, "inference": context["inference"]}
+    write_rendered(out_tables_dir / "runs.tex", tex_env.get_template("runs_table.tex.j2").render(**tex_context))
+    write_rendered(out_tables_dir / "per_class_ap50.tex", tex_env.get_template("per_class_ap50.tex.j2").render(**tex_context))
+    write_rendered(out_multimodal_tex, tex_env.get_template("multimodal.tex.j2").render(**tex_context))
+
+
+def inference_view(significance: Significance | None) -> dict | None:
+    """How the intervals and tests were made, for the text around the tables."""
+    if significance is None:
+        return None
+    return {"level": f"{round(100 * significance.level)}%", "alpha": f"{significance.alpha:g}",
+            "method": {"bca": "bias-corrected and accelerated (BCa)", "percentile": "percentile"}[significance.method],
+            "resamples": significance.resamples, "baseline": significance.baseline}
 
 
 def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], multimodal_groups: list[dict],
            text_prompts_json=None, confusion_pair: list[str] | None = None, templates_dir, title: str,
-           out_html, out_md, out_tables_dir, out_multimodal_tex) -> None:
+           out_html, out_md, out_tables_dir, out_multimodal_tex, comparisons_json=None,
+           statistics_figures: list | None = None) -> None:
     """The report step: every run's figures found in its folder, then :func:`render_report`.
 
     ``runs`` are the grid's runs, each with its results folder as ``dir``; ``multimodal_groups``
@@ -196,4 +226,6 @@ def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], 
         out_multimodal_tex=out_multimodal_tex,
         templates_dir=templates_dir,
         title=title,
+        comparisons_json=comparisons_json,
+        statistics_figures=statistics_figures,
     )

@@ -17,7 +17,7 @@ import pandas as pd
 
 from detstudy.evaluation.class_pairs import pair_confusion
 from detstudy.io import read_json
-from detstudy.multimodal.chain import CONTROLS, is_phase_run, phase_label, phase_parts
+from detstudy.multimodal.chain import CONTROLS, cell_label, is_phase_run, phase_label, phase_parts
 
 #: Families in the order the thesis compares them; any other family sorts after these.
 FAMILY_ORDER = ("cnn", "vit", "multimodal")
@@ -34,7 +34,8 @@ GROUP_KEYS = ["family", "model", "resolution", "phase"]
 # metric columns: key in the tables, where it comes from, how it is shown
 # --------------------------------------------------------------------------------------
 class _Col:
-    def __init__(self, key, label, tex, decimals=3, better="max", show_std=True, long=None):
+    def __init__(self, key, label, tex, decimals=3, better="max", show_std=True, long=None, statistic=None,
+                 exact=False):
         self.key = key
         self.label = label  # plain text (HTML, under a group header when there is one)
         self.long = long or label  # plain text that stands alone (Markdown has no group headers)
@@ -42,17 +43,19 @@ class _Col:
         self.decimals = decimals
         self.better = better  # "max", "min" or None (no bold)
         self.show_std = show_std
+        self.statistic = statistic  # its column in comparisons.json (intervals, significance), if any
+        self.exact = exact  # no sampling error (a parameter count): the best value is bold as it is
 
 
 RUN_COLUMNS = [
-    _Col("params_M", "Params (M)", r"Params (M)", 1, "min", show_std=False),
-    _Col("mAP", "mAP", r"mAP", 3),
-    _Col("AP50", "AP50", r"AP$_{50}$", 3),
-    _Col("AP75", "AP75", r"AP$_{75}$", 3),
+    _Col("params_M", "Params (M)", r"Params (M)", 1, "min", show_std=False, exact=True),
+    _Col("mAP", "mAP", r"mAP", 3, statistic="AP"),
+    _Col("AP50", "AP50", r"AP$_{50}$", 3, statistic="AP50"),
+    _Col("AP75", "AP75", r"AP$_{75}$", 3, statistic="AP75"),
     _Col("APs", "APs", r"AP$_{S}$", 3),
     _Col("APm", "APm", r"AP$_{M}$", 3),
     _Col("APl", "APl", r"AP$_{L}$", 3),
-    _Col("AR100", "AR@100", r"AR$_{100}$", 3),
+    _Col("AR100", "AR@100", r"AR$_{100}$", 3, statistic="AR100"),
     _Col("latency_ms", "Latency (ms/img)", r"Latency (ms/img)", 1, "min"),
 ]
 
@@ -169,6 +172,7 @@ def _flat_record(run: dict) -> dict:
         "resolution": meta.get("resolution"),
         "phase": str(meta.get("phase", "base")),
         "seed": meta.get("seed"),
+        "cell": cell_label(meta.get("model"), meta.get("resolution"), meta.get("phase", "base")),
         "params_M": total / 1e6,
         "mAP": _num(coco.get("AP")),
         "AP50": _num(coco.get("AP50")),
@@ -205,6 +209,8 @@ def _aggregate(records: list[dict], value_columns: list[str], with_std: bool) ->
         row = dict(zip(GROUP_KEYS, key))
         seeds = [s for s in group["seed"].tolist() if not _isnan(s)]
         row["n_seeds"] = int(len(group))
+        if "cell" in group:
+            row["cell"] = group["cell"].iloc[0]  # the comparisons' name of the row
         row["seeds"] = ", ".join(str(s) for s in seeds)
         for column in value_columns:
             values = group[column]
@@ -215,7 +221,7 @@ def _aggregate(records: list[dict], value_columns: list[str], with_std: bool) ->
         rows.append(row)
     out = pd.DataFrame(rows)
     if with_std:
-        ordered = GROUP_KEYS + ["n_seeds", "seeds"]
+        ordered = GROUP_KEYS + ["n_seeds", "seeds"] + (["cell"] if "cell" in out else [])
         for column in value_columns:
             ordered += [column, f"{column}_std"]
         out = out[ordered]
@@ -268,7 +274,7 @@ def per_class_table(runs: list[dict], metric: str = "AP50") -> pd.DataFrame:
     records = []
     for run in runs:
         base = _flat_record(run)
-        record = {k: base[k] for k in GROUP_KEYS + ["seed"]}
+        record = {k: base[k] for k in GROUP_KEYS + ["seed", "cell"]}
         values = {str(c.get("name")): _num(c.get(metric)) for c in run.get("per_class") or []}
         for name in names:
             record[name] = values.get(name, math.nan)
@@ -316,7 +322,7 @@ def multimodal_table(runs: list[dict], metric: str = "AP50", pair=None) -> pd.Da
     records = []
     for run in chosen:
         base = _flat_record(run)
-        record = {k: base[k] for k in GROUP_KEYS + ["seed", "mAP", "AP50"]}
+        record = {k: base[k] for k in GROUP_KEYS + ["seed", "cell", "mAP", "AP50"]}
         record["model"] = str(run["run"].get("model", "?"))  # one chain: the vanilla row is the phases' start
         # family differs along one chain (vanilla and no-text runs are "vit"): the phase identifies the row
         record["family"] = ""

@@ -11,26 +11,35 @@ import math
 
 import pandas as pd
 
-from detstudy.report.formatting import DASH, cell, fmt_number, latex_escape
+from detstudy.report.formatting import DASH, cell, fmt_number, interval_text, latex_escape, p_text
+from detstudy.report.significance import Significance
 from detstudy.report.tables import OPERATING_COLUMNS, _Col, _isnan, _num, family_label, pair_columns, phase_label
 
 
-def _value_cell(row, col: _Col, best: str | None = None) -> dict:
-    """A metric cell: the mean, its std when several seeds ran, bold when it is the column's best."""
+def _value_cell(row, col: _Col, best: str | None = None, significance: Significance | None = None) -> dict:
+    """A metric cell: the mean, its std when several seeds ran, its interval where the comparisons
+    have one; bold when it is the column's best (significantly, where the column has statistics)."""
     value = row.get(col.key)
     text = fmt_number(value, col.decimals)
     std = None
     std_value = row.get(f"{col.key}_std")
     if col.show_std and not _isnan(value) and not _isnan(std_value) and row["n_seeds"] > 1:
         std = fmt_number(std_value, col.decimals)
+    if significance is not None and col.statistic and row.get("cell") is not None:
+        mark = significance.mark(row["cell"], col.statistic)
+        return cell(text, std=std, numeric=True, best=mark == "best", tied=mark == "tied",
+                    interval=interval_text(significance.interval(row["cell"], col.statistic), col.decimals))
     return cell(text, std=std, best=(best == text and text != DASH), numeric=True)
 
 
-def _best_values(frame: pd.DataFrame, columns: list[_Col]) -> dict[str, str]:
-    """Best displayed value per column (compared after rounding, so ties are all bold)."""
+def _best_values(frame: pd.DataFrame, columns: list[_Col], significance: Significance | None = None) -> dict[str, str]:
+    """Best displayed value per column (compared after rounding, so ties are all bold). With the
+    comparisons, only columns without sampling error are bolded this way (the others by their tests)."""
     best = {}
     for col in columns:
         if col.better is None or col.key not in frame or len(frame) < 2:
+            continue
+        if significance is not None and not col.exact:
             continue
         values = pd.to_numeric(frame[col.key], errors="coerce").dropna()
         if values.empty:
@@ -72,18 +81,41 @@ def _key_cells(row, multi_seed: bool) -> list[dict]:
     return cells
 
 
+def _baseline_cell(row, significance: Significance, metric: str) -> dict:
+    """The difference to the baseline at the row's resolution, with its Holm-adjusted p-value."""
+    reference = f"{significance.baseline} · {_res_text(row['resolution'])} px · base"
+    if row.get("cell") == reference:
+        return cell("baseline", numeric=True)
+    found = significance.difference(row.get("cell"), reference, metric)
+    if not found or found.get("estimate") is None:
+        return cell(DASH, numeric=True)
+    significant = found.get("p_holm") is not None and found["p_holm"] < significance.alpha
+    return cell(f"{found['estimate']:+.3f} (p {p_text(found.get('p_holm'))})", numeric=True, best=significant,
+                interval=interval_text((found["low"], found["high"])) if found.get("low") is not None else None)
+
+
 def metric_table(frame: pd.DataFrame, columns: list[_Col], *, caption: str, key: str,
-                  group_headers: list[dict] | None = None) -> dict:
+                 group_headers: list[dict] | None = None, significance: Significance | None = None,
+                 baseline_metric: str | None = None) -> dict:
+    """A table of one row per cell; ``baseline_metric``: add the column of its difference to the
+    baseline (where the comparisons name one)."""
     multi_seed = bool(len(frame)) and int(frame["n_seeds"].max()) > 1
-    best = _best_values(frame, columns)
+    best = _best_values(frame, columns, significance)
+    with_baseline = bool(baseline_metric and significance is not None and significance.baseline)
     head = _key_columns(multi_seed) + [
         {"label": c.label, "long": c.long, "tex": c.tex, "numeric": True} for c in columns
     ]
+    if with_baseline:
+        label = f"Δ{baseline_metric} vs {significance.baseline}"
+        head.append({"label": label, "long": f"{label} (Holm p)", "tex": rf"$\Delta${latex_escape(label[1:])}",
+                     "numeric": True})
     rows = []
     previous_family = None
     for _, row in frame.iterrows():
         cells = _key_cells(row, multi_seed)
-        cells += [_value_cell(row, col, best.get(col.key)) for col in columns]
+        cells += [_value_cell(row, col, best.get(col.key), significance) for col in columns]
+        if with_baseline:
+            cells.append(_baseline_cell(row, significance, baseline_metric))
         family_start = row["family"] != previous_family
         rows.append({
             "cells": cells,
@@ -104,13 +136,14 @@ def metric_table(frame: pd.DataFrame, columns: list[_Col], *, caption: str, key:
     return table
 
 
-def per_class_view(frame: pd.DataFrame, metric: str) -> dict:
+def per_class_view(frame: pd.DataFrame, metric: str, significance: Significance | None = None) -> dict:
     names = frame.attrs.get("classes", [])
-    columns = [_Col(name, name, latex_escape(name), 3, "max", show_std=False) for name in names]
-    return metric_table(frame, columns, key="per_class", caption=f"Per-class {metric}")
+    columns = [_Col(name, name, latex_escape(name), 3, "max", show_std=False, statistic=f"{metric} {name}")
+               for name in names]
+    return metric_table(frame, columns, key="per_class", caption=f"Per-class {metric}", significance=significance)
 
 
-def operating_view(frame: pd.DataFrame) -> dict:
+def operating_view(frame: pd.DataFrame, significance: Significance | None = None) -> dict:
     multi_seed = bool(len(frame)) and int(frame["n_seeds"].max()) > 1
     n_keys = len(_key_columns(multi_seed))
     iou = frame["iou_threshold"].dropna().unique().tolist() if len(frame) else []
@@ -121,7 +154,7 @@ def operating_view(frame: pd.DataFrame) -> dict:
         {"label": "at the configured threshold" + iou_text, "span": 4},
     ]
     return metric_table(frame, OPERATING_COLUMNS, key="operating_points",
-                         caption="Operating points", group_headers=groups)
+                        caption="Operating points", group_headers=groups, significance=significance)
 
 
 def _delta(value, col: _Col) -> tuple[str | None, str]:
@@ -136,10 +169,10 @@ def _delta(value, col: _Col) -> tuple[str | None, str]:
 
 def _multimodal_columns(frame: pd.DataFrame) -> list[_Col]:
     metric = frame.attrs.get("metric", "AP50")
-    columns = [_Col("mAP", "mAP", "mAP"), _Col("AP50", "AP50", r"AP$_{50}$")]
+    columns = [_Col("mAP", "mAP", "mAP", statistic="AP"), _Col("AP50", "AP50", r"AP$_{50}$", statistic="AP50")]
     # per-class values without their std, as in the per-class table: the spread is in mAP and AP50
-    columns += [_Col(name, name, latex_escape(name), show_std=False, long=f"{metric} {name}")
-                for name in frame.attrs["classes"]]
+    columns += [_Col(name, name, latex_escape(name), show_std=False, long=f"{metric} {name}",
+                     statistic=f"{metric} {name}") for name in frame.attrs["classes"]]
     pair = frame.attrs.get("pair")
     if pair:
         for key, (gt, predicted) in zip(pair_columns(pair), (pair, pair[::-1])):
@@ -150,8 +183,10 @@ def _multimodal_columns(frame: pd.DataFrame) -> list[_Col]:
     return columns
 
 
-def multimodal_view(frame: pd.DataFrame) -> dict:
-    """The phases/controls table: one group per (model, resolution), every value with its delta."""
+def multimodal_view(frame: pd.DataFrame, significance: Significance | None = None) -> dict:
+    """The phases/controls table: one group per (model, resolution), every value with its delta
+    to the vanilla row (``*``: significant, Holm-adjusted, where the comparisons test it). No value
+    is bold: the best of the grid is the runs table's."""
     multi_seed = bool(len(frame)) and int(frame["n_seeds"].max()) > 1
     columns = _multimodal_columns(frame)
     keys = [
@@ -170,9 +205,14 @@ def multimodal_view(frame: pd.DataFrame) -> dict:
         cells = [cell(row["model"]), cell(_res_text(row["resolution"]), numeric=True), cell(row["phase_label"])]
         if multi_seed:
             cells.append(cell(int(row["n_seeds"]), numeric=True))
+        vanilla = f"{row['model']} · {_res_text(row['resolution'])} px · base"
         for col in columns:
-            shown = _value_cell(row, col)
+            shown = _value_cell(row, col, significance=significance)
+            shown["best"] = shown["tied"] = False
             shown["delta"], shown["delta_class"] = _delta(row.get(f"{col.key}_delta"), col)
+            if shown["delta"] and significance is not None and col.statistic and \
+                    significance.significant(row.get("cell"), vanilla, col.statistic):
+                shown["delta"] += "*"
             cells.append(shown)
         group = (row["model"], row["resolution"])
         rows.append({"cells": cells, "family_start": group != previous, "first_row": previous is None,

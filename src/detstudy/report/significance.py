@@ -1,0 +1,57 @@
+"""What the comparisons say about the report's cells: each value's interval, whether it is the
+significantly best of its column or tied for best, and the differences the tables show
+(``results/statistics/comparisons.json``, written by :mod:`detstudy.statistics.comparisons`)."""
+
+from __future__ import annotations
+
+from detstudy.io import read_json
+
+
+class Significance:
+    """Lookups into one comparisons record; every lookup is ``None`` where it has nothing."""
+
+    def __init__(self, record: dict):
+        self.record = record
+        settings = record["settings"]
+        self.level, self.method, self.resamples = settings["level"], settings["method"], settings["resamples"]
+        self.alpha, self.baseline = settings["alpha"], settings.get("baseline")
+        self.cells = {cell["label"]: cell for cell in record["cells"]}
+        self.pairs = {(row["a"], row["b"]): row for rows in record["tables"].values() for row in rows}
+
+    @classmethod
+    def load(cls, path) -> "Significance | None":
+        return cls(read_json(path)) if path else None
+
+    def value(self, cell: str, column: str) -> dict | None:
+        """The interval record of a cell's column (``AP``, ``AP50``, ``AP75``, ``AR100``, ``AP50 <class>``)."""
+        found = self.cells.get(cell)
+        if found is None:
+            return None
+        if column.startswith("AP50 ") and column not in found["metrics"]:
+            return found["per_class"].get(column[len("AP50 "):])
+        return found["metrics"].get(column)
+
+    def interval(self, cell: str, column: str) -> tuple[float, float] | None:
+        value = self.value(cell, column)
+        if not value or value.get("low") is None or value.get("high") is None:
+            return None
+        return value["low"], value["high"]
+
+    def mark(self, cell: str, column: str) -> str | None:
+        """``"best"`` (better than every other cell of the column, Holm-adjusted), ``"tied"`` (in the
+        group the best is not significantly better than) or ``None``."""
+        best = self.record["best"].get(column)
+        if not best:
+            return None
+        if best["significant"]:
+            return "best" if best["best"] == cell else None
+        return "tied" if cell in best["tied"] else None
+
+    def difference(self, a: str, b: str, column: str) -> dict | None:
+        """``a`` minus ``b`` (interval, ``p``, ``p_holm``) where the comparisons made that pair."""
+        row = self.pairs.get((a, b))
+        return None if row is None else row["metrics"].get(column)
+
+    def significant(self, a: str, b: str, column: str) -> bool:
+        found = self.difference(a, b, column)
+        return bool(found and found.get("p_holm") is not None and found["p_holm"] < self.alpha)

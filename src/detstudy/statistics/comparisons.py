@@ -1,0 +1,199 @@
+"""The comparisons step: every cell of the grid with seeds pooled, and the paired differences.
+
+A cell is one (model, resolution, phase) with its seeds. Its interval accounts for both
+sources of variance (Bouthillier et al., 2021): each bootstrap replicate draws the seeds with
+replacement, then takes those seeds' statistics on the replicate's resampled images (the same
+images for every run, so the image draw is shared and the seed draw is the cell's own). With
+one seed it is the run's own interval.
+
+Pairs of cells are compared on the same replicates: the interval of the difference and a
+two-sided bootstrap p-value, Holm-adjusted across the comparisons of one table and metric:
+
+* ``baseline``: every cell against the baseline model's vanilla cell at the same resolution;
+* ``multimodal``: every phase and control against its vanilla cell, and every phase against
+  each control of the same phase (whether the text's gain exceeds the control's);
+* ``extra``: the pairs the config lists.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+
+from detstudy.io import read_json, write_json
+from detstudy.multimodal.chain import Phase, cell_label, phase_parts
+from detstudy.statistics.intervals import json_number, holm, interval, p_value
+from detstudy.statistics.resampled_ap import SUMMARY
+
+log = logging.getLogger("detstudy.statistics")
+
+CELL_KEYS = ("model", "resolution", "phase")
+
+
+def cell_key(run: dict) -> tuple:
+    return tuple(run[key] for key in CELL_KEYS)
+
+
+class Cell:
+    """One cell's seeds: the statistics of each on the shared replicates, pooled over seeds.
+
+    Columns: :data:`SUMMARY` (AP, AP50, AP75, AR100), then each class's AP50.
+    """
+
+    def __init__(self, key: tuple, runs: list[dict], arrays: list[dict], seed_draws: np.ndarray):
+        self.key, self.runs = key, runs
+        self.family = runs[0]["run"].get("family")
+        self.seeds = [run["run"]["seed"] for run in runs]
+        self.classes = [entry["name"] for entry in runs[0]["per_class"]]
+        self.columns = list(SUMMARY) + [f"AP50 {name}" for name in self.classes]
+
+        def joined(a: dict, name: str) -> np.ndarray:
+            return np.concatenate([np.atleast_2d(a[name]), np.atleast_2d(a[f"class_{name}"])], axis=-1)
+
+        estimates = np.stack([np.concatenate([a["estimate"], a["class_estimate"]]) for a in arrays])  # [S, C]
+        self.seed_estimates = estimates
+        with np.errstate(invalid="ignore"):
+            self.estimate = estimates.mean(axis=0)
+        replicates = np.stack([joined(a, "replicates") for a in arrays])  # [S, B, C]
+        # replicate b: the drawn seeds' statistics on image resample b, averaged
+        self.replicates = replicates[seed_draws, np.arange(replicates.shape[1])[:, None]].mean(axis=1)
+        self.jackknife = np.stack([joined(a, "jackknife") for a in arrays]).mean(axis=0)  # [N, C]
+
+    def column(self, name: str) -> int:
+        return self.columns.index(name)
+
+    def describe(self, j: int, level: float, method: str) -> dict:
+        found = interval(self.replicates[:, j], self.estimate[j], jackknife=self.jackknife[:, j],
+                         level=level, method=method).to_dict()
+        spread = self.seed_estimates[:, j]
+        found["seed_sd"] = float(spread.std(ddof=1)) if len(spread) > 1 and np.isfinite(spread).all() else None
+        return found
+
+    def summary(self, level: float, method: str) -> dict:
+        return {"model": self.key[0], "resolution": self.key[1], "phase": self.key[2], "family": self.family,
+                "label": cell_label(*self.key), "seeds": self.seeds,
+                "metrics": {name: self.describe(j, level, method) for j, name in enumerate(SUMMARY)},
+                "per_class": {name: self.describe(len(SUMMARY) + k, level, method)
+                              for k, name in enumerate(self.classes)}}
+
+
+def _seed_draws(n_seeds: int, resamples: int, seed: int, index: int) -> np.ndarray:
+    """[resamples, n_seeds]: the seeds each replicate of one cell averages (all of them, once,
+    when the cell has one seed)."""
+    if n_seeds == 1:
+        return np.zeros((resamples, 1), dtype=np.int64)
+    return np.random.default_rng([seed, 1, index]).integers(0, n_seeds, size=(resamples, n_seeds))
+
+
+def difference(a: Cell, b: Cell, level: float, method: str, columns=SUMMARY) -> dict:
+    """``a`` minus ``b`` on the same replicates, per column: the interval and the raw p-value."""
+    out = {}
+    for name in columns:
+        i, j = a.column(name), b.column(name)
+        estimate = a.estimate[i] - b.estimate[j]
+        replicates = a.replicates[:, i] - b.replicates[:, j]
+        found = interval(replicates, estimate, jackknife=a.jackknife[:, i] - b.jackknife[:, j],
+                         level=level, method=method).to_dict()
+        found["p"] = json_number(p_value(replicates, estimate))
+        out[name] = found
+    return out
+
+
+def best_of_columns(cells: dict[tuple, Cell], level: float, method: str) -> dict[str, dict]:
+    """For each column, the cell with the highest value against every other cell (Holm across
+    them): ``significant`` when it is better than all at ``1 - level``; otherwise ``tied`` lists the
+    cells it is not significantly better than (itself first)."""
+    alpha = 1 - level
+    columns = list(dict.fromkeys(name for cell in cells.values() for name in cell.columns))
+    out = {}
+    for name in columns:
+        having = [cell for cell in cells.values() if name in cell.columns and np.isfinite(cell.estimate[cell.column(name)])]
+        if len(having) < 2:
+            continue
+        best = max(having, key=lambda cell: cell.estimate[cell.column(name)])
+        others = [cell for cell in having if cell is not best]
+        raw = [difference(best, other, level, method, [name])[name]["p"] for other in others]
+        adjusted = holm([np.nan if p is None else p for p in raw])
+        tied = [other.key for other, p in zip(others, adjusted) if not p < alpha]
+        out[name] = {"best": cell_label(*best.key), "significant": not tied,
+                     "tied": [cell_label(*best.key)] + [cell_label(*key) for key in tied] if tied else [],
+                     "p_holm": {cell_label(*other.key): json_number(p) for other, p in zip(others, adjusted)}}
+    return out
+
+
+def planned_pairs(cells: dict[tuple, Cell], baseline: str | None, extra: list[dict]) -> dict[str, list[tuple]]:
+    """The comparisons of each table, as (a, b) cell keys: a minus b."""
+    tables: dict[str, list[tuple]] = {"baseline": [], "multimodal": [], "extra": []}
+    if baseline:
+        for key in cells:
+            reference = (baseline, key[1], "base")
+            if key != reference and reference in cells:
+                tables["baseline"].append((key, reference))
+    for key in cells:
+        parts = phase_parts(key[2])
+        if not parts or parts[0] < 1:
+            continue
+        vanilla = (key[0], key[1], "base")
+        if vanilla in cells:
+            tables["multimodal"].append((key, vanilla))
+        phase = Phase.parse(key[2])
+        if phase.control is None:
+            for control in sorted(k for k in cells if k[:2] == key[:2] and k[2] != key[2]
+                                  and (phase_parts(k[2]) or (0,))[0] == parts[0]):
+                tables["multimodal"].append((key, control))
+    for pair in extra:
+        tables["extra"].append((cell_key(pair["a"]), cell_key(pair["b"])))
+    return tables
+
+
+def comparisons(*, statistics: list, bootstraps: list, settings: dict[str, Any], comparisons_path) -> dict:
+    """Pool every cell's seeds and compare the planned pairs; writes ``comparisons.json``."""
+    level, method = float(settings["level"]), str(settings["method"])
+    resamples, seed = int(settings["resamples"]), int(settings["seed"])
+    records = [read_json(path) for path in statistics]
+    digests = {record["image_ids_sha256"] for record in records}
+    if len(digests) > 1:
+        raise ValueError(f"the runs' statistics ({', '.join(map(str, statistics))}) were not computed on the same "
+                         "test images, so they cannot be compared resample by resample. Fix: evaluate every run "
+                         "on one test split.")
+    stale = [str(path) for path, record in zip(statistics, records)
+             if record["settings"]["resamples"] != resamples or record["settings"]["seed"] != seed]
+    if stale:
+        raise ValueError(f"{', '.join(stale)}: drawn with other resampling settings than {settings}. Fix: rerun "
+                         "their run_statistics jobs.")
+    grouped: dict[tuple, list[tuple[dict, dict]]] = {}
+    for record, path in zip(records, bootstraps):
+        with np.load(path) as data:
+            arrays = {name: data[name] for name in ("estimate", "replicates", "jackknife", "class_estimate",
+                                                    "class_replicates", "class_jackknife")}
+        grouped.setdefault(cell_key(record["run"]), []).append((record, arrays))
+    cells = {}
+    for index, (key, members) in enumerate(grouped.items()):
+        members.sort(key=lambda m: m[0]["run"]["seed"])
+        cells[key] = Cell(key, [m[0] for m in members], [m[1] for m in members],
+                          _seed_draws(len(members), resamples, seed, index))
+    missing = [pair for pair in settings.get("pairs") or [] if cell_key(pair["a"]) not in cells
+               or cell_key(pair["b"]) not in cells]
+    if missing:
+        raise ValueError(f"statistics.pairs {missing}: no such run in the statistics given. Fix: name runs of the grid.")
+    tables = {}
+    for table, pairs in planned_pairs(cells, settings.get("baseline"), settings.get("pairs") or []).items():
+        rows = [{"a": cell_label(*a), "b": cell_label(*b), "a_key": list(a), "b_key": list(b),
+                 "metrics": difference(cells[a], cells[b], level, method)} for a, b in pairs]
+        for name in SUMMARY:  # Holm across the comparisons of one table, per metric
+            adjusted = holm([row["metrics"][name]["p"] for row in rows])
+            for row, value in zip(rows, adjusted):
+                row["metrics"][name]["p_holm"] = json_number(value)
+        tables[table] = rows
+    result = {"settings": {"resamples": resamples, "seed": seed, "level": level, "method": method,
+                           "baseline": settings.get("baseline"), "alpha": round(1 - level, 10)},
+              "cells": [cell.summary(level, method) for cell in cells.values()],
+              "best": best_of_columns(cells, level, method),
+              "tables": tables}
+    write_json(comparisons_path, result)
+    significant = sum((row["metrics"]["AP50"]["p_holm"] or 1.0) < 1 - level for rows in tables.values() for row in rows)
+    log.info("%d cells, %d comparisons, %d with an AP50 difference significant at %g (Holm)", len(cells),
+             sum(len(rows) for rows in tables.values()), significant, 1 - level)
+    return result

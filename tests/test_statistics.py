@@ -1,0 +1,331 @@
+"""Bootstrap statistics: the resampled COCO AP against COCOeval itself, intervals, comparisons."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from detstudy.evaluation.metrics import coco_evaluate, coco_evaluator
+from detstudy.statistics import comparisons as comparing
+from detstudy.statistics.intervals import bias_correction, holm, interval, p_value
+from detstudy.statistics.resampled_ap import SUMMARY, extract_matches, resampled_statistics
+from detstudy.statistics.run import image_digest, resample_weights, run_statistics
+
+
+def scene(seed: int = 0, n_images: int = 24, n_classes: int = 3, rounded: bool = True, same_score_pairs: bool = False):
+    """A test split and detections: boxes found, displaced, confused and invented, crowd regions,
+    scores rounded to two decimals so that many tie across images."""
+    rng = np.random.default_rng(seed)
+    images = [{"id": 5 + 2 * i, "width": 100, "height": 100, "file_name": f"{i}.png"} for i in range(n_images)]
+    categories = [{"id": c + 1, "name": f"class{c}"} for c in range(n_classes)]
+    annotations, detections = [], []
+    for image in images:
+        for _ in range(rng.integers(0, 4)):
+            x, y = rng.uniform(0, 60, 2)
+            w, h = rng.uniform(5, 40, 2)
+            c = int(rng.integers(1, n_classes + 1))
+            annotations.append({"id": len(annotations) + 1, "image_id": image["id"], "category_id": c,
+                                "bbox": [x, y, w, h], "area": w * h, "iscrowd": int(rng.random() < 0.08)})
+            if rng.random() < 0.8:
+                label = c if rng.random() < 0.8 else int(rng.integers(1, n_classes + 1))
+                detections.append({"image_id": image["id"], "category_id": label, "score": float(rng.random()),
+                                   "bbox": [x + rng.normal(0, 4), y + rng.normal(0, 4), w, h]})
+        for _ in range(rng.integers(0, 3)):
+            detections.append({"image_id": image["id"], "category_id": int(rng.integers(1, n_classes + 1)),
+                               "bbox": [*rng.uniform(0, 60, 2), *rng.uniform(5, 40, 2)], "score": float(rng.random())})
+    if rounded:
+        for det in detections:
+            det["score"] = round(det["score"], 2)
+    if same_score_pairs:  # a true positive and a far-off box of one image and class at one score
+        for det in list(detections[:40:3]):
+            detections.append({**det, "bbox": [det["bbox"][0] + 30, det["bbox"][1] + 30, 5, 5]})
+    return {"images": images, "categories": categories, "annotations": annotations}, detections
+
+
+def resampled_dataset(gt: dict, detections: list[dict], counts) -> tuple[dict, list[dict]]:
+    """The dataset of a resample: each copy of an image an image of its own, copies given
+    consecutive ids in the original image order."""
+    images, annotations, dets = [], [], []
+    for i in np.argsort([image["id"] for image in gt["images"]], kind="stable"):
+        original = gt["images"][i]
+        for _ in range(int(counts[i])):
+            new_id = len(images) + 1
+            images.append({**original, "id": new_id})
+            annotations += [{**a, "image_id": new_id} for a in gt["annotations"] if a["image_id"] == original["id"]]
+            dets += [{**d, "image_id": new_id} for d in detections if d["image_id"] == original["id"]]
+    annotations = [{**a, "id": number} for number, a in enumerate(annotations, 1)]
+    return {"images": images, "categories": gt["categories"], "annotations": annotations}, dets
+
+
+def cocoeval_numbers(gt, detections) -> np.ndarray:
+    """AP, AP50, AP75, AR@100 and each class's AP50 by a full COCOeval (NaN for undefined)."""
+    metrics = coco_evaluate(gt, detections)
+    values = [metrics["coco"][name] for name in SUMMARY] + [c["AP50"] for c in metrics["per_class"]]
+    return np.array([np.nan if v is None else v for v in values], dtype=float)
+
+
+def assert_like_cocoeval(gt, detections, weights, tolerance=1e-9):
+    matches = extract_matches(coco_evaluator(gt, detections))
+    summary, per_class = resampled_statistics(matches, weights)
+    for row, counts in enumerate(weights):
+        expected = cocoeval_numbers(*resampled_dataset(gt, detections, counts))
+        found = np.concatenate([summary[row], per_class[row]])
+        assert np.array_equal(np.isnan(expected), np.isnan(found)), (counts, expected, found)
+        assert np.nanmax(np.abs(expected - found), initial=0) <= tolerance, (counts, expected, found)
+    return matches
+
+
+def test_resampled_statistics_are_cocoevals_on_the_resampled_dataset():
+    gt, detections = scene()
+    n = len(gt["images"])
+    weights = resample_weights(n, 12, seed=3)
+    weights = np.vstack([np.ones(n, dtype=np.int64), weights, np.eye(n, dtype=np.int64)[[0, 5]] * n])
+    matches = assert_like_cocoeval(gt, detections, weights)
+    assert not any(c.tied for c in matches.classes)
+    # the resamples of one image only leave most classes without a box: NaN, as COCOeval's -1
+    summary, per_class = resampled_statistics(matches, weights[-2:])
+    assert np.isnan(per_class).any()
+
+
+def test_same_score_detections_of_one_image_are_pooled_copy_by_copy():
+    gt, detections = scene(seed=1, same_score_pairs=True)
+    weights = resample_weights(len(gt["images"]), 8, seed=0)
+    matches = assert_like_cocoeval(gt, detections, weights)
+    assert all(c.tied for c in matches.classes)
+    for cls in matches.classes:  # the reason for the slow path: the pooled counts alone differ here
+        cls.tied = False
+    summary, _ = resampled_statistics(matches, weights)
+    expected = np.array([cocoeval_numbers(*resampled_dataset(gt, detections, w))[:4] for w in weights])
+    assert np.nanmax(np.abs(summary - expected)) > 1e-6
+
+
+def test_unrounded_scores_and_a_run_without_detections():
+    gt, detections = scene(seed=2, rounded=False)
+    weights = resample_weights(len(gt["images"]), 6, seed=1)
+    assert_like_cocoeval(gt, detections, weights)
+    summary, per_class = resampled_statistics(extract_matches(coco_evaluator(gt, [])), weights)
+    assert np.all(summary[:, :3] == 0) and np.all(per_class[np.isfinite(per_class)] == 0)
+
+
+def test_the_same_seed_draws_the_same_images():
+    first, again, other = (resample_weights(30, 50, seed) for seed in (4, 4, 5))
+    assert np.array_equal(first, again) and not np.array_equal(first, other)
+    assert np.all(first.sum(axis=1) == 30) and first.shape == (50, 30)
+    with pytest.raises(ValueError, match="expected"):
+        resampled_statistics(extract_matches(coco_evaluator(*scene())), first)
+
+
+# ------------------------------------------------------------------------------------- intervals
+def test_bca_agrees_with_scipy_on_a_skewed_mean():
+    from scipy import stats
+
+    rng = np.random.default_rng(0)
+    data = rng.lognormal(0, 1, 40)
+    draws = rng.integers(0, len(data), (20000, len(data)))
+    jackknife = np.array([np.delete(data, i).mean() for i in range(len(data))])
+    ours = interval(data[draws].mean(axis=1), data.mean(), jackknife=jackknife, method="bca")
+    theirs = stats.bootstrap((data,), np.mean, n_resamples=20000, method="BCa", random_state=1).confidence_interval
+    assert ours.low == pytest.approx(theirs.low, abs=0.03) and ours.high == pytest.approx(theirs.high, abs=0.05)
+    percentile = interval(data[draws].mean(axis=1), data.mean(), method="percentile")
+    assert (percentile.low, percentile.high) == tuple(np.quantile(data[draws].mean(axis=1), [0.025, 0.975]))
+    # a right-skewed statistic: BCa moves both ends up from the percentile interval
+    assert ours.high > percentile.high and ours.low > percentile.low
+
+
+def test_bias_correction_and_undefined_statistics():
+    replicates = np.array([0.1, 0.2, 0.2, 0.3])
+    assert bias_correction(replicates, 0.2) == 0.0  # half below, the ties counted half
+    assert bias_correction(replicates, 0.35) > 0
+    empty = interval([np.nan, np.nan], 0.4, jackknife=[0.4, 0.4], method="bca")
+    assert np.isnan(empty.low) and empty.to_dict()["low"] is None
+    with pytest.raises(ValueError, match="unknown interval method 'normal'"):
+        interval(replicates, 0.2, method="normal")
+
+
+def test_p_values_and_holm():
+    rng = np.random.default_rng(0)
+    assert p_value(rng.normal(0.1, 0.02, 5000), 0.1) < 0.001  # five sd from zero
+    assert p_value(rng.normal(0.01, 0.02, 5000), 0.01) > 0.5
+    assert holm([0.01, 0.04, 0.03]) == pytest.approx([0.03, 0.06, 0.06])
+    adjusted = holm([0.2, float("nan"), 0.01])
+    assert adjusted[0] == pytest.approx(0.2) and np.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.02)
+
+
+# ------------------------------------------------------------------------------------- the steps
+def write_run(folder, gt, detections, run: dict, settings: dict):
+    folder.mkdir(parents=True)
+    annotations, dets, metrics = folder / "test.json", folder / "detections.json", folder / "metrics.json"
+    annotations.write_text(json.dumps(gt))
+    dets.write_text(json.dumps(detections))
+    metrics.write_text(json.dumps({"run": run, **coco_evaluate(gt, detections)}))
+    run_statistics(detections=dets, annotations=annotations, metrics=metrics, settings=settings,
+                   statistics_path=folder / "statistics.json", bootstrap_path=folder / "bootstrap.npz")
+    return folder / "statistics.json", folder / "bootstrap.npz"
+
+
+SETTINGS = {"resamples": 300, "seed": 0, "level": 0.95, "method": "bca"}
+
+
+def noisier(detections, seed, drop):
+    rng = np.random.default_rng(seed)
+    return [d for d in detections if rng.random() > drop]
+
+
+def test_run_statistics_writes_the_intervals_of_the_evaluated_numbers(tmp_path):
+    gt, detections = scene(n_images=30)
+    statistics, arrays = write_run(tmp_path / "run", gt, detections, {"model": "m", "resolution": 64,
+                                                                       "phase": "base", "seed": 0}, SETTINGS)
+    record = json.loads(statistics.read_text())
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    ap50 = record["metrics"]["AP50"]
+    assert ap50["estimate"] == pytest.approx(metrics["coco"]["AP50"], abs=1e-12)
+    assert ap50["low"] < ap50["estimate"] < ap50["high"] and ap50["method"] == "bca"
+    assert ap50["bca"] == [ap50["low"], ap50["high"]] and ap50["percentile"] != ap50["bca"]
+    assert record["images"] == 30 and record["image_ids_sha256"] == image_digest([i["id"] for i in gt["images"]])
+    assert [c["name"] for c in record["per_class"]] == ["class0", "class1", "class2"]
+    with np.load(arrays) as data:
+        assert data["replicates"].shape == (300, 4) and data["jackknife"].shape == (30, 4)
+        assert ap50["bias"] == pytest.approx(np.nanmean(data["replicates"][:, 1]) - ap50["estimate"])
+
+
+def test_detections_that_are_not_the_evaluated_ones_are_refused(tmp_path):
+    gt, detections = scene(n_images=20)
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "test.json").write_text(json.dumps(gt))
+    (folder / "detections.json").write_text(json.dumps(detections[:-5]))
+    (folder / "metrics.json").write_text(json.dumps({"run": {}, **coco_evaluate(gt, detections)}))
+    with pytest.raises(ValueError, match=r"metrics.json: AP .* from the detections .*Fix: rerun the run's evaluation"):
+        run_statistics(detections=folder / "detections.json", annotations=folder / "test.json",
+                       metrics=folder / "metrics.json", settings=SETTINGS,
+                       statistics_path=folder / "statistics.json", bootstrap_path=folder / "bootstrap.npz")
+    assert not (folder / "statistics.json").exists() and not (folder / "bootstrap.npz").exists()
+
+
+def test_comparisons_pool_seeds_and_adjust_each_table(tmp_path):
+    gt, detections = scene(n_images=40)
+    runs = [("frcnn", "base", 0, 0.0), ("frcnn", "base", 1, 0.05), ("deim", "base", 0, 0.3),
+            ("deim", "phase1", 0, 0.25), ("deim", "phase1_shuffled", 0, 0.3), ("deim", "phase2", 0, 0.2)]
+    paths = [write_run(tmp_path / f"{m}-{p}-{s}", gt, noisier(detections, 10 + i, drop),
+                       {"model": m, "resolution": 64, "phase": p, "seed": s, "family": "x"}, SETTINGS)
+             for i, (m, p, s, drop) in enumerate(runs)]
+    settings = {**SETTINGS, "baseline": "frcnn",
+                "pairs": [{"a": {"model": "deim", "resolution": 64, "phase": "phase2"},
+                           "b": {"model": "deim", "resolution": 64, "phase": "phase1"}}]}
+    out = tmp_path / "comparisons.json"
+    result = comparing.comparisons(statistics=[p[0] for p in paths], bootstraps=[p[1] for p in paths],
+                                   settings=settings, comparisons_path=out)
+    assert json.loads(out.read_text()) == json.loads(json.dumps(result))
+    cells = {(c["model"], c["phase"]): c for c in result["cells"]}
+    frcnn = cells[("frcnn", "base")]
+    assert frcnn["seeds"] == [0, 1] and frcnn["metrics"]["AP50"]["seed_sd"] is not None
+    seed_values = [json.loads(p[0].read_text())["metrics"]["AP50"]["estimate"] for p in paths[:2]]
+    assert frcnn["metrics"]["AP50"]["estimate"] == pytest.approx(np.mean(seed_values))
+    assert cells[("deim", "base")]["metrics"]["AP50"]["seed_sd"] is None
+    pairs = {name: [(row["a"], row["b"]) for row in rows] for name, rows in result["tables"].items()}
+    assert len(pairs["baseline"]) == 4 and all(b == "frcnn · 64 px · base" for _, b in pairs["baseline"])
+    assert set(pairs["multimodal"]) == {
+        ("deim · 64 px · phase1", "deim · 64 px · base"), ("deim · 64 px · phase1_shuffled", "deim · 64 px · base"),
+        ("deim · 64 px · phase2", "deim · 64 px · base"),
+        ("deim · 64 px · phase1", "deim · 64 px · phase1_shuffled")}
+    assert pairs["extra"] == [("deim · 64 px · phase2", "deim · 64 px · phase1")]
+    rows = result["tables"]["baseline"]
+    raw = [row["metrics"]["AP50"]["p"] for row in rows]
+    assert [row["metrics"]["AP50"]["p_holm"] for row in rows] == pytest.approx(holm(raw))
+    deim = next(row for row in rows if row["a"] == "deim · 64 px · base")["metrics"]["AP50"]
+    own = [json.loads(p[0].read_text())["metrics"]["AP50"]["estimate"] for p in paths]
+    assert deim["estimate"] == pytest.approx(own[2] - np.mean(own[:2]))
+    assert deim["low"] < deim["estimate"] < deim["high"]
+
+
+def test_comparisons_refuse_runs_on_other_test_images(tmp_path):
+    gt, detections = scene(n_images=20)
+    first = write_run(tmp_path / "a", gt, detections, {"model": "a", "resolution": 64, "phase": "base", "seed": 0}, SETTINGS)
+    last = gt["images"][-1]["id"]
+    fewer = {**gt, "images": gt["images"][:-1], "annotations": [a for a in gt["annotations"] if a["image_id"] != last]}
+    second = write_run(tmp_path / "b", fewer, [d for d in detections if d["image_id"] != last],
+                       {"model": "b", "resolution": 64, "phase": "base", "seed": 0}, SETTINGS)
+    with pytest.raises(ValueError, match="not computed on the same test images"):
+        comparing.comparisons(statistics=[first[0], second[0]], bootstraps=[first[1], second[1]],
+                              settings={**SETTINGS, "baseline": "a", "pairs": []}, comparisons_path=tmp_path / "c.json")
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_the_best_of_a_column_is_significant_only_against_every_other(tmp_path):
+    gt, detections = scene(n_images=40)
+    runs = [("good", 0.0), ("close", 0.02), ("poor", 0.6)]
+    paths = [write_run(tmp_path / name, gt, noisier(detections, 3, drop),
+                       {"model": name, "resolution": 64, "phase": "base", "seed": 0}, SETTINGS)
+             for name, drop in runs]
+    result = comparing.comparisons(statistics=[p[0] for p in paths], bootstraps=[p[1] for p in paths],
+                                   settings={**SETTINGS, "baseline": None, "pairs": []},
+                                   comparisons_path=tmp_path / "c.json")
+    ap50 = result["best"]["AP50"]
+    close_two = {"good · 64 px · base", "close · 64 px · base"}
+    assert ap50["best"] in close_two and not ap50["significant"]
+    assert ap50["tied"][0] == ap50["best"] and set(ap50["tied"]) == close_two  # the poor run is clearly worse
+    assert ap50["p_holm"]["poor · 64 px · base"] < 0.05
+    two = comparing.comparisons(statistics=[paths[0][0], paths[2][0]], bootstraps=[paths[0][1], paths[2][1]],
+                                settings={**SETTINGS, "baseline": None, "pairs": []}, comparisons_path=tmp_path / "d.json")
+    assert two["best"]["AP50"]["significant"] and two["best"]["AP50"]["tied"] == []
+    assert set(two["best"]) >= {"AP", "AP50", "AP75", "AR100", "AP50 class0"}
+
+
+# ------------------------------------------------------------------------------------- the report
+def test_the_report_shows_intervals_and_bolds_only_the_significant(tmp_path):
+    from test_report import TEMPLATES, _provenance
+
+    from detstudy.report import render_report
+    from detstudy.statistics.figures import statistics_figures
+
+    gt, detections = scene(n_images=40)
+    runs = [("frcnn", "cnn", "base", 0, 0.0), ("deim", "vit", "base", 0, 0.5),
+            ("deim", "multimodal", "phase1", 0, 0.45), ("deim", "vit", "phase1_shuffled", 0, 0.5)]
+    paths, metrics_paths = [], []
+    for i, (model, family, phase, seed, drop) in enumerate(runs):
+        run = {"model": model, "family": family, "architecture": f"{model}_arch", "resolution": 64,
+               "phase": phase, "seed": seed}
+        folder = tmp_path / f"{model}-{phase}"
+        paths.append(write_run(folder, gt, noisier(detections, 20 + i, drop), run, SETTINGS))
+        record = json.loads((folder / "metrics.json").read_text())
+        record.update(dataset={"split": "test", "images": 40}, provenance=_provenance(run))
+        (folder / "metrics.json").write_text(json.dumps(record))
+        metrics_paths.append(folder / "metrics.json")
+    out = tmp_path / "report"
+    comparisons_json = tmp_path / "statistics" / "comparisons.json"
+    result = comparing.comparisons(statistics=[p[0] for p in paths], bootstraps=[p[1] for p in paths],
+                                   settings={**SETTINGS, "baseline": "frcnn", "pairs": []},
+                                   comparisons_path=comparisons_json)
+    figures = [tmp_path / "statistics" / "forest.png", tmp_path / "statistics" / "differences.png"]
+    statistics_figures(comparisons_json=comparisons_json, forest_png=figures[0], differences_png=figures[1])
+    render_report(metrics_paths=metrics_paths, figures={}, out_html=out / "index.html", out_md=out / "report.md",
+                  out_tables_dir=out / "tables", templates_dir=TEMPLATES, comparisons_json=comparisons_json,
+                  statistics_figures=figures)
+    html, md = (out / "index.html").read_text(), (out / "report.md").read_text()
+    tex = (out / "tables" / "runs.tex").read_text()
+    frcnn = next(c for c in result["cells"] if c["model"] == "frcnn")["metrics"]["AP50"]
+    shown = f"[{frcnn['low']:.3f}, {frcnn['high']:.3f}]"
+    assert f'<span class="ci">{shown}</span>' in html and shown in md and shown in tex
+    best = result["best"]["AP50"]
+    winner = f"{next(c for c in result['cells'] if c['label'] == best['best'])['metrics']['AP50']['estimate']:.3f}"
+    assert best["significant"] == (f"<strong>{winner}</strong>" in html)  # bold only when significant
+    assert "ΔAP50 vs frcnn" in html and "baseline" in html
+    assert "Does the text help?" in html and "the text fusion's AP50 gain over vanilla" in md
+    assert "shuffled-text control" in md and md.count("![") == 2
+    assert html.count('src="data:image/png') == 2
+
+
+def test_a_subset_of_the_matches_is_the_matching_of_the_subset():
+    gt, detections = scene(seed=4)
+    chosen = [3, 0, 7, 12, 19]
+    ids = {gt["images"][i]["id"] for i in chosen}
+    sub_gt = {**gt, "images": [im for im in gt["images"] if im["id"] in ids],
+              "annotations": [a for a in gt["annotations"] if a["image_id"] in ids]}
+    sub_dets = [d for d in detections if d["image_id"] in ids]
+    weights = resample_weights(len(chosen), 10, seed=2)
+    direct = resampled_statistics(extract_matches(coco_evaluator(sub_gt, sub_dets)), weights)
+    via = resampled_statistics(extract_matches(coco_evaluator(gt, detections)).subset(chosen), weights)
+    for a, b in zip(direct, via):
+        assert np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b), initial=0) == 0
