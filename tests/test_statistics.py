@@ -213,7 +213,9 @@ def test_comparisons_pool_seeds_and_adjust_each_table(tmp_path):
              for i, (m, p, s, drop) in enumerate(runs)]
     settings = {**SETTINGS, "baseline": "frcnn",
                 "pairs": [{"a": {"model": "deim", "resolution": 64, "phase": "phase2"},
-                           "b": {"model": "deim", "resolution": 64, "phase": "phase1"}}]}
+                           "b": {"model": "deim", "resolution": 64, "phase": "phase1"}},
+                          {"a": {"model": "deim", "resolution": 64, "phase": "phase2"},  # also a planned one
+                           "b": {"model": "deim", "resolution": 64, "phase": "base"}}]}
     out = tmp_path / "comparisons.json"
     result = comparing.comparisons(statistics=[p[0] for p in paths], bootstraps=[p[1] for p in paths],
                                    settings=settings, comparisons_path=out)
@@ -230,7 +232,14 @@ def test_comparisons_pool_seeds_and_adjust_each_table(tmp_path):
         ("deim · 64 px · phase1", "deim · 64 px · base"), ("deim · 64 px · phase1_shuffled", "deim · 64 px · base"),
         ("deim · 64 px · phase2", "deim · 64 px · base"),
         ("deim · 64 px · phase1", "deim · 64 px · phase1_shuffled")}
-    assert pairs["extra"] == [("deim · 64 px · phase2", "deim · 64 px · phase1")]
+    assert pairs["extra"] == [("deim · 64 px · phase2", "deim · 64 px · phase1"),
+                              ("deim · 64 px · phase2", "deim · 64 px · base")]
+    from detstudy.report.significance import Significance
+
+    read = Significance(result)  # the repeated pair keeps each table's own Holm family
+    planned = read.difference("deim · 64 px · phase2", "deim · 64 px · base", "AP50", "multimodal")
+    extra = read.difference("deim · 64 px · phase2", "deim · 64 px · base", "AP50", "extra")
+    assert planned["p"] == extra["p"] and planned["p_holm"] >= extra["p_holm"]
     rows = result["tables"]["baseline"]
     raw = [row["metrics"]["AP50"]["p"] for row in rows]
     assert [row["metrics"]["AP50"]["p_holm"] for row in rows] == pytest.approx(holm(raw))
@@ -315,6 +324,8 @@ def test_the_report_shows_intervals_and_bolds_only_the_significant(tmp_path):
     assert "Does the text help?" in html and "the text fusion's AP50 gain over vanilla" in md
     assert "shuffled-text control" in md and md.count("![") == 2
     assert html.count('src="data:image/png') == 2
+    bias = f"{frcnn['bias']:+.3f}"
+    assert "Appendix: bootstrap" in html and f"| {frcnn['estimate']:.3f} | {bias} | {shown} |" in md
 
 
 def test_a_subset_of_the_matches_is_the_matching_of_the_subset():
@@ -329,3 +340,31 @@ def test_a_subset_of_the_matches_is_the_matching_of_the_subset():
     via = resampled_statistics(extract_matches(coco_evaluator(gt, detections)).subset(chosen), weights)
     for a, b in zip(direct, via):
         assert np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b), initial=0) == 0
+
+
+def test_the_forest_plot_draws_each_cell_at_its_interval(tmp_path):
+    from detstudy.statistics.figures import plot_differences, plot_forest
+
+    gt, detections = scene(n_images=30)
+    paths = [write_run(tmp_path / name, gt, noisier(detections, i, drop),
+                       {"model": name, "resolution": 64, "phase": "base", "seed": 0, "family": family}, SETTINGS)
+             for i, (name, family, drop) in enumerate((("a", "cnn", 0.0), ("b", "vit", 0.3), ("c", "vit", 0.6)))]
+    record = comparing.comparisons(statistics=[p[0] for p in paths], bootstraps=[p[1] for p in paths],
+                                   settings={**SETTINGS, "baseline": "a", "pairs": []}, comparisons_path=tmp_path / "c.json")
+    figure = plot_forest(record, tmp_path / "forest.png")
+    ax = figure.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [c["label"] for c in record["cells"]]
+    for container, cell in zip(ax.containers, record["cells"]):
+        value = cell["metrics"]["AP50"]
+        (x,), (y,) = container.lines[0].get_data()
+        segment = container.lines[2][0].get_segments()[0]
+        assert x == pytest.approx(value["estimate"]) and segment[:, 0] == pytest.approx([value["low"], value["high"]])
+    assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["cnn", "vit"]
+    figure = plot_differences(record, tmp_path / "differences.png")
+    ax = figure.axes[0]
+    rows = record["tables"]["baseline"]
+    assert [t.get_text() for t in ax.get_yticklabels()] == [row["a"] for row in rows] and len(ax.containers) == 2
+    for container, row in zip(ax.containers, rows):
+        significant = row["metrics"]["AP50"]["p_holm"] < 0.05
+        assert (container.lines[0].get_markerfacecolor() != "white") == significant
+    assert (tmp_path / "forest.png").read_bytes()[:4] == b"\x89PNG"

@@ -450,3 +450,25 @@ def test_same_config_and_seed_give_byte_identical_metrics(workflow: Workflow):
     speed = json.loads((workflow.root / targets[0]).with_name("speed.json").read_text())
     assert speed["speed"]["latency_ms_per_image"] > 0  # the timings, which differ, live beside them
 
+
+
+def test_two_seeds_are_pooled_with_both_sources_of_variance(workflow: Workflow):
+    """A tiny two-seed grid through the statistics: the cell's mean, its seeds' spread, and an
+    interval that resamples the seeds as well as the images."""
+    config = workflow.config()
+    config["grid"].update(models=["frcnn_resnet18", "frcnn_efficientnet_b0"], seeds=[0, 1])
+    config.pop("multimodal")
+    config["dataset"]["synthetic"]["splits"]["test"] = 6
+    workflow.write_config(config)
+    workflow.snakemake("results/statistics/comparisons.json", "--cores", "2")
+    comparisons = json.loads((workflow.root / "results/statistics/comparisons.json").read_text())
+    cells = {cell["model"]: cell for cell in comparisons["cells"]}
+    assert set(cells) == {"frcnn_resnet18", "frcnn_efficientnet_b0"} and cells["frcnn_resnet18"]["seeds"] == [0, 1]
+    runs = [json.loads((workflow.root / f"results/runs/frcnn_resnet18/64px/base/seed{s}/statistics.json").read_text())
+            for s in (0, 1)]
+    pooled = cells["frcnn_resnet18"]["metrics"]["AR100"]
+    values = [run["metrics"]["AR100"]["estimate"] for run in runs]
+    assert pooled["estimate"] == pytest.approx(sum(values) / 2)
+    assert pooled["seed_sd"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    assert [(row["a"], row["b"]) for row in comparisons["tables"]["baseline"]] == [
+        ("frcnn_efficientnet_b0 · 64 px · base", "frcnn_resnet18 · 64 px · base")]

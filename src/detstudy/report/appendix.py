@@ -7,7 +7,7 @@ import json
 import math
 import re
 
-from detstudy.report.formatting import DASH, fmt_number, split_rank
+from detstudy.report.formatting import DASH, cell, fmt_number, interval_text, split_rank
 from detstudy.multimodal.chain import run_label
 from detstudy.report.tables import _num, family_label
 
@@ -129,3 +129,29 @@ def provenance_view(runs: list[dict]) -> dict:
         "dataset": {"rows": dataset, "mixed": len(dataset) > len(splits), "warnings": dataset_warnings},
         "configs": configs,
     }
+
+
+def bootstrap_appendix(significance) -> dict | None:
+    """Per cell: AP50 and mAP with the bootstrap's bias and both intervals (the headline
+    interval is the configured method's; this table shows what the other would have said)."""
+    if significance is None:
+        return None
+    columns = [{"label": "Run", "tex": "Run", "numeric": False}, {"label": "Seeds", "tex": "$n$", "numeric": True}]
+    for metric, shown in (("AP50", "AP50"), ("AP", "mAP")):
+        columns += [{"label": f"{shown}", "tex": shown, "numeric": True},
+                    {"label": f"{shown} bias", "tex": "bias", "numeric": True},
+                    {"label": f"{shown} BCa", "tex": "BCa", "numeric": True},
+                    {"label": f"{shown} percentile", "tex": "percentile", "numeric": True}]
+    rows = []
+    for label, found in significance.cells.items():
+        cells = [cell(label), cell(len(found["seeds"]), numeric=True)]
+        for metric in ("AP50", "AP"):
+            value = found["metrics"][metric]
+            bias = value.get("bias")
+            cells += [cell(fmt_number(value.get("estimate")), numeric=True),
+                      cell(DASH if bias is None else f"{bias:+.3f}", numeric=True),
+                      cell(interval_text(value.get("bca")) or DASH, numeric=True),
+                      cell(interval_text(value.get("percentile")) or DASH, numeric=True)]
+        rows.append({"cells": cells, "family_start": False, "first_row": False, "family": ""})
+    return {"key": "bootstrap", "caption": "Bootstrap over the test images", "columns": columns, "rows": rows,
+            "n_key_columns": 2, "group_headers": None}

@@ -26,15 +26,15 @@ def multimodal_findings(significance: Significance | None, metric: str = "AP50")
             continue
         model, resolution = cell["model"], cell["resolution"]
         vanilla = cell_label(model, resolution, "base")
-        gain = significance.difference(cell["label"], vanilla, metric)
+        gain = significance.difference(cell["label"], vanilla, metric, "multimodal")
         controls = [other for other in cells if (other["model"], other["resolution"]) == (model, resolution)
                     and (phase_parts(other["phase"]) or (0,))[0] == parts[0] and other["label"] != cell["label"]]
         if gain is None or not controls:
             continue
         pieces, verdicts = [], []
         for control in controls:
-            control_gain = significance.difference(control["label"], vanilla, metric)
-            versus = significance.difference(cell["label"], control["label"], metric) or {}
+            control_gain = significance.difference(control["label"], vanilla, metric, "multimodal")
+            versus = significance.difference(cell["label"], control["label"], metric, "multimodal") or {}
             significant = versus.get("p_holm") is not None and versus["p_holm"] < significance.alpha
             verdicts.append(significant and (versus.get("estimate") or 0) > 0)
             name = CONTROL_NAMES.get(Phase.parse(control["phase"]).control, control["phase"])

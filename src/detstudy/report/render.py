@@ -12,7 +12,7 @@ from pathlib import Path
 
 from detstudy.io import atomic_path, read_json
 from detstudy.multimodal.chain import multimodal_label, run_label
-from detstudy.report.appendix import provenance_view, training_appendix
+from detstudy.report.appendix import bootstrap_appendix, provenance_view, training_appendix
 from detstudy.report.data_views import dataset_notes, prompts_view, statistics_view
 from detstudy.report.figure_sections import (
     FIGURE_KINDS,
@@ -162,6 +162,7 @@ def render_report(
         "multimodal": multimodal,
         "provenance": provenance_view(runs),
         "inference": inference_view(significance),
+        "bootstrap": bootstrap_appendix(significance),
         "dash": DASH,
     }
     html_env, md_env, tex_env = environments(templates_dir)

@@ -16,7 +16,8 @@ class Significance:
         self.level, self.method, self.resamples = settings["level"], settings["method"], settings["resamples"]
         self.alpha, self.baseline = settings["alpha"], settings.get("baseline")
         self.cells = {cell["label"]: cell for cell in record["cells"]}
-        self.pairs = {(row["a"], row["b"]): row for rows in record["tables"].values() for row in rows}
+        # per table: an extra pair may repeat a planned one, with another Holm family
+        self.pairs = {table: {(row["a"], row["b"]): row for row in rows} for table, rows in record["tables"].items()}
 
     @classmethod
     def load(cls, path) -> "Significance | None":
@@ -47,11 +48,12 @@ class Significance:
             return "best" if best["best"] == cell else None
         return "tied" if cell in best["tied"] else None
 
-    def difference(self, a: str, b: str, column: str) -> dict | None:
-        """``a`` minus ``b`` (interval, ``p``, ``p_holm``) where the comparisons made that pair."""
-        row = self.pairs.get((a, b))
+    def difference(self, a: str, b: str, column: str, table: str) -> dict | None:
+        """``a`` minus ``b`` (interval, ``p``, ``p_holm``) in ``table`` (``baseline``, ``multimodal``,
+        ``extra``), where the comparisons made that pair."""
+        row = self.pairs.get(table, {}).get((a, b))
         return None if row is None else row["metrics"].get(column)
 
-    def significant(self, a: str, b: str, column: str) -> bool:
-        found = self.difference(a, b, column)
+    def significant(self, a: str, b: str, column: str, table: str) -> bool:
+        found = self.difference(a, b, column, table)
         return bool(found and found.get("p_holm") is not None and found["p_holm"] < self.alpha)

@@ -86,11 +86,11 @@ def _baseline_cell(row, significance: Significance, metric: str) -> dict:
     reference = f"{significance.baseline} · {_res_text(row['resolution'])} px · base"
     if row.get("cell") == reference:
         return cell("baseline", numeric=True)
-    found = significance.difference(row.get("cell"), reference, metric)
+    found = significance.difference(row.get("cell"), reference, metric, "baseline")
     if not found or found.get("estimate") is None:
         return cell(DASH, numeric=True)
-    significant = found.get("p_holm") is not None and found["p_holm"] < significance.alpha
-    return cell(f"{found['estimate']:+.3f} (p {p_text(found.get('p_holm'))})", numeric=True, best=significant,
+    better = found.get("p_holm") is not None and found["p_holm"] < significance.alpha and found["estimate"] > 0
+    return cell(f"{found['estimate']:+.3f} (p {p_text(found.get('p_holm'))})", numeric=True, best=better,
                 interval=interval_text((found["low"], found["high"])) if found.get("low") is not None else None)
 
 
@@ -211,7 +211,7 @@ def multimodal_view(frame: pd.DataFrame, significance: Significance | None = Non
             shown["best"] = shown["tied"] = False
             shown["delta"], shown["delta_class"] = _delta(row.get(f"{col.key}_delta"), col)
             if shown["delta"] and significance is not None and col.statistic and \
-                    significance.significant(row.get("cell"), vanilla, col.statistic):
+                    significance.significant(row.get("cell"), vanilla, col.statistic, "multimodal"):
                 shown["delta"] += "*"
             cells.append(shown)
         group = (row["model"], row["resolution"])

@@ -17,6 +17,7 @@ two-sided bootstrap p-value, Holm-adjusted across the comparisons of one table a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
@@ -24,7 +25,7 @@ import numpy as np
 
 from detstudy.io import read_json, write_json
 from detstudy.multimodal.chain import Phase, cell_label, phase_parts
-from detstudy.statistics.intervals import json_number, holm, interval, p_value
+from detstudy.statistics.intervals import METHODS, holm, interval, json_number, p_value
 from detstudy.statistics.resampled_ap import SUMMARY
 
 log = logging.getLogger("detstudy.statistics")
@@ -65,8 +66,9 @@ class Cell:
         return self.columns.index(name)
 
     def describe(self, j: int, level: float, method: str) -> dict:
-        found = interval(self.replicates[:, j], self.estimate[j], jackknife=self.jackknife[:, j],
-                         level=level, method=method).to_dict()
+        both = {name: interval(self.replicates[:, j], self.estimate[j], jackknife=self.jackknife[:, j],
+                               level=level, method=name).to_dict() for name in METHODS}
+        found = {**both[method], **{name: [both[name]["low"], both[name]["high"]] for name in METHODS}}
         spread = self.seed_estimates[:, j]
         found["seed_sd"] = float(spread.std(ddof=1)) if len(spread) > 1 and np.isfinite(spread).all() else None
         return found
@@ -79,12 +81,14 @@ class Cell:
                               for k, name in enumerate(self.classes)}}
 
 
-def _seed_draws(n_seeds: int, resamples: int, seed: int, index: int) -> np.ndarray:
+def _seed_draws(n_seeds: int, resamples: int, seed: int, key: tuple) -> np.ndarray:
     """[resamples, n_seeds]: the seeds each replicate of one cell averages (all of them, once,
-    when the cell has one seed)."""
+    when the cell has one seed). Seeded by the cell's name, so adding a run to the grid leaves
+    the other cells' draws alone."""
     if n_seeds == 1:
         return np.zeros((resamples, 1), dtype=np.int64)
-    return np.random.default_rng([seed, 1, index]).integers(0, n_seeds, size=(resamples, n_seeds))
+    name = int.from_bytes(hashlib.sha256(cell_label(*key).encode()).digest()[:8], "little")
+    return np.random.default_rng([seed, 1, name]).integers(0, n_seeds, size=(resamples, n_seeds))
 
 
 def difference(a: Cell, b: Cell, level: float, method: str, columns=SUMMARY) -> dict:
@@ -170,10 +174,10 @@ def comparisons(*, statistics: list, bootstraps: list, settings: dict[str, Any],
                                                     "class_replicates", "class_jackknife")}
         grouped.setdefault(cell_key(record["run"]), []).append((record, arrays))
     cells = {}
-    for index, (key, members) in enumerate(grouped.items()):
+    for key, members in grouped.items():
         members.sort(key=lambda m: m[0]["run"]["seed"])
         cells[key] = Cell(key, [m[0] for m in members], [m[1] for m in members],
-                          _seed_draws(len(members), resamples, seed, index))
+                          _seed_draws(len(members), resamples, seed, key))
     missing = [pair for pair in settings.get("pairs") or [] if cell_key(pair["a"]) not in cells
                or cell_key(pair["b"]) not in cells]
     if missing:

@@ -120,14 +120,16 @@ def extract_matches(evaluator) -> Matches:
 
 
 def _mixed_ties(image, score, true, false) -> bool:
-    """An image with detections of one score that are not all of one kind at some IoU threshold."""
+    """An image with a true and a false positive of one score at some IoU threshold (ignored
+    detections never move the counts, so ties with them are harmless)."""
     if len(score) < 2:
         return False
-    same = (image[1:] == image[:-1]) & (score[1:] == score[:-1])  # tied detections of one image are adjacent
-    if not same.any():
+    starts = np.flatnonzero(np.r_[True, (image[1:] != image[:-1]) | (score[1:] != score[:-1])])
+    if len(starts) == len(score):  # tied detections of one image are adjacent: no group of two
         return False
-    kind = true.astype(np.int8) - false.astype(np.int8)  # 1 true, -1 false, 0 ignored
-    return bool(np.any(same & np.any(kind[:, 1:] != kind[:, :-1], axis=0)))
+    any_true = np.logical_or.reduceat(true, starts, axis=1)
+    any_false = np.logical_or.reduceat(false, starts, axis=1)
+    return bool(np.any(any_true & any_false))
 
 
 def _minimal_counts(recall_thresholds: np.ndarray, n_gt: np.ndarray) -> np.ndarray:
@@ -145,14 +147,14 @@ def _counts_before(events: np.ndarray, image: np.ndarray, n_images: int, at: np.
     """[len(at), N]: per image, how many of ``events`` (positions in the pooled order) lie at or
     before each position of ``at`` (default: the events themselves)."""
     at = events if at is None else at
-    counts = np.zeros((len(at), n_images))
-    if len(events) and len(at):
-        # events sorted; the events up to each query position, then one cumulative count per image
-        upto = np.searchsorted(events, at, side="right")
-        onehot = np.zeros((len(events) + 1, n_images))
-        onehot[np.arange(1, len(events) + 1), image[events]] = 1
-        counts = np.cumsum(onehot, axis=0)[upto]
-    return counts
+    if not len(events) or not len(at):
+        return np.zeros((len(at), n_images))
+    # events keyed by (image, position), sorted: one search per (query position, image)
+    span = int(max(events.max(), at.max())) + 1
+    keys = np.sort(image[events] * span + events)
+    starts = np.searchsorted(keys, np.arange(n_images) * span)
+    queries = np.arange(n_images)[None, :] * span + at[:, None]
+    return (np.searchsorted(keys, queries, side="right") - starts[None, :]).astype(float)
 
 
 def _class_precision(cls: ClassMatches, weights: np.ndarray, recall_thresholds: np.ndarray):

@@ -57,9 +57,14 @@ def bootstrap(matches: Matches, *, resamples: int, seed: int) -> dict[str, np.nd
             "image_ids": np.asarray(matches.image_ids), "category_ids": np.asarray(matches.category_ids)}
 
 
-def _check_against_metrics(estimate: np.ndarray, class_estimate: np.ndarray, metrics: dict, source) -> None:
+def _check_against_metrics(estimate: np.ndarray, class_estimate: np.ndarray, category_ids, metrics: dict,
+                           source) -> None:
     """The test set's own statistics must be the evaluation's: otherwise the detections or the
     annotations are not the ones the metrics were computed from."""
+    ids = [entry["id"] for entry in metrics["per_class"]]
+    if ids != list(category_ids):
+        raise ValueError(f"{source}: classes {ids}, the test annotations' {list(category_ids)}. Fix: rerun the "
+                         "run's evaluation (delete its metrics.json) on this test split.")
     expected = [metrics["coco"].get(name) for name in SUMMARY]
     expected += [entry.get("AP50") for entry in metrics["per_class"]]
     found = list(estimate) + list(class_estimate)
@@ -79,7 +84,7 @@ def run_statistics(*, detections, annotations, metrics, settings: dict[str, Any]
     record = read_json(metrics)
     matches = extract_matches(coco_evaluator(load_coco_json(annotations), read_json(detections)))
     values = bootstrap(matches, resamples=resamples, seed=seed)
-    _check_against_metrics(values["estimate"], values["class_estimate"], record, metrics)
+    _check_against_metrics(values["estimate"], values["class_estimate"], matches.category_ids, record, metrics)
 
     def describe(column: int, per_class: bool = False) -> dict:
         key = "class_" if per_class else ""
@@ -104,7 +109,11 @@ def run_statistics(*, detections, annotations, metrics, settings: dict[str, Any]
             np.savez(handle, **values)
     write_json(statistics_path, result)
     ap50 = result["metrics"]["AP50"]
-    log.info("%s: AP50 %.3f, %d%% %s interval [%.3f, %.3f], bootstrap bias %+.3f (%d resamples of %d images)",
-             Path(metrics).parent, ap50["estimate"], round(100 * level), method, ap50["low"], ap50["high"],
-             ap50["bias"], resamples, matches.n_images)
+
+    def shown(value, sign=""):
+        return "undefined" if value is None else f"{value:{sign}.3f}"
+
+    log.info("%s: AP50 %s, %d%% %s interval [%s, %s], bootstrap bias %s (%d resamples of %d images)",
+             Path(metrics).parent, shown(ap50["estimate"]), round(100 * level), method, shown(ap50["low"]),
+             shown(ap50["high"]), shown(ap50["bias"], "+"), resamples, matches.n_images)
     return result
