@@ -37,6 +37,7 @@ def imported_config(config: dict, source: str) -> dict:
                                     "model": {"num_queries": 50, "num_denoising": 10},
                                     "training": dict(config["models"]["deimv2"]["training"])}
     config["multimodal"]["models"] = ["deimv2_s"]
+    config["statistics"]["baseline"] = "deimv2_s"  # the grid's only model
     return config
 
 

@@ -74,3 +74,30 @@ def test_training_restarts_stage_two_from_the_best_stage_one_state(tiny_splits, 
                   lr_schedule="flat_cosine", augmentation={"horizontal_flip": 0.5, "epochs": [0, 1, 2]})
     assert 1 <= len(kept) <= 2  # only stage-1 epochs that improved
     assert reloads[0] == 3 and summary["stage_restarts"] == len(reloads)
+
+
+def test_every_restart_reloads_the_snapshot_as_it_was_kept():
+    """Adam adopts the tensors of a CPU state dict and updates them in place: a restart must hand
+    it a copy, or the next restart reloads the moments of the epochs after the first."""
+    from detstudy.stage_restart import StageRestart
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+
+    def step():
+        optimizer.zero_grad()
+        model(torch.ones(4, 3)).sum().backward()
+        optimizer.step()
+
+    step()
+    restart = StageRestart(2)
+    restart.keep({"model": model.state_dict(), "optimizer": optimizer.state_dict()})
+    kept = {k: v.clone() for k, v in restart.snapshot["optimizer"]["state"][0].items()}
+    targets = {"model": model, "optimizer": optimizer}
+    for epoch in (2, 3):
+        assert restart.restore(epoch, targets)
+        for name, value in kept.items():
+            assert torch.equal(optimizer.state_dict()["state"][0][name], value), (epoch, name)
+        step()  # training after the restart
+    for name, value in kept.items():
+        assert torch.equal(restart.snapshot["optimizer"]["state"][0][name], value), name

@@ -183,6 +183,9 @@ def test_run_statistics_writes_the_intervals_of_the_evaluated_numbers(tmp_path):
     assert ap50["estimate"] == pytest.approx(metrics["coco"]["AP50"], abs=1e-12)
     assert ap50["low"] < ap50["estimate"] < ap50["high"] and ap50["method"] == "bca"
     assert ap50["bca"] == [ap50["low"], ap50["high"]] and ap50["percentile"] != ap50["bca"]
+    # the basic interval mirrors the percentile one around the estimate
+    assert ap50["basic"] == pytest.approx([2 * ap50["estimate"] - ap50["percentile"][1],
+                                           2 * ap50["estimate"] - ap50["percentile"][0]])
     assert record["images"] == 30 and record["image_ids_sha256"] == image_digest([i["id"] for i in gt["images"]])
     assert [c["name"] for c in record["per_class"]] == ["class0", "class1", "class2"]
     with np.load(arrays) as data:
@@ -324,8 +327,8 @@ def test_the_report_shows_intervals_and_bolds_only_the_significant(tmp_path):
     assert "Does the text help?" in html and "the text fusion's AP50 gain over vanilla" in md
     assert "shuffled-text control" in md and md.count("![") == 2
     assert html.count('src="data:image/png') == 2
-    bias = f"{frcnn['bias']:+.3f}"
-    assert "Appendix: bootstrap" in html and f"| {frcnn['estimate']:.3f} | {bias} | {shown} |" in md
+    bias, basic = f"{frcnn['bias']:+.3f}", f"[{frcnn['basic'][0]:.3f}, {frcnn['basic'][1]:.3f}]"
+    assert "Appendix: bootstrap" in html and f"| {frcnn['estimate']:.3f} | {bias} | {basic} | {shown} |" in md
 
 
 def test_a_subset_of_the_matches_is_the_matching_of_the_subset():

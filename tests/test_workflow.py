@@ -117,7 +117,8 @@ def test_changed_learning_rate_reruns_only_that_model(finished_workflow: Workflo
     finally:
         finished_workflow.write_config(original)
     assert jobs == {("train_cnn", "frcnn_resnet18"), ("evaluate", "frcnn_resnet18"), ("latency", "frcnn_resnet18"),
-                    ("run_figures", "frcnn_resnet18"), ("report", ""), ("all", "")}
+                    ("run_figures", "frcnn_resnet18"), ("run_statistics", "frcnn_resnet18"), ("comparisons", ""),
+                    ("statistics_figures", ""), ("report", ""), ("all", "")}
 
 
 def test_changed_augmentation_reruns_only_the_vit_model_and_its_multimodal_chain(finished_workflow: Workflow):
@@ -130,7 +131,7 @@ def test_changed_augmentation_reruns_only_the_vit_model_and_its_multimodal_chain
     finally:
         finished_workflow.write_config(original)
     assert jobs == {("train_vit", "deimv2"), ("evaluate", "deimv2"), ("latency", "deimv2"), ("run_figures", "deimv2"),
-                    ("report", ""),
+                    ("run_statistics", "deimv2"), ("comparisons", ""), ("statistics_figures", ""), ("report", ""),
                     ("train_phase", "deimv2"), ("multimodal_figures", "deimv2"), ("all", "")}
 
 

@@ -100,7 +100,10 @@ class StageRestart:
             log.warning("epoch %d: no validated stage-1 epoch to restart stage 2 from; continuing", epoch)
             return False
         for name, target in targets.items():
-            target.load_state_dict(self.snapshot[name])
+            # a copy: an optimizer on the snapshot's device adopts the tensors it is given and then
+            # updates them in place, which would change what the next restart reloads (the
+            # official solver reads best_stg1.pth from disk each time)
+            target.load_state_dict(_on_cpu(self.snapshot[name]))
         self.restarts += 1
         log.info("epoch %d: stage 2 restarts from the best stage-1 state (restart %d)", epoch, self.restarts)
         return True

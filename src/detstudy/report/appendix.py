@@ -131,6 +131,11 @@ def provenance_view(runs: list[dict]) -> dict:
     }
 
 
+#: the interval methods of detstudy.statistics.intervals, as the report names them
+METHODS = ("basic", "bca", "percentile")
+METHOD_NAMES = {"basic": "basic", "bca": "BCa", "percentile": "percentile"}
+
+
 def bootstrap_appendix(significance) -> dict | None:
     """Per cell: AP50 and mAP with the bootstrap's bias and both intervals (the headline
     interval is the configured method's; this table shows what the other would have said)."""
@@ -139,9 +144,8 @@ def bootstrap_appendix(significance) -> dict | None:
     columns = [{"label": "Run", "tex": "Run", "numeric": False}, {"label": "Seeds", "tex": "$n$", "numeric": True}]
     for metric, shown in (("AP50", "AP50"), ("AP", "mAP")):
         columns += [{"label": f"{shown}", "tex": shown, "numeric": True},
-                    {"label": f"{shown} bias", "tex": "bias", "numeric": True},
-                    {"label": f"{shown} BCa", "tex": "BCa", "numeric": True},
-                    {"label": f"{shown} percentile", "tex": "percentile", "numeric": True}]
+                    {"label": f"{shown} bias", "tex": "bias", "numeric": True}]
+        columns += [{"label": f"{shown} {METHOD_NAMES[m]}", "tex": METHOD_NAMES[m], "numeric": True} for m in METHODS]
     rows = []
     for label, found in significance.cells.items():
         cells = [cell(label), cell(len(found["seeds"]), numeric=True)]
@@ -149,9 +153,8 @@ def bootstrap_appendix(significance) -> dict | None:
             value = found["metrics"][metric]
             bias = value.get("bias")
             cells += [cell(fmt_number(value.get("estimate")), numeric=True),
-                      cell(DASH if bias is None else f"{bias:+.3f}", numeric=True),
-                      cell(interval_text(value.get("bca")) or DASH, numeric=True),
-                      cell(interval_text(value.get("percentile")) or DASH, numeric=True)]
+                      cell(DASH if bias is None else f"{bias:+.3f}", numeric=True)]
+            cells += [cell(interval_text(value.get(m)) or DASH, numeric=True) for m in METHODS]
         rows.append({"cells": cells, "family_start": False, "first_row": False, "family": ""})
     return {"key": "bootstrap", "caption": "Bootstrap over the test images", "columns": columns, "rows": rows,
             "n_key_columns": 2, "group_headers": None}

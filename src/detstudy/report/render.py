@@ -196,7 +196,8 @@ def inference_view(significance: Significance | None) -> dict | None:
     if significance is None:
         return None
     return {"level": f"{round(100 * significance.level)}%", "alpha": f"{significance.alpha:g}",
-            "method": {"bca": "bias-corrected and accelerated (BCa)", "percentile": "percentile"}[significance.method],
+            "method": {"basic": "basic (reverse-percentile)", "bca": "bias-corrected and accelerated (BCa)",
+                       "percentile": "percentile"}[significance.method],
             "resamples": significance.resamples, "baseline": significance.baseline}
 
 

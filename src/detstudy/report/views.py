@@ -90,7 +90,8 @@ def _baseline_cell(row, significance: Significance, metric: str) -> dict:
     if not found or found.get("estimate") is None:
         return cell(DASH, numeric=True)
     better = found.get("p_holm") is not None and found["p_holm"] < significance.alpha and found["estimate"] > 0
-    return cell(f"{found['estimate']:+.3f} (p {p_text(found.get('p_holm'))})", numeric=True, best=better,
+    return cell(f"{found['estimate']:+.3f} (p {p_text(found.get('p_holm'))}; raw {p_text(found.get('p'))})",
+                numeric=True, best=better,
                 interval=interval_text((found["low"], found["high"])) if found.get("low") is not None else None)
 
 
@@ -107,7 +108,7 @@ def metric_table(frame: pd.DataFrame, columns: list[_Col], *, caption: str, key:
     ]
     if with_baseline:
         label = f"Δ{baseline_metric} vs {significance.baseline}"
-        head.append({"label": label, "long": f"{label} (Holm p)", "tex": rf"$\Delta${latex_escape(label[1:])}",
+        head.append({"label": label, "long": f"{label} (Holm p; raw p)", "tex": rf"$\Delta${latex_escape(label[1:])}",
                      "numeric": True})
     rows = []
     previous_family = None

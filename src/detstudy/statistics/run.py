@@ -19,7 +19,7 @@ import numpy as np
 from detstudy.data.coco import load_coco_json
 from detstudy.evaluation.metrics import coco_evaluator
 from detstudy.io import atomic_path, read_json, write_json
-from detstudy.statistics.intervals import interval
+from detstudy.statistics.intervals import METHODS, interval
 from detstudy.statistics.resampled_ap import SUMMARY, Matches, extract_matches, resampled_statistics
 
 log = logging.getLogger("detstudy.statistics")
@@ -89,11 +89,10 @@ def run_statistics(*, detections, annotations, metrics, settings: dict[str, Any]
     def describe(column: int, per_class: bool = False) -> dict:
         key = "class_" if per_class else ""
         out = {}
-        for name in ("bca", "percentile"):  # both kept: the configured one is the headline
+        for name in METHODS:  # all kept: the configured one is the headline
             out[name] = interval(values[f"{key}replicates"][:, column], values[f"{key}estimate"][column],
                                  jackknife=values[f"{key}jackknife"][:, column], level=level, method=name).to_dict()
-        return {**out[method], "method": method, "bca": [out["bca"]["low"], out["bca"]["high"]],
-                "percentile": [out["percentile"]["low"], out["percentile"]["high"]]}
+        return {**out[method], "method": method, **{name: [out[name]["low"], out[name]["high"]] for name in METHODS}}
 
     result = {
         "run": record["run"],
