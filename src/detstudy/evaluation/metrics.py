@@ -177,9 +177,9 @@ def coco_evaluate(gt: dict, detections: list[dict]) -> dict:
     With no detections, every class and area range that has ground truth gets 0.0, not ``None``.
     The caller's ``gt`` and ``detections`` are not modified.
     """
-    categories = _categories(gt)
-    gt_annotations = _gt_annotations(gt)
     evaluator = coco_evaluator(gt, detections)
+    categories = evaluator.cocoGt.dataset["categories"]  # the cleaned ones, built (and warned about) once
+    gt_annotations = evaluator.cocoGt.dataset["annotations"]
     with contextlib.redirect_stdout(io.StringIO()):
         evaluator.accumulate()
         evaluator.summarize()

@@ -9,7 +9,9 @@ import re
 
 from detstudy.report.formatting import DASH, cell, fmt_number, interval_text, split_rank
 from detstudy.multimodal.chain import run_label
-from detstudy.report.tables import _num, family_label
+from detstudy.statistics.methods import METHOD_NAMES, METHODS
+from detstudy.families import family_label
+from detstudy.report.tables import _num
 
 
 def training_appendix(runs: list[dict]) -> list[dict]:
@@ -131,9 +133,6 @@ def provenance_view(runs: list[dict]) -> dict:
     }
 
 
-#: the interval methods of detstudy.statistics.intervals, as the report names them
-METHODS = ("basic", "bca", "percentile")
-METHOD_NAMES = {"basic": "basic", "bca": "BCa", "percentile": "percentile"}
 
 
 def bootstrap_appendix(significance) -> dict | None:

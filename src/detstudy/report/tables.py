@@ -16,12 +16,10 @@ from typing import Iterable
 import pandas as pd
 
 from detstudy.evaluation.class_pairs import pair_confusion
+from detstudy.families import FAMILY_LABELS, FAMILY_ORDER, family_label, family_rank  # noqa: F401 (re-exported)
 from detstudy.io import read_json
 from detstudy.multimodal.chain import CONTROLS, cell_label, is_phase_run, phase_label, phase_parts
 
-#: Families in the order the thesis compares them; any other family sorts after these.
-FAMILY_ORDER = ("cnn", "vit", "multimodal")
-FAMILY_LABELS = {"cnn": "CNN", "vit": "ViT", "multimodal": "Multimodal"}
 
 #: The blocks every metrics.json of the evaluate rule holds (docs/metrics_schema.md).
 METRICS_BLOCKS = ("run", "dataset", "coco", "provenance")
@@ -92,16 +90,6 @@ def _natural_key(text) -> tuple:
     parts = re.split(r"(\d+)", str(text))
     return tuple((0, int(p)) if p.isdigit() else (1, p.lower()) for p in parts if p != "")
 
-
-def family_rank(family) -> tuple:
-    fam = str(family or "").lower()
-    if fam in FAMILY_ORDER:
-        return (FAMILY_ORDER.index(fam), "")
-    return (len(FAMILY_ORDER), fam)
-
-
-def family_label(family) -> str:
-    return FAMILY_LABELS.get(str(family).lower(), str(family))
 
 
 def _phase_key(phase) -> tuple:

@@ -7,9 +7,8 @@ import os
 from typing import Any
 
 from detstudy.figures import _colors, _figure, _rc, _save, _style
+from detstudy.families import family_rank
 from detstudy.io import read_json
-
-FAMILY_ORDER = ("cnn", "vit", "multimodal")
 
 
 def plot_forest(record: dict, out_png: str | os.PathLike, *, metric: str = "AP50", style: dict | None = None):
@@ -18,7 +17,7 @@ def plot_forest(record: dict, out_png: str | os.PathLike, *, metric: str = "AP50
 
     style = _style(style)
     cells = record["cells"]
-    families = sorted({c["family"] for c in cells}, key=lambda f: (FAMILY_ORDER.index(f) if f in FAMILY_ORDER else 9, f))
+    families = sorted({c["family"] for c in cells}, key=family_rank)
     colors = dict(zip(families, _colors(len(families), style)))
     settings = record["settings"]
     with mpl.rc_context(_rc(style)):

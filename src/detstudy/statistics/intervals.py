@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-METHODS = ("basic", "bca", "percentile")
+from detstudy.statistics.methods import METHODS
 
 
 @dataclass(frozen=True)

@@ -157,9 +157,24 @@ def _counts_before(events: np.ndarray, image: np.ndarray, n_images: int, at: np.
     return (np.searchsorted(keys, queries, side="right") - starts[None, :]).astype(float)
 
 
-def _class_precision(cls: ClassMatches, weights: np.ndarray, recall_thresholds: np.ndarray):
+def _class_counts(cls: ClassMatches, n_images: int) -> list:
+    """Per IoU threshold: for each true positive in the pooled order, per image, its true and
+    false positives at or before it ([P, N] each), or None without a true positive. They do not
+    depend on the resample, so they are computed once per run."""
+    counts = []
+    for t in range(cls.true.shape[0]):
+        positions = np.flatnonzero(cls.true[t])
+        if not len(positions):
+            counts.append(None)
+            continue
+        counts.append((_counts_before(positions, cls.image, n_images),
+                       _counts_before(np.flatnonzero(cls.false[t]), cls.image, n_images, at=positions)))
+    return counts
+
+
+def _class_precision(cls: ClassMatches, weights: np.ndarray, recall_thresholds: np.ndarray, before: list):
     """Interpolated precision [B, T, R] and recall [B, T] of one class, and which resamples count
-    the class (it has a box that counts)."""
+    the class (it has a box that counts). ``before``: :func:`_class_counts` of the class."""
     batch, n_thresholds = len(weights), cls.true.shape[0]
     w = weights.astype(float)
     n_gt = weights @ cls.gt_counts
@@ -168,12 +183,10 @@ def _class_precision(cls: ClassMatches, weights: np.ndarray, recall_thresholds: 
     needed = _minimal_counts(recall_thresholds, n_gt)
     eps = np.spacing(1)
     for t in range(n_thresholds):
-        positions = np.flatnonzero(cls.true[t])
-        if not len(positions):
+        if before[t] is None:
             continue
-        # per image: its true and false positives at or before each true positive
-        true_before = _counts_before(positions, cls.image, weights.shape[1])
-        false_before = _counts_before(np.flatnonzero(cls.false[t]), cls.image, weights.shape[1], at=positions)
+        true_before, false_before = before[t]
+        n_positions = true_before.shape[0]
         tp = w @ true_before.T  # [B, P], exact: sums of small integers
         fp = w @ false_before.T
         pr = tp / (fp + tp + eps)
@@ -185,9 +198,9 @@ def _class_precision(cls: ClassMatches, weights: np.ndarray, recall_thresholds: 
         offsets = np.arange(batch, dtype=float)[:, None] * span
         counts = np.arange(top + 1, dtype=float)[None, :]
         found = np.searchsorted((tp + offsets).ravel(), (counts + offsets).ravel(), side="left").reshape(batch, -1)
-        found -= np.arange(batch)[:, None] * len(positions)
-        at_count = np.where(found < len(positions),
-                            np.take_along_axis(envelope, np.minimum(found, len(positions) - 1), axis=1), 0.0)
+        found -= np.arange(batch)[:, None] * n_positions
+        at_count = np.where(found < n_positions,
+                            np.take_along_axis(envelope, np.minimum(found, n_positions - 1), axis=1), 0.0)
         precision[:, t] = np.take_along_axis(at_count, np.minimum(needed, top).astype(np.int64), axis=1)
         recall[:, t] = tp[:, -1] / np.maximum(n_gt, 1)
     return precision, recall, n_gt > 0
@@ -227,9 +240,14 @@ def resampled_statistics(matches: Matches, weights: np.ndarray, chunk: int = 200
     weights = np.asarray(weights, dtype=np.int64)
     if weights.ndim != 2 or weights.shape[1] != matches.n_images:
         raise ValueError(f"weights of shape {weights.shape}: expected [resamples, {matches.n_images} images]")
+    for k, cls in enumerate(matches.classes):
+        if cls.tied:
+            log.info("class %s: an image has a true and a false positive at one score; accumulating its "
+                     "resamples copy by copy", matches.category_ids[k])
+    counts = [None if cls.tied else _class_counts(cls, matches.n_images) for cls in matches.classes]
     summaries, per_class = [], []
     for start in range(0, len(weights), chunk):
-        s, c = _statistics(matches, weights[start:start + chunk])
+        s, c = _statistics(matches, weights[start:start + chunk], counts)
         summaries.append(s)
         per_class.append(c)
     if not summaries:
@@ -237,7 +255,7 @@ def resampled_statistics(matches: Matches, weights: np.ndarray, chunk: int = 200
     return np.concatenate(summaries), np.concatenate(per_class)
 
 
-def _statistics(matches: Matches, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _statistics(matches: Matches, weights: np.ndarray, counts: list) -> tuple[np.ndarray, np.ndarray]:
     batch, n_classes = len(weights), len(matches.classes)
     thresholds = matches.iou_thresholds
     t50 = np.where(thresholds == 0.5)[0]  # COCOeval.summarize's own lookup
@@ -247,18 +265,17 @@ def _statistics(matches: Matches, weights: np.ndarray) -> tuple[np.ndarray, np.n
     valid = np.zeros(batch)
     per_class = np.full((batch, n_classes), np.nan)
     for k, cls in enumerate(matches.classes):
-        accumulate = _class_precision_copies if cls.tied else _class_precision
         if cls.tied:
-            log.info("class %s: an image has a true and a false positive at one score; accumulating its "
-                     "resamples copy by copy", matches.category_ids[k])
-        precision, recall, counts = accumulate(cls, weights, matches.recall_thresholds)
-        mask = counts.astype(float)
+            precision, recall, present = _class_precision_copies(cls, weights, matches.recall_thresholds)
+        else:
+            precision, recall, present = _class_precision(cls, weights, matches.recall_thresholds, counts[k])
+        mask = present.astype(float)
         ap_sum[:, 0] += mask * precision.mean(axis=(1, 2))
         ap_sum[:, 1] += mask * precision[:, t50].mean(axis=(1, 2))
         ap_sum[:, 2] += mask * precision[:, t75].mean(axis=(1, 2))
         recall_sum += mask * recall.mean(axis=1)
         valid += mask
-        per_class[:, k] = np.where(counts, precision[:, t50].mean(axis=(1, 2)), np.nan)
+        per_class[:, k] = np.where(present, precision[:, t50].mean(axis=(1, 2)), np.nan)
     with np.errstate(invalid="ignore", divide="ignore"):
         summary = np.column_stack([ap_sum / valid[:, None], recall_sum / valid])
     summary[valid == 0] = np.nan
