@@ -10,7 +10,7 @@ import sys
 import warnings
 
 import pytest
-from test_report import CLASSES, ROOT, TEMPLATES, TINY_PNG, _metrics
+from test_report import CLASSES, ROOT, TEMPLATES, TINY_PNG, _metrics, compile_latex
 
 from detstudy import report
 from detstudy.figures import plot_pair_confusion, plot_text_similarity
@@ -175,10 +175,11 @@ def test_report_multimodal_section(phase_paths, prompts_json, tmp_path):
 
     tex = (out / "tables" / "multimodal.tex").read_text()
     for token in (r"\begin{table}", r"\label{tab:multimodal}", r"\toprule", r"\bottomrule", r"deimv2\_s",
-                  r"ROTURA\_FRACTURA$\to$RAYONES\_ARANAZOS", "(+0.150)", "phase 2, no text"):
+                  r"ROTURA\_FRACTURA$\to$RAYONES\_ARANAZOS", r"(\num[retain-explicit-plus]{+0.150})", "phase 2, no text"):
         assert token in tex, token
     assert "→" not in tex and "–" not in tex
     assert not [line for line in tex.split(r"\resizebox")[1].splitlines() if not line.strip()]  # no \par in a box
+    compile_latex(out / "tables")
 
 
 def test_report_without_phase_runs(phase_paths, tmp_path):

@@ -207,8 +207,9 @@ def test_latex_tables(rendered):
                   r"\caption{", r"\label{tab:runs}"):
         assert token in runs_tex
     assert r"frcnn\_r18" in runs_tex and "frcnn_r18" not in runs_tex
-    assert r"\textbf{0.720}" in runs_tex  # best AP50
-    assert r"0.550 $\pm$ 0.071" in runs_tex
+    bold = r"\textbf{\num[reset-text-series=false, text-series-to-math]{%s}}"
+    assert bold % "0.720" in runs_tex  # best AP50
+    assert r"\num{0.550 +- 0.071}" in runs_tex  # siunitx's uncertainty form
     assert "--" in runs_tex and "–" not in runs_tex
     # families separated by \midrule: header rule + 2 family breaks
     assert runs_tex.count(r"\midrule") == 3
@@ -216,7 +217,36 @@ def test_latex_tables(rendered):
     assert r"ROTURA\_FRACTURA" in per_class and "ROTURA_FRACTURA" not in per_class
     assert r"\toprule" in per_class and r"\bottomrule" in per_class
     assert r"\label{tab:per-class-ap50}" in per_class
-    assert r"\textbf{0.950}" in per_class  # best NORMAL
+    assert bold % "0.950" in per_class  # best NORMAL
+    compile_latex(rendered / "tables")
+
+
+def compile_latex(tables: Path) -> None:
+    """Typeset every generated table of ``tables`` in a thesis-like document (decimal commas, as
+    a Spanish thesis sets them), in a scratch folder, failing on any LaTeX error or siunitx
+    warning. Skipped without pdflatex (``tests/system_packages.sh`` installs it)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (tests/system_packages.sh installs it)")
+    names = sorted(path.name for path in tables.glob("*.tex"))
+    assert names, f"no .tex table in {tables}"
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        for name in names:
+            shutil.copy(tables / name, scratch / name)
+        inputs = "\n".join(rf"\input{{{name}}}" for name in names)
+        (scratch / "thesis.tex").write_text(
+            "\\documentclass{article}\n\\usepackage{booktabs,siunitx,graphicx}\n"
+            "\\sisetup{output-decimal-marker={,}}\n\\begin{document}\n" + inputs + "\n\\end{document}\n")
+        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "thesis.tex"],
+                              cwd=scratch, capture_output=True, text=True, timeout=120)
+        log = (scratch / "thesis.log").read_text(errors="replace")
+        assert done.returncode == 0, log[-3000:]
+        assert "siunitx Warning" not in log and "Error" not in log, log[-3000:]
+        assert (scratch / "thesis.pdf").stat().st_size > 0
 
 
 def test_latex_escape():

@@ -287,7 +287,7 @@ def test_the_best_of_a_column_is_significant_only_against_every_other(tmp_path):
 
 # ------------------------------------------------------------------------------------- the report
 def test_the_report_shows_intervals_and_bolds_only_the_significant(tmp_path):
-    from test_report import TEMPLATES, _provenance
+    from test_report import TEMPLATES, _provenance, compile_latex
 
     from detstudy.report import render_report
     from detstudy.statistics.figures import statistics_figures
@@ -319,7 +319,8 @@ def test_the_report_shows_intervals_and_bolds_only_the_significant(tmp_path):
     tex = (out / "tables" / "runs.tex").read_text()
     frcnn = next(c for c in result["cells"] if c["model"] == "frcnn")["metrics"]["AP50"]
     shown = f"[{frcnn['low']:.3f}, {frcnn['high']:.3f}]"
-    assert f'<span class="ci">{shown}</span>' in html and shown in md and shown in tex
+    assert f'<span class="ci">{shown}</span>' in html and shown in md
+    assert rf"[\num{{{frcnn['low']:.3f}}}, \num{{{frcnn['high']:.3f}}}]" in tex
     best = result["best"]["AP50"]
     winner = f"{next(c for c in result['cells'] if c['label'] == best['best'])['metrics']['AP50']['estimate']:.3f}"
     assert best["significant"] == (f"<strong>{winner}</strong>" in html)  # bold only when significant
@@ -329,6 +330,7 @@ def test_the_report_shows_intervals_and_bolds_only_the_significant(tmp_path):
     assert html.count('src="data:image/png') == 2
     bias, basic = f"{frcnn['bias']:+.3f}", f"[{frcnn['basic'][0]:.3f}, {frcnn['basic'][1]:.3f}]"
     assert "Appendix: bootstrap" in html and f"| {frcnn['estimate']:.3f} | {bias} | {basic} | {shown} |" in md
+    compile_latex(out / "tables")
 
 
 def test_a_subset_of_the_matches_is_the_matching_of_the_subset():

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Workflow
+from test_report import compile_latex
 
 pytestmark = pytest.mark.workflow
 
@@ -101,6 +102,7 @@ def test_report_names_every_run(finished_workflow: Workflow):
     assert "ROTURA_FRACTURA" in html and "data:image/png;base64," in html
     tex = (finished_workflow.root / "results/report/tables/runs.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex
+    compile_latex(finished_workflow.root / "results/report/tables")
 
 
 def test_nothing_reruns_after_a_complete_run(finished_workflow: Workflow):

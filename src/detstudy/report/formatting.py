@@ -43,6 +43,41 @@ def latex_escape(text) -> str:
     return "".join(replacements.get(ch, ch) for ch in text)
 
 
+_NUMBER = re.compile(r"(?<![\w.])([+-]?\d+(?:\.\d+)?)(?![\w.])")
+
+
+def latex_numbers(text, bold: bool = False) -> str:
+    """``text`` escaped for LaTeX with every number in it set by siunitx's ``\\num``.
+
+    So a thesis typesets the tables' numbers as its own (``\\sisetup{output-decimal-marker={,}}``
+    gives decimal commas); an explicit sign is kept (``+0.012`` is a difference, not a value).
+    ``bold``: siunitx 3 resets the font series, so a bold number asks it to keep it.
+    """
+    def number(match):
+        token = match.group(1)
+        explicit_plus = ["retain-explicit-plus"] if token.startswith("+") else []
+        return rf"\num{_options(explicit_plus, bold)}{{{token}}}"
+
+    text = _NUMBER.sub(number, latex_escape(text))
+    return rf"\textbf{{{text}}}" if bold else text
+
+
+def latex_value(text, std=None, bold: bool = False) -> str:
+    """A table value with its spread for LaTeX: ``\\num{0.412 +- 0.021}`` (siunitx's own
+    uncertainty form), or :func:`latex_numbers` of the value and of the spread."""
+    if std and _NUMBER.fullmatch(str(text)) and _NUMBER.fullmatch(str(std)):
+        value = rf"\num{_options([], bold)}{{{text} +- {std}}}"
+        return rf"\textbf{{{value}}}" if bold else value
+    value = latex_numbers(text, bold)
+    return f"{value} $\\pm$ {latex_numbers(std)}" if std else value
+
+
+def _options(options: list, bold: bool) -> str:
+    if bold:
+        options = options + ["reset-text-series=false", "text-series-to-math"]
+    return f"[{', '.join(options)}]" if options else ""
+
+
 def markdown_escape(text) -> str:
     """Escape what would break a GitHub Markdown table cell or turn into emphasis/HTML."""
     text = str(text)

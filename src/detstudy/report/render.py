@@ -25,7 +25,7 @@ from detstudy.report.figure_sections import (
     without_uris,
 )
 from detstudy.report.findings import multimodal_findings
-from detstudy.report.formatting import DASH, latex_escape, markdown_code, markdown_escape
+from detstudy.report.formatting import DASH, latex_escape, latex_numbers, latex_value, markdown_code, markdown_escape
 from detstudy.report.significance import Significance
 from detstudy.report.tables import (
     RUN_COLUMNS,
@@ -64,6 +64,8 @@ def environments(templates_dir):
         **common,
     )
     latex.filters["tex"] = latex_escape
+    latex.filters["texnum"] = latex_numbers
+    latex.filters["texvalue"] = latex_value
     return html, markdown, latex
 
 

@@ -1,0 +1,18 @@
+#!/usr/bin/env sh
+# The Debian packages some tests need: pdflatex with booktabs and siunitx (the LaTeX tables are
+# typeset). Installs what is missing when it can (root, or sudo without a password); otherwise
+# says which tests will skip and succeeds, so the rest of the suite still runs.
+set -eu
+packages="texlive-latex-base texlive-latex-recommended texlive-science"
+missing=""
+command -v pdflatex >/dev/null 2>&1 && kpsewhich siunitx.sty >/dev/null 2>&1 || missing="$packages"
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" = 0 ]; then as_root=""
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then as_root="sudo -n"
+else
+    echo "system_packages.sh: not root: install $missing to run the LaTeX tests (they skip without it)" >&2
+    exit 0
+fi
+echo "system_packages.sh: installing $missing" >&2
+$as_root apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $as_root apt-get install -y -qq --no-install-recommends $missing >/dev/null
