@@ -37,6 +37,13 @@ rule run_figures:
             subcategory="{model} {resolution}px {phase} seed {seed}",
             labels=run_labels("confusion matrix"),
         ),
+        errors=report(
+            run_dir("figures/errors.png"),
+            caption="../report/captions/errors.rst",
+            category="Runs",
+            subcategory="{model} {resolution}px {phase} seed {seed}",
+            labels=run_labels("errors"),
+        ),
         predictions=report(
             run_dir("figures/predictions.png"),
             caption="../report/captions/predictions.rst",

@@ -21,8 +21,11 @@ rule report:
         runs_table=f"{RESULTS}/report/tables/runs.tex",
         per_class_table=f"{RESULTS}/report/tables/per_class_ap50.tex",
         multimodal_table=f"{RESULTS}/report/tables/multimodal.tex",
+        errors_table=f"{RESULTS}/report/tables/errors.tex",
     params:
         title=config["report"]["title"],
+        preview_width=config["report"]["preview_width"],
+        jpeg_quality=config["report"]["jpeg_quality"],
         runs=[{**run, "dir": run_dir().format(**run)} for run in grid_runs()],
         multimodal=[{**group, "dir": multimodal_dir().format(**group)} for group in multimodal_groups()],
         confusion_pair=(MULTIMODAL or {}).get("confusion_pair", []),

@@ -26,4 +26,6 @@ report(
     out_md=snakemake.output.markdown,
     out_tables_dir=Path(snakemake.output.runs_table).parent,
     out_multimodal_tex=snakemake.output.multimodal_table,
+    preview_width=snakemake.params.preview_width,
+    jpeg_quality=snakemake.params.jpeg_quality,
 )

@@ -1,4 +1,4 @@
-# Draw the figures of one run: curves, per-class AP, PR curves, confusion matrix, predictions.
+# Draw the figures of one run: curves, per-class AP, PR curves, confusion matrix, errors, predictions.
 import sys
 from pathlib import Path
 

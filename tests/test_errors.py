@@ -122,3 +122,18 @@ def test_no_detections_at_all():
     found = error_breakdown(coco_evaluator(gt, []))
     assert found["AP50"] == 0 and found["counts"]["missed"] == 1
     assert found["dAP"]["missed"] == 0  # fixing the only object leaves no class to average: no gain counted
+
+
+def test_the_figure_draws_each_error_at_its_cost(tmp_path):
+    from detstudy.figures import plot_error_breakdown
+
+    gt = _dataset({1: [(1, [10, 10, 50, 50]), (2, [100, 100, 40, 40])], 2: [(3, [20, 20, 60, 60])]})
+    detections = [_det(1, 1, 0.9, [11, 11, 50, 50]), _det(1, 1, 0.8, [102, 98, 40, 40]),
+                  _det(2, 3, 0.7, [20, 20, 30, 60]), _det(2, 2, 0.6, [150, 150, 20, 20])]
+    errors = error_breakdown(coco_evaluator(gt, detections))
+    figure = plot_error_breakdown(errors, tmp_path / "errors.png")
+    main, special = figure.axes
+    assert [round(bar.get_height(), 12) for bar in main.patches] == [round(errors["dAP"][n], 12) for n in ERRORS]
+    assert [bar.get_height() for bar in special.patches] == [errors["false_positives_dAP"],
+                                                             errors["false_negatives_dAP"]]
+    assert (tmp_path / "errors.png").stat().st_size > 0

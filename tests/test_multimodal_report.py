@@ -215,7 +215,7 @@ def test_report_script(phase_paths, prompts_json, tmp_path, isolated_logging, wi
     inputs = {"metrics": [str(p) for p in phase_paths], "statistics": None, "statistics_figure": None,
               "templates": [str(TEMPLATES / "index.html.j2")], "multimodal_figures": [], "text_prompts": [],
               "comparisons": None, "statistics_figures": []}
-    params = {"title": "T", "runs": [], "multimodal": [], "confusion_pair": []}
+    params = {"title": "T", "runs": [], "multimodal": [], "confusion_pair": [], "preview_width": 1000, "jpeg_quality": 80}
     outputs = {"html": str(out / "index.html"), "markdown": str(out / "report.md"),
                "runs_table": str(out / "tables" / "runs.tex"), "multimodal_table": str(out / "tables" / "mm.tex")}
     if with_multimodal:

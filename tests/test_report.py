@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import re
@@ -16,10 +17,15 @@ TEMPLATES = ROOT / "report" / "templates"
 CLASSES = ["NORMAL", "DEFORMACIONES", "ROTURA_FRACTURA", "RAYONES_ARANAZOS"]
 
 # a 1x1 PNG
-TINY_PNG = bytes.fromhex(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
-    "1f15c4890000000d49444154789c6360f8cf00000301010018dd8db00000000049454e44ae426082"
-)
+def _png(size=(4, 4), color=(200, 30, 30)) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+TINY_PNG = _png()
 
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -66,6 +72,13 @@ def _metrics(model, family, seed, ap50, *, resolution=256, phase="base", aps=0.1
                            "tp": 64, "fp": 21, "fn": 53},
         },
         "params": {"total": params, "trainable": params},
+        "errors": {"iou_threshold": 0.5, "background_iou": 0.1, "AP50": ap50,
+                   "dAP": {"classification": 0.02, "localisation": round(0.9 - ap50, 3), "both": 0.01,
+                           "duplicate": 0.001, "background": 0.07, "missed": 0.08},
+                   "false_positives_dAP": 0.2, "false_negatives_dAP": 0.15,
+                   "counts": {"classification": 4, "localisation": 30, "both": 2, "duplicate": 6,
+                              "background": 400, "missed": 3},
+                   "detections": 500, "true_positives": 60, "objects": 131},
         "speed": {"device": "cpu", "latency_ms_per_image": latency, "images_timed": 32,
                   "batch_size": 1, "threads": 2},
         "training": {"epochs": 8, "best_epoch": 7, "best_val_AP50": 0.41, "best_val_AP": 0.2,
@@ -247,6 +260,18 @@ def compile_latex(tables: Path) -> None:
         assert done.returncode == 0, log[-3000:]
         assert "siunitx Warning" not in log and "Error" not in log, log[-3000:]
         assert (scratch / "thesis.pdf").stat().st_size > 0
+
+
+def test_error_table(rendered):
+    """The TIDE table: one row per cell, the localisation cost of the best AP50 run the lowest (bold)."""
+    html, md = (rendered / "index.html").read_text(), (rendered / "report.md").read_text()
+    tex = (rendered / "tables" / "errors.tex").read_text()
+    assert 'id="errors"' in html and "## Where AP50 is lost" in md and r"\label{tab:errors}" in tex
+    section = html.split('id="errors"', 1)[1].split("</section>", 1)[0]
+    assert "<strong>0.180</strong>" in section  # 0.9 - 0.72, the best run's Loc
+    runs = html.split('id="table-runs"', 1)[1].split("</table>", 1)[0]
+    assert section.count("<tr") == runs.count("<tr") - runs.count('class="group"')  # one row per cell
+    assert r"\num{0.020}" in tex
 
 
 def test_latex_escape():

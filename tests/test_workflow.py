@@ -16,7 +16,7 @@ pytestmark = pytest.mark.workflow
 
 MODELS = ("frcnn_resnet18", "frcnn_efficientnet_b0", "deimv2")
 RUNS = [f"results/runs/{m}/64px/base/seed0" for m in MODELS]
-FIGURES = ("training_curves", "per_class_ap", "pr_curves", "confusion_matrix", "predictions")
+FIGURES = ("training_curves", "per_class_ap", "pr_curves", "confusion_matrix", "errors", "predictions")
 COCO_KEYS = {"AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl"}
 
 
@@ -30,7 +30,8 @@ def test_every_target_is_built(finished_workflow: Workflow):
             assert (root / run / "figures" / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
         assert (root / run.replace("results/runs", "results/logs") / "train.log").read_text().count("ETA") >= 1
         assert (root / run.replace("results/runs", "results/benchmarks") / "train.tsv").exists()
-    for name in ("index.html", "report.md", "tables/runs.tex", "tables/per_class_ap50.tex", "tables/multimodal.tex"):
+    for name in ("index.html", "report.md", "tables/runs.tex", "tables/per_class_ap50.tex", "tables/multimodal.tex",
+                 "tables/errors.tex"):
         assert (root / "results/report" / name).stat().st_size > 0
     for name in ("checks/train.json", "checks/val.json", "checks/test.json", "statistics.json", "statistics.png"):
         assert (root / "results/data" / name).exists()
@@ -53,6 +54,33 @@ def test_the_statistics_cover_every_cell_and_compare_with_the_baseline(finished_
         assert statistics["images"] == metrics["dataset"]["images"]
     html = (root / "results/report/index.html").read_text()
     assert "ΔAP50 vs frcnn_resnet18" in html and "confidence interval" in html
+
+
+def test_the_error_breakdown_of_every_run_is_tidecvs(finished_workflow: Workflow):
+    """Each run's TIDE breakdown from COCOeval's matches equals tidecv's own on its detections
+    (on tidecv's recall grid; on COCOeval's, its AP50 is the metrics' AP50)."""
+    from test_errors import _tidecv
+
+    from detstudy.evaluation.errors import ERRORS, SHORT_NAMES, error_breakdown
+    from detstudy.evaluation.metrics import coco_evaluator
+
+    root = finished_workflow.root
+    for run in RUNS:
+        metrics = json.loads((root / run / "metrics.json").read_text())
+        gt = json.loads((root / metrics["dataset"]["annotations"]).read_text())
+        detections = json.loads((root / run / "detections.json").read_text())
+        assert metrics["errors"]["AP50"] == pytest.approx(metrics["coco"]["AP50"], abs=1e-12)
+        evaluator = coco_evaluator(gt, detections)
+        evaluator.params.recThrs = [x / 100 for x in range(101)]
+        ours = error_breakdown(evaluator)
+        ap, main, special, counts = _tidecv(gt, detections)
+        # tidecv also averages in the classes with boxes but no objects, at AP 0 whatever is fixed
+        with_objects = {a["category_id"] for a in gt["annotations"]}
+        share = len(with_objects) / len(with_objects | {d["category_id"] for d in detections})
+        assert ours["AP50"] * share == pytest.approx(ap, abs=1e-9), run
+        for name in ERRORS:
+            assert ours["dAP"][name] * share == pytest.approx(main[SHORT_NAMES[name]], abs=1e-9), (run, name)
+            assert ours["counts"][name] == counts[SHORT_NAMES[name]] == metrics["errors"]["counts"][name], (run, name)
 
 
 def test_metrics_json_has_the_common_protocol_fields(finished_workflow: Workflow):

@@ -7,6 +7,7 @@ FIGURE_KINDS = {
     "per_class_ap": "Per-class AP",
     "pr_curves": "Precision–recall curves",
     "confusion_matrix": "Confusion matrix",
+    "errors": "Where AP50 is lost (TIDE errors)",
     "predictions": "Predictions",
 }
 

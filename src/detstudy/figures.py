@@ -213,6 +213,40 @@ def plot_per_class_ap(metrics: dict, out_png: str | os.PathLike, *, title: str |
     return figure
 
 
+def plot_error_breakdown(errors: dict, out_png: str | os.PathLike, *, title: str | None = None,
+                         style: Mapping[str, Any] | None = None):
+    """TIDE's two panels from ``metrics["errors"]``: the AP50 each error type costs (bars, with
+    its count), and what perfect precision and perfect recall would add."""
+    from detstudy.evaluation.errors import ERRORS, SHORT_NAMES
+
+    st = _style(style)
+    with mpl.rc_context(_rc(st)):
+        figure = _figure(st, (8.5, 3.8))
+        main, special = figure.subplots(1, 2, width_ratios=[3, 1.2])
+        values = [errors["dAP"][name] for name in ERRORS]
+        bars = main.bar(range(len(ERRORS)), values, color=_colors(len(ERRORS), st))
+        for bar, name, value in zip(bars, ERRORS, values):
+            main.annotate(f"{value:.3f}\n({errors['counts'][name]})", (bar.get_x() + bar.get_width() / 2, value),
+                          xytext=(0, 2), textcoords="offset points", ha="center", va="bottom",
+                          fontsize=st["font_size"] - 2)
+        main.set_xticks(range(len(ERRORS)), [f"{SHORT_NAMES[n]}\n{n}" for n in ERRORS], fontsize=st["font_size"] - 1)
+        main.set_ylabel("dAP50 if fixed (count)")
+        top = max(values + [errors["false_positives_dAP"], errors["false_negatives_dAP"], 0.01])
+        main.set_ylim(0, top * 1.3)
+        main.grid(axis="y", alpha=0.3)
+        extra = [errors["false_positives_dAP"], errors["false_negatives_dAP"]]
+        bars = special.bar([0, 1], extra, color=["#7f7f7f", "#bcbd22"])
+        for bar, value in zip(bars, extra):
+            special.annotate(f"{value:.3f}", (bar.get_x() + bar.get_width() / 2, value), xytext=(0, 2),
+                             textcoords="offset points", ha="center", va="bottom", fontsize=st["font_size"] - 2)
+        special.set_xticks([0, 1], ["false\npositives", "false\nnegatives"], fontsize=st["font_size"] - 1)
+        special.set_ylim(0, top * 1.3)
+        special.grid(axis="y", alpha=0.3)
+        figure.suptitle(title or f"TIDE errors at IoU {errors['iou_threshold']} (AP50 {_fmt(errors['AP50'])})")
+        _save(figure, out_png, st)
+    return figure
+
+
 def plot_pr_curves(pr_curves: list[dict], out_png: str | os.PathLike, *, title: str | None = None,
                    style: Mapping[str, Any] | None = None):
     """One precision-recall curve per class (IoU 0.5), AP50 in the legend; classes without GT are listed as such.

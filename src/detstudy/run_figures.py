@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from detstudy.data.coco import load_coco_json
-from detstudy.figures import (plot_confusion_matrix, plot_pair_confusion, plot_per_class_ap, plot_pr_curves,
+from detstudy.figures import (plot_confusion_matrix, plot_error_breakdown, plot_pair_confusion, plot_per_class_ap,
+                              plot_pr_curves,
                               plot_predictions, plot_text_similarity, plot_training_curves)
 from detstudy.io import read_json
 from detstudy.multimodal.chain import phase_label, run_label
@@ -14,8 +15,8 @@ from detstudy.multimodal.chain import phase_label, run_label
 
 def run_figures(*, metrics_json, detections_json, history_csv, annotations, images_dir,
                 outputs: dict[str, str], score_threshold: float, style: dict[str, Any]) -> None:
-    """Write the five per-run figures named in ``outputs`` (training_curves, per_class_ap,
-    pr_curves, confusion_matrix, predictions)."""
+    """Write the six per-run figures named in ``outputs`` (training_curves, per_class_ap,
+    pr_curves, confusion_matrix, errors, predictions)."""
     metrics = read_json(metrics_json)
     run = metrics["run"]
     name = run_label(run)
@@ -30,6 +31,8 @@ def run_figures(*, metrics_json, detections_json, history_csv, annotations, imag
                    style=style)
     plot_confusion_matrix(metrics["confusion"], outputs["confusion_matrix"],
                           title=f"Confusion at score >= {score_threshold}: {name}", style=style)
+    plot_error_breakdown(metrics["errors"], outputs["errors"],
+                         title=f"Where AP50 is lost (TIDE, IoU 0.5, test): {name}", style=style)
     plot_predictions(load_coco_json(annotations), read_json(detections_json), images_dir, outputs["predictions"],
                      score_threshold=score_threshold, max_images=max_images, seed=run["seed"],
                      title=f"Ground truth (green) vs predictions (orange): {name}", style=style)

@@ -65,7 +65,7 @@ def evaluate(*, checkpoint, history, test_split: SplitPaths, metrics_path, detec
     amp, amp_dtype = autocast_for(precision, device_)
     log.info("predicting %d test images on %s", len(dataset), device_)
     detections = predict_dataset(adapter, dataset, device_, batch_size, amp=amp, amp_dtype=amp_dtype)
-    coco = coco_evaluate(dataset.coco, detections)
+    coco = coco_evaluate(dataset.coco, detections, with_errors=True)
     confusion = confusion_matrix(dataset.coco, detections, score_threshold=score_threshold,
                                  iou_threshold=iou_threshold)
     metrics = {
@@ -85,6 +85,7 @@ def evaluate(*, checkpoint, history, test_split: SplitPaths, metrics_path, detec
         "training": _training_summary(trained, extra),
         "detections": len(detections),
         "pr_curves": coco["pr_curves"],
+        "errors": coco["errors"],
         "confusion": confusion,
     }
     metrics["provenance"] = collect(run_config=run_config or {}, checks=checks or {}, device=device_)

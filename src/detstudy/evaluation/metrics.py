@@ -161,7 +161,7 @@ def coco_evaluator(gt: dict, detections: list[dict]) -> COCOeval:
     return evaluator
 
 
-def coco_evaluate(gt: dict, detections: list[dict]) -> dict:
+def coco_evaluate(gt: dict, detections: list[dict], with_errors: bool = False) -> dict:
     """COCO bbox evaluation with pycocotools.
 
     Returns ``{"coco": {...12 numbers...}, "per_class": [...], "pr_curves": [...]}``:
@@ -173,6 +173,9 @@ def coco_evaluate(gt: dict, detections: list[dict]) -> dict:
       ``gt_boxes`` counts the class's annotations that are not crowd regions.
     * ``pr_curves``: ``{"id", "name", "AP50", "recall": [101], "precision": [101]}`` at IoU 0.5, area all,
       maxDets 100 (COCO's interpolated precision at recall 0, 0.01, ..., 1; no -1 or NaN: 0 instead).
+
+    * ``errors`` (with ``with_errors``): the TIDE breakdown on the same matches
+      (:func:`detstudy.evaluation.errors.error_breakdown`).
 
     With no detections, every class and area range that has ground truth gets 0.0, not ``None``.
     The caller's ``gt`` and ``detections`` are not modified.
@@ -211,7 +214,12 @@ def coco_evaluate(gt: dict, detections: list[dict]) -> dict:
         pr_curves.append({"id": cat["id"], "name": cat["name"], "AP50": ap50,
                           "recall": list(recall_grid), "precision": [float(v) for v in curve]})
 
-    return {"coco": coco, "per_class": per_class, "pr_curves": pr_curves}
+    result = {"coco": coco, "per_class": per_class, "pr_curves": pr_curves}
+    if with_errors:
+        from detstudy.evaluation.errors import error_breakdown  # errors imports this module
+
+        result["errors"] = error_breakdown(evaluator)
+    return result
 
 
 # --------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from detstudy.report.data_views import dataset_notes, prompts_view, statistics_v
 from detstudy.report.figure_sections import (
     FIGURE_KINDS,
     MULTIMODAL_FIGURE_KINDS,
+    Preview,
     figure_item,
     figure_sections,
     multimodal_sections,
@@ -28,7 +29,9 @@ from detstudy.report.findings import multimodal_findings
 from detstudy.report.formatting import DASH, latex_escape, latex_numbers, latex_value, markdown_code, markdown_escape
 from detstudy.report.significance import Significance
 from detstudy.report.tables import (
+    ERROR_COLUMNS,
     RUN_COLUMNS,
+    errors_table,
     family_label,
     is_phase_run,
     load_runs,
@@ -95,12 +98,13 @@ def render_report(
     out_multimodal_tex=None,
     comparisons_json=None,
     statistics_figures: list | None = None,
+    preview: Preview = Preview(),
 ) -> None:
-    """Render ``out_html`` (self-contained), ``out_md``, ``out_tables_dir/{runs,per_class_ap50}.tex``
+    """Render ``out_html`` (self-contained), ``out_md``, ``out_tables_dir/{runs,per_class_ap50,errors}.tex``
     and ``out_multimodal_tex`` (default ``out_tables_dir/multimodal.tex``).
 
     ``figures`` maps a run label (see :func:`run_label`) to ``{kind: image path}`` with kinds
-    such as ``training_curves``, ``per_class_ap``, ``pr_curves``, ``confusion_matrix``,
+    such as ``training_curves``, ``per_class_ap``, ``pr_curves``, ``confusion_matrix``, ``errors``,
     ``predictions`` (any subset; other kinds are shown after these).
 
     The "Multimodal extension" section appears only when phase runs exist (see
@@ -113,7 +117,8 @@ def render_report(
     and multimodal tables its interval, bolds only a column's significantly best value (ties are
     marked), adds the difference to the baseline, and the multimodal findings;
     ``statistics_figures`` are its figures (forest plot, differences). Without it, a column's best
-    value is bold as shown. Every output is written atomically.
+    value is bold as shown. ``preview``: how big the figures embedded in the HTML are (each links
+    to its full file). Every output is written atomically.
     """
     templates_dir = Path(templates_dir) if templates_dir is not None else default_templates_dir()
     out_html, out_md, out_tables_dir = Path(out_html), Path(out_md), Path(out_tables_dir)
@@ -134,6 +139,7 @@ def render_report(
                              significance=significance, baseline_metric="AP50"),
         "per_class": per_class_view(per_class, "AP50", significance),
         "operating_points": operating_view(operating, significance),
+        "errors": metric_table(errors_table(runs), ERROR_COLUMNS, key="errors", caption="Where AP50 is lost (TIDE)"),
     }
     multi_seed = bool(len(frame)) and int(frame["n_seeds"].max()) > 1
     stats_view = statistics_view(statistics)
@@ -147,7 +153,7 @@ def render_report(
             "findings": multimodal_findings(significance),
             "pair": list(confusion_pair or []),
             "prompts": prompts_view(text_prompts_json),
-            "sections": multimodal_sections(multimodal_figures, md_dir),
+            "sections": multimodal_sections(multimodal_figures, md_dir, preview),
         }
     context = {
         "title": title,
@@ -159,7 +165,7 @@ def render_report(
         "data_line": data_line,
         "warnings": warnings,
         "statistics": stats_view,
-        "sections": figure_sections(figures, runs, md_dir, run_summaries(runs)),
+        "sections": figure_sections(figures, runs, md_dir, run_summaries(runs), preview),
         "appendix": appendix,
         "multimodal": multimodal,
         "provenance": provenance_view(runs),
@@ -169,17 +175,17 @@ def render_report(
     }
     html_env, md_env, tex_env = environments(templates_dir)
 
-    def inference_figures(folder: Path) -> list[dict]:
-        return [figure_item(Path(path).stem, title, path, folder)
+    def inference_figures(folder: Path, embed: Preview | None) -> list[dict]:
+        return [figure_item(Path(path).stem, title, path, folder, embed)
                 for path, title in zip(statistics_figures or [], ("AP50 per run", "Differences to the baseline"))]
 
     html = html_env.get_template("index.html.j2").render(
-        **context, statistics_figure=statistics_figure(stats_png, out_html.parent),
-        inference_figures=inference_figures(out_html.parent))
+        **context, statistics_figure=statistics_figure(stats_png, out_html.parent, preview),
+        inference_figures=inference_figures(out_html.parent, preview))
     write_rendered(out_html, html)
 
-    md_context = dict(context, statistics_figure=statistics_figure(stats_png, md_dir),
-                      inference_figures=without_uris([{"figures": inference_figures(md_dir)}])[0]["figures"])
+    md_context = dict(context, statistics_figure=statistics_figure(stats_png, md_dir, None),
+                      inference_figures=inference_figures(md_dir, None))
     # the Markdown needs no embedded images: drop the data URIs it would never use
     md_context["sections"] = without_uris(context["sections"])
     if multimodal:
@@ -191,6 +197,7 @@ def render_report(
     write_rendered(out_tables_dir / "runs.tex", tex_env.get_template("runs_table.tex.j2").render(**tex_context))
     write_rendered(out_tables_dir / "per_class_ap50.tex", tex_env.get_template("per_class_ap50.tex.j2").render(**tex_context))
     write_rendered(out_multimodal_tex, tex_env.get_template("multimodal.tex.j2").render(**tex_context))
+    write_rendered(out_tables_dir / "errors.tex", tex_env.get_template("errors_table.tex.j2").render(**tex_context))
 
 
 def inference_view(significance: Significance | None) -> dict | None:
@@ -206,7 +213,8 @@ def inference_view(significance: Significance | None) -> dict | None:
 def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], multimodal_groups: list[dict],
            text_prompts_json=None, confusion_pair: list[str] | None = None, templates_dir, title: str,
            out_html, out_md, out_tables_dir, out_multimodal_tex, comparisons_json=None,
-           statistics_figures: list | None = None) -> None:
+           statistics_figures: list | None = None, preview_width: int | None = 1000,
+           jpeg_quality: int = 80) -> None:
     """The report step: every run's figures found in its folder, then :func:`render_report`.
 
     ``runs`` are the grid's runs, each with its results folder as ``dir``; ``multimodal_groups``
@@ -232,4 +240,5 @@ def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], 
         title=title,
         comparisons_json=comparisons_json,
         statistics_figures=statistics_figures,
+        preview=Preview(width=preview_width, jpeg_quality=jpeg_quality),
     )

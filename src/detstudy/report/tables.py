@@ -68,6 +68,19 @@ OPERATING_COLUMNS = [
     _Col("configured_f1", "F1", r"F$_1$", 3, long="F1 (configured)"),
 ]
 
+#: The TIDE breakdown (``metrics["errors"]``): the AP50 each error costs; less is better.
+ERROR_COLUMNS = [
+    _Col("AP50", "AP50", r"AP$_{50}$", 3, None),
+    _Col("err_classification", "Cls", r"Cls", 3, "min", long="dAP50 classification"),
+    _Col("err_localisation", "Loc", r"Loc", 3, "min", long="dAP50 localisation"),
+    _Col("err_both", "Both", r"Both", 3, "min", long="dAP50 both"),
+    _Col("err_duplicate", "Dupe", r"Dupe", 3, "min", long="dAP50 duplicate"),
+    _Col("err_background", "Bkg", r"Bkg", 3, "min", long="dAP50 background"),
+    _Col("err_missed", "Miss", r"Miss", 3, "min", long="dAP50 missed"),
+    _Col("err_false_positives", "FP", r"FP", 3, "min", long="dAP50 false positives"),
+    _Col("err_false_negatives", "FN", r"FN", 3, "min", long="dAP50 false negatives"),
+]
+
 
 # --------------------------------------------------------------------------------------
 # small helpers
@@ -178,6 +191,11 @@ def _flat_record(run: dict) -> dict:
         record[f"{name}_recall"] = _num(point.get("recall"))
         record[f"{name}_f1"] = _num(point.get("f1"))
     record["iou_threshold"] = _num(ops.get("iou_threshold"))
+    errors = run.get("errors") or {}
+    for name, value in (errors.get("dAP") or {}).items():
+        record[f"err_{name}"] = _num(value)
+    record["err_false_positives"] = _num(errors.get("false_positives_dAP"))
+    record["err_false_negatives"] = _num(errors.get("false_negatives_dAP"))
     return record
 
 
@@ -238,6 +256,14 @@ def operating_points_table(runs: list[dict]) -> pd.DataFrame:
     runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
     records = [_flat_record(r) for r in runs]
     return _aggregate(records, [c.key for c in OPERATING_COLUMNS] + ["iou_threshold"], with_std=True)
+
+
+def errors_table(runs: list[dict]) -> pd.DataFrame:
+    """The TIDE breakdown: same rows as :func:`runs_table`; the ``ERROR_COLUMNS`` (AP50, the dAP50
+    of each error type, of perfect precision and of perfect recall; NaN for a run without them) as means over seeds with ``_std``."""
+    runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
+    records = [{**{c.key: math.nan for c in ERROR_COLUMNS}, **_flat_record(r)} for r in runs]
+    return _aggregate(records, [c.key for c in ERROR_COLUMNS], with_std=True)
 
 
 def class_names(runs: list[dict]) -> list[str]:
