@@ -22,6 +22,7 @@ rule report:
         per_class_table=f"{RESULTS}/report/tables/per_class_ap50.tex",
         multimodal_table=f"{RESULTS}/report/tables/multimodal.tex",
         errors_table=f"{RESULTS}/report/tables/errors.tex",
+        costs_table=f"{RESULTS}/report/tables/costs.tex",
     params:
         title=config["report"]["title"],
         preview_width=config["report"]["preview_width"],

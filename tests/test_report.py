@@ -80,7 +80,8 @@ def _metrics(model, family, seed, ap50, *, resolution=256, phase="base", aps=0.1
                               "background": 400, "missed": 3},
                    "detections": 500, "true_positives": 60, "objects": 131},
         "speed": {"device": "cpu", "latency_ms_per_image": latency, "images_timed": 32,
-                  "batch_size": 1, "threads": 2},
+                  "batch_size": 1, "threads": 2, "latency_ms_quartiles": [latency - 2, latency + 3],
+                  "gflops": params / 1e6 * 2, "peak_memory_mb": 800.0 + seed, "memory": "cpu_peak_rss"},
         "training": {"epochs": 8, "best_epoch": 7, "best_val_AP50": 0.41, "best_val_AP": 0.2,
                      "train_seconds": 170.0},
         "provenance": _provenance({"architecture": f"{model}_arch", "resolution": resolution, "seed": seed}),
@@ -103,7 +104,8 @@ def inputs(tmp_path):
         path = tmp_path / "runs" / name / "metrics.json"
         path.parent.mkdir(parents=True)
         # the timings live beside the metrics, as the evaluate rule writes them
-        timings = {"run": data["run"], "speed": data.pop("speed"), "train_seconds": data["training"].pop("train_seconds")}
+        timings = {"run": data["run"], "speed": data.pop("speed"), "train_seconds": data["training"].pop("train_seconds"),
+                   "train_images_per_second": 12.5, "train_peak_memory_mb": 2000.0}
         (path.parent / "speed.json").write_text(json.dumps(timings))
         path.write_text(json.dumps(data))
         paths.append(path)
@@ -272,6 +274,19 @@ def test_error_table(rendered):
     runs = html.split('id="table-runs"', 1)[1].split("</table>", 1)[0]
     assert section.count("<tr") == runs.count("<tr") - runs.count('class="group"')  # one row per cell
     assert r"\num{0.020}" in tex
+
+
+def test_cost_table(rendered):
+    """Params, GFLOPs, latency median and IQR, memory and training cost per cell; the lowest bold."""
+    html, md = (rendered / "index.html").read_text(), (rendered / "report.md").read_text()
+    tex = (rendered / "tables" / "costs.tex").read_text()
+    assert 'id="costs"' in html and "## What each detector costs" in md and r"\label{tab:costs}" in tex
+    section = html.split('id="costs"', 1)[1].split("</section>", 1)[0]
+    assert "<strong>19.4</strong>" in section  # deimv2_s: 9.7 M params x 2, the fewest GFLOPs
+    assert "<strong>80.0</strong>" in section and "5.0" in section  # the lowest latency; its IQR
+    assert "2.8" in section  # frcnn_r18: 170 s of training = 2.8 min
+    assert "peak resident set size" in section and "on cpu" in section
+    assert r"\num{12.5}" in tex
 
 
 def test_latex_escape():

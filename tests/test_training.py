@@ -39,7 +39,7 @@ def test_train_writes_checkpoint_history_and_progress(tiny_splits, tmp_path, cap
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == [1, 2]
     assert {"lr", "loss", "loss_classifier", "loss_box_reg", "loss_objectness", "loss_rpn_box_reg", "val_AP",
-            "val_AP50", "seconds", "images_per_second"} <= set(rows[0])
+            "val_AP50", "seconds", "images_per_second", "peak_memory_mb"} <= set(rows[0])
     adapter, categories, extra = load_checkpoint(tmp_path / "best.pt")
     assert len(categories) == 6 and extra["epoch"] == summary["best_epoch"]
     assert adapter.resolution == 64 and adapter.settings["fpn_channels"] == 16

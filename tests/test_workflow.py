@@ -102,6 +102,9 @@ def test_metrics_json_has_the_common_protocol_fields(finished_workflow: Workflow
     speed = json.loads((finished_workflow.root / RUNS[0] / "speed.json").read_text())
     assert speed["speed"]["device"] == "cpu" and speed["speed"]["latency_ms_per_image"] > 0
     assert speed["run"] == metrics["run"] and speed["train_seconds"] > 0
+    assert speed["speed"]["gflops"] > 0.1 and speed["speed"]["memory"] == "cpu_peak_rss"
+    assert speed["speed"]["peak_memory_mb"] > 100 and speed["train_peak_memory_mb"] > 100
+    assert speed["train_images_per_second"] > 0
     provenance = metrics["provenance"]
     assert provenance["config"]["model"]["architecture"] == "fasterrcnn_resnet18_fpn"
     assert provenance["config"]["resolution"] == 64 and provenance["config"]["evaluation"]["score_threshold"] == 0.3
@@ -131,6 +134,24 @@ def test_report_names_every_run(finished_workflow: Workflow):
     tex = (finished_workflow.root / "results/report/tables/runs.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex
     compile_latex(finished_workflow.root / "results/report/tables")
+
+
+def test_the_report_opens_in_a_browser(finished_workflow: Workflow, tmp_path):
+    """Headless Chromium loads the page: every section the contents list, every table with rows,
+    every figure decoded; the full-page screenshot lands in $DETSTUDY_SCREENSHOTS (or tmp)."""
+    from detstudy.report.browser import find_browser, open_report
+
+    if find_browser() is None:
+        pytest.skip("no chromium + chromedriver (tests/system_packages.sh installs them)")
+    folder = Path(os.environ.get("DETSTUDY_SCREENSHOTS") or tmp_path)
+    page = open_report(finished_workflow.root / "results/report/index.html", folder / "report.png")
+    assert set(page.toc) <= set(page.sections) and len(page.toc) >= 8
+    assert {"comparison", "per-class", "errors", "multimodal", "runs", "provenance"} <= set(page.sections)
+    assert sum(section.startswith("run-") for section in page.sections) == len(RUN_CELLS)
+    assert {t["id"] for t in page.tables} >= {"table-runs", "table-errors"}
+    assert all(t["rows"] >= 2 for t in page.tables), page.tables
+    assert page.broken == [] and page.images >= len(RUN_CELLS) * len(FIGURES)
+    assert page.screenshot.read_bytes()[:4] == b"\x89PNG" and page.screenshot.stat().st_size > 100_000
 
 
 def test_nothing_reruns_after_a_complete_run(finished_workflow: Workflow):

@@ -29,6 +29,7 @@ from detstudy.data.augment import OPS, AugmentationSettings, BatchAugment, Epoch
 from detstudy.data.dataset import CocoDetection, collate
 from detstudy.ema import ModelEMA
 from detstudy.evaluation.inference import predict_dataset
+from detstudy.evaluation.cost import peak_memory_mb, reset_peak_memory
 from detstudy.evaluation.metrics import coco_evaluate
 from detstudy.data.layout import image_files_stamp
 from detstudy.io import file_digest, write_csv
@@ -513,6 +514,7 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
         if stopped:
             break
         epoch_start = time.perf_counter()
+        reset_peak_memory(device_)
         if restart is not None and restart.due_before(epoch, best["score"]):
             restart.restore(epoch, parts.restartable())
         for stage in (parts.train_data, parts.batch_collate, adapter):  # the windows count 0-based epochs
@@ -527,7 +529,8 @@ def train_run(*, architecture: str | None = None, model_settings: dict[str, Any]
         row = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"], **losses,
                "val_AP": coco["AP"], "val_AP50": coco["AP50"],  # empty in epochs without validation
                "seconds": round(time.perf_counter() - epoch_start, 2),
-               "images_per_second": round(seen / train_seconds, 2)}
+               "images_per_second": round(seen / train_seconds, 2),
+               "peak_memory_mb": peak_memory_mb(device_)}  # the timings and memory: last, they vary
         improved = record.add(row)
         validation = (f"val AP {row['val_AP']:.4f} AP50 {row['val_AP50']:.4f}" if validate
                       else f"not validated (val_interval {settings.val_interval})")

@@ -12,7 +12,7 @@ from detstudy.data.dataset import CocoDetection, collate
 from detstudy.models.base import DetectorAdapter
 
 
-def _as_float(image: torch.Tensor, device: torch.device) -> torch.Tensor:
+def as_float(image: torch.Tensor, device: torch.device) -> torch.Tensor:
     return image.to(device, non_blocking=True).float().div_(255.0)
 
 
@@ -32,7 +32,7 @@ def predict_dataset(adapter: DetectorAdapter, dataset: CocoDetection, device: to
     detections: list[dict] = []
     for images, targets in loader:
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp and device.type == "cuda"):
-            outputs = adapter.predict([_as_float(image, device) for image in images])
+            outputs = adapter.predict([as_float(image, device) for image in images])
         for target, output in zip(targets, outputs):
             boxes = output["boxes"].float().cpu()
             boxes[:, 2:] -= boxes[:, :2]  # xyxy -> COCO xywh
@@ -52,7 +52,7 @@ def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: to
     the median over ``images`` test images after ``warmup`` untimed ones, with the quartiles and mean."""
     adapter.model.eval()
     count = min(images, len(dataset))
-    inputs = [_as_float(dataset[i % len(dataset)][0], device) for i in range(count + warmup)]
+    inputs = [as_float(dataset[i % len(dataset)][0], device) for i in range(count + warmup)]
     times = []
     for index, image in enumerate(inputs):
         if device.type == "cuda":

@@ -18,7 +18,8 @@ import torch
 from detstudy.checkpoint import load_checkpoint
 from detstudy.data.coco import SplitPaths
 from detstudy.data.dataset import CocoDetection
-from detstudy.evaluation.inference import measure_latency
+from detstudy.evaluation.cost import forward_gflops, memory_kind, peak_memory_mb, reset_peak_memory
+from detstudy.evaluation.inference import as_float, measure_latency
 from detstudy.io import write_json
 from detstudy.training import resolve_device, trained_epochs
 
@@ -42,6 +43,16 @@ def train_seconds(history_csv: str | Path) -> float:
     return round(sum(float(row["seconds"]) for row in trained_epochs(history_csv)), 1)
 
 
+def training_cost(history_csv: str | Path) -> dict[str, float | None]:
+    """The trained epochs' mean throughput (images/s) and their peak memory (MiB; ``None`` for a
+    history written before it was recorded)."""
+    epochs = trained_epochs(history_csv)
+    rates = [float(row["images_per_second"]) for row in epochs if row.get("images_per_second")]
+    peaks = [float(row["peak_memory_mb"]) for row in epochs if row.get("peak_memory_mb")]
+    return {"train_images_per_second": round(sum(rates) / len(rates), 2) if rates else None,
+            "train_peak_memory_mb": max(peaks) if peaks else None}
+
+
 def latency(*, checkpoint, history, test_split: SplitPaths, speed_path, run: dict[str, Any],
             latency_images: int = 50, precision: str = "fp32", device: str = "auto",
             threads: int | None = None) -> dict[str, Any]:
@@ -54,10 +65,13 @@ def latency(*, checkpoint, history, test_split: SplitPaths, speed_path, run: dic
     amp, amp_dtype = autocast_for(precision, device_)
     log.info("timing %d images at batch size 1 on %s (%d threads, %s), nothing else running",
              min(latency_images, len(dataset)), device_, torch.get_num_threads(), precision if amp else "fp32")
-    speed = {"run": run,
-             "speed": measure_latency(adapter, dataset, device_, images=latency_images, amp=amp, amp_dtype=amp_dtype),
-             "train_seconds": train_seconds(history)}
+    reset_peak_memory(device_)
+    timed = measure_latency(adapter, dataset, device_, images=latency_images, amp=amp, amp_dtype=amp_dtype)
+    timed.update(peak_memory_mb=peak_memory_mb(device_), memory=memory_kind(device_),
+                 gflops=round(forward_gflops(adapter, as_float(dataset[0][0], device_)), 3))
+    speed = {"run": run, "speed": timed, "train_seconds": train_seconds(history), **training_cost(history)}
     write_json(speed_path, speed)
-    log.info("%.1f ms/image (median of %d; quartiles %s ms)", speed["speed"]["latency_ms_per_image"],
-             speed["speed"]["images_timed"], speed["speed"]["latency_ms_quartiles"])
+    log.info("%.1f ms/image (median of %d; quartiles %s ms), %.1f GFLOPs, peak memory %.0f MiB",
+             timed["latency_ms_per_image"], timed["images_timed"], timed["latency_ms_quartiles"],
+             timed["gflops"], timed["peak_memory_mb"])
     return speed

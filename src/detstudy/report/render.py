@@ -29,8 +29,11 @@ from detstudy.report.findings import multimodal_findings
 from detstudy.report.formatting import DASH, latex_escape, latex_numbers, latex_value, markdown_code, markdown_escape
 from detstudy.report.significance import Significance
 from detstudy.report.tables import (
+    COST_COLUMNS,
     ERROR_COLUMNS,
     RUN_COLUMNS,
+    cost_devices,
+    costs_table,
     errors_table,
     family_label,
     is_phase_run,
@@ -100,7 +103,7 @@ def render_report(
     statistics_figures: list | None = None,
     preview: Preview = Preview(),
 ) -> None:
-    """Render ``out_html`` (self-contained), ``out_md``, ``out_tables_dir/{runs,per_class_ap50,errors}.tex``
+    """Render ``out_html`` (self-contained), ``out_md``, ``out_tables_dir/{runs,per_class_ap50,errors,costs}.tex``
     and ``out_multimodal_tex`` (default ``out_tables_dir/multimodal.tex``).
 
     ``figures`` maps a run label (see :func:`run_label`) to ``{kind: image path}`` with kinds
@@ -140,6 +143,7 @@ def render_report(
         "per_class": per_class_view(per_class, "AP50", significance),
         "operating_points": operating_view(operating, significance),
         "errors": metric_table(errors_table(runs), ERROR_COLUMNS, key="errors", caption="Where AP50 is lost (TIDE)"),
+        "costs": metric_table(costs_table(runs), COST_COLUMNS, key="costs", caption="What each detector costs"),
     }
     multi_seed = bool(len(frame)) and int(frame["n_seeds"].max()) > 1
     stats_view = statistics_view(statistics)
@@ -172,6 +176,8 @@ def render_report(
         "inference": inference_view(significance),
         "bootstrap": bootstrap_appendix(significance),
         "dash": DASH,
+        "cost_devices": cost_devices(runs),
+        "cpu_memory": any((r.get("speed") or {}).get("memory") == "cpu_peak_rss" for r in runs),
     }
     html_env, md_env, tex_env = environments(templates_dir)
 
@@ -193,11 +199,13 @@ def render_report(
     write_rendered(out_md, md_env.get_template("report.md.j2").render(**md_context))
 
     tex_context = {"tables": tables, "multi_seed": multi_seed, "data_line": data_line, "dash": DASH,
-                   "multimodal": multimodal, "inference": context["inference"]}
+                   "multimodal": multimodal, "inference": context["inference"],
+                   "cost_devices": context["cost_devices"], "cpu_memory": context["cpu_memory"]}
     write_rendered(out_tables_dir / "runs.tex", tex_env.get_template("runs_table.tex.j2").render(**tex_context))
     write_rendered(out_tables_dir / "per_class_ap50.tex", tex_env.get_template("per_class_ap50.tex.j2").render(**tex_context))
     write_rendered(out_multimodal_tex, tex_env.get_template("multimodal.tex.j2").render(**tex_context))
     write_rendered(out_tables_dir / "errors.tex", tex_env.get_template("errors_table.tex.j2").render(**tex_context))
+    write_rendered(out_tables_dir / "costs.tex", tex_env.get_template("costs_table.tex.j2").render(**tex_context))
 
 
 def inference_view(significance: Significance | None) -> dict | None:

@@ -81,6 +81,19 @@ ERROR_COLUMNS = [
     _Col("err_false_negatives", "FN", r"FN", 3, "min", long="dAP50 false negatives"),
 ]
 
+#: What each run costs (``metrics.json`` params, ``speed.json``): lower is better everywhere.
+COST_COLUMNS = [
+    _Col("params_M", "Params (M)", r"Params (M)", 1, "min", show_std=False, exact=True),
+    _Col("trainable_M", "Trainable (M)", r"Train.\ (M)", 1, None, show_std=False, long="trainable params (M)"),
+    _Col("gflops", "GFLOPs", r"GFLOPs", 1, "min", show_std=False, exact=True),
+    _Col("latency_ms", "Latency (ms)", r"Lat.\ (ms)", 1, "min", long="latency median (ms/img)"),
+    _Col("latency_iqr_ms", "IQR (ms)", r"IQR", 1, None, long="latency IQR (ms)"),
+    _Col("infer_memory_mb", "Infer. mem. (MiB)", r"Inf.\ mem.", 0, "min", long="inference peak memory (MiB)"),
+    _Col("train_memory_mb", "Train mem. (MiB)", r"Train mem.", 0, "min", long="training peak memory (MiB)"),
+    _Col("train_minutes", "Train (min)", r"Train (min)", 1, "min", long="training wall time (min)"),
+    _Col("train_images_per_second", "Train img/s", r"img/s", 1, None, long="training images/s"),
+]
+
 
 # --------------------------------------------------------------------------------------
 # small helpers
@@ -134,8 +147,9 @@ def load_runs(metrics_paths: Iterable) -> list[dict]:
     """Read every metrics JSON; each dict gets ``metrics_path`` (the file it came from).
 
     The timings of a run live beside its metrics in ``speed.json`` (they differ from run to run,
-    the metrics do not): when that file is there, its ``speed`` block and ``train_seconds``
-    are merged in, as ``speed`` and ``training.train_seconds``.
+    the metrics do not): when that file is there, its ``speed`` block and ``train_seconds``,
+    ``train_images_per_second``, ``train_peak_memory_mb`` are merged in, as ``speed`` and
+    ``training.<name>``.
 
     Sorted by family (cnn, vit, multimodal, then others alphabetically), model,
     resolution, phase (base first, then phase1, phase2, ...) and seed.
@@ -152,7 +166,9 @@ def load_runs(metrics_paths: Iterable) -> list[dict]:
         if speed_path.is_file():
             timings = read_json(speed_path)
             data["speed"] = timings.get("speed") or {}
-            data.setdefault("training", {})["train_seconds"] = timings.get("train_seconds")
+            training = data.setdefault("training", {})
+            for key in ("train_seconds", "train_images_per_second", "train_peak_memory_mb"):
+                training[key] = timings.get(key)
         data["metrics_path"] = str(path)
         runs.append(data)
     runs.sort(key=lambda r: _sort_key(r["run"]))
@@ -164,6 +180,7 @@ def _flat_record(run: dict) -> dict:
     coco = run.get("coco") or {}
     params = run.get("params") or {}
     speed = run.get("speed") or {}
+    training = run.get("training") or {}
     ops = run.get("operating_points") or {}
     total = _num(params.get("total"))
     record = {
@@ -183,6 +200,13 @@ def _flat_record(run: dict) -> dict:
         "APl": _num(coco.get("APl")),
         "AR100": _num(coco.get("AR100")),
         "latency_ms": _num(speed.get("latency_ms_per_image")),
+        "trainable_M": _num(params.get("trainable")) / 1e6,
+        "gflops": _num(speed.get("gflops")),
+        "latency_iqr_ms": _iqr(speed.get("latency_ms_quartiles")),
+        "infer_memory_mb": _num(speed.get("peak_memory_mb")),
+        "train_memory_mb": _num(training.get("train_peak_memory_mb")),
+        "train_minutes": _num(training.get("train_seconds")) / 60,
+        "train_images_per_second": _num(training.get("train_images_per_second")),
     }
     for name in ("best_f1", "configured"):
         point = ops.get(name) or {}
@@ -197,6 +221,12 @@ def _flat_record(run: dict) -> dict:
     record["err_false_positives"] = _num(errors.get("false_positives_dAP"))
     record["err_false_negatives"] = _num(errors.get("false_negatives_dAP"))
     return record
+
+
+def _iqr(quartiles) -> float:
+    if not isinstance(quartiles, (list, tuple)) or len(quartiles) != 2:
+        return math.nan
+    return _num(quartiles[1]) - _num(quartiles[0])
 
 
 def _aggregate(records: list[dict], value_columns: list[str], with_std: bool) -> pd.DataFrame:
@@ -256,6 +286,18 @@ def operating_points_table(runs: list[dict]) -> pd.DataFrame:
     runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
     records = [_flat_record(r) for r in runs]
     return _aggregate(records, [c.key for c in OPERATING_COLUMNS] + ["iou_threshold"], with_std=True)
+
+
+def costs_table(runs: list[dict]) -> pd.DataFrame:
+    """What each cell costs: same rows as :func:`runs_table`; the ``COST_COLUMNS`` as means over
+    seeds with ``_std`` (NaN where a run has no ``speed.json``)."""
+    runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
+    return _aggregate([_flat_record(r) for r in runs], [c.key for c in COST_COLUMNS], with_std=True)
+
+
+def cost_devices(runs: list[dict]) -> list[str]:
+    """The devices the latency and memory were measured on, as the runs name them (first seen first)."""
+    return list(dict.fromkeys(str((r.get("speed") or {}).get("device")) for r in runs if r.get("speed")))
 
 
 def errors_table(runs: list[dict]) -> pd.DataFrame:
