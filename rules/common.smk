@@ -11,7 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir, "src")))
 from detstudy.codegraph import source_files
 from detstudy.data.layout import image_files_stamp, synthetic_image_files, synthetic_split_sizes
 from detstudy import spec
-from detstudy.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS
+from detstudy.figure_kinds import CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS
 from detstudy.kernels import kernel_settings
 from detstudy.multimodal.chain import Phase, chain_names, phase_training
 
@@ -179,14 +179,28 @@ def expand_runs(name):
     return [run_dir(name).format(**run) for run in grid_runs()]
 
 
+def vit_runs():
+    """The runs of DEIMv2 models (vanilla, phases and controls): they get the attention figures."""
+    return [run for run in grid_runs() if family(run["model"]) == "vit"]
+
+
 def all_run_targets():
     targets = expand_runs("best.pt") + expand_runs("metrics.json") + expand_runs("statistics.json")
     for kind in FIGURE_KINDS:
         targets += expand_runs(f"figures/{kind}.png")
+    for kind in VIT_FIGURE_KINDS:
+        targets += [run_dir(f"figures/{kind}.png").format(**run) for run in vit_runs()]
     return targets
 
 
+def plot_style():
+    """The figure settings every plot reads (the attention's own settings are not: changing them
+    reruns the attention figures only)."""
+    return {key: value for key, value in config["figures"].items() if key != "attention"}
+
+
 COMPARISONS = f"{RESULTS}/statistics/comparisons.json"
+CROSS_RUN_FIGURES = {kind: f"{RESULTS}/figures/{kind}.png" for kind in CROSS_RUN_FIGURE_KINDS}
 STATISTICS_FIGURES = {"forest": f"{RESULTS}/statistics/forest.png",
                       "differences": f"{RESULTS}/statistics/differences.png"}
 

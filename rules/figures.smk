@@ -1,4 +1,4 @@
-# Figures of one run; the cross-run tables and figures are the report's job.
+# Figures: those of one run, the ViT figures of a DEIMv2 run, and those comparing every run.
 
 
 rule run_figures:
@@ -54,10 +54,71 @@ rule run_figures:
     params:
         images=split_images("test"),
         score_threshold=config["evaluation"]["score_threshold"],
-        style=config["figures"],
+        style=plot_style(),
     log:
         run_log("figures.log"),
     conda:
         "../envs/report.yaml"
     script:
         "../scripts/run_figures.py"
+
+
+rule vit_attention:
+    input:
+        checkpoint=run_dir("best.pt"),
+        annotations=split_annotations("test"),
+        check=dataset_check("test"),  # an edited test image redraws the figures drawn on it
+        code=package_code("vit_attention.py"),
+    output:
+        attention_backbone=report(
+            run_dir("figures/attention_backbone.png"),
+            caption="../report/captions/attention_backbone.rst",
+            category="Runs",
+            subcategory="{model} {resolution}px {phase} seed {seed}",
+            labels=run_labels("backbone attention"),
+        ),
+        attention_decoder=report(
+            run_dir("figures/attention_decoder.png"),
+            caption="../report/captions/attention_decoder.rst",
+            category="Runs",
+            subcategory="{model} {resolution}px {phase} seed {seed}",
+            labels=run_labels("decoder sampling"),
+        ),
+    wildcard_constraints:
+        model=name_pattern(family_models("vit")),
+    params:
+        images=split_images("test"),
+        run=run_info,
+        settings=config["figures"]["attention"],
+        style=plot_style(),
+        device=config["compute"]["device"],
+        kernels=cpu_kernels(),
+    threads: config["compute"]["threads"]
+    resources:
+        gpu=gpu_slots(),
+    log:
+        run_log("vit_attention.log"),
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/vit_attention.py"
+
+
+rule cross_run_figures:
+    input:
+        metrics=expand_runs("metrics.json"),
+        speed=expand_runs("speed.json"),  # read beside each metrics file
+        histories=expand_runs("history.csv"),
+        comparisons=COMPARISONS,
+        code=package_code("cross_run_figures.py"),
+    output:
+        **{kind: report(path, caption=f"../report/captions/{kind}.rst", category="Comparison")
+           for kind, path in CROSS_RUN_FIGURES.items()},
+    params:
+        style=plot_style(),
+    log:
+        f"{RESULTS}/logs/cross_run_figures.log",
+    conda:
+        "../envs/report.yaml"
+    script:
+        "../scripts/cross_run_figures.py"

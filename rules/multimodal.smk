@@ -85,7 +85,7 @@ rule multimodal_figures:
     params:
         phases=["base"] + phase_names(),
         pair=(MULTIMODAL or {}).get("confusion_pair", []),
-        style=config["figures"],
+        style=plot_style(),
     wildcard_constraints:
         model=name_pattern(multimodal_models()),
     log:

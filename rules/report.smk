@@ -7,10 +7,12 @@ rule report:
         metrics=expand_runs("metrics.json"),
         speed=expand_runs("speed.json"),  # read beside each metrics file
         figures=[f for kind in FIGURE_KINDS for f in expand_runs(f"figures/{kind}.png")],
+        vit_figures=[run_dir(f"figures/{kind}.png").format(**run) for run in vit_runs() for kind in VIT_FIGURE_KINDS],
         statistics=f"{DATA_DIR}/statistics.json",
         statistics_figure=f"{DATA_DIR}/statistics.png",
         comparisons=COMPARISONS,
         statistics_figures=list(STATISTICS_FIGURES.values()),
+        cross_run_figures=list(CROSS_RUN_FIGURES.values()),
         multimodal_figures=multimodal_targets(),
         text_prompts=[text_prompts()] if MULTIMODAL else [],
         templates=report_templates(),
@@ -27,7 +29,7 @@ rule report:
         title=config["report"]["title"],
         preview_width=config["report"]["preview_width"],
         jpeg_quality=config["report"]["jpeg_quality"],
-        runs=[{**run, "dir": run_dir().format(**run)} for run in grid_runs()],
+        runs=[{**run, "dir": run_dir().format(**run), "vit": family(run["model"]) == "vit"} for run in grid_runs()],
         multimodal=[{**group, "dir": multimodal_dir().format(**group)} for group in multimodal_groups()],
         confusion_pair=(MULTIMODAL or {}).get("confusion_pair", []),
     log:

@@ -48,7 +48,7 @@ rule statistics_figures:
         differences=report(STATISTICS_FIGURES["differences"], caption="../report/captions/differences.rst",
                            category="Statistics"),
     params:
-        style=config["figures"],
+        style=plot_style(),
     log:
         f"{RESULTS}/logs/statistics_figures.log",
     conda:

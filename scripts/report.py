@@ -6,7 +6,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the pack
 from detstudy.logs import log_to
 
 log_to(snakemake.log[0])
-from detstudy.report import report
+from detstudy.report.render import report
 
 # the multimodal inputs are empty lists when the config has no multimodal extension
 text_prompts = snakemake.input.text_prompts
@@ -16,6 +16,7 @@ report(
     statistics_png=snakemake.input.statistics_figure,
     comparisons_json=snakemake.input.comparisons,
     statistics_figures=snakemake.input.statistics_figures,
+    cross_run_figures=snakemake.input.cross_run_figures,
     runs=snakemake.params.runs,
     multimodal_groups=snakemake.params.multimodal,
     text_prompts_json=text_prompts[0] if text_prompts else None,

@@ -12,6 +12,8 @@ import pytest
 from conftest import Workflow
 from test_report import compile_latex
 
+from detstudy.figure_kinds import CROSS_RUN_FIGURE_KINDS, VIT_FIGURE_KINDS
+
 pytestmark = pytest.mark.workflow
 
 MODELS = ("frcnn_resnet18", "frcnn_efficientnet_b0", "deimv2")
@@ -37,6 +39,11 @@ def test_every_target_is_built(finished_workflow: Workflow):
         assert (root / "results/data" / name).exists()
     for name in ("comparisons.json", "forest.png", "differences.png"):
         assert (root / "results/statistics" / name).stat().st_size > 0
+    for kind in CROSS_RUN_FIGURE_KINDS:
+        assert (root / "results/figures" / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
+    for run in [r for r in RUNS if "/deimv2/" in r]:
+        for kind in VIT_FIGURE_KINDS:
+            assert (root / run / "figures" / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_the_statistics_cover_every_cell_and_compare_with_the_baseline(finished_workflow: Workflow):
@@ -169,7 +176,7 @@ def test_changed_learning_rate_reruns_only_that_model(finished_workflow: Workflo
         finished_workflow.write_config(original)
     assert jobs == {("train_cnn", "frcnn_resnet18"), ("evaluate", "frcnn_resnet18"), ("latency", "frcnn_resnet18"),
                     ("run_figures", "frcnn_resnet18"), ("run_statistics", "frcnn_resnet18"), ("comparisons", ""),
-                    ("statistics_figures", ""), ("report", ""), ("all", "")}
+                    ("statistics_figures", ""), ("cross_run_figures", ""), ("report", ""), ("all", "")}
 
 
 def test_changed_augmentation_reruns_only_the_vit_model_and_its_multimodal_chain(finished_workflow: Workflow):
@@ -183,7 +190,8 @@ def test_changed_augmentation_reruns_only_the_vit_model_and_its_multimodal_chain
         finished_workflow.write_config(original)
     assert jobs == {("train_vit", "deimv2"), ("evaluate", "deimv2"), ("latency", "deimv2"), ("run_figures", "deimv2"),
                     ("run_statistics", "deimv2"), ("comparisons", ""), ("statistics_figures", ""), ("report", ""),
-                    ("train_phase", "deimv2"), ("multimodal_figures", "deimv2"), ("all", "")}
+                    ("train_phase", "deimv2"), ("multimodal_figures", "deimv2"), ("vit_attention", "deimv2"),
+                    ("cross_run_figures", ""), ("all", "")}
 
 
 def test_snakemake_report_builds(finished_workflow: Workflow):
@@ -341,34 +349,47 @@ def _every(rule: str) -> set[tuple[str, str]]:
 
 #: what reruns once the test metrics of every run change: the statistics, their figures, the report
 STATISTICS = _every("run_statistics") | {("comparisons", ""), ("statistics_figures", "")}
+#: what a figure setting or the figure code redraws besides the per-run figures
+FIGURES_ONWARD = {("multimodal_figures", "deimv2"), ("statistics_figures", ""), ("vit_attention", "deimv2"),
+                  ("cross_run_figures", ""), ("report", ""), ("all", "")}
 
 
 def test_changed_score_threshold_reruns_evaluation_onward_without_retraining(finished_workflow: Workflow):
     jobs = _planned_after(finished_workflow, lambda c: c["evaluation"].update(score_threshold=0.4))
     assert jobs == _every("evaluate") | _every("run_figures") | STATISTICS | {
-        ("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
+        ("multimodal_figures", "deimv2"), ("cross_run_figures", ""), ("report", ""), ("all", "")}
 
 
 def test_changed_evaluation_precision_reruns_evaluation_onward_without_retraining(finished_workflow: Workflow):
     jobs = _planned_after(finished_workflow, lambda c: c["evaluation"].update(precision="bfloat16"))
     assert jobs == _every("evaluate") | _every("latency") | _every("run_figures") | STATISTICS | {
-        ("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
+        ("multimodal_figures", "deimv2"), ("cross_run_figures", ""), ("report", ""), ("all", "")}
 
 
 def test_changed_figure_style_reruns_figures_and_report_only(finished_workflow: Workflow):
     jobs = _planned_after(finished_workflow, lambda c: c["figures"].update(dpi=61))
-    assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("statistics_figures", ""),
-                                            ("report", ""), ("all", "")}
+    assert jobs == _every("run_figures") | FIGURES_ONWARD
+
+
+def test_changed_attention_settings_redraw_the_vit_figures_and_the_report_only(finished_workflow: Workflow):
+    jobs = _planned_after(finished_workflow, lambda c: c["figures"].update(attention={"images": 1, "detections": 2}))
+    assert jobs == {("vit_attention", "deimv2"), ("report", ""), ("all", "")}
+
+
+def test_changed_preview_size_rerenders_the_report_only(finished_workflow: Workflow):
+    jobs = _planned_after(finished_workflow, lambda c: c["report"].update(preview_width=600))
+    assert jobs == {("report", ""), ("all", "")}
 
 
 def test_changed_resample_count_reruns_the_statistics_and_the_report_only(finished_workflow: Workflow):
     jobs = _planned_after(finished_workflow, lambda c: c["statistics"].update(resamples=300))
-    assert jobs == STATISTICS | {("report", ""), ("all", "")}
+    assert jobs == STATISTICS | {("cross_run_figures", ""), ("report", ""), ("all", "")}  # its whiskers
 
 
 def test_changed_baseline_reruns_the_comparisons_and_the_report_only(finished_workflow: Workflow):
     jobs = _planned_after(finished_workflow, lambda c: c["statistics"].update(baseline="deimv2"))
-    assert jobs == {("comparisons", ""), ("statistics_figures", ""), ("report", ""), ("all", "")}
+    assert jobs == {("comparisons", ""), ("statistics_figures", ""), ("cross_run_figures", ""), ("report", ""),
+                    ("all", "")}
 
 
 def test_edited_report_template_reruns_the_report_only(finished_workflow: Workflow):
@@ -409,8 +430,9 @@ def _planned_after_code_edit(workflow: Workflow, module: str) -> set[tuple[str, 
 
 def test_edited_package_code_reruns_the_jobs_that_run_it(finished_workflow: Workflow):
     jobs = _planned_after_code_edit(finished_workflow, "figures.py")
-    assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("statistics_figures", ""),
-                                            ("report", ""), ("all", "")}
+    assert jobs == _every("run_figures") | FIGURES_ONWARD
+    jobs = _planned_after_code_edit(finished_workflow, "models/deimv2_attention.py")
+    assert jobs == {("vit_attention", "deimv2"), ("report", ""), ("all", "")}
     jobs = _planned_after_code_edit(finished_workflow, "statistics/intervals.py")
     assert jobs == STATISTICS | {("report", ""), ("all", "")}
 
@@ -426,6 +448,10 @@ RUN_CELLS = {(m, "base") for m in MODELS} | {
 
 def _per_run(*rules: str) -> set[tuple[str, ...]]:
     return {(rule, model, phase, "") for rule in rules for model, phase in RUN_CELLS}
+
+
+#: the ViT figures of every DEIMv2 run (drawn on test images)
+VIT_RUNS = {("vit_attention", model, phase, "") for model, phase in RUN_CELLS if model == "deimv2"}
 
 
 def _planned_after_file_edit(workflow: Workflow, path, edit) -> set[tuple[str, ...]]:
@@ -449,8 +475,8 @@ def _repaint_one_pixel(path):
 def test_edited_test_image_reruns_its_check_and_the_evaluations_without_retraining(finished_workflow: Workflow):
     image = finished_workflow.root / "results/data/synthetic/images/test/test_00001.png"
     jobs = _planned_after_file_edit(finished_workflow, image, _repaint_one_pixel)
-    assert jobs == _per_run("evaluate", "run_figures", "run_statistics") | {
-        ("comparisons", "", "", ""), ("statistics_figures", "", "", ""),
+    assert jobs == _per_run("evaluate", "run_figures", "run_statistics") | VIT_RUNS | {
+        ("comparisons", "", "", ""), ("statistics_figures", "", "", ""), ("cross_run_figures", "", "", ""),
         ("check_split", "", "", "test"), ("dataset_statistics", "", "", ""),
         ("multimodal_figures", "deimv2", "", ""), ("report", "", "", ""), ("all", "", "", "")}
     assert finished_workflow.planned_jobs() == set()  # restored bytes: up to date again

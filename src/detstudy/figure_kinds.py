@@ -11,8 +11,23 @@ FIGURE_KINDS = {
     "predictions": "Predictions",
 }
 
+#: The ViT figures of every DEIMv2 run (rule ``vit_attention``), shown after the run's others.
+VIT_FIGURE_KINDS = {
+    "attention_backbone": "Where the ViT backbone looks",
+    "attention_decoder": "Where the decoder samples",
+}
+
 #: The multimodal extension's cross-run figures of one (model, resolution, seed): ``<kind>.png``.
 MULTIMODAL_FIGURE_KINDS = {
     "similarity": "Query features vs class descriptions",
     "pair_confusion": "Class-pair confusion across runs",
+}
+
+#: The figures that compare every run (rule ``cross_run_figures``): ``results/figures/<kind>.png``.
+CROSS_RUN_FIGURE_KINDS = {
+    "accuracy_cost": "Accuracy against latency and GFLOPs",
+    "class_heatmap": "Per-class AP50 of every cell",
+    "ap_by_size": "AP by object size",
+    "pr_by_class": "Each class's precision-recall curves across cells",
+    "validation_curves": "Validation curves per family",
 }

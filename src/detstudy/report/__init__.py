@@ -27,58 +27,50 @@ The package has one job per module:
 * :mod:`detstudy.report.figure_sections`: which figures, in what order, embedded or linked;
 * :mod:`detstudy.report.render`: :func:`render_report`, the templates filled in.
 
-Everything public is re-exported here, so ``from detstudy.report import render_report``
-and ``report.runs_table(...)`` keep working.
+Everything public is re-exported here, lazily, so ``from detstudy.report import render_report``
+and ``report.runs_table(...)`` work without one module importing all the others.
 """
 
 from __future__ import annotations
 
-from detstudy.multimodal.chain import is_phase_run, multimodal_label, phase_label, run_label
-from detstudy.report.figure_sections import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS
-from detstudy.report.formatting import DASH, fmt_number, latex_escape, markdown_escape
-from detstudy.report.render import render_report, report
-from detstudy.report.tables import (
-    FAMILY_LABELS,
-    FAMILY_ORDER,
-    GROUP_KEYS,
-    OPERATING_COLUMNS,
-    RUN_COLUMNS,
-    class_names,
-    family_label,
-    family_rank,
-    load_runs,
-    multimodal_table,
-    operating_points_table,
-    pair_confusion,
-    per_class_table,
-    runs_table,
-)
+import importlib
 
-__all__ = [
-    "DASH",
-    "FAMILY_LABELS",
-    "FAMILY_ORDER",
-    "FIGURE_KINDS",
-    "GROUP_KEYS",
-    "MULTIMODAL_FIGURE_KINDS",
-    "OPERATING_COLUMNS",
-    "RUN_COLUMNS",
-    "class_names",
-    "family_label",
-    "family_rank",
-    "fmt_number",
-    "is_phase_run",
-    "latex_escape",
-    "load_runs",
-    "markdown_escape",
-    "multimodal_label",
-    "multimodal_table",
-    "operating_points_table",
-    "pair_confusion",
-    "per_class_table",
-    "phase_label",
-    "render_report",
-    "report",
-    "run_label",
-    "runs_table",
-]
+#: Where each public name lives: imported on first use (PEP 562), so that importing one
+#: module of the package (the tables, say) does not run the others; the workflow's code
+#: inputs (``detstudy.codegraph``) then list exactly what a job runs.
+_EXPORTS = {
+    "DASH": "detstudy.report.formatting",
+    "FAMILY_LABELS": "detstudy.report.tables",
+    "FAMILY_ORDER": "detstudy.report.tables",
+    "FIGURE_KINDS": "detstudy.report.figure_sections",
+    "GROUP_KEYS": "detstudy.report.tables",
+    "MULTIMODAL_FIGURE_KINDS": "detstudy.report.figure_sections",
+    "OPERATING_COLUMNS": "detstudy.report.tables",
+    "RUN_COLUMNS": "detstudy.report.tables",
+    "class_names": "detstudy.report.tables",
+    "family_label": "detstudy.report.tables",
+    "family_rank": "detstudy.report.tables",
+    "fmt_number": "detstudy.report.formatting",
+    "is_phase_run": "detstudy.multimodal.chain",
+    "latex_escape": "detstudy.report.formatting",
+    "load_runs": "detstudy.report.tables",
+    "markdown_escape": "detstudy.report.formatting",
+    "multimodal_label": "detstudy.multimodal.chain",
+    "multimodal_table": "detstudy.report.tables",
+    "operating_points_table": "detstudy.report.tables",
+    "pair_confusion": "detstudy.report.tables",
+    "per_class_table": "detstudy.report.tables",
+    "phase_label": "detstudy.multimodal.chain",
+    "render_report": "detstudy.report.render",
+    "report": "detstudy.report.render",
+    "run_label": "detstudy.multimodal.chain",
+    "runs_table": "detstudy.report.tables",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

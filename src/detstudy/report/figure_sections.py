@@ -12,14 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from detstudy.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS
+from detstudy.figure_kinds import CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS  # noqa: F401
 from detstudy.multimodal.chain import run_label
 from detstudy.report.formatting import fmt_number, slug
 from detstudy.report.tables import _num
 
 #: Figures that are photographs (test images under the boxes): their previews are JPEG; the
 #: plots' are palette PNG, which keeps their flat colours and sharp text at a fraction of the size.
-PHOTO_KINDS = frozenset({"predictions"})
+PHOTO_KINDS = frozenset({"predictions", *VIT_FIGURE_KINDS})
 
 
 @dataclass(frozen=True)
@@ -107,13 +107,14 @@ def figure_sections(figures: dict, runs: list[dict], md_dir: Path, summaries: di
     used_ids = set()
     for label in labels:
         kinds = figures[label] or {}
-        ordered = [k for k in FIGURE_KINDS if k in kinds] + [k for k in kinds if k not in FIGURE_KINDS]
+        known = {**FIGURE_KINDS, **VIT_FIGURE_KINDS}
+        ordered = [k for k in known if k in kinds] + [k for k in kinds if k not in known]
         items = []
         for kind in ordered:
             path = kinds[kind]
             if path is None:
                 continue
-            title = FIGURE_KINDS.get(kind, str(kind).replace("_", " ").capitalize())
+            title = known.get(kind, str(kind).replace("_", " ").capitalize())
             items.append(figure_item(kind, title, path, md_dir, preview))
         anchor = "run-" + slug(label)
         while anchor in used_ids:

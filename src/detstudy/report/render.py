@@ -15,8 +15,10 @@ from detstudy.multimodal.chain import multimodal_label, run_label
 from detstudy.report.appendix import bootstrap_appendix, provenance_view, training_appendix
 from detstudy.report.data_views import dataset_notes, prompts_view, statistics_view
 from detstudy.report.figure_sections import (
+    CROSS_RUN_FIGURE_KINDS,
     FIGURE_KINDS,
     MULTIMODAL_FIGURE_KINDS,
+    VIT_FIGURE_KINDS,
     Preview,
     figure_item,
     figure_sections,
@@ -101,6 +103,7 @@ def render_report(
     out_multimodal_tex=None,
     comparisons_json=None,
     statistics_figures: list | None = None,
+    cross_run_figures: list | None = None,
     preview: Preview = Preview(),
 ) -> None:
     """Render ``out_html`` (self-contained), ``out_md``, ``out_tables_dir/{runs,per_class_ap50,errors,costs}.tex``
@@ -119,7 +122,8 @@ def render_report(
     ``comparisons_json`` (the comparisons step's file) gives every value of the runs, per-class
     and multimodal tables its interval, bolds only a column's significantly best value (ties are
     marked), adds the difference to the baseline, and the multimodal findings;
-    ``statistics_figures`` are its figures (forest plot, differences). Without it, a column's best
+    ``statistics_figures`` are its figures (forest plot, differences); ``cross_run_figures`` the
+    figures comparing every run (named ``<kind>.png``, see ``CROSS_RUN_FIGURE_KINDS``). Without it, a column's best
     value is bold as shown. ``preview``: how big the figures embedded in the HTML are (each links
     to its full file). Every output is written atomically.
     """
@@ -181,17 +185,22 @@ def render_report(
     }
     html_env, md_env, tex_env = environments(templates_dir)
 
+    def across_runs(folder: Path, embed: Preview | None) -> list[dict]:
+        return [figure_item(Path(path).stem, CROSS_RUN_FIGURE_KINDS.get(Path(path).stem, Path(path).stem), path,
+                            folder, embed) for path in cross_run_figures or []]
+
     def inference_figures(folder: Path, embed: Preview | None) -> list[dict]:
         return [figure_item(Path(path).stem, title, path, folder, embed)
                 for path, title in zip(statistics_figures or [], ("AP50 per run", "Differences to the baseline"))]
 
     html = html_env.get_template("index.html.j2").render(
         **context, statistics_figure=statistics_figure(stats_png, out_html.parent, preview),
-        inference_figures=inference_figures(out_html.parent, preview))
+        inference_figures=inference_figures(out_html.parent, preview),
+        across_runs=across_runs(out_html.parent, preview))
     write_rendered(out_html, html)
 
     md_context = dict(context, statistics_figure=statistics_figure(stats_png, md_dir, None),
-                      inference_figures=inference_figures(md_dir, None))
+                      inference_figures=inference_figures(md_dir, None), across_runs=across_runs(md_dir, None))
     # the Markdown needs no embedded images: drop the data URIs it would never use
     md_context["sections"] = without_uris(context["sections"])
     if multimodal:
@@ -221,11 +230,13 @@ def inference_view(significance: Significance | None) -> dict | None:
 def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], multimodal_groups: list[dict],
            text_prompts_json=None, confusion_pair: list[str] | None = None, templates_dir, title: str,
            out_html, out_md, out_tables_dir, out_multimodal_tex, comparisons_json=None,
-           statistics_figures: list | None = None, preview_width: int | None = 1000,
+           statistics_figures: list | None = None, cross_run_figures: list | None = None,
+           preview_width: int | None = 1000,
            jpeg_quality: int = 80) -> None:
     """The report step: every run's figures found in its folder, then :func:`render_report`.
 
-    ``runs`` are the grid's runs, each with its results folder as ``dir``; ``multimodal_groups``
+    ``runs`` are the grid's runs, each with its results folder as ``dir`` (and ``vit``: a DEIMv2
+    run, which also has the attention figures); ``multimodal_groups``
     the (model, resolution, seed) groups of the multimodal extension, each with the folder of
     its cross-run figures as ``dir``.
     """
@@ -233,7 +244,8 @@ def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], 
         metrics_paths=metrics,
         statistics_json=statistics_json,
         statistics_png=statistics_png,
-        figures={run_label(run): {kind: str(Path(run["dir"]) / "figures" / f"{kind}.png") for kind in FIGURE_KINDS}
+        figures={run_label(run): {kind: str(Path(run["dir"]) / "figures" / f"{kind}.png")
+                                  for kind in [*FIGURE_KINDS, *(VIT_FIGURE_KINDS if run.get("vit") else ())]}
                  for run in runs},
         multimodal_figures={multimodal_label(group): {kind: str(Path(group["dir"]) / f"{kind}.png")
                                                       for kind in MULTIMODAL_FIGURE_KINDS}
@@ -248,5 +260,6 @@ def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], 
         title=title,
         comparisons_json=comparisons_json,
         statistics_figures=statistics_figures,
+        cross_run_figures=cross_run_figures,
         preview=Preview(width=preview_width, jpeg_quality=jpeg_quality),
     )

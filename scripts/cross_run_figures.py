@@ -1,0 +1,17 @@
+# Draw the figures that compare every run: accuracy vs cost, per-class heatmap, AP by size, PR per class, validation.
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
+from detstudy.logs import log_to
+
+log_to(snakemake.log[0])
+from detstudy.cross_run_figures import cross_run_figures
+
+cross_run_figures(
+    metrics_paths=snakemake.input.metrics,
+    histories=snakemake.input.histories,
+    comparisons_json=snakemake.input.comparisons,
+    outputs=dict(snakemake.output.items()),
+    style=snakemake.params.style,
+)
