@@ -230,6 +230,15 @@ def gpu_slots():
     return 0 if config["compute"]["device"] == "cpu" else 1
 
 
+def job_resources(kind):
+    """A job's resources: a `gpu` for the training and evaluation kinds, and the memory (MB)
+    and wall time (minutes) of `compute.jobs.<kind>`, which a cluster executor requests (SLURM:
+    --mem, --time); locally they count only against `--resources mem_mb=...`."""
+    limits = spec.job_limits(config, kind)
+    gpu = {"gpu": gpu_slots()} if kind in ("training", "evaluation") else {}
+    return {**gpu, "mem_mb": limits["mem_mb"], "runtime": limits["runtime"]}
+
+
 # --- params helpers -----------------------------------------------------------------------
 def every_core(wildcards):
     """All the cores Snakemake was given (--cores), for a job that must run alone (the latency

@@ -10,6 +10,8 @@ rule generate_synthetic_dataset:
     params:
         settings=config["dataset"].get("synthetic", {}),
         kernels=cpu_kernels(),
+    resources:
+        **job_resources("light"),
     log:
         f"{RESULTS}/logs/data/generate_synthetic_dataset.log",
     conda:
@@ -30,6 +32,8 @@ rule check_split:
         split=lambda wildcards: {"annotations": split_annotations(wildcards.split), "images": split_images(wildcards.split)},
         reference=check_reference,
         image_stamp=lambda wildcards: split_image_stamp(wildcards.split),  # a replaced image reruns the check
+    resources:
+        **job_resources("light"),
     log:
         f"{RESULTS}/logs/data/check_{{split}}.log",
     conda:
@@ -52,6 +56,8 @@ rule dataset_statistics:
         ),
     params:
         splits={s: {"annotations": split_annotations(s), "images": split_images(s)} for s in SPLITS},
+    resources:
+        **job_resources("light"),
     log:
         f"{RESULTS}/logs/data/dataset_statistics.log",
     conda:

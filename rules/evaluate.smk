@@ -23,7 +23,7 @@ rule evaluate:
         run_config=run_config,  # recorded in the metrics (provenance)
     threads: config["compute"]["threads"]
     resources:
-        gpu=gpu_slots(),
+        **job_resources("evaluation"),
     log:
         run_log("evaluate.log"),
     benchmark:
@@ -51,7 +51,7 @@ rule latency:
         kernels=cpu_kernels(),
     threads: every_core  # no other job runs beside the timing
     resources:
-        gpu=gpu_slots(),
+        **job_resources("evaluation"),
     log:
         run_log("latency.log"),
     benchmark:

@@ -55,6 +55,8 @@ rule run_figures:
         images=split_images("test"),
         score_threshold=config["evaluation"]["score_threshold"],
         style=plot_style(),
+    resources:
+        **job_resources("light"),
     log:
         run_log("figures.log"),
     conda:
@@ -95,7 +97,7 @@ rule vit_attention:
         kernels=cpu_kernels(),
     threads: config["compute"]["threads"]
     resources:
-        gpu=gpu_slots(),
+        **job_resources("evaluation"),
     log:
         run_log("vit_attention.log"),
     conda:
@@ -116,6 +118,8 @@ rule cross_run_figures:
            for kind, path in CROSS_RUN_FIGURES.items()},
     params:
         style=plot_style(),
+    resources:
+        **job_resources("light"),
     log:
         f"{RESULTS}/logs/cross_run_figures.log",
     conda:

@@ -17,6 +17,8 @@ rule text_embeddings:
         prompt=multimodal_prompt,
         kernels=cpu_kernels(),
     priority: 2  # seconds of work that can fail on a description: before hours of training
+    resources:
+        **job_resources("light"),
     log:
         f"{RESULTS}/logs/text_embeddings.log",
     benchmark:
@@ -52,7 +54,7 @@ rule train_phase:
     threads: config["compute"]["threads"]
     priority: 1
     resources:
-        gpu=gpu_slots(),
+        **job_resources("training"),
     log:
         run_log("train.log"),
     benchmark:
@@ -88,6 +90,8 @@ rule multimodal_figures:
         style=plot_style(),
     wildcard_constraints:
         model=name_pattern(multimodal_models()),
+    resources:
+        **job_resources("light"),
     log:
         f"{RESULTS}/logs/multimodal/{{model}}/{{resolution}}px/seed{{seed}}/figures.log",
     conda:

@@ -32,6 +32,8 @@ rule report:
         runs=[{**run, "dir": run_dir().format(**run), "vit": family(run["model"]) == "vit"} for run in grid_runs()],
         multimodal=[{**group, "dir": multimodal_dir().format(**group)} for group in multimodal_groups()],
         confusion_pair=(MULTIMODAL or {}).get("confusion_pair", []),
+    resources:
+        **job_resources("light"),
     log:
         f"{RESULTS}/logs/report.log",
     conda:

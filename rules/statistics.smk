@@ -14,6 +14,8 @@ rule run_statistics:
         bootstrap=run_dir("bootstrap.npz"),
     params:
         settings=resampling_settings(),
+    resources:
+        **job_resources("light"),
     log:
         run_log("statistics.log"),
     conda:
@@ -31,6 +33,8 @@ rule comparisons:
         comparisons=COMPARISONS,
     params:
         settings=comparison_settings(),
+    resources:
+        **job_resources("light"),
     log:
         f"{RESULTS}/logs/comparisons.log",
     conda:
@@ -49,6 +53,8 @@ rule statistics_figures:
                            category="Statistics"),
     params:
         style=plot_style(),
+    resources:
+        **job_resources("light"),
     log:
         f"{RESULTS}/logs/statistics_figures.log",
     conda:

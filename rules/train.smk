@@ -27,7 +27,7 @@ rule train_cnn:
     threads: config["compute"]["threads"]
     priority: 1  # training first when a slot frees: evaluations and figures are short
     resources:
-        gpu=gpu_slots(),
+        **job_resources("training"),
     log:
         run_log("train.log"),
     benchmark:
@@ -69,7 +69,7 @@ rule import_checkpoint:
         phase="base",
     threads: config["compute"]["threads"]
     resources:
-        gpu=gpu_slots(),
+        **job_resources("evaluation"),
     log:
         run_log("import.log"),
     benchmark:

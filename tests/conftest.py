@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "envs", "config", "report", "src")
+WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "envs", "config", "report", "src", "profiles")
 
 # Tiny models and data: the point is the wiring and the outputs, not the accuracy.
 TINY_MODEL = {

@@ -357,9 +357,31 @@ def check_statistics(config: dict) -> None:
                                  f"name a model, resolution and phase the grid runs, e.g. {dict(zip(('model', 'resolution', 'phase'), cells[0]))}.")
 
 
+#: Memory (MB) and wall time (minutes) per kind of job where ``compute.jobs`` does not say.
+JOB_LIMITS = {"training": {"mem_mb": 32000, "runtime": 2880}, "evaluation": {"mem_mb": 16000, "runtime": 120},
+              "light": {"mem_mb": 4000, "runtime": 60}}
+
+
+def job_limits(config: dict, kind: str) -> dict:
+    """``compute.jobs.<kind>`` over its defaults (a config may give one of the two)."""
+    return {**JOB_LIMITS[kind], **((config.get("compute") or {}).get("jobs") or {}).get(kind, {})}
+
+
+def check_gpus(config: dict) -> None:
+    """``compute.gpus`` shares GPUs out one per job: each job then sees one GPU, its own."""
+    compute = config.get("compute") or {}
+    gpus, device = compute.get("gpus") or [], compute.get("device", "auto")
+    if len(set(gpus)) != len(gpus):
+        raise ValueError(f"config compute.gpus: {gpus} names a GPU twice. Fix: list each id once.")
+    if gpus and device not in ("auto", "cuda"):
+        raise ValueError(f"config compute.device: {device!r} with compute.gpus {gpus}: each job gets one GPU of "
+                         "the list as its only 'cuda'. Fix: set compute.device to cuda (or auto), or drop compute.gpus.")
+
+
 def check_config(config: dict) -> None:
     """The checks that need only the config (and the files it names)."""
     check_grid(config)
+    check_gpus(config)
     check_dataset_paths(config)
     check_weight_files(config)
     check_vit_resolutions(config)
