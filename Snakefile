@@ -23,6 +23,7 @@ include: "rules/evaluate.smk"
 include: "rules/statistics.smk"
 include: "rules/figures.smk"
 include: "rules/report.smk"
+include: "rules/tracking.smk"
 
 
 localrules:
@@ -35,4 +36,5 @@ rule all:
         multimodal_targets(),
         COMPARISONS,
         report_outputs(),
+        tracking_targets(),
     default_target: True

@@ -90,6 +90,10 @@ def run_state():
     return f"{RESULTS}/state/{{model}}/{{resolution}}px/{{phase}}/seed{{seed}}"
 
 
+def run_tracking(name):
+    return f"{RESULTS}/tracking/{{model}}/{{resolution}}px/{{phase}}/seed{{seed}}/{name}"
+
+
 def run_benchmark(name):
     return f"{RESULTS}/benchmarks/{{model}}/{{resolution}}px/{{phase}}/seed{{seed}}/{name}"
 

@@ -14,7 +14,7 @@ from detstudy.codegraph import imported_names, source_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # import name -> distribution name, where they differ
-DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml"}
+DISTRIBUTIONS = {"PIL": "pillow", "yaml": "pyyaml", "mlflow": "mlflow-skinny"}
 
 
 def rules_with_env_and_script() -> list[tuple[str, str, str]]:
@@ -53,8 +53,10 @@ def env_packages(env_file: Path) -> dict[str, str]:
 
 
 def pyproject_pins() -> dict[str, str]:
+    """The pins of the dependencies and of the optional extras (tracking, slurm, test)."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    return {name.lower(): version for name, version in (dep.split("==") for dep in project["dependencies"])}
+    extras = [dep for group in project.get("optional-dependencies", {}).values() for dep in group]
+    return {name.lower(): version for name, version in (dep.split("==") for dep in project["dependencies"] + extras)}
 
 
 RULES = rules_with_env_and_script()

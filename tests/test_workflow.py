@@ -194,6 +194,35 @@ def test_changed_augmentation_reruns_only_the_vit_model_and_its_multimodal_chain
                     ("cross_run_figures", ""), ("all", "")}
 
 
+def test_tracking_logs_every_run_and_changes_no_result(finished_workflow: Workflow, tmp_path):
+    """MLflow (a SQLite store) and TensorBoard on: only the tracking jobs run, every run lands
+    under this invocation's parent run, and every metrics.json keeps its bytes."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    root = finished_workflow.root
+    before = {path: path.read_bytes() for path in root.glob("results/runs/**/metrics.json")}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    original = finished_workflow.config()
+    config = json.loads(json.dumps(original))
+    config["tracking"] = {"mlflow": {"uri": uri, "experiment": "tiny"}, "tensorboard": True}
+    finished_workflow.write_config(config)
+    try:
+        assert finished_workflow.planned_jobs() == _every("track_run") | {("all", "")}
+        finished_workflow.snakemake("--cores", "2")
+    finally:
+        finished_workflow.write_config(original)
+    parent = json.loads((root / "results/tracking/parent.json").read_text())["run_id"]
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("tiny").experiment_id],
+                              filter_string="tags.`detstudy.kind` = 'run'")
+    assert len(runs) == len(RUN_CELLS) and {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent}
+    assert all(r.data.metrics["test/AP50"] >= 0 for r in runs)
+    assert len(list(root.glob("results/tensorboard/**/events.out.tfevents.*"))) == len(RUN_CELLS)
+    assert {path: path.read_bytes() for path in root.glob("results/runs/**/metrics.json")} == before
+    assert finished_workflow.planned_jobs() == set()  # tracking off again: nothing to do
+
+
 def test_snakemake_report_builds(finished_workflow: Workflow):
     finished_workflow.snakemake("--report", "snakemake_report.html", "--cores", "1")
     assert (finished_workflow.root / "snakemake_report.html").stat().st_size > 10_000

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
-from detstudy.figures import _colors, _figure, _rc, _save, _style
+from detstudy.plot_style import _colors, _figure, _rc, _save, _style
 
 LEVEL_NAMES = ("1/8", "1/16", "1/32")
 

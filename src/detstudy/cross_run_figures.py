@@ -14,7 +14,7 @@ import matplotlib as mpl
 import numpy as np
 
 from detstudy.families import family_label
-from detstudy.figures import _colors, _figure, _rc, _save, _style
+from detstudy.plot_style import _colors, _figure, _rc, _save, _style
 from detstudy.multimodal.chain import cell_label
 from detstudy.report.significance import Significance
 from detstudy.report.tables import class_names, costs_table, load_runs, per_class_table, runs_table

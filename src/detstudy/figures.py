@@ -16,12 +16,11 @@ from typing import Any, Mapping
 
 import matplotlib as mpl
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 
-from detstudy.io import save_figure
+from detstudy.error_kinds import ERRORS, SHORT_NAMES
+from detstudy.plot_style import STYLE, _colors, _figure, _rc, _save, _style  # noqa: F401 (STYLE re-exported)
 
 __all__ = [
     "STYLE",
@@ -33,59 +32,6 @@ __all__ = [
     "plot_text_similarity",
     "plot_pair_confusion",
 ]
-
-#: Default figure style; pass ``style={...}`` to any function to override some keys.
-STYLE: dict[str, Any] = {
-    "dpi": 150,                 # PNG resolution
-    "font_size": 10,            # base font size (titles +2, box labels -2)
-    "cmap": "Blues",            # confusion-matrix colormap
-    "diverging_cmap": "RdBu_r", # signed values (text similarity): blue negative, red positive
-    "palette": "tab10",         # qualitative colormap for classes / curves
-    "gt_color": "#00c853",      # ground-truth boxes (green)
-    "pred_color": "#ff5722",    # predicted boxes (red-orange)
-    "line_width": 1.8,
-    "panel_width": 4.0,         # inches per prediction-grid panel
-    "max_image_side": 1024,     # prediction images are downscaled to this for drawing
-}
-
-
-def _style(style: Mapping[str, Any] | None) -> dict[str, Any]:
-    merged = dict(STYLE)
-    if style:
-        merged.update({k: v for k, v in style.items() if k in STYLE and v is not None})
-    return merged
-
-
-def _rc(style: dict[str, Any]) -> dict[str, Any]:
-    size = float(style["font_size"])
-    return {
-        "font.size": size,
-        "axes.titlesize": size + 2,
-        "axes.labelsize": size + 1,
-        "legend.fontsize": size - 1,
-        "xtick.labelsize": size,
-        "ytick.labelsize": size,
-        "figure.titlesize": size + 3,
-    }
-
-
-def _figure(style: dict[str, Any], figsize: tuple[float, float]) -> Figure:
-    figure = Figure(figsize=figsize, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure
-
-
-def _save(figure: Figure, out_png: str | os.PathLike, style: dict[str, Any]) -> None:
-    save_figure(figure, out_png, dpi=int(style["dpi"]))
-
-
-def _colors(n: int, style: dict[str, Any]) -> list:
-    cmap = mpl.colormaps[style["palette"]]
-    count = getattr(cmap, "N", 256)
-    if count <= 20:
-        return [cmap(i % count) for i in range(n)]
-    return [cmap(i / max(n - 1, 1)) for i in range(n)]
-
 
 def _fmt(value: float | None, digits: int = 3) -> str:
     return "n/a" if value is None else f"{value:.{digits}f}"
@@ -217,8 +163,6 @@ def plot_error_breakdown(errors: dict, out_png: str | os.PathLike, *, title: str
                          style: Mapping[str, Any] | None = None):
     """TIDE's two panels from ``metrics["errors"]``: the AP50 each error type costs (bars, with
     its count), and what perfect precision and perfect recall would add."""
-    from detstudy.evaluation.errors import ERRORS, SHORT_NAMES
-
     st = _style(style)
     with mpl.rc_context(_rc(st)):
         figure = _figure(st, (8.5, 3.8))

@@ -32,13 +32,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from detstudy.error_kinds import ERRORS, SHORT_NAMES  # noqa: F401 (re-exported)
 from detstudy.evaluation.metrics import box_iou_xywh
 
 POSITIVE_IOU = 0.5
 BACKGROUND_IOU = 0.1
-ERRORS = ("classification", "localisation", "both", "duplicate", "background", "missed")
-SHORT_NAMES = {"classification": "Cls", "localisation": "Loc", "both": "Both", "duplicate": "Dupe",
-               "background": "Bkg", "missed": "Miss"}
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from detstudy.figure_kinds import CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS  # noqa: F401
+from detstudy.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS  # noqa: F401 (re-exported)
 from detstudy.multimodal.chain import run_label
 from detstudy.report.formatting import fmt_number, slug
 from detstudy.report.tables import _num

@@ -14,8 +14,8 @@ from detstudy.io import atomic_path, read_json
 from detstudy.multimodal.chain import multimodal_label, run_label
 from detstudy.report.appendix import bootstrap_appendix, provenance_view, training_appendix
 from detstudy.report.data_views import dataset_notes, prompts_view, statistics_view
+from detstudy.figure_kinds import CROSS_RUN_FIGURE_KINDS
 from detstudy.report.figure_sections import (
-    CROSS_RUN_FIGURE_KINDS,
     FIGURE_KINDS,
     MULTIMODAL_FIGURE_KINDS,
     VIT_FIGURE_KINDS,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from detstudy.figures import _colors, _figure, _rc, _save, _style
+from detstudy.plot_style import _colors, _figure, _rc, _save, _style
 from detstudy.families import family_rank
 from detstudy.io import read_json
 
