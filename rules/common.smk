@@ -390,3 +390,19 @@ def chain_metrics(wildcards):
 def multimodal_targets():
     return [multimodal_dir(f"{kind}.png").format(**group) for group in multimodal_groups()
             for kind in MULTIMODAL_FIGURE_KINDS]
+
+
+# --- experiment tracking (optional) --------------------------------------------------------
+TRACKING = config["tracking"]
+MLFLOW_ON = bool(TRACKING["mlflow"]["uri"])
+TRACKING_ON = MLFLOW_ON or TRACKING["tensorboard"]
+TRACKING_PARENT = f"{RESULTS}/tracking/parent.json"  # this invocation's MLflow parent run
+
+
+def tracking_targets():
+    return [run_tracking("tracked.json").format(**run) for run in grid_runs()] if TRACKING_ON else []
+
+
+def run_figure_files(wildcards):
+    kinds = [*FIGURE_KINDS, *(VIT_FIGURE_KINDS if family(wildcards.model) == "vit" else ())]
+    return [run_dir(f"figures/{kind}.png").format(**wildcards) for kind in kinds]

@@ -1,19 +1,4 @@
 # Experiment tracking (optional): every finished run replayed into MLflow and/or TensorBoard.
-TRACKING = config["tracking"]
-MLFLOW_ON = bool(TRACKING["mlflow"]["uri"])
-TRACKING_ON = MLFLOW_ON or TRACKING["tensorboard"]
-TRACKING_PARENT = f"{RESULTS}/tracking/parent.json"  # this invocation's MLflow parent run
-
-
-def tracking_targets():
-    return [run_tracking("tracked.json").format(**run) for run in grid_runs()] if TRACKING_ON else []
-
-
-def run_figure_files(wildcards):
-    kinds = [*FIGURE_KINDS, *(VIT_FIGURE_KINDS if family(wildcards.model) == "vit" else ())]
-    return [run_dir(f"figures/{kind}.png").format(**wildcards) for kind in kinds]
-
-
 onstart:
     if MLFLOW_ON:
         from detstudy.tracking import start_parent
