@@ -28,7 +28,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from detstudy.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS  # noqa: E402
+from detstudy.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS  # noqa: E402
 from detstudy.multimodal.chain import run_label  # noqa: E402
 from detstudy.report.browser import find_browser, open_report  # noqa: E402
 from detstudy.report.render import render_report  # noqa: E402
@@ -87,7 +87,7 @@ def _synthetic_grid(template_run: Path, folder: Path) -> tuple[list[Path], dict]
         if (template_run / "speed.json").is_file():
             shutil.copy(template_run / "speed.json", target / "speed.json")
         kinds = {}
-        for kind in FIGURE_KINDS:
+        for kind in [*FIGURE_KINDS, *(VIT_FIGURE_KINDS if run["model"].startswith("deimv2") else ())]:
             source = template_run / "figures" / f"{kind}.png"
             if source.is_file():
                 shutil.copy(source, target / "figures" / f"{kind}.png")

@@ -198,9 +198,9 @@ def all_run_targets():
 
 
 def plot_style():
-    """The figure settings every plot reads (the attention's own settings are not: changing them
-    reruns the attention figures only)."""
-    return {key: value for key, value in config["figures"].items() if key != "attention"}
+    """The figure settings every plot reads (not the attention's or the prediction grid's own:
+    changing those redraws only the figures that use them)."""
+    return {key: value for key, value in config["figures"].items() if key not in ("attention", "prediction_images")}
 
 
 COMPARISONS = f"{RESULTS}/statistics/comparisons.json"
@@ -397,6 +397,19 @@ TRACKING = config["tracking"]
 MLFLOW_ON = bool(TRACKING["mlflow"]["uri"])
 TRACKING_ON = MLFLOW_ON or TRACKING["tensorboard"]
 TRACKING_PARENT = f"{RESULTS}/tracking/parent.json"  # this invocation's MLflow parent run
+
+
+@functools.cache
+def workflow_tracks():
+    """Whether Snakemake itself can reach MLflow (the parent run is opened by the main process,
+    which, with --sdm conda, is not a job environment: mlflow must be installed beside snakemake)."""
+    import importlib.util
+
+    if importlib.util.find_spec("mlflow") is None:
+        print("tracking.mlflow: mlflow is not installed beside snakemake (pip install -e '.[tracking]'); "
+              "the runs are logged without a parent run", file=sys.stderr)
+        return False
+    return True
 
 
 def tracking_targets():

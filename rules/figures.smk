@@ -54,6 +54,7 @@ rule run_figures:
     params:
         images=split_images("test"),
         score_threshold=config["evaluation"]["score_threshold"],
+        prediction_images=config["figures"]["prediction_images"],
         style=plot_style(),
     resources:
         **job_resources("light"),

@@ -17,4 +17,5 @@ run_figures(
     outputs=dict(snakemake.output.items()),
     score_threshold=snakemake.params.score_threshold,
     style=snakemake.params.style,
+    prediction_images=snakemake.params.prediction_images,
 )

@@ -32,3 +32,20 @@ def test_cpu_peak_memory_grows_with_what_the_job_holds():
     after = peak_memory_mb(device)
     assert memory_kind(device) == "cpu_peak_rss" and before > 10
     assert after >= before and after >= block.numel() * 4 / 2**20
+
+
+class _AttentionAdapter:
+    """Scaled dot-product attention of 16 tokens, 2 heads of 8 dims: the kernel the ViT runs."""
+
+    def __init__(self):
+        self.model = torch.nn.Identity()
+
+    def predict(self, images):
+        q = images[0].reshape(1, 2, 16, 8)
+        return [torch.nn.functional.scaled_dot_product_attention(q, q, q)]
+
+
+def test_attention_is_counted_on_the_cpu_too():
+    """The CPU's fused SDPA kernel has no FLOP formula: counted through the math kernel instead."""
+    gflops = forward_gflops(_AttentionAdapter(), torch.rand(256))
+    assert gflops * 1e9 == 2 * (2 * 16 * 16 * 8) * 2  # q·kᵀ and weights·v, 2 FLOPs per multiply-add

@@ -3,6 +3,8 @@ case with every error type and on random scenes, and against COCOeval's own AP50
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -136,4 +138,15 @@ def test_the_figure_draws_each_error_at_its_cost(tmp_path):
     assert [round(bar.get_height(), 12) for bar in main.patches] == [round(errors["dAP"][n], 12) for n in ERRORS]
     assert [bar.get_height() for bar in special.patches] == [errors["false_positives_dAP"],
                                                              errors["false_negatives_dAP"]]
+    assert (tmp_path / "errors.png").stat().st_size > 0
+
+
+def test_a_split_without_objects_gives_undefined_values_and_a_figure(tmp_path):
+    from detstudy.figures import plot_error_breakdown
+
+    gt = _dataset({1: [], 2: []})
+    errors = error_breakdown(coco_evaluator(gt, [_det(1, 1, 0.9, [10, 10, 20, 20])]))
+    assert errors["AP50"] is None and set(errors["dAP"].values()) == {None}
+    assert errors["counts"]["background"] == 1 and json.loads(json.dumps(errors, allow_nan=False))
+    plot_error_breakdown(errors, tmp_path / "errors.png")
     assert (tmp_path / "errors.png").stat().st_size > 0

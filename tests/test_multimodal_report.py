@@ -214,7 +214,7 @@ def test_report_script(phase_paths, prompts_json, tmp_path, isolated_logging, wi
     # the rule's shape with and without the multimodal extension: empty lists, one table path
     inputs = {"metrics": [str(p) for p in phase_paths], "statistics": None, "statistics_figure": None,
               "templates": [str(TEMPLATES / "index.html.j2")], "multimodal_figures": [], "text_prompts": [],
-              "comparisons": None, "statistics_figures": []}
+              "comparisons": None, "statistics_figures": [], "cross_run_figures": []}
     params = {"title": "T", "runs": [], "multimodal": [], "confusion_pair": [], "preview_width": 1000, "jpeg_quality": 80}
     outputs = {"html": str(out / "index.html"), "markdown": str(out / "report.md"),
                "runs_table": str(out / "tables" / "runs.tex"), "multimodal_table": str(out / "tables" / "mm.tex")}

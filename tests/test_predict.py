@@ -106,6 +106,9 @@ def test_bad_input_is_refused_before_any_work_and_writes_nothing(checkpoints, tm
     assert "fake.pt: not a detstudy checkpoint" in error
     error = _refused(capsys, "--checkpoint", str(tmp_path / "none.pt"), "--images", str(images), "--out", str(out))
     assert "none.pt: no such file" in error
+    error = _refused(capsys, "--checkpoint", str(checkpoints / "cnn.pt"), "--images", str(images), "--out", str(out),
+                     "--batch-size", "0")
+    assert "--batch-size 0: at least 1" in error
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]
     out.mkdir()
     (out / "mine.txt").write_text("keep")

@@ -224,7 +224,7 @@ def test_latex_tables(rendered):
     assert r"frcnn\_r18" in runs_tex and "frcnn_r18" not in runs_tex
     bold = r"\textbf{\num[reset-text-series=false, text-series-to-math]{%s}}"
     assert bold % "0.720" in runs_tex  # best AP50
-    assert r"\num{0.550 +- 0.071}" in runs_tex  # siunitx's uncertainty form
+    assert r"\num[uncertainty-mode=separate]{0.550 +- 0.071}" in runs_tex  # siunitx: 0.550 ± 0.071
     assert "--" in runs_tex and "–" not in runs_tex
     # families separated by \midrule: header rule + 2 family breaks
     assert runs_tex.count(r"\midrule") == 3

@@ -11,7 +11,7 @@ import time
 import pytest
 from test_report import TINY_PNG, _metrics
 
-from detstudy.tracking import start_parent, track_run
+from detstudy.tracking import finish_parent, start_parent, track_run
 
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("tensorboard")
@@ -53,6 +53,9 @@ def test_a_run_lands_in_mlflow_nested_under_the_workflows_run(finished_run, tmp_
     assert [a.path for a in client.list_artifacts(run.info.run_id, "figures")] == ["figures/pr_curves.png"]
     assert client.get_experiment(run.info.experiment_id).name == "thesis"
     assert json.loads((tmp_path / "tracked.json").read_text())["mlflow"]["run_id"] == run.info.run_id
+    assert run.info.status == "FINISHED" and client.get_run(parent).info.status == "RUNNING"
+    finish_parent(tmp_path / "parent.json", "FINISHED")
+    assert client.get_run(parent).info.status == "FINISHED"
 
 
 def test_tensorboard_event_files_hold_every_epoch_and_the_test_metrics(finished_run, tmp_path):
@@ -71,8 +74,9 @@ def test_tensorboard_event_files_hold_every_epoch_and_the_test_metrics(finished_
 def test_a_server_that_is_down_warns_and_goes_on(finished_run, tmp_path, caplog):
     settings = {"mlflow": {"uri": "http://127.0.0.1:9", "experiment": "x"}, "tensorboard": False}  # nothing listens
     caplog.set_level(logging.WARNING, logger="detstudy.tracking")
+    (tmp_path / "parent.json").write_text(json.dumps({"uri": "http://127.0.0.1:9", "run_id": "old"}))
     started = time.monotonic()
-    assert start_parent(settings, tmp_path / "parent.json", name="w") is None
+    assert start_parent(settings, tmp_path / "parent.json", name="w") is None  # and the old parent is gone
     record = track_run(**finished_run, settings=settings, tracked_json=tmp_path / "tracked.json",
                        parent_json=tmp_path / "parent.json")
     assert time.monotonic() - started < 60

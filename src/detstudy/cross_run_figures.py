@@ -52,8 +52,8 @@ def plot_accuracy_cost(table, significance: Significance | None, out_png: str | 
                 if not (np.isfinite(x) and np.isfinite(y)):
                     continue
                 interval = significance.interval(row["cell"], "AP50") if significance else None
-                if interval is not None:
-                    error = [[y - interval[0]], [interval[1] - y]]
+                if interval is not None:  # a basic/BCa interval may exclude the estimate: no negative whisker
+                    error = [[max(y - interval[0], 0.0)], [max(interval[1] - y, 0.0)]]
                 else:
                     sd = row.get("AP50_std")
                     error = [[sd], [sd]] if sd is not None and np.isfinite(sd) else None

@@ -167,7 +167,7 @@ def plot_error_breakdown(errors: dict, out_png: str | os.PathLike, *, title: str
     with mpl.rc_context(_rc(st)):
         figure = _figure(st, (8.5, 3.8))
         main, special = figure.subplots(1, 2, width_ratios=[3, 1.2])
-        values = [errors["dAP"][name] for name in ERRORS]
+        values = [errors["dAP"][name] or 0.0 for name in ERRORS]  # None: undefined (no objects at all)
         bars = main.bar(range(len(ERRORS)), values, color=_colors(len(ERRORS), st))
         for bar, name, value in zip(bars, ERRORS, values):
             main.annotate(f"{value:.3f}\n({errors['counts'][name]})", (bar.get_x() + bar.get_width() / 2, value),
@@ -175,10 +175,10 @@ def plot_error_breakdown(errors: dict, out_png: str | os.PathLike, *, title: str
                           fontsize=st["font_size"] - 2)
         main.set_xticks(range(len(ERRORS)), [f"{SHORT_NAMES[n]}\n{n}" for n in ERRORS], fontsize=st["font_size"] - 1)
         main.set_ylabel("dAP50 if fixed (count)")
-        top = max(values + [errors["false_positives_dAP"], errors["false_negatives_dAP"], 0.01])
+        extra = [errors["false_positives_dAP"] or 0.0, errors["false_negatives_dAP"] or 0.0]
+        top = max(values + extra + [0.01])
         main.set_ylim(0, top * 1.3)
         main.grid(axis="y", alpha=0.3)
-        extra = [errors["false_positives_dAP"], errors["false_negatives_dAP"]]
         bars = special.bar([0, 1], extra, color=["#7f7f7f", "#bcbd22"])
         for bar, value in zip(bars, extra):
             special.annotate(f"{value:.3f}", (bar.get_x() + bar.get_width() / 2, value), xytext=(0, 2),

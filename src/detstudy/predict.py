@@ -48,18 +48,21 @@ def _images(folder: Path) -> list[Path]:
     return found
 
 
-def _decoded(paths: list[Path]) -> list[np.ndarray]:
-    """Every image as RGB, or an error naming the first that does not decode."""
+def _decoded(path: Path) -> np.ndarray:
+    """One image as RGB, or an error naming it."""
     from PIL import Image, UnidentifiedImageError
 
-    decoded = []
+    try:
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB")).copy()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+        raise PredictError(f"{path}: not a readable image ({error}). Fix: remove or replace it.") from None
+
+
+def _check_decodable(paths: list[Path]) -> None:
+    """Every image decodes (each read once and dropped: a large folder never sits in memory)."""
     for path in paths:
-        try:
-            with Image.open(path) as image:
-                decoded.append(np.asarray(image.convert("RGB")).copy())
-        except (UnidentifiedImageError, OSError, SyntaxError) as error:
-            raise PredictError(f"{path}: not a readable image ({error}). Fix: remove or replace it.") from None
-    return decoded
+        _decoded(path)
 
 
 def _checked_out(out: Path, overwrite: bool) -> None:
@@ -91,12 +94,14 @@ def predict(*, checkpoint, images, out, score_threshold: float = 0.3, device: st
     checkpoint, images, out = Path(checkpoint), Path(images), Path(out)
     if not 0.0 <= score_threshold <= 1.0:
         raise PredictError(f"--score-threshold {score_threshold}: outside [0, 1]. Fix: pass a score between 0 and 1.")
+    if batch_size < 1:
+        raise PredictError(f"--batch-size {batch_size}: at least 1. Fix: pass a positive batch size.")
     if not checkpoint.is_file():
         raise PredictError(f"{checkpoint}: no such file. Fix: pass --checkpoint a run's best.pt "
                            "(results/runs/<model>/<res>px/<phase>/seed<seed>/best.pt).")
     paths = _images(images)
     _checked_out(out, overwrite)
-    pictures = _decoded(paths)
+    _check_decodable(paths)
     device_ = resolve_device(device)
     try:
         adapter, categories, _ = load_checkpoint(checkpoint, device_)
@@ -107,37 +112,50 @@ def predict(*, checkpoint, images, out, score_threshold: float = 0.3, device: st
     names = dict(zip(categories.ids, categories.names))
     records, detections = [], []
     log.info("detecting on %d images with %s (%s) on %s", len(paths), checkpoint, adapter.architecture, device_)
-    with torch.no_grad():
-        for start in range(0, len(paths), batch_size):
-            batch = pictures[start:start + batch_size]
-            tensors = [as_float(torch.from_numpy(p).permute(2, 0, 1), device_) for p in batch]
-            for offset, output in enumerate(adapter.predict(tensors)):
-                number = start + offset + 1
-                height, width = batch[offset].shape[:2]
-                records.append({"id": number, "file_name": paths[start + offset].name, "width": width,
-                                "height": height})
-                boxes = output["boxes"].float().cpu()
-                boxes[:, 2:] -= boxes[:, :2]
-                for box, score, label in zip(boxes.tolist(), output["scores"].float().cpu().tolist(),
-                                             output["labels"].cpu().tolist()):
-                    detections.append({"image_id": number, "category_id": categories.category_id(label),
-                                       "bbox": [round(v, 2) for v in box], "score": round(score, 5)})
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        (scratch / "overlays").mkdir()
+        with torch.no_grad():
+            for start in range(0, len(paths), batch_size):
+                _predict_batch(adapter, paths[start:start + batch_size], start, device_, categories, names,
+                               score_threshold, scratch / "overlays", records, detections)
         write_json(scratch / "detections.json", detections, indent=None)
         write_json(scratch / "images.json", {"images": records, "categories": categories.as_list()})
-        (scratch / "overlays").mkdir()
-        for record, picture in zip(records, pictures):
-            shown = [d for d in detections if d["image_id"] == record["id"] and d["score"] >= score_threshold]
-            _draw(picture, shown, names, scratch / "overlays" / f"{record['file_name']}.jpg")
-        out.mkdir(parents=True, exist_ok=True)
-        if (out / "overlays").exists():
-            shutil.rmtree(out / "overlays")
-        os.replace(scratch / "overlays", out / "overlays")
-        for name in ("images.json", "detections.json"):  # detections.json last: its presence means done
-            os.replace(scratch / name, out / name)
+        _move_in(scratch, out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     log.info("%d detections on %d images -> %s", len(detections), len(records), out)
     return {"images": len(records), "detections": len(detections), "out": str(out)}
+
+
+def _predict_batch(adapter, paths, start, device_, categories, names, score_threshold, overlays, records,
+                   detections) -> None:
+    """One batch, decoded here: its image records and detections appended, its overlays drawn."""
+    batch = [_decoded(path) for path in paths]
+    outputs = adapter.predict([as_float(torch.from_numpy(p).permute(2, 0, 1), device_) for p in batch])
+    for offset, (path, picture, output) in enumerate(zip(paths, batch, outputs)):
+        number = start + offset + 1
+        height, width = picture.shape[:2]
+        records.append({"id": number, "file_name": path.name, "width": width, "height": height})
+        boxes = output["boxes"].float().cpu()
+        boxes[:, 2:] -= boxes[:, :2]  # xyxy -> COCO xywh
+        found = [{"image_id": number, "category_id": categories.category_id(label),
+                  "bbox": [round(v, 2) for v in box], "score": round(score, 5)}
+                 for box, score, label in zip(boxes.tolist(), output["scores"].float().cpu().tolist(),
+                                              output["labels"].cpu().tolist())]
+        detections.extend(found)
+        _draw(picture, [d for d in found if d["score"] >= score_threshold], names, overlays / f"{path.name}.jpg")
+
+
+def _move_in(scratch: Path, out: Path) -> None:
+    """The finished results into ``out``: overlays first, ``detections.json`` last (its presence
+    means a complete run); with ``--overwrite`` the previous results go only then."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("detections.json", "images.json"):  # no mix of old JSON and new overlays if a move fails
+        (out / name).unlink(missing_ok=True)
+    if (out / "overlays").exists():
+        shutil.rmtree(out / "overlays")
+    os.replace(scratch / "overlays", out / "overlays")
+    for name in ("images.json", "detections.json"):
+        os.replace(scratch / name, out / name)

@@ -14,14 +14,14 @@ from detstudy.multimodal.chain import phase_label, run_label
 
 
 def run_figures(*, metrics_json, detections_json, history_csv, annotations, images_dir,
-                outputs: dict[str, str], score_threshold: float, style: dict[str, Any]) -> None:
+                outputs: dict[str, str], score_threshold: float, style: dict[str, Any],
+                prediction_images: int = 8) -> None:
     """Write the six per-run figures named in ``outputs`` (training_curves, per_class_ap,
     pr_curves, confusion_matrix, errors, predictions)."""
     metrics = read_json(metrics_json)
     run = metrics["run"]
     name = run_label(run)
-    style = dict(style)
-    max_images = style.pop("prediction_images", 8)
+    max_images = prediction_images
     best_by = f"val_{metrics.get('training', {}).get('select_metric', 'AP50')}"
     plot_training_curves(history_csv, outputs["training_curves"], best_by=best_by,
                          best_epoch=metrics.get("training", {}).get("best_epoch"),  # what best.pt holds

@@ -72,6 +72,7 @@ def start_parent(settings: dict, parent_json, name: str) -> str | None:
     uri = (settings.get("mlflow") or {}).get("uri")
     if not uri:
         return None
+    Path(parent_json).unlink(missing_ok=True)  # never nest under an earlier invocation's run
     _quick_http()
     try:
         from mlflow.tracking import MlflowClient
@@ -87,6 +88,19 @@ def start_parent(settings: dict, parent_json, name: str) -> str | None:
     return run.info.run_id
 
 
+def finish_parent(parent_json, status: str = "FINISHED") -> None:
+    """Close this invocation's parent run (``FINISHED`` or ``FAILED``) when Snakemake ends."""
+    if not Path(parent_json).is_file():
+        return
+    parent = read_json(parent_json)
+    try:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(parent["uri"]).set_terminated(parent["run_id"], status=status)
+    except Exception as error:  # noqa: BLE001 - the tracking server is never the workflow's failure
+        log.warning("MLflow at %s: cannot close the workflow's run (%s)", parent["uri"], error)
+
+
 def _experiment(client, settings: dict) -> str:
     name = (settings.get("mlflow") or {}).get("experiment") or "detstudy"
     found = client.get_experiment_by_name(name)
@@ -94,7 +108,6 @@ def _experiment(client, settings: dict) -> str:
 
 
 def _to_mlflow(settings, metrics, speed, history, figures, parent_json) -> dict:
-    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     uri = settings["mlflow"]["uri"]
@@ -107,6 +120,19 @@ def _to_mlflow(settings, metrics, speed, history, figures, parent_json) -> dict:
     name = f"{run['model']} {run['resolution']}px {run['phase']} seed {run['seed']}"
     created = client.create_run(_experiment(client, settings), run_name=name, tags=tags)
     run_id = created.info.run_id
+    try:
+        _log_run(client, run_id, metrics, speed, history, figures)
+    except Exception:
+        client.set_terminated(run_id, status="FAILED")  # not left RUNNING when the server drops mid-way
+        raise
+    client.set_terminated(run_id)
+    return {"logged": True, "run_id": run_id, "parent_run_id": tags.get("mlflow.parentRunId")}
+
+
+def _log_run(client, run_id: str, metrics, speed, history, figures) -> None:
+    from mlflow.entities import Metric, Param
+
+    run = metrics["run"]
     params = _flat("", {"run": run, "config": (metrics.get("provenance") or {}).get("config", {})}, {})
     now = int(time.time() * 1000)
     points = [Metric(f"train/{key}", value, now, int(row["epoch"]))
@@ -123,8 +149,6 @@ def _to_mlflow(settings, metrics, speed, history, figures, parent_json) -> dict:
         client.log_batch(run_id, metrics=points[start:start + 1000])
     for figure in figures:
         client.log_artifact(run_id, str(figure), artifact_path="figures")
-    client.set_terminated(run_id)
-    return {"logged": True, "run_id": run_id, "parent_run_id": tags.get("mlflow.parentRunId")}
 
 
 def _to_tensorboard(folder, metrics, history) -> dict:

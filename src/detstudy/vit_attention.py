@@ -48,7 +48,6 @@ def vit_attention(*, checkpoint, test_split: SplitPaths, run: dict[str, Any], ba
     names = [c["name"] for c in categories.as_list()]
     name = run_label(run)
     log.info("drawing the attention of %d test images (top %d detections each)", len(chosen), top_k)
-    style = {k: v for k, v in (style or {}).items() if k not in ("prediction_images",)}
     plot_backbone_attention(pictures, looks, backbone_png, style=style,
                             title=f"Where the DINOv3 backbone looks (class token, last layer): {name}")
     plot_decoder_sampling(pictures, looks, names, decoder_png, style=style,

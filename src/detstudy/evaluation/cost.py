@@ -39,10 +39,13 @@ def memory_kind(device: torch.device) -> str:
 def forward_gflops(adapter, image: torch.Tensor) -> float:
     """GFLOPs of one inference forward pass of ``adapter`` on ``image`` (its own pre- and
     post-processing included), counted by ``FlopCounterMode``."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
     adapter.model.eval()
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), counter:
+    # the math kernel: attention as matrix products the counter knows on every device (the CPU's
+    # fused SDPA kernel has no formula and would count as 0)
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         adapter.predict([image])
     return counter.get_total_flops() / 1e9

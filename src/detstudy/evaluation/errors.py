@@ -1,14 +1,14 @@
 """Why a detector loses AP: the TIDE error breakdown (Bolya et al., *TIDE: A General Toolbox for
 Identifying Object Detection Errors*, ECCV 2020), on COCOeval's own matches.
 
-TIDE sorts every false positive at IoU 0.5 into one of five errors, and every missed object
-that no error explains into a sixth:
+TIDE sorts every false positive at IoU 0.5 into one of five errors, by these tests in this
+order, and every missed object that no error explains into a sixth:
 
-- **classification** (Cls): IoU >= 0.5 with an object of another class;
-- **localisation** (Loc): IoU in [0.1, 0.5] with an object of its class;
-- **both** (Both): neither, but IoU >= 0.1 with some object;
-- **duplicate** (Dupe): IoU >= 0.5 with an object of its class that a higher-scored box took;
-- **background** (Bkg): IoU < 0.1 with every object;
+- **localisation** (Loc): IoU in [0.1, 0.5] with an object of its class (tested first);
+- **classification** (Cls): else IoU >= 0.5 with an object of another class;
+- **duplicate** (Dupe): else IoU >= 0.5 with an object of its class that a higher-scored box took;
+- **background** (Bkg): else IoU <= 0.1 with every object;
+- **both** (Both): what is left (IoU > 0.1 with some object, neither of the above);
 - **missed** (Miss): an object no detection matched and no Cls/Loc error could have.
 
 The dAP of an error is AP50 with that error alone fixed (a Cls/Loc box becomes the true positive
@@ -178,9 +178,9 @@ def error_breakdown(evaluator) -> dict:
     classes = sorted(cls for cls, n in n_objects.items() if n > 0)
     base = _average_precision(points, n_objects, recall_thresholds, classes)
 
-    def gain(**how) -> float:
+    def gain(**how) -> float | None:
         value = _average_precision(*_points(images, **how), recall_thresholds, classes)
-        return max(value - base, 0.0) if np.isfinite(value) and np.isfinite(base) else float("nan")
+        return max(value - base, 0.0) if np.isfinite(value) and np.isfinite(base) else None
 
     detections = [d for dets, _ in images for d in dets]
     objects = [o for _, objs in images for o in objs]
@@ -189,7 +189,7 @@ def error_breakdown(evaluator) -> dict:
     return {
         "iou_threshold": POSITIVE_IOU,
         "background_iou": BACKGROUND_IOU,
-        "AP50": base,
+        "AP50": base if np.isfinite(base) else None,  # None: no class has objects (as the coco block says)
         "dAP": {name: gain(fixed=name) for name in ERRORS},
         "false_positives_dAP": gain(perfect_precision=True),
         "false_negatives_dAP": gain(fixed="false_negatives"),

@@ -99,15 +99,18 @@ def where_deimv2_looks(adapter, image: torch.Tensor, top_k: int = 5) -> Looks:
     finally:
         handle.remove()
     rows, columns = pixels.shape[-2] // adapter_patch(model), pixels.shape[-1] // adapter_patch(model)
-    weights = captured["weights"][0]  # [heads, tokens, tokens]
+    weights = captured["weights"][0].float().cpu()  # [heads, tokens, tokens]
     prefix = weights.shape[-1] - rows * columns  # the class token (and registers, if any) first
     backbone = weights[:, 0, prefix:].reshape(-1, rows, columns)
 
     height, width = image.shape[-2:]
-    logits = output["pred_logits"][0]
+    logits = output["pred_logits"][0].float().cpu()
+    pred_boxes = output["pred_boxes"][0].float().cpu()
     num_classes = logits.shape[-1]
     scores, index = logits.sigmoid().flatten().topk(min(top_k, logits.numel()))
-    locations, point_weights = sampling[max(sampling)]  # the layer that made the predictions
+    # deimv2_forward stops at the decoder's eval layer in eval mode: the last layer recorded is the one
+    # that made the predictions (eval_idx), and last_hidden_state is its output
+    locations, point_weights = (t.float().cpu() for t in sampling[max(sampling)])
     attention = model.model.decoder.layers[max(sampling)].encoder_attn
     levels = torch.cat([torch.full((n,), level) for level, n in enumerate(attention.num_points_list)])
     similarity = _text_similarity(model, output)
@@ -115,7 +118,7 @@ def where_deimv2_looks(adapter, image: torch.Tensor, top_k: int = 5) -> Looks:
     detections = []
     for score, flat in zip(scores.tolist(), index.tolist()):
         query, label = divmod(flat, num_classes)
-        box = box_convert(output["pred_boxes"][0, query], "cxcywh", "xyxy") * scale.repeat(2)
+        box = box_convert(pred_boxes[query], "cxcywh", "xyxy") * scale.repeat(2)
         detections.append(Sampling(
             box=[round(v, 2) for v in box.tolist()], score=score, label=label, query=query,
             points=locations[0, query, :, :, :] * scale,  # [heads, points, 2], 0-1 of the input -> pixels
@@ -132,4 +135,4 @@ def _text_similarity(model, output):
     from detstudy.multimodal.fusion import text_fusion_of
 
     fusion = text_fusion_of(model)
-    return None if fusion is None else fusion.similarity(output["last_hidden_state"])[0]
+    return None if fusion is None else fusion.similarity(output["last_hidden_state"])[0].float().cpu()

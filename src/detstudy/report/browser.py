@@ -101,7 +101,14 @@ def open_report(html: str | Path, screenshot: str | Path | None = None, width: i
             "browserName": "chrome", "goog:chromeOptions": options, "pageLoadStrategy": "normal"}}})
         session = created["value"]["sessionId"]
         _call(base, "POST", f"/session/{session}/url", {"url": Path(html).resolve().as_uri()}, timeout=timeout)
-        state = _call(base, "POST", f"/session/{session}/execute/sync", {"script": _PAGE_STATE, "args": []})["value"]
+        deadline = time.monotonic() + timeout
+        while True:  # the load event's end is set just after it fires: read it once it is there
+            state = _call(base, "POST", f"/session/{session}/execute/sync", {"script": _PAGE_STATE, "args": []})["value"]
+            if state["load_ms"] and state["load_ms"] > 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{html}: the page never finished loading in {timeout:.0f} s")
+            time.sleep(0.05)
         shot = None
         if screenshot is not None:
             shot = Path(screenshot)
@@ -110,7 +117,7 @@ def open_report(html: str | Path, screenshot: str | Path | None = None, width: i
                               "params": {"format": "png", "captureBeyondViewport": True}}, timeout=timeout)
             shot.parent.mkdir(parents=True, exist_ok=True)
             shot.write_bytes(base64.b64decode(captured["value"]["data"]))
-        return PageReport(load_seconds=(state["load_ms"] or 0) / 1000, sections=state["sections"], toc=state["toc"],
+        return PageReport(load_seconds=state["load_ms"] / 1000, sections=state["sections"], toc=state["toc"],
                           tables=state["tables"], images=state["images"], broken=state["broken"], screenshot=shot)
     finally:
         if session is not None:

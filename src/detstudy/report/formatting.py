@@ -17,7 +17,8 @@ DASH = "–"  # what a missing number (None / NaN) renders as
 def fmt_number(value, decimals: int = 3) -> str:
     if _isnan(value):
         return DASH
-    return f"{float(value):.{decimals}f}"
+    text = f"{float(value):.{decimals}f}"
+    return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.000"
 
 
 def latex_escape(text) -> str:
@@ -63,10 +64,11 @@ def latex_numbers(text, bold: bool = False) -> str:
 
 
 def latex_value(text, std=None, bold: bool = False) -> str:
-    """A table value with its spread for LaTeX: ``\\num{0.412 +- 0.021}`` (siunitx's own
-    uncertainty form), or :func:`latex_numbers` of the value and of the spread."""
-    if std and _NUMBER.fullmatch(str(text)) and _NUMBER.fullmatch(str(std)):
-        value = rf"\num{_options([], bold)}{{{text} +- {std}}}"
+    """A table value with its spread for LaTeX: ``\\num[uncertainty-mode=separate]{0.412 +- 0.021}``
+    (siunitx's own uncertainty form, set as 0.412 ± 0.021), or :func:`latex_numbers` of the value
+    and of the spread."""
+    if std and _NUMBER.fullmatch(str(text)) and _NUMBER.fullmatch(str(std)):  # "0.412 ± 0.021", not 0.412(21)
+        value = rf"\num{_options(['uncertainty-mode=separate'], bold)}{{{text} +- {std}}}"
         return rf"\textbf{{{value}}}" if bold else value
     value = latex_numbers(text, bold)
     return f"{value} $\\pm$ {latex_numbers(std)}" if std else value

@@ -67,7 +67,7 @@ class Cell:
 
     def describe(self, j: int, level: float, method: str) -> dict:
         both = {name: interval(self.replicates[:, j], self.estimate[j], jackknife=self.jackknife[:, j],
-                               level=level, method=name).to_dict() for name in METHODS}
+                               level=level, method=name, bounds=(0.0, 1.0)).to_dict() for name in METHODS}
         found = {**both[method], **{name: [both[name]["low"], both[name]["high"]] for name in METHODS}}
         spread = self.seed_estimates[:, j]
         found["seed_sd"] = float(spread.std(ddof=1)) if len(spread) > 1 and np.isfinite(spread).all() else None
@@ -99,7 +99,7 @@ def difference(a: Cell, b: Cell, level: float, method: str, columns=SUMMARY) -> 
         estimate = a.estimate[i] - b.estimate[j]
         replicates = a.replicates[:, i] - b.replicates[:, j]
         found = interval(replicates, estimate, jackknife=a.jackknife[:, i] - b.jackknife[:, j],
-                         level=level, method=method).to_dict()
+                         level=level, method=method, bounds=(-1.0, 1.0)).to_dict()
         found["p"] = json_number(p_value(replicates, estimate))
         out[name] = found
     return out

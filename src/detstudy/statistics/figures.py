@@ -29,7 +29,8 @@ def plot_forest(record: dict, out_png: str | os.PathLike, *, metric: str = "AP50
                 continue
             low = value["low"] if value["low"] is not None else value["estimate"]
             high = value["high"] if value["high"] is not None else value["estimate"]
-            ax.errorbar(value["estimate"], row, xerr=[[value["estimate"] - low], [high - value["estimate"]]],
+            # a basic or BCa interval can exclude the estimate: whiskers never negative (matplotlib refuses them)
+            ax.errorbar(value["estimate"], row, xerr=[[max(value["estimate"] - low, 0)], [max(high - value["estimate"], 0)]],
                         fmt="o", color=colors[cell["family"]], capsize=3,
                         label=cell["family"] if cell["family"] not in ax.get_legend_handles_labels()[1] else None)
         ax.set_yticks(range(len(cells)), [c["label"] for c in cells])
@@ -62,7 +63,7 @@ def plot_differences(record: dict, out_png: str | os.PathLike, *, metric: str = 
             significant = found.get("p_holm") is not None and found["p_holm"] < alpha
             low = found["low"] if found["low"] is not None else found["estimate"]
             high = found["high"] if found["high"] is not None else found["estimate"]
-            ax.errorbar(found["estimate"], y, xerr=[[found["estimate"] - low], [high - found["estimate"]]],
+            ax.errorbar(found["estimate"], y, xerr=[[max(found["estimate"] - low, 0)], [max(high - found["estimate"], 0)]],
                         fmt="o", mfc="C0" if significant else "white", color="C0", capsize=3)
             if found.get("p_holm") is not None:
                 ax.annotate(f"p {found['p_holm']:.3f}", (high, y), xytext=(4, 0), textcoords="offset points",

@@ -61,9 +61,12 @@ def bias_correction(replicates: np.ndarray, estimate: float) -> float:
     return float(ndtri(share))
 
 
-def interval(replicates, estimate: float, *, jackknife=None, level: float = 0.95, method: str = "bca") -> Interval:
+def interval(replicates, estimate: float, *, jackknife=None, level: float = 0.95, method: str = "bca",
+             bounds: tuple[float, float] | None = None) -> Interval:
     """The ``level`` interval of a statistic from its bootstrap ``replicates`` (NaN replicates,
-    resamples where it is undefined, are left out). ``jackknife``: its leave-one-out values, for BCa."""
+    resamples where it is undefined, are left out). ``jackknife``: its leave-one-out values, for BCa.
+    ``bounds``: the statistic's range (AP: 0 to 1); the basic interval, mirrored around the
+    estimate, can leave it (an AP of 0.16 with a lower bound of -0.13), so it is cut there."""
     if method not in METHODS:
         raise ValueError(f"unknown interval method {method!r}; use one of {', '.join(METHODS)}")
     values = np.asarray(replicates, dtype=float)
@@ -80,6 +83,8 @@ def interval(replicates, estimate: float, *, jackknife=None, level: float = 0.95
     low, high = np.quantile(values, tails)
     if method == "basic":  # the replicates' spread around the estimate, mirrored: corrects the bias once
         low, high = 2 * estimate - high, 2 * estimate - low
+    if bounds is not None:
+        low, high = min(max(low, bounds[0]), bounds[1]), min(max(high, bounds[0]), bounds[1])
     return Interval(float(estimate), float(low), float(high), float(values.mean() - estimate),
                     float(values.std(ddof=1)), method, level)
 

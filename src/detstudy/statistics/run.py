@@ -91,7 +91,8 @@ def run_statistics(*, detections, annotations, metrics, settings: dict[str, Any]
         out = {}
         for name in METHODS:  # all kept: the configured one is the headline
             out[name] = interval(values[f"{key}replicates"][:, column], values[f"{key}estimate"][column],
-                                 jackknife=values[f"{key}jackknife"][:, column], level=level, method=name).to_dict()
+                                 jackknife=values[f"{key}jackknife"][:, column], level=level, method=name,
+                                 bounds=(0.0, 1.0)).to_dict()  # every statistic here is an AP or a recall
         return {**out[method], "method": method, **{name: [out[name]["low"], out[name]["high"]] for name in METHODS}}
 
     result = {
