@@ -9,6 +9,7 @@ Snakefile is parsed.
 from __future__ import annotations
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = "detstudy"
@@ -18,8 +19,18 @@ def imported_names(path: Path, package: str | None = None) -> set[str]:
     """Dotted names of every import in a file, at any depth (lazy imports count). Relative
     imports (``from .x import y``) resolve against ``package``, the dotted package the file
     belongs to; without it they are skipped."""
+    path = Path(path)
+    stat = path.stat()
+    return set(_parsed_imports(str(path.resolve()), stat.st_mtime_ns, stat.st_size, package))
+
+
+@functools.lru_cache(maxsize=None)
+def _parsed_imports(path: str, mtime_ns: int, size: int, package: str | None) -> frozenset[str]:
+    """:func:`imported_names` of one version of a file: every rule asks for the same modules, and
+    parsing each once keeps ``snakemake -n`` fast (the file's date and size key the cache)."""
+    path = Path(path)
     names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    for node in _statements(ast.parse(path.read_text(), filename=str(path))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -32,7 +43,21 @@ def imported_names(path: Path, package: str | None = None) -> set[str]:
                 continue
             names.add(base)
             names.update(f"{base}.{alias.name}" for alias in node.names)
-    return names
+    return frozenset(names)
+
+
+def _statements(tree: ast.AST):
+    """Every statement of a module, nested ones (in functions, classes, if/try/with/for) too:
+    imports are statements, so the expressions (most of a file's nodes) are never visited."""
+    pending = [tree]
+    while pending:
+        node = pending.pop()
+        for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+            for child in getattr(node, field, ()) or ():
+                if isinstance(child, (ast.stmt, ast.excepthandler, ast.match_case)):
+                    pending.append(child)
+        if isinstance(node, ast.stmt):
+            yield node
 
 
 def _package_of(path: Path, src: Path) -> str | None:
@@ -55,19 +80,33 @@ def _module_file(src: Path, dotted: str) -> Path | None:
 def source_files(script: Path, src: Path) -> list[Path]:
     """The script and every package module it imports, transitively, sorted. The top-level
     ``__init__`` (docstring and version only) is left out: a version bump reruns nothing."""
+    src = Path(src).resolve()
     seen: set[Path] = set()
-    pending = [script.resolve()]
+    pending = [Path(script).resolve()]
     while pending:
         path = pending.pop()
         if path in seen:
             continue
         seen.add(path)
-        for name in imported_names(path, _package_of(path, src)):
-            parts = name.split(".")
-            if parts[0] != PACKAGE:
-                continue
-            for end in range(2, len(parts) + 1):  # subpackages and the module itself
-                found = _module_file(src, ".".join(parts[:end]))
-                if found is not None:
-                    pending.append(found.resolve())
+        pending.extend(_imported_files(path, src))
     return sorted(seen)
+
+
+def _imported_files(path: Path, src: Path) -> list[Path]:
+    """The package files one file imports directly (the modules and the packages above them)."""
+    stat = path.stat()
+    return list(_imported_files_of(path, stat.st_mtime_ns, stat.st_size, src))
+
+
+@functools.lru_cache(maxsize=None)
+def _imported_files_of(path: Path, mtime_ns: int, size: int, src: Path) -> tuple[Path, ...]:
+    found = []
+    for name in imported_names(path, _package_of(path, src)):
+        parts = name.split(".")
+        if parts[0] != PACKAGE:
+            continue
+        for end in range(2, len(parts) + 1):  # subpackages and the module itself
+            module = _module_file(src, ".".join(parts[:end]))
+            if module is not None:
+                found.append(module.resolve())
+    return tuple(found)
