@@ -17,8 +17,8 @@ from detstudy.io import atomic_path, save_figure, write_csv, write_json  # noqa:
 SRC = Path(__file__).resolve().parents[1] / "src" / "detstudy"
 # calls that write a file; each must happen inside `with atomic_path(...)`
 WRITERS = {"savefig", "write_text", "write_bytes", "save", "save_file", "dump", "copyfile", "copy2"}
-# the job log is a stream read while the job runs, not a result
-NOT_RESULTS = {"logs.py"}
+# the job log is a stream read while the job runs, the GPU slots are lock files: neither is a result
+NOT_RESULTS = {"logs.py", "gpu_slots.py"}
 # receivers whose own save() is atomic (detstudy.resume.TrainingState, checked in this test too)
 ATOMIC_SAVERS = {"resume"}
 
@@ -58,6 +58,8 @@ def _atomic_blocks(tree: ast.AST) -> list[ast.With]:
 def _is_write(node: ast.Call) -> bool:
     name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
     if name == "save" and getattr(node.func.value, "id", None) in ATOMIC_SAVERS:
+        return False
+    if node.args and getattr(node.args[0], "id", None) == "buffer":  # an io.BytesIO: memory, not a file
         return False
     if name in WRITERS:
         return True

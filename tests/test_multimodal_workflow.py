@@ -55,9 +55,9 @@ def _planned(workflow: Workflow, edit) -> set[tuple[str, str, str]]:
 
 def _downstream(*phases):
     jobs = {(rule, "deimv2", phase) for phase in phases
-            for rule in ("train_phase", "evaluate", "latency", "run_figures", "run_statistics")}
+            for rule in ("train_phase", "evaluate", "latency", "run_figures", "run_statistics", "vit_attention")}
     return jobs | {("multimodal_figures", "deimv2", ""), ("comparisons", "", ""), ("statistics_figures", "", ""),
-                   ("report", "", ""), ("all", "", "")}
+                   ("cross_run_figures", "", ""), ("report", "", ""), ("all", "", "")}
 
 
 def test_edited_descriptions_rerun_the_embeddings_and_the_runs_with_text_only(finished_workflow: Workflow):

@@ -27,7 +27,7 @@ import torch
 
 from detstudy.checkpoint import load_checkpoint
 from detstudy.evaluation.inference import as_float
-from detstudy.io import write_json
+from detstudy.io import atomic_path, write_json
 from detstudy.training import resolve_device
 
 log = logging.getLogger("detstudy.predict")
@@ -84,7 +84,8 @@ def _draw(image: np.ndarray, detections: list[dict], names: dict[int, str], path
         draw.rectangle([x, y, x + w, y + h], outline=(255, 87, 34), width=width)
         label = f"{names.get(det['category_id'], det['category_id'])} {det['score']:.2f}"
         draw.text((x + 2, max(0, y - 11)), label, fill=(255, 87, 34))
-    canvas.save(path, quality=90)
+    with atomic_path(path) as tmp:
+        canvas.save(tmp, format="JPEG", quality=90)
 
 
 def predict(*, checkpoint, images, out, score_threshold: float = 0.3, device: str = "auto", batch_size: int = 4,

@@ -20,6 +20,8 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from detstudy.io import atomic_path
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 _PAGE_STATE = """
@@ -116,7 +118,8 @@ def open_report(html: str | Path, screenshot: str | Path | None = None, width: i
                              {"cmd": "Page.captureScreenshot",
                               "params": {"format": "png", "captureBeyondViewport": True}}, timeout=timeout)
             shot.parent.mkdir(parents=True, exist_ok=True)
-            shot.write_bytes(base64.b64decode(captured["value"]["data"]))
+            with atomic_path(shot) as tmp:
+                tmp.write_bytes(base64.b64decode(captured["value"]["data"]))
         return PageReport(load_seconds=state["load_ms"] / 1000, sections=state["sections"], toc=state["toc"],
                           tables=state["tables"], images=state["images"], broken=state["broken"], screenshot=shot)
     finally:
