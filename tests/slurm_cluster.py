@@ -48,6 +48,19 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _terminate(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM, then SIGKILL after ``grace`` seconds; a process already gone is fine."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)  # raises once it is gone
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 class Cluster:
     """``with Cluster(folder) as cluster:`` a one-node cluster; ``cluster.environ`` is the
     environment its client commands (and Snakemake's executor) need."""
@@ -128,20 +141,8 @@ class Cluster:
             self.linked = False
         for name in ("slurmd", "slurmctld", "munged"):  # the order they depend on each other
             pid = self.pids.pop(name, None)
-            if pid is None:
-                continue
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                continue
-            for _ in range(50):
-                try:
-                    os.kill(pid, 0)
-                except ProcessLookupError:
-                    break
-                time.sleep(0.1)
-            else:
-                os.kill(pid, signal.SIGKILL)
+            if pid is not None:
+                _terminate(pid)
 
     def __enter__(self) -> "Cluster":
         try:
