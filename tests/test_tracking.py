@@ -21,7 +21,8 @@ HISTORY = "epoch,lr,loss,loss_box,val_AP,val_AP50,seconds,images_per_second\n" \
 
 
 @pytest.fixture()
-def finished_run(tmp_path):
+def finished_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # MLflow puts artefacts under ./mlruns of the working directory
     metrics = _metrics("frcnn_r18", "cnn", 0, 0.55)
     speed = {"run": metrics["run"], "speed": metrics.pop("speed"), "train_seconds": 6.1}
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
