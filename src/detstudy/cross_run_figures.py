@@ -5,7 +5,6 @@ of each family. One point, bar or line per cell (seeds averaged), in report orde
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from typing import Any, Mapping
@@ -14,8 +13,9 @@ import matplotlib as mpl
 import numpy as np
 
 from detstudy.families import family_label
-from detstudy.plot_style import _colors, _figure, _rc, _save, _style
+from detstudy.io import read_history
 from detstudy.multimodal.chain import cell_label
+from detstudy.plot_style import _colors, _figure, _rc, _save, _style
 from detstudy.report.significance import Significance
 from detstudy.report.tables import class_names, costs_table, load_runs, per_class_table, runs_table
 
@@ -165,13 +165,8 @@ def plot_pr_by_class(runs: list[dict], cells: list[str], out_png: str | os.PathL
 
 
 def _validation(history_csv) -> tuple[list[int], list[float]]:
-    epochs, values = [], []
-    with open(history_csv, newline="") as handle:
-        for row in csv.DictReader(handle):
-            if row.get("val_AP50"):
-                epochs.append(int(float(row["epoch"])))
-                values.append(float(row["val_AP50"]))
-    return epochs, values
+    rows = [row for row in read_history(history_csv) if "val_AP50" in row]
+    return [int(row["epoch"]) for row in rows], [row["val_AP50"] for row in rows]
 
 
 def plot_validation_curves(runs: list[dict], histories: dict[str, str], out_png: str | os.PathLike, *,

@@ -82,6 +82,23 @@ def write_csv(path: str | os.PathLike, rows: list[dict[str, Any]], fieldnames: l
             writer.writerows(rows)
 
 
+def read_history(path: str | os.PathLike) -> list[dict[str, float]]:
+    """A training ``history.csv`` as numbers, one dict per epoch row (empty cells, such as the
+    validation of an epoch that skipped it, left out)."""
+    rows = []
+    with open(path, newline="") as handle:
+        for row in csv.DictReader(handle):
+            values = {}
+            for key, text in row.items():
+                try:
+                    values[key] = float(text)
+                except (TypeError, ValueError):
+                    continue
+            if "epoch" in values:
+                rows.append(values)
+    return rows
+
+
 def save_figure(figure, path: str | os.PathLike, **kwargs) -> None:
     """Save a matplotlib figure atomically and close it."""
     import matplotlib.pyplot as plt

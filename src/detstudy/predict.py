@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from detstudy.checkpoint import load_checkpoint
-from detstudy.evaluation.inference import as_float
+from detstudy.evaluation.inference import as_float, coco_results
 from detstudy.io import atomic_path, write_json
 from detstudy.training import resolve_device
 
@@ -139,12 +139,7 @@ def _predict_batch(adapter, paths, start, device_, categories, names, score_thre
         number = start + offset + 1
         height, width = picture.shape[:2]
         records.append({"id": number, "file_name": path.name, "width": width, "height": height})
-        boxes = output["boxes"].float().cpu()
-        boxes[:, 2:] -= boxes[:, :2]  # xyxy -> COCO xywh
-        found = [{"image_id": number, "category_id": categories.category_id(label),
-                  "bbox": [round(v, 2) for v in box], "score": round(score, 5)}
-                 for box, score, label in zip(boxes.tolist(), output["scores"].float().cpu().tolist(),
-                                              output["labels"].cpu().tolist())]
+        found = coco_results(output, number, categories)
         detections.extend(found)
         _draw(picture, [d for d in found if d["score"] >= score_threshold], names, overlays / f"{path.name}.jpg")
 

@@ -17,7 +17,6 @@ result file (the metrics are byte-identical with tracking on or off; tested).
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -25,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from detstudy.io import read_json, write_json
+from detstudy.io import read_history, read_json, write_json
 
 log = logging.getLogger("detstudy.tracking")
 
@@ -48,22 +47,6 @@ def _flat(prefix: str, value: Any, out: dict[str, str]) -> dict[str, str]:
         out[prefix] = json.dumps(value) if isinstance(value, (list, bool)) or value is None else str(value)
         out[prefix] = out[prefix][:500]
     return out
-
-
-def _history(history_csv) -> list[dict[str, float]]:
-    """Each epoch's numbers (empty cells left out: epochs without validation)."""
-    rows = []
-    with open(history_csv, newline="") as handle:
-        for row in csv.DictReader(handle):
-            values = {}
-            for key, text in row.items():
-                try:
-                    values[key] = float(text)
-                except (TypeError, ValueError):
-                    continue
-            if "epoch" in values:
-                rows.append(values)
-    return rows
 
 
 def start_parent(settings: dict, parent_json, name: str) -> str | None:
@@ -176,7 +159,7 @@ def track_run(*, metrics_json, speed_json, history_csv, figures: list, settings:
               tensorboard_dir=None, parent_json=None) -> dict:
     """Replay one finished run into MLflow and/or TensorBoard (``settings`` is the config's
     ``tracking`` block); ``tracked_json`` records what was logged where."""
-    metrics, speed, history = read_json(metrics_json), read_json(speed_json), _history(history_csv)
+    metrics, speed, history = read_json(metrics_json), read_json(speed_json), read_history(history_csv)
     record: dict[str, Any] = {"run": metrics["run"]}
     if (settings.get("mlflow") or {}).get("uri"):
         _quick_http()

@@ -34,14 +34,19 @@ def predict_dataset(adapter: DetectorAdapter, dataset: CocoDetection, device: to
         with torch.autocast(device.type, dtype=amp_dtype, enabled=amp and device.type == "cuda"):
             outputs = adapter.predict([as_float(image, device) for image in images])
         for target, output in zip(targets, outputs):
-            boxes = output["boxes"].float().cpu()
-            boxes[:, 2:] -= boxes[:, :2]  # xyxy -> COCO xywh
-            for box, score, label in zip(boxes.tolist(), output["scores"].float().cpu().tolist(),
-                                         output["labels"].cpu().tolist()):
-                detections.append({"image_id": target["image_id"],
-                                   "category_id": dataset.categories.category_id(label),
-                                   "bbox": [round(v, 2) for v in box], "score": round(score, 5)})
+            detections.extend(coco_results(output, target["image_id"], dataset.categories))
     return detections
+
+
+def coco_results(output: dict, image_id: int, categories) -> list[dict]:
+    """One image's ``predict`` output in COCO results format: boxes as x, y, w, h in pixels,
+    the dataset's category ids (``categories``: a CategoryMap), rounded as every file stores them."""
+    boxes = output["boxes"].float().cpu()
+    boxes[:, 2:] -= boxes[:, :2]  # xyxy -> COCO xywh
+    return [{"image_id": image_id, "category_id": categories.category_id(label),
+             "bbox": [round(v, 2) for v in box], "score": round(score, 5)}
+            for box, score, label in zip(boxes.tolist(), output["scores"].float().cpu().tolist(),
+                                         output["labels"].cpu().tolist())]
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ from typing import Iterable
 import pandas as pd
 
 from detstudy.evaluation.class_pairs import pair_confusion
+from detstudy.error_kinds import ERRORS
 from detstudy.families import FAMILY_LABELS, FAMILY_ORDER, family_label, family_rank  # noqa: F401 (re-exported)
 from detstudy.io import read_json
 from detstudy.multimodal.chain import CONTROLS, cell_label, is_phase_run, phase_label, phase_parts
@@ -216,8 +217,8 @@ def _flat_record(run: dict) -> dict:
         record[f"{name}_f1"] = _num(point.get("f1"))
     record["iou_threshold"] = _num(ops.get("iou_threshold"))
     errors = run.get("errors") or {}
-    for name, value in (errors.get("dAP") or {}).items():
-        record[f"err_{name}"] = _num(value)
+    for name in ERRORS:  # NaN for a run without the breakdown
+        record[f"err_{name}"] = _num((errors.get("dAP") or {}).get(name))
     record["err_false_positives"] = _num(errors.get("false_positives_dAP"))
     record["err_false_negatives"] = _num(errors.get("false_negatives_dAP"))
     return record
@@ -272,9 +273,13 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
     and ``<name>_std`` (sample standard deviation; NaN with a single seed). COCO values
     that are null in the metrics (no ground truth in that size range) are NaN.
     """
+    return _cell_table(runs, [c.key for c in RUN_COLUMNS])
+
+
+def _cell_table(runs: list[dict], columns: list[str]) -> pd.DataFrame:
+    """``columns`` of :func:`_flat_record`, one row per cell in report order, seeds aggregated."""
     runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
-    records = [_flat_record(r) for r in runs]
-    return _aggregate(records, [c.key for c in RUN_COLUMNS], with_std=True)
+    return _aggregate([_flat_record(r) for r in runs], columns, with_std=True)
 
 
 def operating_points_table(runs: list[dict]) -> pd.DataFrame:
@@ -283,16 +288,13 @@ def operating_points_table(runs: list[dict]) -> pd.DataFrame:
     Same rows as :func:`runs_table`; columns ``best_f1_{threshold,precision,recall,f1}``,
     ``configured_{...}`` and ``iou_threshold`` (means over seeds, with ``_std`` columns).
     """
-    runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
-    records = [_flat_record(r) for r in runs]
-    return _aggregate(records, [c.key for c in OPERATING_COLUMNS] + ["iou_threshold"], with_std=True)
+    return _cell_table(runs, [c.key for c in OPERATING_COLUMNS] + ["iou_threshold"])
 
 
 def costs_table(runs: list[dict]) -> pd.DataFrame:
     """What each cell costs: same rows as :func:`runs_table`; the ``COST_COLUMNS`` as means over
     seeds with ``_std`` (NaN where a run has no ``speed.json``)."""
-    runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
-    return _aggregate([_flat_record(r) for r in runs], [c.key for c in COST_COLUMNS], with_std=True)
+    return _cell_table(runs, [c.key for c in COST_COLUMNS])
 
 
 def cost_devices(runs: list[dict]) -> list[str]:
@@ -303,9 +305,7 @@ def cost_devices(runs: list[dict]) -> list[str]:
 def errors_table(runs: list[dict]) -> pd.DataFrame:
     """The TIDE breakdown: same rows as :func:`runs_table`; the ``ERROR_COLUMNS`` (AP50, the dAP50
     of each error type, of perfect precision and of perfect recall; NaN for a run without them) as means over seeds with ``_std``."""
-    runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
-    records = [{**{c.key: math.nan for c in ERROR_COLUMNS}, **_flat_record(r)} for r in runs]
-    return _aggregate(records, [c.key for c in ERROR_COLUMNS], with_std=True)
+    return _cell_table(runs, [c.key for c in ERROR_COLUMNS])
 
 
 def class_names(runs: list[dict]) -> list[str]:
