@@ -23,11 +23,11 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from detstudy.data.augment import DEIM_OFFICIAL, AugmentationSettings, BatchAugment, EpochWindows, TrainAugmentation
-from detstudy.data.coco import SplitPaths
-from detstudy.data.dataset import CocoDetection, collate
-from detstudy.data.synthetic import generate_synthetic_dataset
-from detstudy.models import build_detector
+from detstudy.tasks.detection.data.augment import DEIM_OFFICIAL, AugmentationSettings, BatchAugment, EpochWindows, TrainAugmentation
+from detstudy.tasks.detection.data.coco import SplitPaths
+from detstudy.tasks.detection.data.dataset import CocoDetection, collate
+from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
+from detstudy.tasks.detection.models import build_detector
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 0.8

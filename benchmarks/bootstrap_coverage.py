@@ -28,8 +28,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from detstudy.statistics.intervals import METHODS, interval  # noqa: E402
-from detstudy.statistics.resampled_ap import SUMMARY, extract_matches, resampled_statistics  # noqa: E402
-from detstudy.statistics.run import jackknife_weights, resample_weights  # noqa: E402
+from detstudy.tasks.detection.evaluation.resampled_ap import SUMMARY, extract_matches, resampled_statistics  # noqa: E402
+from detstudy.steps.run_statistics import jackknife_weights, resample_weights  # noqa: E402
 
 COLUMNS = {"AP50": SUMMARY.index("AP50"), "mAP": SUMMARY.index("AP")}
 
@@ -40,11 +40,11 @@ def population_detections(checkpoint: Path, folder: Path, size: int, seed: int):
 
     import torch
 
-    from detstudy.checkpoint import load_checkpoint
-    from detstudy.data.coco import SplitPaths
-    from detstudy.data.dataset import CocoDetection
-    from detstudy.data.synthetic import generate_synthetic_dataset
-    from detstudy.evaluation.inference import predict_dataset
+    from detstudy.tasks.detection.checkpoint import load_checkpoint
+    from detstudy.tasks.detection.data.coco import SplitPaths
+    from detstudy.tasks.detection.data.dataset import CocoDetection
+    from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
+    from detstudy.tasks.detection.evaluation.inference import predict_dataset
 
     synthetic = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["dataset"]["synthetic"]
     split = SplitPaths(folder / "annotations" / "test.json", folder / "images" / "test")
@@ -76,7 +76,7 @@ def main() -> None:
     if not args.checkpoint.is_file():
         sys.exit(f"{args.checkpoint}: no such checkpoint. Fix: run the default grid (snakemake --cores 2) first, "
                  "or name another run's best.pt.")
-    from detstudy.evaluation.metrics import coco_evaluator
+    from detstudy.tasks.detection.evaluation.metrics import coco_evaluator
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="coverage-"))
     gt, detections = population_detections(args.checkpoint, workdir / "population", args.population, seed=1000)

@@ -2,7 +2,7 @@
 10 000 paired resamples (target: <= 60 s), and one run on 1 000 test images with 1 000 resamples
 (target: <= 30 s), on detections shaped like the demo's (6 classes, 100 detections per image, as
 DEIMv2 keeps). Each run is matched once by COCOeval and re-accumulated per resample
-(detstudy.statistics.resampled_ap); the times include the matching and the leave-one-out pass.
+(detstudy.tasks.detection.evaluation.resampled_ap); the times include the matching and the leave-one-out pass.
 
     python benchmarks/bootstrap_speed.py [--runs 11] [--images 64] [--resamples 10000]
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from detstudy.evaluation.metrics import coco_evaluator  # noqa: E402
-from detstudy.statistics.resampled_ap import extract_matches  # noqa: E402
-from detstudy.statistics.run import bootstrap  # noqa: E402
+from detstudy.tasks.detection.evaluation.metrics import coco_evaluator  # noqa: E402
+from detstudy.tasks.detection.evaluation.resampled_ap import extract_matches  # noqa: E402
+from detstudy.steps.run_statistics import bootstrap  # noqa: E402
 
 CLASSES = 6
 PER_IMAGE = 100

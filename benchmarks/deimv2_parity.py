@@ -6,7 +6,7 @@ Given a checkout of https://github.com/Intellindust-AI-Lab/DEIMv2 (never a depen
 workflow; it needs its own ``requirements.txt`` importable, e.g. in a scratch virtualenv with
 this project installed), it builds the official DEIMv2-S/M (80 classes) and this project's,
 loads the same seeded random weights (written in the official layout, mapped by
-``detstudy.models.deimv2_keys``), runs both on the same seeded images and targets, in eval
+``detstudy.tasks.detection.models.deimv2_keys``), runs both on the same seeded images and targets, in eval
 and in train mode (the same seed before each forward, so both draw the same denoising noise),
 and prints per tensor the maximum absolute difference: backbone taps, STA and fused maps,
 encoder outputs, every decoder layer's logits, boxes and corners, the pre-head, encoder
@@ -64,7 +64,7 @@ def build_official(checkout: Path, variant: str):
 
 
 def official_tensors(model, criterion, images, targets, *, training: bool, seed: int, epoch: int):
-    from detstudy.models.deimv2_parity import canonical, detections, flatten_outputs
+    from detstudy.tasks.detection.models.deimv2_parity import canonical, detections, flatten_outputs
 
     captured = {}
     selected = {}
@@ -106,9 +106,9 @@ def official_tensors(model, criterion, images, targets, *, training: bool, seed:
 
 
 def build_ours(variant: str, official_state: dict, yaml_cfg: dict):
-    from detstudy.models.deimv2 import build_deimv2
-    from detstudy.models.deimv2_criterion import Deimv2Criterion, MatcherSettings
-    from detstudy.models.deimv2_keys import load_official_state
+    from detstudy.tasks.detection.models.deimv2 import build_deimv2
+    from detstudy.tasks.detection.models.deimv2_criterion import Deimv2Criterion, MatcherSettings
+    from detstudy.tasks.detection.models.deimv2_keys import load_official_state
 
     adapter = build_deimv2(f"deimv2_{variant}", 80, SIZE)
     load_official_state(adapter.model, official_state, source=f"seeded official deimv2_{variant}")
@@ -118,7 +118,7 @@ def build_ours(variant: str, official_state: dict, yaml_cfg: dict):
 
 
 def compare(variant: str, checkout: Path) -> tuple[dict, dict]:
-    from detstudy.models.deimv2_parity import max_differences, our_tensors, seeded_inputs, seeded_official_state
+    from detstudy.tasks.detection.models.deimv2_parity import max_differences, our_tensors, seeded_inputs, seeded_official_state
 
     official, official_criterion, yaml_cfg = build_official(checkout, variant)
     shapes = {k: list(v.shape) for k, v in official.state_dict().items()}
@@ -154,7 +154,7 @@ def main() -> int:
     parser.add_argument("--write-fixture", action="store_true", help=f"write {FIXTURE.relative_to(ROOT)}")
     args = parser.parse_args()
     torch.set_num_threads(max(torch.get_num_threads(), 1))
-    from detstudy.models.deimv2_parity import sample
+    from detstudy.tasks.detection.models.deimv2_parity import sample
 
     fixture = {"seed": SEED, "batch": BATCH, "size": SIZE, "variants": {}}
     worst = 0.0

@@ -5,7 +5,7 @@
 Given a checkout of https://github.com/Intellindust-AI-Lab/DEIMv2 (never a dependency of the
 workflow; run this with an interpreter that has the official ``requirements.txt`` and this
 project installed, e.g. a virtualenv made with ``--system-site-packages``), it trains, for each
-seed, the official solver (``DetSolver.fit``) and this project's ``detstudy.training.train`` on
+seed, the official solver (``DetSolver.fit``) and this project's ``detstudy.engine.training.train`` on
 the demo's synthetic dataset, on the CPU, from scratch, with the same small model (the
 ``deimv2_demo`` dims: a 4-block ViT-Tiny of width 96 with taps 1/2/3, encoder and a 3-layer
 decoder of width 96), the same recipe (the official DEIM augmentation with mosaic, mixup and
@@ -49,7 +49,7 @@ GAP_LIMIT = 0.02
 
 def recipe(epochs: int, resolution: int) -> dict:
     """The shared recipe, with the epoch windows the official rule derives for ``epochs``."""
-    from detstudy.data.augment import DEIM_OFFICIAL, EpochWindows
+    from detstudy.tasks.detection.data.augment import DEIM_OFFICIAL, EpochWindows
 
     windows = EpochWindows.derive(epochs)
     return {"epochs": epochs, "resolution": resolution, "batch_size": 4, "lr": 5e-4, "weight_decay": 1e-4,
@@ -62,8 +62,8 @@ def recipe(epochs: int, resolution: int) -> dict:
 # ---------------------------------------------------------------- this project's loop
 
 def train_ours(data: dict, shared: dict, seed: int, out: Path, threads: int) -> dict:
-    from detstudy.data.coco import SplitPaths
-    from detstudy.training import train
+    from detstudy.tasks.detection.data.coco import SplitPaths
+    from detstudy.steps.train import train
 
     start, flat, stop = shared["windows"]
     settings = {"epochs": shared["epochs"], "batch_size": shared["batch_size"], "optimizer": "adamw",
@@ -248,12 +248,12 @@ def train_official(checkout: Path, data: dict, zero_based: dict, shared: dict, s
 def evaluate(checkpoint: str, official: bool, data: dict, shared: dict) -> dict:
     import torch
 
-    from detstudy.checkpoint import load_checkpoint
-    from detstudy.data.coco import SplitPaths
-    from detstudy.data.dataset import CocoDetection
-    from detstudy.evaluation.inference import predict_dataset
-    from detstudy.evaluation.metrics import coco_evaluate
-    from detstudy.models.deimv2 import build_deimv2
+    from detstudy.tasks.detection.checkpoint import load_checkpoint
+    from detstudy.tasks.detection.data.coco import SplitPaths
+    from detstudy.tasks.detection.data.dataset import CocoDetection
+    from detstudy.tasks.detection.evaluation.inference import predict_dataset
+    from detstudy.tasks.detection.evaluation.metrics import coco_evaluate
+    from detstudy.tasks.detection.models.deimv2 import build_deimv2
 
     test = CocoDetection(SplitPaths.of(**data["test"]))
     if official:
@@ -281,7 +281,7 @@ def main() -> int:
     sys.path.insert(0, str(ROOT / "src"))
     import yaml
 
-    from detstudy.data.synthetic import generate_synthetic_dataset
+    from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
 
     work = args.work or Path(tempfile.mkdtemp(prefix="deimv2_vs_official."))
     synthetic = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())["dataset"]["synthetic"]

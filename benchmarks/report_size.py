@@ -28,8 +28,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from detstudy.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS  # noqa: E402
-from detstudy.multimodal.chain import run_label  # noqa: E402
+from detstudy.study.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS  # noqa: E402
+from detstudy.study.grid import run_label  # noqa: E402
 from detstudy.report.browser import find_browser, open_report  # noqa: E402
 from detstudy.report.render import render_report  # noqa: E402
 

@@ -8,12 +8,14 @@ from snakemake.exceptions import WorkflowError
 
 # Parse-time checks use the package's dependency-free modules (PyYAML only, no torch).
 sys.path.insert(0, str(Path(workflow.basedir, "src")))
-from detstudy.codegraph import source_files
-from detstudy.data.layout import image_files_stamp, synthetic_image_files, synthetic_split_sizes
-from detstudy import spec
-from detstudy.figure_kinds import CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS
-from detstudy.kernels import kernel_settings
-from detstudy.multimodal.chain import Phase, chain_names, phase_training
+from detstudy.study.codegraph import source_files
+from detstudy.tasks.detection.data.layout import image_files_stamp, synthetic_image_files, synthetic_split_sizes
+from detstudy.study import config as study_config
+from detstudy.study import grid as study_grid
+from detstudy.study.architectures import family_of
+from detstudy.study.figure_kinds import CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS
+from detstudy.engine.kernels import kernel_settings
+from detstudy.study.chain import Phase, chain_names, phase_training
 
 RESULTS = "results"
 SPLITS = ("train", "val", "test")
@@ -27,25 +29,32 @@ def imported_models():
     return [m for m in GRID["models"] if MODELS[m].get("import_checkpoint")]
 
 
-def import_source(wildcards):
-    return spec.import_cells(config, wildcards.model)[f"{wildcards.resolution}px/seed{wildcards.seed}"]
+def get_import_source(wildcards):
+    return study_grid.import_cells(config, wildcards.model)[f"{wildcards.resolution}px/seed{wildcards.seed}"]
 
 
 def descriptions_file():
-    return spec.descriptions_path(config, workflow.basedir)
+    return study_config.descriptions_path(config, workflow.basedir)
 
 
-def multimodal_prompt(wildcards=None):
+def get_multimodal_prompt(wildcards=None):
     """The prompt template (a function in params: Snakemake would expand its braces)."""
     return MULTIMODAL["prompt"]
 
 
-spec.check_workflow(config, workflow.basedir)  # every parse-time check (detstudy.spec, unit-tested)
+study_config.check_workflow(config, workflow.basedir)  # every parse-time check (detstudy.study.config, unit-tested)
+try:  # an imported run's file is read with torch, where the Snakefile's Python has it
+    from detstudy.tasks.detection.checkpoint_import import check_import_files
+except ImportError as error:
+    if imported_models():
+        print(f"warning: the imported checkpoints are checked by their import jobs ({error})", file=sys.stderr)
+else:
+    check_import_files(config)
 
 
 def family(model):
     """The detector family of a model (each family has its own train rule)."""
-    return spec.family_of(MODELS[model]["architecture"])
+    return family_of(MODELS[model]["architecture"])
 
 
 def family_models(name):
@@ -64,7 +73,7 @@ def multimodal_models():
 
 def phase_names():
     """The multimodal runs of each extended model (controls first, then the phases)."""
-    return chain_names(MULTIMODAL["phases"], MULTIMODAL.get("controls", [])) if MULTIMODAL else []
+    return study_grid.chain_phases(config)
 
 
 wildcard_constraints:
@@ -150,28 +159,19 @@ def split_image_stamp(split):
     return image_files_stamp(split_annotations(split), split_images(split))
 
 
-def check_reference(wildcards):
+def get_check_reference(wildcards):
     """The training split, whose categories every other split must share (none for itself)."""
     return None if wildcards.split == "train" else ["train", split_annotations("train")]
 
 
-def reference_annotations(wildcards):
+def get_reference_annotations(wildcards):
     return [] if wildcards.split == "train" else [split_annotations("train")]
 
 
 # --- the grid ---------------------------------------------------------------------------
 def grid_runs():
-    """Every (model, resolution, phase, seed) cell: the grid's vanilla runs, then the
-    multimodal phases and controls of the extended models."""
-    runs = [
-        {"model": m, "resolution": r, "phase": "base", "seed": s}
-        for m in GRID["models"]
-        for r in GRID["resolutions"]
-        for s in GRID["seeds"]
-    ]
-    return runs + [
-        {**run, "phase": phase} for run in runs if run["model"] in multimodal_models() for phase in phase_names()
-    ]
+    """Every (model, resolution, phase, seed) cell (detstudy.study.grid: the one enumeration)."""
+    return study_grid.grid_runs(config)
 
 
 def multimodal_groups():
@@ -238,13 +238,13 @@ def job_resources(kind):
     """A job's resources: a `gpu` for the training and evaluation kinds, and the memory (MB)
     and wall time (minutes) of `compute.jobs.<kind>`, which a cluster executor requests (SLURM:
     --mem, --time); locally they count only against `--resources mem_mb=...`."""
-    limits = spec.job_limits(config, kind)
+    limits = study_config.job_limits(config, kind)
     gpu = {"gpu": gpu_slots()} if kind in ("training", "evaluation") else {}
     return {**gpu, "mem_mb": limits["mem_mb"], "runtime": limits["runtime"]}
 
 
 # --- params helpers -----------------------------------------------------------------------
-def every_core(wildcards):
+def get_every_core(wildcards):
     """All the cores Snakemake was given (--cores), for a job that must run alone (the latency
     timing); compute.threads where no total is known (a dry run, --unlock)."""
     try:
@@ -270,29 +270,16 @@ def comparison_settings():
             "pairs": config["statistics"]["pairs"]}
 
 
-def architecture(wildcards):
+def get_architecture(wildcards):
     return MODELS[wildcards.model]["architecture"]
 
 
-def run_info(wildcards):
+def get_run_info(wildcards):
     """What identifies a run in its metrics JSON and the report."""
-    phase = None if wildcards.phase == "base" else Phase.parse(wildcards.phase)
-    text = phase is not None and phase.uses_text
-    return {
-        "model": wildcards.model,
-        "family": "multimodal" if text else family(wildcards.model),
-        "architecture": architecture(wildcards),
-        "resolution": int(wildcards.resolution),
-        "phase": wildcards.phase,
-        "seed": int(wildcards.seed),
-        "stage": phase.stage if phase else 0,
-        "control": phase.control if phase else None,
-        "text": text,
-        "imported": phase is None and bool(MODELS[wildcards.model].get("import_checkpoint")),
-    }
+    return study_grid.run_identity(config, wildcards.model, wildcards.resolution, wildcards.phase, wildcards.seed)
 
 
-def run_config(wildcards):
+def get_run_config(wildcards):
     """A run's resolved configuration, for its metrics' provenance record: only what reaches
     the run, so recording it reruns nothing that its own settings would not."""
     resolved = {
@@ -308,23 +295,23 @@ def run_config(wildcards):
         resolved["phase"] = {
             "name": phase.name,
             "starts_from": phase.previous,
-            "training": phase_train_settings(wildcards),
-            "fusion": phase_fusion(wildcards),
+            "training": get_phase_train_settings(wildcards),
+            "fusion": get_phase_fusion(wildcards),
         }
         if phase.uses_text:
             resolved["phase"]["text"] = {
                 "descriptions": MULTIMODAL["descriptions"],
                 "text_encoder": MULTIMODAL["text_encoder"],
-                "prompt": multimodal_prompt(),
+                "prompt": get_multimodal_prompt(),
             }
     return resolved
 
 
-def model_settings(wildcards):
+def get_model_settings(wildcards):
     return dict(MODELS[wildcards.model].get("model") or {})
 
 
-def train_settings(wildcards):
+def get_train_settings(wildcards):
     return dict(MODELS[wildcards.model].get("training") or {})
 
 
@@ -360,29 +347,29 @@ def multimodal_dir(name=""):
     return f"{RESULTS}/multimodal/{{model}}/{{resolution}}px/seed{{seed}}/{name}"
 
 
-def phase_start(wildcards):
+def get_phase_start(wildcards):
     """The best checkpoint of the run this phase starts from: the DAG is the chain."""
     return run_dir("best.pt").format(**{**wildcards, "phase": Phase.parse(wildcards.phase).previous})
 
 
-def phase_embeddings(wildcards):
+def get_phase_embeddings(wildcards):
     """The class embeddings enter the chain where the fusion is attached (phase 1)."""
     phase = Phase.parse(wildcards.phase)
     return [text_embeddings()] if phase.uses_text and phase.stage == 1 else []
 
 
-def phase_fusion(wildcards):
-    return spec.phase_fusion(config, wildcards.phase)
+def get_phase_fusion(wildcards):
+    return study_config.phase_fusion(config, wildcards.phase)
 
 
-def phase_train_settings(wildcards):
+def get_phase_train_settings(wildcards):
     """The model's recipe, then the settings shared by every phase, then the phase's own."""
     phase = Phase.parse(wildcards.phase)
     return phase_training(MODELS[wildcards.model].get("training"), MULTIMODAL.get("training"),
                           MULTIMODAL["phases"][phase.base_phase])
 
 
-def chain_metrics(wildcards):
+def get_chain_metrics(wildcards):
     """Metrics of the vanilla run and of every phase and control, in report order."""
     return [run_dir("metrics.json").format(**{**wildcards, "phase": p}) for p in ["base"] + phase_names()]
 

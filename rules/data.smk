@@ -24,13 +24,13 @@ rule check_split:
     input:
         annotations=lambda wildcards: split_annotations(wildcards.split),
         images=lambda wildcards: split_image_files(wildcards.split),
-        reference=reference_annotations,
+        reference=get_reference_annotations,
         code=package_code("check_split.py"),
     output:
         check=dataset_check("{split}"),
     params:
         split=lambda wildcards: {"annotations": split_annotations(wildcards.split), "images": split_images(wildcards.split)},
-        reference=check_reference,
+        reference=get_check_reference,
         image_stamp=lambda wildcards: split_image_stamp(wildcards.split),  # a replaced image reruns the check
     resources:
         **job_resources("light"),

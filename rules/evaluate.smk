@@ -13,14 +13,14 @@ rule evaluate:
         detections=run_dir("detections.json"),
     params:
         images=split_images("test"),
-        run=run_info,
+        run=get_run_info,
         score_threshold=config["evaluation"]["score_threshold"],
         iou_threshold=config["evaluation"]["iou_threshold"],
         batch_size=config["evaluation"]["batch_size"],
         precision=config["evaluation"]["precision"],
         device=config["compute"]["device"],
         kernels=cpu_kernels(),
-        run_config=run_config,  # recorded in the metrics (provenance)
+        run_config=get_run_config,  # recorded in the metrics (provenance)
     threads: config["compute"]["threads"]
     resources:
         **job_resources("evaluation"),
@@ -44,12 +44,12 @@ rule latency:
         speed=run_dir("speed.json"),
     params:
         images=split_images("test"),
-        run=run_info,
+        run=get_run_info,
         latency_images=config["evaluation"]["latency_images"],
         precision=config["evaluation"]["precision"],
         device=config["compute"]["device"],
         kernels=cpu_kernels(),
-    threads: every_core  # no other job runs beside the timing
+    threads: get_every_core  # no other job runs beside the timing
     resources:
         **job_resources("evaluation"),
     log:

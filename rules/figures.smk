@@ -91,7 +91,7 @@ rule vit_attention:
         model=name_pattern(family_models("vit")),
     params:
         images=split_images("test"),
-        run=run_info,
+        run=get_run_info,
         settings=config["figures"]["attention"],
         style=plot_style(),
         device=config["compute"]["device"],

@@ -14,7 +14,7 @@ rule text_embeddings:
         prompts=text_prompts(),
     params:
         encoder=MULTIMODAL["text_encoder"] if MULTIMODAL else {},
-        prompt=multimodal_prompt,
+        prompt=get_multimodal_prompt,
         kernels=cpu_kernels(),
     priority: 2  # seconds of work that can fail on a description: before hours of training
     resources:
@@ -31,8 +31,8 @@ rule text_embeddings:
 
 rule train_phase:
     input:
-        start=phase_start,
-        embeddings=phase_embeddings,
+        start=get_phase_start,
+        embeddings=get_phase_embeddings,
         train=split_annotations("train"),
         val=split_annotations("val"),
         checks=training_checks(),
@@ -41,8 +41,8 @@ rule train_phase:
         checkpoint=run_dir("best.pt"),
         history=run_dir("history.csv"),
     params:
-        train_settings=phase_train_settings,
-        fusion=phase_fusion,
+        train_settings=get_phase_train_settings,
+        fusion=get_phase_fusion,
         train_images=split_images("train"),
         val_images=split_images("val"),
         device=config["compute"]["device"],
@@ -67,7 +67,7 @@ rule train_phase:
 
 rule multimodal_figures:
     input:
-        metrics=chain_metrics,
+        metrics=get_chain_metrics,
         code=package_code("multimodal_figures.py"),
     output:
         similarity=report(

@@ -1,21 +1,21 @@
 # Experiment tracking (optional): every finished run replayed into MLflow and/or TensorBoard.
 onstart:
     if MLFLOW_ON and workflow_tracks():
-        from detstudy.tracking import start_parent
+        from detstudy.steps.track_run import start_parent
 
         start_parent(TRACKING, TRACKING_PARENT, name=f"workflow {Path.cwd().name}")
 
 
 onsuccess:
     if MLFLOW_ON and workflow_tracks():
-        from detstudy.tracking import finish_parent
+        from detstudy.steps.track_run import finish_parent
 
         finish_parent(TRACKING_PARENT, "FINISHED")
 
 
 onerror:
     if MLFLOW_ON and workflow_tracks():
-        from detstudy.tracking import finish_parent
+        from detstudy.steps.track_run import finish_parent
 
         finish_parent(TRACKING_PARENT, "FAILED")
 

@@ -13,9 +13,9 @@ rule train_cnn:
         checkpoint=run_dir("best.pt"),
         history=run_dir("history.csv"),
     params:
-        architecture=architecture,
-        model_settings=model_settings,
-        train_settings=train_settings,
+        architecture=get_architecture,
+        model_settings=get_model_settings,
+        train_settings=get_train_settings,
         train_images=split_images("train"),
         val_images=split_images("val"),
         device=config["compute"]["device"],
@@ -48,7 +48,7 @@ use rule train_cnn as train_vit with:
 # the same outputs as a training, so evaluation, figures, report and phases follow unchanged.
 rule import_checkpoint:
     input:
-        source=import_source,
+        source=get_import_source,
         train=split_annotations("train"),
         val=split_annotations("val"),
         checks=training_checks(),
@@ -57,9 +57,9 @@ rule import_checkpoint:
         checkpoint=run_dir("best.pt"),
         history=run_dir("history.csv"),
     params:
-        architecture=architecture,
-        model_settings=model_settings,
-        train_settings=train_settings,
+        architecture=get_architecture,
+        model_settings=get_model_settings,
+        train_settings=get_train_settings,
         train_images=split_images("train"),
         val_images=split_images("val"),
         device=config["compute"]["device"],

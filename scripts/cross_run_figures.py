@@ -3,10 +3,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
-from detstudy.logs import log_to
+from detstudy.engine.logs import log_to
 
 log_to(snakemake.log[0])
-from detstudy.cross_run_figures import cross_run_figures
+from detstudy.steps.cross_run_figures import cross_run_figures
 
 cross_run_figures(
     metrics_paths=snakemake.input.metrics,

@@ -4,10 +4,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
-from detstudy.logs import log_to
+from detstudy.engine.logs import log_to
 
 log_to(snakemake.log[0])
-from detstudy.run_figures import multimodal_figures
+from detstudy.steps.multimodal_figures import multimodal_figures
 
 multimodal_figures(
     metrics_paths=list(snakemake.input.metrics),

@@ -3,10 +3,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
-from detstudy.logs import log_to
+from detstudy.engine.logs import log_to
 
 log_to(snakemake.log[0])
-from detstudy.report.render import report
+from detstudy.steps.report import report
 
 # the multimodal inputs are empty lists when the config has no multimodal extension
 text_prompts = snakemake.input.text_prompts

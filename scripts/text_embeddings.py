@@ -3,12 +3,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
-from detstudy.kernels import pin_kernels
-from detstudy.logs import log_to
+from detstudy.engine.kernels import pin_kernels
+from detstudy.engine.logs import log_to
 
 log_to(snakemake.log[0])
 pin_kernels(snakemake.params.kernels)  # before torch and NumPy load: they read it once
-from detstudy.multimodal.embeddings import text_embeddings
+from detstudy.steps.text_embeddings import text_embeddings
 
 text_embeddings(
     descriptions=snakemake.input.descriptions,

@@ -3,10 +3,10 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
-from detstudy.logs import log_to
+from detstudy.engine.logs import log_to
 
 log_to(snakemake.log[0])
-from detstudy.tracking import track_run
+from detstudy.steps.track_run import track_run
 
 track_run(
     metrics_json=snakemake.input.metrics,

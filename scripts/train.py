@@ -3,15 +3,15 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))  # the package, also in conda envs
-from detstudy.gpu_slots import claim_for_job
-from detstudy.kernels import pin_kernels
-from detstudy.logs import log_to
+from detstudy.engine.gpu_slots import claim_for_job
+from detstudy.engine.kernels import pin_kernels
+from detstudy.engine.logs import log_to
 
 log_to(snakemake.log[0])
 claim_for_job(snakemake.config)  # this job's own GPU of compute.gpus, before CUDA starts
 pin_kernels(snakemake.params.kernels)  # before torch and NumPy load: they read it once
-from detstudy.data.coco import SplitPaths
-from detstudy.training import train
+from detstudy.tasks.detection.data.coco import SplitPaths
+from detstudy.steps.train import train
 
 train(
     architecture=snakemake.params.architecture,

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from detstudy.attention_figures import plot_backbone_attention, plot_decoder_sampling
-from detstudy.models.deimv2 import build_deimv2
-from detstudy.models.deimv2_attention import where_deimv2_looks
+from detstudy.tasks.detection.attention_plots import plot_backbone_attention, plot_decoder_sampling
+from detstudy.tasks.detection.models.deimv2 import build_deimv2
+from detstudy.tasks.detection.models.deimv2_attention import where_deimv2_looks
 
 CLASSES = ["crack", "stain", "scratch"]
 
@@ -83,7 +83,7 @@ def test_the_figures_draw_those_points(model, tmp_path):
 
 
 def test_a_text_fused_run_shows_each_detections_similarity_to_the_descriptions(tmp_path):
-    from detstudy.multimodal.fusion import attach_text_fusion
+    from detstudy.tasks.detection.multimodal.fusion import attach_text_fusion
 
     torch.manual_seed(1)
     adapter = build_deimv2("deimv2_demo", len(CLASSES), 96, num_queries=30)

@@ -10,12 +10,12 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from detstudy.data.augment import (DEIM_OFFICIAL, OPS, AugmentationSettings, BatchAugment, EpochWindows,
+from detstudy.tasks.detection.data.augment import (DEIM_OFFICIAL, OPS, AugmentationSettings, BatchAugment, EpochWindows,
                                    TrainAugmentation, copy_blend, mixup)
-from detstudy.data.coco import SplitPaths
-from detstudy.data.dataset import CocoDetection
-from detstudy.data.synthetic import generate_synthetic_dataset
-from detstudy.training import TrainSettings
+from detstudy.tasks.detection.data.coco import SplitPaths
+from detstudy.tasks.detection.data.dataset import CocoDetection
+from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
+from detstudy.engine.settings import TrainSettings
 
 
 @pytest.fixture(scope="module")

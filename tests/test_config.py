@@ -54,7 +54,7 @@ def test_thesis_config_merged_over_the_demo_equals_the_thesis_config():
 
 
 def test_thesis_vit_runs_use_the_official_deim_recipe():
-    from detstudy.data.augment import DEIM_OFFICIAL, EpochWindows
+    from detstudy.tasks.detection.data.augment import DEIM_OFFICIAL, EpochWindows
 
     thesis = load("thesis.yaml")
     for name, epochs in (("deimv2_s", 132), ("deimv2_m", 102)):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from detstudy.evaluation.cost import forward_gflops, memory_kind, peak_memory_mb
+from detstudy.tasks.detection.evaluation.cost import forward_gflops
+from detstudy.engine.runtime import memory_kind, peak_memory_mb
 
 
 class _ConvAdapter:

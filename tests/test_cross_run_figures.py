@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_report import _metrics
 
-from detstudy.cross_run_figures import (cross_run_figures, pareto_front, plot_accuracy_cost, plot_class_heatmap,
+from detstudy.figures.cross_run import (cross_run_figures, pareto_front, plot_accuracy_cost, plot_class_heatmap,
                                         plot_validation_curves)
 from detstudy.report.tables import costs_table, load_runs, per_class_table, runs_table
 

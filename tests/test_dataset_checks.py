@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from detstudy.data.checks import CheckReport, DatasetWarning, check_dataset
-from detstudy.data.coco import DatasetError, SplitPaths, split_checksum
-from detstudy.data.layout import image_files_stamp
-from detstudy.data.statistics import count_splits, plot_statistics
-from detstudy.data.workflow import check_split
+from detstudy.tasks.detection.data.checks import CheckReport, DatasetWarning, check_dataset
+from detstudy.tasks.detection.data.coco import DatasetError, SplitPaths, split_checksum
+from detstudy.tasks.detection.data.layout import image_files_stamp
+from detstudy.tasks.detection.data.dataset_statistics import count_splits, plot_statistics
+from detstudy.steps.check_split import check_split
 
 SIZE = 32
 CATEGORIES = [{"id": 1, "name": "scratch"}, {"id": 2, "name": "hole"}]

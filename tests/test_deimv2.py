@@ -8,13 +8,14 @@ import pytest
 import torch
 from PIL import Image
 
-from detstudy.checkpoint import load_checkpoint, save_checkpoint
-from detstudy.data.coco import CategoryMap, SplitPaths
-from detstudy.data.dataset import CocoDetection
-from detstudy.evaluation.inference import predict_dataset
-from detstudy.models import build_detector, family_of
-from detstudy.models.deimv2 import deimv2_config
-from detstudy.training import train
+from detstudy.tasks.detection.checkpoint import load_checkpoint, save_checkpoint
+from detstudy.tasks.detection.data.coco import CategoryMap, SplitPaths
+from detstudy.tasks.detection.data.dataset import CocoDetection
+from detstudy.tasks.detection.evaluation.inference import predict_dataset
+from detstudy.tasks.detection.models import build_detector
+from detstudy.study.architectures import family_of
+from detstudy.tasks.detection.models.deimv2 import deimv2_config
+from detstudy.steps.train import train
 
 
 def test_official_architecture_settings():
@@ -174,7 +175,7 @@ def test_dataset_ids_become_zero_based_labels_and_come_back(tmp_path, category_i
 
 
 def test_a_checkpoint_is_rebuilt_from_its_own_config_not_from_todays_variant_table(tmp_path, monkeypatch):
-    from detstudy.models import deimv2_variants
+    from detstudy.tasks.detection.models import deimv2_variants
 
     torch.manual_seed(0)
     adapter = build_detector("deimv2_demo", 2, 128, {"num_queries": 50, "num_denoising": 10})
@@ -189,9 +190,9 @@ def test_a_checkpoint_is_rebuilt_from_its_own_config_not_from_todays_variant_tab
 
 
 def test_a_checkpoint_holds_every_training_setting_resolved(tmp_path):
-    from detstudy.training import TrainSettings
+    from detstudy.engine.settings import TrainSettings
 
-    from detstudy.data.synthetic import generate_synthetic_dataset
+    from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
 
     paths = generate_synthetic_dataset(tmp_path / "data", seed=0, split_sizes={"train": 2, "val": 1, "test": 1}, image_size=64)
     data = {split: SplitPaths.of(**p) for split, p in paths.items()}

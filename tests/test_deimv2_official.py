@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from detstudy.models.deimv2 import _loss_group, build_deimv2
-from detstudy.models.deimv2_forward import anchors_for, deimv2_forward, denoising_group
+from detstudy.tasks.detection.models.deimv2 import _loss_group, build_deimv2
+from detstudy.tasks.detection.models.deimv2_forward import anchors_for, deimv2_forward, denoising_group
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_denoising_boxes_keep_positive_sizes():
 
 
 def test_a_batch_with_an_image_without_boxes_trains(demo):
-    from detstudy.models.deimv2_criterion import Deimv2Criterion
+    from detstudy.tasks.detection.models.deimv2_criterion import Deimv2Criterion
 
     demo.train()
     targets = [{"labels": torch.tensor([1, 2]), "boxes": torch.tensor([[0.5, 0.5, 0.2, 0.3], [0.3, 0.6, 0.1, 0.1]])},
@@ -144,7 +144,7 @@ def test_every_loss_term_is_grouped_into_one_history_column():
 def test_losses_reach_every_decoder_layer(demo):
     """A gradient from the loss reaches every decoder layer's class and box heads (the port
     left one decoder layer without a matched classification loss)."""
-    from detstudy.models import build_detector
+    from detstudy.tasks.detection.models import build_detector
 
     torch.manual_seed(0)
     adapter = build_detector("deimv2_demo", 6, 128, {"num_queries": 50, "num_denoising": 10})
@@ -162,8 +162,8 @@ def test_losses_reach_every_decoder_layer(demo):
 def test_multiscale_training_sizes_follow_the_official_schedule():
     import random
 
-    from detstudy.models import build_detector
-    from detstudy.models.deimv2 import multiscale_sizes
+    from detstudy.tasks.detection.models import build_detector
+    from detstudy.tasks.detection.models.deimv2 import multiscale_sizes
 
     assert multiscale_sizes(640, 20) == [480, 512, 544, 576, 608] + [640] * 20 + [800, 768, 736, 704, 672]
     adapter = build_detector("deimv2_demo", 6, 128, {"num_queries": 20, "multiscale_repeat": 2,
@@ -177,7 +177,7 @@ def test_multiscale_training_sizes_follow_the_official_schedule():
 
 
 def test_inputs_are_resized_with_antialiasing():
-    from detstudy.models import build_detector
+    from detstudy.tasks.detection.models import build_detector
 
     adapter = build_detector("deimv2_demo", 6, 64, {"num_queries": 20})
     stripes = torch.zeros(3, 256, 256)

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from detstudy.models.deimv2 import build_deimv2
-from detstudy.models.deimv2_criterion import Deimv2Criterion, MatcherSettings
-from detstudy.models.deimv2_keys import load_official_checkpoint, load_official_state, official_to_detstudy
-from detstudy.models.deimv2_parity import max_differences, our_tensors, seeded_inputs, seeded_official_state
+from detstudy.tasks.detection.models.deimv2 import build_deimv2
+from detstudy.tasks.detection.models.deimv2_criterion import Deimv2Criterion, MatcherSettings
+from detstudy.tasks.detection.models.deimv2_keys import load_official_checkpoint, load_official_state, official_to_detstudy
+from detstudy.tasks.detection.models.deimv2_parity import max_differences, our_tensors, seeded_inputs, seeded_official_state
 
 FIXTURE = Path(__file__).parent / "fixtures" / "deimv2_parity.pt"
 TOLERANCE = 1e-4

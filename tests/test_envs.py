@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from detstudy.codegraph import imported_names, source_files
+from detstudy.study.codegraph import imported_names, source_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # import name -> distribution name, where they differ

@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from detstudy.evaluation.errors import ERRORS, SHORT_NAMES, error_breakdown
-from detstudy.evaluation.metrics import coco_evaluate, coco_evaluator
+from detstudy.tasks.detection.evaluation.errors import ERRORS, SHORT_NAMES, error_breakdown
+from detstudy.tasks.detection.evaluation.metrics import coco_evaluate, coco_evaluator
 
 tidecv = pytest.importorskip("tidecv")
 
@@ -127,7 +127,7 @@ def test_no_detections_at_all():
 
 
 def test_the_figure_draws_each_error_at_its_cost(tmp_path):
-    from detstudy.figures import plot_error_breakdown
+    from detstudy.tasks.detection.plots import plot_error_breakdown
 
     gt = _dataset({1: [(1, [10, 10, 50, 50]), (2, [100, 100, 40, 40])], 2: [(3, [20, 20, 60, 60])]})
     detections = [_det(1, 1, 0.9, [11, 11, 50, 50]), _det(1, 1, 0.8, [102, 98, 40, 40]),
@@ -142,7 +142,7 @@ def test_the_figure_draws_each_error_at_its_cost(tmp_path):
 
 
 def test_a_split_without_objects_gives_undefined_values_and_a_figure(tmp_path):
-    from detstudy.figures import plot_error_breakdown
+    from detstudy.tasks.detection.plots import plot_error_breakdown
 
     gt = _dataset({1: [], 2: []})
     errors = error_breakdown(coco_evaluator(gt, [_det(1, 1, 0.9, [10, 10, 20, 20])]))

@@ -11,11 +11,11 @@ import time
 
 import pytest
 
-from detstudy.gpu_slots import claim_gpu
+from detstudy.engine.gpu_slots import claim_gpu
 
 HOLDER = """
 import sys, time
-from detstudy.gpu_slots import claim_gpu
+from detstudy.engine.gpu_slots import claim_gpu
 gpu = claim_gpu([5, 6, 7], sys.argv[1], wait_seconds=60, poll_seconds=0.05)
 import os
 print(gpu, os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
@@ -63,7 +63,7 @@ def test_a_full_machine_is_an_error_that_says_what_to_do(tmp_path):
     holder = _start(tmp_path)
     try:
         _claimed(holder)
-        script = ("from detstudy.gpu_slots import claim_gpu; import sys\n"
+        script = ("from detstudy.engine.gpu_slots import claim_gpu; import sys\n"
                   "claim_gpu([5], sys.argv[1], wait_seconds=0.3, poll_seconds=0.05)")
         done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True)
         assert done.returncode != 0 and "no free GPU among [5]" in done.stderr and "--resources gpu=N" in done.stderr

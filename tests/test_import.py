@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from detstudy.models.deimv2_parity import seeded_official_state
+from detstudy.tasks.detection.models.deimv2_parity import seeded_official_state
 
 FIXTURE = Path(__file__).parent / "fixtures" / "deimv2_parity.pt"
 RUN = "results/runs/deimv2_s/64px/base/seed0"

@@ -12,14 +12,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from detstudy.io import atomic_path, save_figure, write_csv, write_json  # noqa: E402
+from detstudy.engine.io import atomic_path, save_figure, write_csv, write_json  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "detstudy"
 # calls that write a file; each must happen inside `with atomic_path(...)`
 WRITERS = {"savefig", "write_text", "write_bytes", "save", "save_file", "dump", "copyfile", "copy2"}
 # the job log is a stream read while the job runs, the GPU slots are lock files: neither is a result
 NOT_RESULTS = {"logs.py", "gpu_slots.py"}
-# receivers whose own save() is atomic (detstudy.resume.TrainingState, checked in this test too)
+# receivers whose own save() is atomic (detstudy.engine.resume.TrainingState, checked in this test too)
 ATOMIC_SAVERS = {"resume"}
 
 

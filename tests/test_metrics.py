@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from detstudy.evaluation.confusion import confusion_matrix
-from detstudy.evaluation.metrics import (
+from detstudy.tasks.detection.evaluation.confusion import confusion_matrix
+from detstudy.tasks.detection.evaluation.metrics import (
     best_f1_operating_point,
     box_iou_xywh,
     coco_evaluate,
@@ -281,7 +281,7 @@ def _assert_png(path: Path) -> None:
 
 
 def test_plot_training_curves(tmp_path):
-    from detstudy.figures import plot_training_curves
+    from detstudy.tasks.detection.plots import plot_training_curves
 
     history = tmp_path / "history.csv"
     with open(history, "w", newline="") as handle:
@@ -296,7 +296,7 @@ def test_plot_training_curves(tmp_path):
 
 
 def test_plot_per_class_ap_and_pr_curves(tmp_path):
-    from detstudy.figures import plot_per_class_ap, plot_pr_curves
+    from detstudy.tasks.detection.plots import plot_per_class_ap, plot_pr_curves
 
     gt = make_gt(BOXES, categories=CATEGORIES + [{"id": 9, "name": "PERFORACIONES"}])
     metrics = coco_evaluate(gt, dets_from_gt(gt, dx=4))
@@ -318,7 +318,7 @@ def test_plot_per_class_ap_and_pr_curves(tmp_path):
 
 @pytest.mark.parametrize("normalize", [True, False])
 def test_plot_confusion_matrix(tmp_path, normalize):
-    from detstudy.figures import plot_confusion_matrix
+    from detstudy.tasks.detection.plots import plot_confusion_matrix
 
     gt = make_gt(BOXES)
     cm = confusion_matrix(gt, dets_from_gt(gt, dx=3) + [det(2, ROTURA, [70, 0, 10, 10])], score_threshold=0.5)
@@ -339,7 +339,7 @@ def test_plot_confusion_matrix(tmp_path, normalize):
 def test_plot_predictions(tmp_path):
     from PIL import Image
 
-    from detstudy.figures import _select_images, plot_predictions
+    from detstudy.tasks.detection.plots import _select_images, plot_predictions
 
     gt = make_gt(BOXES, n_images=3)  # image 3 has no boxes
     for info in gt["images"]:
@@ -371,7 +371,7 @@ def test_crowd_regions_are_ignored_everywhere():
 
 
 def test_an_unknown_evaluation_precision_stops_before_any_work(tmp_path):
-    from detstudy.evaluation.evaluate import evaluate
+    from detstudy.steps.evaluate import evaluate
 
     with pytest.raises(ValueError, match="evaluation.precision"):
         evaluate(checkpoint=tmp_path / "best.pt", history=tmp_path / "history.csv", test_split=None,
@@ -390,7 +390,7 @@ def _marked_epoch(figure):
 def test_training_curves_mark_the_epoch_the_checkpoint_holds(tmp_path):
     """A fine-tuning run: its epoch 0 (the start, never a candidate) validates highest; best.pt
     holds epoch 2. Without the checkpoint's epoch, the first maximum among trained epochs."""
-    from detstudy.figures import plot_training_curves
+    from detstudy.tasks.detection.plots import plot_training_curves
 
     history = tmp_path / "history.csv"
     with open(history, "w", newline="") as handle:
@@ -407,11 +407,11 @@ def test_training_curves_mark_the_epoch_the_checkpoint_holds(tmp_path):
 def test_a_test_split_without_boxes_is_evaluated_and_its_numbers_are_undefined(tmp_path, caplog):
     """The dataset check lets a box-free test split through with a warning; the evaluation must
     then finish, with COCO's undefined numbers as null and the log saying so."""
-    from detstudy.checkpoint import save_checkpoint
-    from detstudy.data.coco import CategoryMap, SplitPaths
-    from detstudy.data.synthetic import generate_synthetic_dataset
-    from detstudy.evaluation.evaluate import evaluate
-    from detstudy.models import build_detector
+    from detstudy.tasks.detection.checkpoint import save_checkpoint
+    from detstudy.tasks.detection.data.coco import CategoryMap, SplitPaths
+    from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
+    from detstudy.steps.evaluate import evaluate
+    from detstudy.tasks.detection.models import build_detector
 
     split = generate_synthetic_dataset(tmp_path / "data", seed=1, split_sizes={"train": 1, "val": 1, "test": 2},
                              image_size=64)["test"]

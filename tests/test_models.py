@@ -9,13 +9,13 @@ import torch
 import torchvision
 from PIL import Image
 
-from detstudy.checkpoint import load_checkpoint, save_checkpoint
-from detstudy.data.coco import CategoryMap, SplitPaths
-from detstudy.data.dataset import CocoDetection
-from detstudy.evaluation.inference import predict_dataset
-from detstudy.evaluation.metrics import coco_evaluate
-from detstudy.models import build_detector
-from detstudy.models.base import DetectorAdapter
+from detstudy.tasks.detection.checkpoint import load_checkpoint, save_checkpoint
+from detstudy.tasks.detection.data.coco import CategoryMap, SplitPaths
+from detstudy.tasks.detection.data.dataset import CocoDetection
+from detstudy.tasks.detection.evaluation.inference import predict_dataset
+from detstudy.tasks.detection.evaluation.metrics import coco_evaluate
+from detstudy.tasks.detection.models import build_detector
+from detstudy.tasks.detection.models.base import DetectorAdapter
 
 SMALL = {"fpn_channels": 16, "box_head_width": 32, "norm": "batchnorm", "trainable_backbone_layers": 5}
 
@@ -157,7 +157,7 @@ def test_both_families_return_boxes_in_original_pixels_of_a_non_square_image(mon
     (prediction,) = cnn.predict([image])
     assert torch.allclose(prediction["boxes"], expected) and prediction["labels"].tolist() == [1]
 
-    import detstudy.models.deimv2 as deimv2
+    import detstudy.tasks.detection.models.deimv2 as deimv2
 
     vit = build_detector("deimv2_demo", 3, 128)  # a square input of 128 px: normalised boxes
     vit.model.eval()

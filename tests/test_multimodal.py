@@ -11,16 +11,16 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from detstudy.checkpoint import load_checkpoint, save_checkpoint
-from detstudy.data.coco import CategoryMap, SplitPaths
-from detstudy.data.synthetic import generate_synthetic_dataset
-from detstudy.models import build_detector
-from detstudy.multimodal.analysis import text_similarity
-from detstudy.multimodal.chain import Phase, chain_names
-from detstudy.multimodal.descriptions import DescriptionError, load_descriptions, prompts_for
-from detstudy.multimodal.fusion import derangement
-from detstudy.multimodal.phases import PhaseSetup
-from detstudy.training import train
+from detstudy.tasks.detection.checkpoint import load_checkpoint, save_checkpoint
+from detstudy.tasks.detection.data.coco import CategoryMap, SplitPaths
+from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
+from detstudy.tasks.detection.models import build_detector
+from detstudy.tasks.detection.multimodal.analysis import text_similarity
+from detstudy.study.chain import Phase, chain_names
+from detstudy.study.descriptions import DescriptionError, load_descriptions, prompts_for
+from detstudy.tasks.detection.multimodal.fusion import derangement
+from detstudy.tasks.detection.multimodal.phases import PhaseSetup
+from detstudy.steps.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY_CLASSES = ["NORMAL", "DEFORMACIONES", "ROTURA_FRACTURA", "RAYONES_ARANAZOS", "PERFORACIONES", "CONTAMINACION"]
@@ -86,7 +86,7 @@ def test_derangement_moves_every_class_and_is_seeded():
 
 
 def test_a_phase_inherits_the_model_recipe_but_not_the_vanilla_run_length():
-    from detstudy.multimodal.chain import phase_training
+    from detstudy.study.chain import phase_training
 
     model = {"epochs": 24, "lr": 5e-4, "backbone_lr": 1e-5, "flat_epochs": 12, "ema": True, "ema_decay": 0.999,
              "ema_restart": True, "grad_clip": 0.1, "amp_dtype": "bfloat16", "lr_schedule": "flat_cosine",
@@ -161,8 +161,8 @@ def test_the_shuffled_control_permutes_the_class_embeddings(vanilla):
 
 def test_the_shuffled_controls_similarity_names_the_text_each_class_got(vanilla, splits, tmp_path):
     """Its rows are deranged: column j holds class order[j]'s description, and the figure says so."""
-    from detstudy.data.dataset import CocoDetection
-    from detstudy.figures import plot_text_similarity
+    from detstudy.tasks.detection.data.dataset import CocoDetection
+    from detstudy.tasks.detection.plots import plot_text_similarity
 
     order = derangement(6, 0)
     shuffled = fused(vanilla, "phase1_shuffled")
@@ -252,7 +252,7 @@ def test_a_phase_state_saved_with_other_class_embeddings_is_not_resumed(vanilla,
                                                                          monkeypatch):
     """A text phase killed after its last epoch's state, then rerun: with the same embeddings it
     resumes; with edited descriptions (other embeddings) its state is discarded."""
-    from detstudy.resume import TrainingState
+    from detstudy.engine.resume import TrainingState
 
     monkeypatch.setattr(TrainingState, "clear", lambda self: None)  # the state outlives the run, as if killed
     caplog.set_level("INFO", logger="detstudy.train")
@@ -285,7 +285,7 @@ def test_early_stop_when_validation_falls_below_the_best(vanilla, splits, tmp_pa
 
 
 def test_text_similarity_of_matched_queries(vanilla, splits):
-    from detstudy.data.dataset import CocoDetection
+    from detstudy.tasks.detection.data.dataset import CocoDetection
 
     adapter = fused(vanilla)
     result = text_similarity(adapter, CocoDetection(splits["test"]), torch.device("cpu"), iou_threshold=0.0)

@@ -13,8 +13,8 @@ import pytest
 from test_report import CLASSES, ROOT, TEMPLATES, TINY_PNG, _metrics, compile_latex
 
 from detstudy import report
-from detstudy.figures import plot_pair_confusion, plot_text_similarity
-from detstudy.run_figures import multimodal_figures
+from detstudy.tasks.detection.plots import plot_pair_confusion, plot_text_similarity
+from detstudy.steps.run_figures import multimodal_figures
 
 PAIR = ["ROTURA_FRACTURA", "RAYONES_ARANAZOS"]
 # Written out of report order on purpose: the table orders vanilla, no text, shuffled, phases.

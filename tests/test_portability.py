@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from conftest import ROOT, Workflow, copy_workflow
-from detstudy.kernels import PORTABLE_ENVIRONMENT, kernel_settings, pin_kernels, unsupported_reason
+from detstudy.engine.kernels import PORTABLE_ENVIRONMENT, kernel_settings, pin_kernels, unsupported_reason
 
 # Each library's dispatch moved off this machine's: an older CPU, and an AVX2-only one (the
 # latter differs from the native paths on an AVX-512 machine; on an AVX2 machine it is a no-op).
@@ -34,7 +34,7 @@ needs_x86_avx2 = pytest.mark.skipif(not SUPPORTED, reason=f"portable kernels not
 PIN_AND_REPORT = """
 import json, logging, os, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-from detstudy.kernels import kernel_settings, pin_kernels
+from detstudy.engine.kernels import kernel_settings, pin_kernels
 record = pin_kernels(kernel_settings(sys.argv[1] == "portable"))
 import torch
 print(json.dumps({"record": record, "aten": torch.backends.cpu.get_cpu_capability(),
@@ -77,7 +77,7 @@ def test_other_cpus_get_a_reason_and_no_pin():
     assert "lacks avx2" in unsupported_reason("x86_64", {"sse4_2", "fma"})
     assert unsupported_reason("x86_64", {"avx2", "fma"}) is None
     run = ("import logging, sys; logging.basicConfig(stream=sys.stdout, format='%(levelname)s %(message)s');"
-           "from detstudy.kernels import kernel_settings, pin_kernels; environ = {};"
+           "from detstudy.engine.kernels import kernel_settings, pin_kernels; environ = {};"
            "print(pin_kernels(kernel_settings(True), environ=environ, machine='aarch64'), environ)")
     result = subprocess.run([sys.executable, "-c", run], capture_output=True, text=True, check=True)
     assert "WARNING compute.portable_kernels: this is a aarch64 CPU" in result.stdout

@@ -12,10 +12,10 @@ import pytest
 import torch
 from PIL import Image
 
-from detstudy.checkpoint import save_checkpoint
+from detstudy.tasks.detection.checkpoint import save_checkpoint
 from detstudy.cli import main
-from detstudy.data.coco import CategoryMap
-from detstudy.models import build_detector
+from detstudy.tasks.detection.data.coco import CategoryMap
+from detstudy.tasks.detection.models import build_detector
 
 CATEGORIES = CategoryMap((3, 7), ("crack", "stain"))  # ids that are not 1..n: they must come back as they are
 
@@ -37,13 +37,13 @@ def checkpoints(tmp_path_factory):
     save_checkpoint(folder / "cnn.pt", cnn, CATEGORIES)
     vit = build_detector("deimv2_demo", 2, 64, {"num_queries": 20})
     save_checkpoint(folder / "vit.pt", vit, CATEGORIES)
-    from detstudy.multimodal.fusion import attach_text_fusion, text_fusion_of
+    from detstudy.tasks.detection.multimodal.fusion import attach_text_fusion, text_fusion_of
 
     text = build_detector("deimv2_demo", 2, 64, {"num_queries": 20})
     attach_text_fusion(text.model, torch.randn(2, 8), 0.07)
     text.settings["text_fusion"] = {"dim": 8, "temperature": 0.07}
     save_checkpoint(folder / "text.pt", text, CATEGORIES)
-    from detstudy.checkpoint import load_checkpoint
+    from detstudy.tasks.detection.checkpoint import load_checkpoint
 
     assert text_fusion_of(load_checkpoint(folder / "text.pt")[0].model) is not None  # rebuilt with its fusion
     return folder
@@ -73,7 +73,7 @@ def test_every_family_predicts_with_its_own_categories(checkpoints, tmp_path, na
 
 
 def test_the_same_images_give_the_same_detections_as_predict(checkpoints, tmp_path):
-    from detstudy.checkpoint import load_checkpoint
+    from detstudy.tasks.detection.checkpoint import load_checkpoint
 
     images = _images(tmp_path / "images", sizes=((64, 64),))
     main(["predict", "--checkpoint", str(checkpoints / "vit.pt"), "--images", str(images), "--out", str(tmp_path / "o")])

@@ -6,10 +6,10 @@ import re
 
 import torch
 
-from detstudy.data.coco import SplitPaths, split_checksum
-from detstudy.data.synthetic import generate_synthetic_dataset
-from detstudy.data.workflow import check_split
-from detstudy.provenance import collect, git_state, versions
+from detstudy.tasks.detection.data.coco import SplitPaths, split_checksum
+from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
+from detstudy.steps.check_split import check_split
+from detstudy.engine.provenance import collect, git_state, versions
 
 
 def test_git_state_of_a_checkout_and_of_a_plain_folder(tmp_path):

@@ -14,18 +14,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from detstudy.data.synthetic import generate_synthetic_dataset
-from detstudy.resume import TrainingState
+from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
+from detstudy.engine.resume import TrainingState
 
 # DEIMv2 with EMA, gradient clipping and flat-cosine: every piece of state a resume must restore
 RUN = """
 import json, logging, sys
 logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
-from detstudy.kernels import kernel_settings, pin_kernels
+from detstudy.engine.kernels import kernel_settings, pin_kernels
 args = json.loads(sys.argv[1])
 pin_kernels(kernel_settings(args["portable"]))  # as a training job does, before torch loads
-from detstudy.data.coco import SplitPaths
-from detstudy.training import train
+from detstudy.tasks.detection.data.coco import SplitPaths
+from detstudy.steps.train import train
 train(architecture="deimv2_demo", model_settings={"num_queries": 20, "num_denoising": 10},
       train_settings=args["settings"], train_split=SplitPaths.of(**args["train"]),
       val_split=SplitPaths.of(**args["val"]), resolution=64, seed=0, checkpoint_path=args["out"] + "/best.pt",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from detstudy.checkpoint import load_checkpoint
+from detstudy.tasks.detection.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sorted([*(ROOT / "src" / "detstudy").rglob("*.py"), *(ROOT / "scripts").glob("*.py")])

@@ -1,4 +1,4 @@
-"""The config's rules, checked without torch and without Snakemake (detstudy.spec)."""
+"""The config's rules, checked without torch and without Snakemake (detstudy.study.config)."""
 
 from __future__ import annotations
 
@@ -38,15 +38,16 @@ def test_what_the_snakefile_imports_loads_no_torch():
     import re
 
     modules = re.findall(r"^from (detstudy[\w.]*) import", (ROOT / "rules" / "common.smk").read_text(), re.M)
-    assert "detstudy" in modules and "detstudy.multimodal.chain" in modules
-    code = f"import sys; sys.path.insert(0, 'src'); import {', '.join(sorted(set(modules)))}, detstudy.spec; " \
+    assert "detstudy" in modules and "detstudy.study.chain" in modules
+    code = f"import sys; sys.path.insert(0, 'src'); import {', '.join(sorted(set(modules)))}, detstudy.study.config; " \
            "sys.exit(bool({'torch', 'numpy'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
 
 
 def test_families_are_the_builders_families():
-    from detstudy.models import ARCHITECTURES, family_of
-    from detstudy.models.faster_rcnn import FASTER_RCNN_ARCHITECTURES
+    from detstudy.tasks.detection.models import ARCHITECTURES
+    from detstudy.study.architectures import family_of
+    from detstudy.tasks.detection.models.faster_rcnn import FASTER_RCNN_ARCHITECTURES
 
     assert set(spec.FAMILIES) == set(ARCHITECTURES) and spec.CNN_ARCHITECTURES == FASTER_RCNN_ARCHITECTURES
     assert all(family_of(name) == spec.family_of(name) for name in ARCHITECTURES)
@@ -90,7 +91,7 @@ def test_the_resolution_rule_counts_the_smallest_multi_scale_size():
     """Multi-scale training goes down to 75% of the resolution: 160 px has enough positions for
     300 queries, its smallest multi-scale size (96 px) does not. The builder and the parse-time
     check apply this one rule."""
-    from detstudy.models import build_detector
+    from detstudy.tasks.detection.models import build_detector
 
     assert spec.deimv2_resolution_problem(160, 300) is None
     problem = spec.deimv2_resolution_problem(160, 300, multiscale_repeat=4)

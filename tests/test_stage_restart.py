@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from detstudy.stage_restart import StageRestart
+from detstudy.engine.stage_restart import StageRestart
 from test_training import run, tiny_splits  # noqa: F401 (the module's fixture)
 
 
@@ -79,7 +79,7 @@ def test_training_restarts_stage_two_from_the_best_stage_one_state(tiny_splits, 
 def test_every_restart_reloads_the_snapshot_as_it_was_kept():
     """Adam adopts the tensors of a CPU state dict and updates them in place: a restart must hand
     it a copy, or the next restart reloads the moments of the epochs after the first."""
-    from detstudy.stage_restart import StageRestart
+    from detstudy.engine.stage_restart import StageRestart
 
     model = torch.nn.Linear(3, 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=0.1)

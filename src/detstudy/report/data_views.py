@@ -3,10 +3,10 @@ note when runs were not evaluated on the same data."""
 
 from __future__ import annotations
 
-from detstudy.io import read_json
+from detstudy.engine.io import read_json
 from detstudy.report.formatting import DASH, cell, latex_escape, split_rank
-from detstudy.multimodal.chain import run_label
-from detstudy.report.tables import GROUP_KEYS, _isnan, _num
+from detstudy.study.grid import run_label
+from detstudy.report.tables import GROUP_KEYS, is_missing, as_number
 
 
 def prompts_view(text_prompts_json) -> dict | None:
@@ -34,7 +34,7 @@ def statistics_view(statistics: dict | None) -> dict | None:
     split_names = sorted(splits, key=split_rank)
 
     def count(value):
-        return DASH if _isnan(value) or value is None else str(value)
+        return DASH if is_missing(value) or value is None else str(value)
 
     summary = {
         "key": "splits",
@@ -60,7 +60,7 @@ def statistics_view(statistics: dict | None) -> dict | None:
 
     # class order: the categories list (by id), then any other name seen in per_class
     names: list[str] = []
-    for category in sorted(statistics.get("categories") or [], key=lambda c: _num(c.get("id"))):
+    for category in sorted(statistics.get("categories") or [], key=lambda c: as_number(c.get("id"))):
         if category.get("name") is not None:
             names.append(str(category["name"]))
     for name in split_names:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from detstudy.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS  # noqa: F401 (re-exported)
-from detstudy.multimodal.chain import run_label
+from detstudy.study.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS  # noqa: F401 (re-exported)
+from detstudy.study.grid import run_label
 from detstudy.report.formatting import fmt_number, slug
-from detstudy.report.tables import _num
+from detstudy.report.tables import as_number
 
 #: Figures that are photographs (test images under the boxes): their previews are JPEG; the
 #: plots' are palette PNG, which keeps their flat colours and sharp text at a fraction of the size.
@@ -130,13 +130,13 @@ def run_summaries(runs: list[dict]) -> dict[str, str]:
         coco = run.get("coco") or {}
         best = (run.get("operating_points") or {}).get("best_f1") or {}
         parts = [
-            f"mAP {fmt_number(_num(coco.get('AP')))}",
-            f"AP50 {fmt_number(_num(coco.get('AP50')))}",
-            f"AR@100 {fmt_number(_num(coco.get('AR100')))}",
+            f"mAP {fmt_number(as_number(coco.get('AP')))}",
+            f"AP50 {fmt_number(as_number(coco.get('AP50')))}",
+            f"AR@100 {fmt_number(as_number(coco.get('AR100')))}",
         ]
         if best:
             parts.append(
-                f"best F1 {fmt_number(_num(best.get('f1')))} at score ≥ {fmt_number(_num(best.get('score_threshold')), 2)}"
+                f"best F1 {fmt_number(as_number(best.get('f1')))} at score ≥ {fmt_number(as_number(best.get('score_threshold')), 2)}"
             )
         out[run_label(run)] = " · ".join(parts)
     return out

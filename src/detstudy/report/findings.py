@@ -3,7 +3,8 @@ whether the text fusion's gain over vanilla exceeds every control's gain signifi
 
 from __future__ import annotations
 
-from detstudy.multimodal.chain import Phase, cell_label, phase_label, phase_parts
+from detstudy.study.chain import Phase
+from detstudy.study.grid import cell_label, phase_label, phase_parts
 from detstudy.report.formatting import p_text
 from detstudy.report.significance import Significance
 

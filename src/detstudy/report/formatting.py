@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import re
 
-from detstudy.report.tables import _isnan
+from detstudy.report.tables import is_missing
 
 DASH = "–"  # what a missing number (None / NaN) renders as
 
 
 def fmt_number(value, decimals: int = 3) -> str:
-    if _isnan(value):
+    if is_missing(value):
         return DASH
     text = f"{float(value):.{decimals}f}"
     return text[1:] if text.startswith("-") and not text.strip("-0.") else text  # no "-0.000"
@@ -122,7 +122,7 @@ def interval_text(bounds, decimals: int = 3) -> str | None:
 
 def p_text(p) -> str:
     """A p-value as a table shows it: three decimals, ``< 0.001`` below."""
-    if p is None or _isnan(p):
+    if p is None or is_missing(p):
         return DASH
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detstudy.io import atomic_path, read_json
-from detstudy.multimodal.chain import multimodal_label, run_label
+from detstudy.engine.io import atomic_path, read_json
+from detstudy.study.grid import multimodal_label, run_label
 from detstudy.report.appendix import bootstrap_appendix, provenance_view, training_appendix
 from detstudy.report.data_views import dataset_notes, prompts_view, statistics_view
-from detstudy.figure_kinds import CROSS_RUN_FIGURE_KINDS
+from detstudy.study.figure_kinds import CROSS_RUN_FIGURE_KINDS
 from detstudy.report.figure_sections import (
     FIGURE_KINDS,
     MULTIMODAL_FIGURE_KINDS,

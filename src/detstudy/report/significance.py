@@ -4,7 +4,7 @@ significantly best of its column or tied for best, and the differences the table
 
 from __future__ import annotations
 
-from detstudy.io import read_json
+from detstudy.engine.io import read_json
 
 
 class Significance:

@@ -15,11 +15,12 @@ from typing import Iterable
 
 import pandas as pd
 
-from detstudy.evaluation.class_pairs import pair_confusion
-from detstudy.error_kinds import ERRORS
-from detstudy.families import FAMILY_LABELS, FAMILY_ORDER, family_label, family_rank  # noqa: F401 (re-exported)
-from detstudy.io import read_json
-from detstudy.multimodal.chain import CONTROLS, cell_label, is_phase_run, phase_label, phase_parts
+from detstudy.tasks.detection.evaluation.class_pairs import pair_confusion
+from detstudy.tasks.detection.evaluation.error_kinds import ERRORS
+from detstudy.study.families import FAMILY_LABELS, FAMILY_ORDER, family_label, family_rank  # noqa: F401 (re-exported)
+from detstudy.engine.io import read_json
+from detstudy.study.chain import CONTROLS
+from detstudy.study.grid import cell_label, is_phase_run, phase_label, phase_parts
 
 
 #: The blocks every metrics.json of the evaluate rule holds (docs/metrics_schema.md).
@@ -32,7 +33,7 @@ GROUP_KEYS = ["family", "model", "resolution", "phase"]
 # --------------------------------------------------------------------------------------
 # metric columns: key in the tables, where it comes from, how it is shown
 # --------------------------------------------------------------------------------------
-class _Col:
+class Column:
     def __init__(self, key, label, tex, decimals=3, better="max", show_std=True, long=None, statistic=None,
                  exact=False):
         self.key = key
@@ -47,59 +48,59 @@ class _Col:
 
 
 RUN_COLUMNS = [
-    _Col("params_M", "Params (M)", r"Params (M)", 1, "min", show_std=False, exact=True),
-    _Col("mAP", "mAP", r"mAP", 3, statistic="AP"),
-    _Col("AP50", "AP50", r"AP$_{50}$", 3, statistic="AP50"),
-    _Col("AP75", "AP75", r"AP$_{75}$", 3, statistic="AP75"),
-    _Col("APs", "APs", r"AP$_{S}$", 3),
-    _Col("APm", "APm", r"AP$_{M}$", 3),
-    _Col("APl", "APl", r"AP$_{L}$", 3),
-    _Col("AR100", "AR@100", r"AR$_{100}$", 3, statistic="AR100"),
-    _Col("latency_ms", "Latency (ms/img)", r"Latency (ms/img)", 1, "min"),
+    Column("params_M", "Params (M)", r"Params (M)", 1, "min", show_std=False, exact=True),
+    Column("mAP", "mAP", r"mAP", 3, statistic="AP"),
+    Column("AP50", "AP50", r"AP$_{50}$", 3, statistic="AP50"),
+    Column("AP75", "AP75", r"AP$_{75}$", 3, statistic="AP75"),
+    Column("APs", "APs", r"AP$_{S}$", 3),
+    Column("APm", "APm", r"AP$_{M}$", 3),
+    Column("APl", "APl", r"AP$_{L}$", 3),
+    Column("AR100", "AR@100", r"AR$_{100}$", 3, statistic="AR100"),
+    Column("latency_ms", "Latency (ms/img)", r"Latency (ms/img)", 1, "min"),
 ]
 
 OPERATING_COLUMNS = [
-    _Col("best_f1_threshold", "score thr.", r"thr.", 3, None, show_std=False, long="best-F1 thr."),
-    _Col("best_f1_precision", "P", r"P", 3, long="P (best F1)"),
-    _Col("best_f1_recall", "R", r"R", 3, long="R (best F1)"),
-    _Col("best_f1_f1", "F1", r"F$_1$", 3, long="F1 (best F1)"),
-    _Col("configured_threshold", "score thr.", r"thr.", 3, None, show_std=False, long="configured thr."),
-    _Col("configured_precision", "P", r"P", 3, long="P (configured)"),
-    _Col("configured_recall", "R", r"R", 3, long="R (configured)"),
-    _Col("configured_f1", "F1", r"F$_1$", 3, long="F1 (configured)"),
+    Column("best_f1_threshold", "score thr.", r"thr.", 3, None, show_std=False, long="best-F1 thr."),
+    Column("best_f1_precision", "P", r"P", 3, long="P (best F1)"),
+    Column("best_f1_recall", "R", r"R", 3, long="R (best F1)"),
+    Column("best_f1_f1", "F1", r"F$_1$", 3, long="F1 (best F1)"),
+    Column("configured_threshold", "score thr.", r"thr.", 3, None, show_std=False, long="configured thr."),
+    Column("configured_precision", "P", r"P", 3, long="P (configured)"),
+    Column("configured_recall", "R", r"R", 3, long="R (configured)"),
+    Column("configured_f1", "F1", r"F$_1$", 3, long="F1 (configured)"),
 ]
 
 #: The TIDE breakdown (``metrics["errors"]``): the AP50 each error costs; less is better.
 ERROR_COLUMNS = [
-    _Col("AP50", "AP50", r"AP$_{50}$", 3, None),
-    _Col("err_classification", "Cls", r"Cls", 3, "min", long="dAP50 classification"),
-    _Col("err_localisation", "Loc", r"Loc", 3, "min", long="dAP50 localisation"),
-    _Col("err_both", "Both", r"Both", 3, "min", long="dAP50 both"),
-    _Col("err_duplicate", "Dupe", r"Dupe", 3, "min", long="dAP50 duplicate"),
-    _Col("err_background", "Bkg", r"Bkg", 3, "min", long="dAP50 background"),
-    _Col("err_missed", "Miss", r"Miss", 3, "min", long="dAP50 missed"),
-    _Col("err_false_positives", "FP", r"FP", 3, "min", long="dAP50 false positives"),
-    _Col("err_false_negatives", "FN", r"FN", 3, "min", long="dAP50 false negatives"),
+    Column("AP50", "AP50", r"AP$_{50}$", 3, None),
+    Column("err_classification", "Cls", r"Cls", 3, "min", long="dAP50 classification"),
+    Column("err_localisation", "Loc", r"Loc", 3, "min", long="dAP50 localisation"),
+    Column("err_both", "Both", r"Both", 3, "min", long="dAP50 both"),
+    Column("err_duplicate", "Dupe", r"Dupe", 3, "min", long="dAP50 duplicate"),
+    Column("err_background", "Bkg", r"Bkg", 3, "min", long="dAP50 background"),
+    Column("err_missed", "Miss", r"Miss", 3, "min", long="dAP50 missed"),
+    Column("err_false_positives", "FP", r"FP", 3, "min", long="dAP50 false positives"),
+    Column("err_false_negatives", "FN", r"FN", 3, "min", long="dAP50 false negatives"),
 ]
 
 #: What each run costs (``metrics.json`` params, ``speed.json``): lower is better everywhere.
 COST_COLUMNS = [
-    _Col("params_M", "Params (M)", r"Params (M)", 1, "min", show_std=False, exact=True),
-    _Col("trainable_M", "Trainable (M)", r"Train.\ (M)", 1, None, show_std=False, long="trainable params (M)"),
-    _Col("gflops", "GFLOPs", r"GFLOPs", 1, "min", show_std=False, exact=True),
-    _Col("latency_ms", "Latency (ms)", r"Lat.\ (ms)", 1, "min", long="latency median (ms/img)"),
-    _Col("latency_iqr_ms", "IQR (ms)", r"IQR", 1, None, long="latency IQR (ms)"),
-    _Col("infer_memory_mb", "Infer. mem. (MiB)", r"Inf.\ mem.", 0, "min", long="inference peak memory (MiB)"),
-    _Col("train_memory_mb", "Train mem. (MiB)", r"Train mem.", 0, "min", long="training peak memory (MiB)"),
-    _Col("train_minutes", "Train (min)", r"Train (min)", 1, "min", long="training wall time (min)"),
-    _Col("train_images_per_second", "Train img/s", r"img/s", 1, None, long="training images/s"),
+    Column("params_M", "Params (M)", r"Params (M)", 1, "min", show_std=False, exact=True),
+    Column("trainable_M", "Trainable (M)", r"Train.\ (M)", 1, None, show_std=False, long="trainable params (M)"),
+    Column("gflops", "GFLOPs", r"GFLOPs", 1, "min", show_std=False, exact=True),
+    Column("latency_ms", "Latency (ms)", r"Lat.\ (ms)", 1, "min", long="latency median (ms/img)"),
+    Column("latency_iqr_ms", "IQR (ms)", r"IQR", 1, None, long="latency IQR (ms)"),
+    Column("infer_memory_mb", "Infer. mem. (MiB)", r"Inf.\ mem.", 0, "min", long="inference peak memory (MiB)"),
+    Column("train_memory_mb", "Train mem. (MiB)", r"Train mem.", 0, "min", long="training peak memory (MiB)"),
+    Column("train_minutes", "Train (min)", r"Train (min)", 1, "min", long="training wall time (min)"),
+    Column("train_images_per_second", "Train img/s", r"img/s", 1, None, long="training images/s"),
 ]
 
 
 # --------------------------------------------------------------------------------------
 # small helpers
 # --------------------------------------------------------------------------------------
-def _num(value) -> float:
+def as_number(value) -> float:
     """A JSON number (or None / missing) as a float; None becomes NaN."""
     if value is None:
         return math.nan
@@ -109,7 +110,7 @@ def _num(value) -> float:
         return math.nan
 
 
-def _isnan(value) -> bool:
+def is_missing(value) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
@@ -126,12 +127,12 @@ def _phase_key(phase) -> tuple:
 
 
 def _res_key(resolution) -> tuple:
-    value = _num(resolution)
+    value = as_number(resolution)
     return (1, 0.0) if math.isnan(value) else (0, value)
 
 
 def _sort_key(meta: dict) -> tuple:
-    seed = _num(meta.get("seed"))
+    seed = as_number(meta.get("seed"))
     return (
         family_rank(meta.get("family")),
         str(meta.get("model", "")),
@@ -183,7 +184,7 @@ def _flat_record(run: dict) -> dict:
     speed = run.get("speed") or {}
     training = run.get("training") or {}
     ops = run.get("operating_points") or {}
-    total = _num(params.get("total"))
+    total = as_number(params.get("total"))
     record = {
         "family": str(meta.get("family", "other")),
         # an imported vanilla run (an official checkpoint, not trained here) says so in every table
@@ -193,41 +194,41 @@ def _flat_record(run: dict) -> dict:
         "seed": meta.get("seed"),
         "cell": cell_label(meta.get("model"), meta.get("resolution"), meta.get("phase", "base")),
         "params_M": total / 1e6,
-        "mAP": _num(coco.get("AP")),
-        "AP50": _num(coco.get("AP50")),
-        "AP75": _num(coco.get("AP75")),
-        "APs": _num(coco.get("APs")),
-        "APm": _num(coco.get("APm")),
-        "APl": _num(coco.get("APl")),
-        "AR100": _num(coco.get("AR100")),
-        "latency_ms": _num(speed.get("latency_ms_per_image")),
-        "trainable_M": _num(params.get("trainable")) / 1e6,
-        "gflops": _num(speed.get("gflops")),
+        "mAP": as_number(coco.get("AP")),
+        "AP50": as_number(coco.get("AP50")),
+        "AP75": as_number(coco.get("AP75")),
+        "APs": as_number(coco.get("APs")),
+        "APm": as_number(coco.get("APm")),
+        "APl": as_number(coco.get("APl")),
+        "AR100": as_number(coco.get("AR100")),
+        "latency_ms": as_number(speed.get("latency_ms_per_image")),
+        "trainable_M": as_number(params.get("trainable")) / 1e6,
+        "gflops": as_number(speed.get("gflops")),
         "latency_iqr_ms": _iqr(speed.get("latency_ms_quartiles")),
-        "infer_memory_mb": _num(speed.get("peak_memory_mb")),
-        "train_memory_mb": _num(training.get("train_peak_memory_mb")),
-        "train_minutes": _num(training.get("train_seconds")) / 60,
-        "train_images_per_second": _num(training.get("train_images_per_second")),
+        "infer_memory_mb": as_number(speed.get("peak_memory_mb")),
+        "train_memory_mb": as_number(training.get("train_peak_memory_mb")),
+        "train_minutes": as_number(training.get("train_seconds")) / 60,
+        "train_images_per_second": as_number(training.get("train_images_per_second")),
     }
     for name in ("best_f1", "configured"):
         point = ops.get(name) or {}
-        record[f"{name}_threshold"] = _num(point.get("score_threshold"))
-        record[f"{name}_precision"] = _num(point.get("precision"))
-        record[f"{name}_recall"] = _num(point.get("recall"))
-        record[f"{name}_f1"] = _num(point.get("f1"))
-    record["iou_threshold"] = _num(ops.get("iou_threshold"))
+        record[f"{name}_threshold"] = as_number(point.get("score_threshold"))
+        record[f"{name}_precision"] = as_number(point.get("precision"))
+        record[f"{name}_recall"] = as_number(point.get("recall"))
+        record[f"{name}_f1"] = as_number(point.get("f1"))
+    record["iou_threshold"] = as_number(ops.get("iou_threshold"))
     errors = run.get("errors") or {}
     for name in ERRORS:  # NaN for a run without the breakdown
-        record[f"err_{name}"] = _num((errors.get("dAP") or {}).get(name))
-    record["err_false_positives"] = _num(errors.get("false_positives_dAP"))
-    record["err_false_negatives"] = _num(errors.get("false_negatives_dAP"))
+        record[f"err_{name}"] = as_number((errors.get("dAP") or {}).get(name))
+    record["err_false_positives"] = as_number(errors.get("false_positives_dAP"))
+    record["err_false_negatives"] = as_number(errors.get("false_negatives_dAP"))
     return record
 
 
 def _iqr(quartiles) -> float:
     if not isinstance(quartiles, (list, tuple)) or len(quartiles) != 2:
         return math.nan
-    return _num(quartiles[1]) - _num(quartiles[0])
+    return as_number(quartiles[1]) - as_number(quartiles[0])
 
 
 def _aggregate(records: list[dict], value_columns: list[str], with_std: bool) -> pd.DataFrame:
@@ -244,7 +245,7 @@ def _aggregate(records: list[dict], value_columns: list[str], with_std: bool) ->
     # records are already in report order; keep first-appearance order of the groups
     for key, group in frame.groupby(GROUP_KEYS, sort=False, dropna=False):
         row = dict(zip(GROUP_KEYS, key))
-        seeds = [s for s in group["seed"].tolist() if not _isnan(s)]
+        seeds = [s for s in group["seed"].tolist() if not is_missing(s)]
         row["n_seeds"] = int(len(group))
         if "cell" in group:
             row["cell"] = group["cell"].iloc[0]  # the comparisons' name of the row
@@ -313,7 +314,7 @@ def class_names(runs: list[dict]) -> list[str]:
     names: list[str] = []
     for run in runs:
         categories = (run.get("dataset") or {}).get("categories") or []
-        ordered = [c.get("name") for c in sorted(categories, key=lambda c: _num(c.get("id")))] if categories else []
+        ordered = [c.get("name") for c in sorted(categories, key=lambda c: as_number(c.get("id")))] if categories else []
         ordered += [c.get("name") for c in run.get("per_class") or []]
         for name in ordered:
             if name is not None and str(name) not in names:
@@ -331,7 +332,7 @@ def per_class_table(runs: list[dict], metric: str = "AP50") -> pd.DataFrame:
     for run in runs:
         base = _flat_record(run)
         record = {k: base[k] for k in GROUP_KEYS + ["seed", "cell"]}
-        values = {str(c.get("name")): _num(c.get(metric)) for c in run.get("per_class") or []}
+        values = {str(c.get("name")): as_number(c.get(metric)) for c in run.get("per_class") or []}
         for name in names:
             record[name] = values.get(name, math.nan)
         records.append(record)
@@ -382,7 +383,7 @@ def multimodal_table(runs: list[dict], metric: str = "AP50", pair=None) -> pd.Da
         record["model"] = str(run["run"].get("model", "?"))  # one chain: the vanilla row is the phases' start
         # family differs along one chain (vanilla and no-text runs are "vit"): the phase identifies the row
         record["family"] = ""
-        per_class = {str(c.get("name")): _num(c.get(metric)) for c in run.get("per_class") or []}
+        per_class = {str(c.get("name")): as_number(c.get(metric)) for c in run.get("per_class") or []}
         record.update({name: per_class.get(name, math.nan) for name in names})
         if pair:
             counts = pair_confusion(run["confusion"], pair) if run.get("confusion") else None

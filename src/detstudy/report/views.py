@@ -13,17 +13,17 @@ import pandas as pd
 
 from detstudy.report.formatting import DASH, cell, fmt_number, interval_text, latex_escape, p_text
 from detstudy.report.significance import Significance
-from detstudy.report.tables import OPERATING_COLUMNS, _Col, _isnan, _num, family_label, pair_columns, phase_label
+from detstudy.report.tables import OPERATING_COLUMNS, Column, is_missing, as_number, family_label, pair_columns, phase_label
 
 
-def _value_cell(row, col: _Col, best: str | None = None, significance: Significance | None = None) -> dict:
+def _value_cell(row, col: Column, best: str | None = None, significance: Significance | None = None) -> dict:
     """A metric cell: the mean, its std when several seeds ran, its interval where the comparisons
     have one; bold when it is the column's best (significantly, where the column has statistics)."""
     value = row.get(col.key)
     text = fmt_number(value, col.decimals)
     std = None
     std_value = row.get(f"{col.key}_std")
-    if col.show_std and not _isnan(value) and not _isnan(std_value) and row["n_seeds"] > 1:
+    if col.show_std and not is_missing(value) and not is_missing(std_value) and row["n_seeds"] > 1:
         std = fmt_number(std_value, col.decimals)
     if significance is not None and col.statistic and row.get("cell") is not None:
         mark = significance.mark(row["cell"], col.statistic)
@@ -32,7 +32,7 @@ def _value_cell(row, col: _Col, best: str | None = None, significance: Significa
     return cell(text, std=std, best=(best == text and text != DASH), numeric=True)
 
 
-def _best_values(frame: pd.DataFrame, columns: list[_Col], significance: Significance | None = None) -> dict[str, str]:
+def _best_values(frame: pd.DataFrame, columns: list[Column], significance: Significance | None = None) -> dict[str, str]:
     """Best displayed value per column (compared after rounding, so ties are all bold). With the
     comparisons, only columns without sampling error are bolded this way (the others by their tests)."""
     best = {}
@@ -65,7 +65,7 @@ def _key_columns(multi_seed: bool) -> list[dict]:
 
 
 def _res_text(resolution) -> str:
-    value = _num(resolution)
+    value = as_number(resolution)
     return DASH if math.isnan(value) else str(int(value)) if value.is_integer() else str(resolution)
 
 
@@ -95,7 +95,7 @@ def _baseline_cell(row, significance: Significance, metric: str) -> dict:
                 interval=interval_text((found["low"], found["high"])) if found.get("low") is not None else None)
 
 
-def metric_table(frame: pd.DataFrame, columns: list[_Col], *, caption: str, key: str,
+def metric_table(frame: pd.DataFrame, columns: list[Column], *, caption: str, key: str,
                  group_headers: list[dict] | None = None, significance: Significance | None = None,
                  baseline_metric: str | None = None) -> dict:
     """A table of one row per cell; ``baseline_metric``: add the column of its difference to the
@@ -139,7 +139,7 @@ def metric_table(frame: pd.DataFrame, columns: list[_Col], *, caption: str, key:
 
 def per_class_view(frame: pd.DataFrame, metric: str, significance: Significance | None = None) -> dict:
     names = frame.attrs.get("classes", [])
-    columns = [_Col(name, name, latex_escape(name), 3, "max", show_std=False, statistic=f"{metric} {name}")
+    columns = [Column(name, name, latex_escape(name), 3, "max", show_std=False, statistic=f"{metric} {name}")
                for name in names]
     return metric_table(frame, columns, key="per_class", caption=f"Per-class {metric}", significance=significance)
 
@@ -158,9 +158,9 @@ def operating_view(frame: pd.DataFrame, significance: Significance | None = None
                         caption="Operating points", group_headers=groups, significance=significance)
 
 
-def _delta(value, col: _Col) -> tuple[str | None, str]:
+def _delta(value, col: Column) -> tuple[str | None, str]:
     """The difference to the vanilla row as shown (``+0.034``) and whether it is an improvement."""
-    if _isnan(value):
+    if is_missing(value):
         return None, ""
     text = f"{float(value):+.{col.decimals}f}"
     if float(text) == 0:
@@ -168,18 +168,18 @@ def _delta(value, col: _Col) -> tuple[str | None, str]:
     return text, "better" if (float(text) > 0) == (col.better == "max") else "worse"
 
 
-def _multimodal_columns(frame: pd.DataFrame) -> list[_Col]:
+def _multimodal_columns(frame: pd.DataFrame) -> list[Column]:
     metric = frame.attrs.get("metric", "AP50")
-    columns = [_Col("mAP", "mAP", "mAP", statistic="AP"), _Col("AP50", "AP50", r"AP$_{50}$", statistic="AP50")]
+    columns = [Column("mAP", "mAP", "mAP", statistic="AP"), Column("AP50", "AP50", r"AP$_{50}$", statistic="AP50")]
     # per-class values without their std, as in the per-class table: the spread is in mAP and AP50
-    columns += [_Col(name, name, latex_escape(name), show_std=False, long=f"{metric} {name}",
+    columns += [Column(name, name, latex_escape(name), show_std=False, long=f"{metric} {name}",
                      statistic=f"{metric} {name}") for name in frame.attrs["classes"]]
     pair = frame.attrs.get("pair")
     if pair:
         for key, (gt, predicted) in zip(pair_columns(pair), (pair, pair[::-1])):
             # counts are whole numbers with one seed; a mean over seeds needs a decimal
             decimals = 0 if all(float(v).is_integer() for v in frame[key].dropna()) else 1
-            columns.append(_Col(key, f"{gt} → {predicted}", rf"{latex_escape(gt)}$\to${latex_escape(predicted)}",
+            columns.append(Column(key, f"{gt} → {predicted}", rf"{latex_escape(gt)}$\to${latex_escape(predicted)}",
                                 decimals, "min", long=f"GT {gt} as {predicted}"))
     return columns
 

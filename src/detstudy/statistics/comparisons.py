@@ -23,10 +23,11 @@ from typing import Any
 
 import numpy as np
 
-from detstudy.io import read_json, write_json
-from detstudy.multimodal.chain import Phase, cell_label, phase_parts
+from detstudy.engine.io import read_json, write_json
+from detstudy.study.chain import Phase
+from detstudy.study.grid import cell_label, phase_parts
 from detstudy.statistics.intervals import METHODS, holm, interval, json_number, p_value
-from detstudy.statistics.resampled_ap import SUMMARY
+from detstudy.tasks.detection.evaluation.resampled_ap import SUMMARY
 
 log = logging.getLogger("detstudy.statistics")
 

@@ -1,0 +1,91 @@
+"""The optimizer's parameter groups and the learning-rate schedules (per optimizer step):
+linear warmup + cosine / multistep / constant, and DEIM's flat-cosine as the official code
+steps it."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import TYPE_CHECKING, Callable
+
+import torch
+
+if TYPE_CHECKING:
+    from detstudy.engine.settings import TrainSettings
+
+
+def build_optimizer(settings: TrainSettings, model: torch.nn.Module, backbone_prefix: str = "",
+               decays: Callable[[str, torch.nn.Parameter], bool] | None = None) -> torch.optim.Optimizer:
+    """Parameter groups: weight decay where ``decays(name, parameter)`` (default: not on norms and
+    biases, the usual detection practice); with ``backbone_lr``, the parameters under
+    ``backbone_prefix`` get their own learning rate."""
+    decays = decays or (lambda name, parameter: parameter.ndim > 1)
+    split_backbone = settings.backbone_lr is not None and bool(backbone_prefix)
+    groups: dict[tuple[bool, bool], list] = {(False, False): [], (False, True): []}  # (in backbone, no decay)
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            key = (split_backbone and name.startswith(backbone_prefix), not decays(name, parameter))
+            groups.setdefault(key, []).append(parameter)
+    param_groups = [{"params": params, "weight_decay": 0.0 if no_decay else settings.weight_decay,
+                     **({"lr": settings.backbone_lr} if in_backbone else {})}
+                    for (in_backbone, no_decay), params in groups.items()]
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(param_groups, lr=settings.lr, momentum=settings.momentum)
+    if settings.optimizer == "adamw":
+        return torch.optim.AdamW(param_groups, lr=settings.lr)
+    raise ValueError(f"optimizer {settings.optimizer!r} is not one of sgd, adamw")
+
+
+# The official configs also build LinearWarmup(warmup_duration=500) (configs/base/optimizer.yml),
+# which sets the rate to base / 500 when it is built and is never stepped under flat-cosine.
+OFFICIAL_FIRST_STEP_FACTOR = 1 / 500
+
+
+def flat_cosine_factor(step: int, *, warmup: int, flat_end: int, total: int, no_aug: int,
+                       min_factor: float) -> float:
+    """The learning rate of optimizer step ``step`` (0-based) as a factor of the base lr, as the
+    official FlatCosineLRScheduler gives it: quadratic warmup from 0, flat, cosine down to
+    ``min_factor``, flat at the minimum for the last ``no_aug`` iterations. The official loop
+    sets the rate after each step from that step's index, so step k runs at the schedule's
+    value for k - 1, and the very first step at the rate the official LinearWarmup left."""
+    if step == 0:
+        return OFFICIAL_FIRST_STEP_FACTOR
+    i = step - 1
+    if warmup > 0 and i <= warmup:
+        return (i / warmup) ** 2
+    if i <= flat_end:
+        return 1.0
+    if i >= total - no_aug:
+        return min_factor
+    progress = (i - flat_end) / max(total - flat_end - no_aug, 1)
+    return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def build_scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, total_iters: int):
+    sched = torch.optim.lr_scheduler
+    warmup = min(settings.warmup_iters, int(settings.warmup_max_fraction * total_iters), max(total_iters - 1, 0))
+    remaining = max(total_iters - warmup, 1)
+    if settings.lr_schedule == "flat_cosine":
+        if settings.warmup_max_fraction >= 1.0:  # uncapped, as official: a warmup longer than the run stays a ramp
+            warmup = settings.warmup_iters
+        per_epoch = total_iters / settings.epochs
+        windows = settings.epoch_windows
+        flat_epochs = settings.flat_epochs if settings.flat_epochs is not None else windows.flat
+        no_aug_epochs = settings.no_aug_epochs if settings.no_aug_epochs is not None else settings.epochs - windows.stop
+        factor = partial(flat_cosine_factor, warmup=warmup, flat_end=int(flat_epochs * per_epoch), total=total_iters,
+                         no_aug=int(no_aug_epochs * per_epoch), min_factor=settings.min_lr_factor)
+        return sched.LambdaLR(optimizer, factor)
+    if settings.lr_schedule == "cosine":
+        main = sched.CosineAnnealingLR(optimizer, T_max=remaining, eta_min=settings.lr * settings.min_lr_factor)
+    elif settings.lr_schedule == "multistep":
+        milestones = sorted({max(1, round(f * total_iters) - warmup) for f in settings.lr_steps})
+        main = sched.MultiStepLR(optimizer, milestones=milestones, gamma=settings.lr_gamma)
+    elif settings.lr_schedule == "constant":
+        main = sched.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    else:
+        raise ValueError(f"lr_schedule {settings.lr_schedule!r} is not one of cosine, multistep, constant, "
+                         "flat_cosine")
+    if warmup == 0:
+        return main
+    warm = sched.LinearLR(optimizer, start_factor=settings.warmup_factor, total_iters=warmup)
+    return sched.SequentialLR(optimizer, [warm, main], milestones=[warmup])

@@ -1,0 +1,1 @@
+"""Statistics over test images: bootstrap intervals, paired tests, Holm, seeds."""

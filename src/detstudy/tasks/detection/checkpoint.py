@@ -1,0 +1,59 @@
+"""Detector checkpoints: weights plus what is needed to rebuild the detector.
+
+Saved atomically with ``torch.save`` and read with ``weights_only=True``, so a
+checkpoint can never run code when it is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from detstudy.tasks.detection.data.coco import CategoryMap
+from detstudy.engine.io import atomic_path
+from detstudy.tasks.detection.models import DetectorAdapter, build_detector
+
+FORMAT = "detstudy-checkpoint/1"
+
+
+def save_checkpoint(path: str | Path, adapter: DetectorAdapter, categories: CategoryMap,
+                    extra: dict[str, Any] | None = None) -> None:
+    payload = {
+        "format": FORMAT,
+        "detector": adapter.describe(),
+        "categories": categories.as_list(),
+        "state_dict": {k: v.detach().cpu() for k, v in adapter.model.state_dict().items()},
+        "extra": extra or {},
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
+                    ) -> tuple[DetectorAdapter, CategoryMap, dict[str, Any]]:
+    """Rebuild the detector of a checkpoint; returns (adapter, categories, extra)."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise ValueError(f"{path}: not a {FORMAT} checkpoint. Fix: point to a best.pt written by the train rules.")
+    detector = payload["detector"]
+    settings = dict(detector["settings"])
+    for key in ("backbone_weights", "weights"):  # the state dict below holds the trained weights
+        if key in settings:
+            settings[key] = None
+    if "model_config" in detector:  # the model's own config (DEIMv2): no table of today decides its shapes
+        settings["model_config"] = detector["model_config"]
+    adapter = build_detector(detector["architecture"], detector["num_classes"], detector["resolution"], settings)
+    try:
+        adapter.model.load_state_dict(payload["state_dict"])
+    except RuntimeError as error:
+        raise ValueError(f"{path} does not fit the {detector['architecture']} this code builds "
+                         f"({str(error).splitlines()[0]} ...): it was written by another version of detstudy "
+                         "(DEIMv2 checkpoints before the official architecture have enc_output weights). "
+                         "Fix: rerun the training that wrote it (snakemake reruns it when the code changed).") from None
+    adapter.to(torch.device(device))
+    adapter.model.eval()
+    categories = CategoryMap(tuple(c["id"] for c in payload["categories"]),
+                             tuple(c["name"] for c in payload["categories"]))
+    return adapter, categories, payload["extra"]

@@ -1,0 +1,77 @@
+"""Run a detector over a dataset and collect COCO-format detections; time it."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from detstudy.tasks.detection.data.dataset import CocoDetection, collate
+from detstudy.tasks.detection.models.base import DetectorAdapter
+
+
+def as_float(image: torch.Tensor, device: torch.device) -> torch.Tensor:
+    return image.to(device, non_blocking=True).float().div_(255.0)
+
+
+def ordered_loader(dataset, batch_size: int) -> DataLoader:
+    """The dataset in order. Its own generator: a loader without one draws its seed from the global
+    RNG, so each validation would shift the training's random stream after it."""
+    return DataLoader(dataset, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                      generator=torch.Generator())
+
+
+@torch.no_grad()
+def predict_dataset(adapter: DetectorAdapter, dataset: CocoDetection, device: torch.device,
+                    batch_size: int = 4, amp: bool = False, amp_dtype: torch.dtype = torch.float16) -> list[dict]:
+    """Detections for every image, in COCO results format with the dataset's own category ids."""
+    adapter.model.eval()
+    loader = ordered_loader(dataset, batch_size)
+    detections: list[dict] = []
+    for images, targets in loader:
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp and device.type == "cuda"):
+            outputs = adapter.predict([as_float(image, device) for image in images])
+        for target, output in zip(targets, outputs):
+            detections.extend(coco_results(output, target["image_id"], dataset.categories))
+    return detections
+
+
+def coco_results(output: dict, image_id: int, categories) -> list[dict]:
+    """One image's ``predict`` output in COCO results format: boxes as x, y, w, h in pixels,
+    the dataset's category ids (``categories``: a CategoryMap), rounded as every file stores them."""
+    boxes = output["boxes"].float().cpu()
+    boxes[:, 2:] -= boxes[:, :2]  # xyxy -> COCO xywh
+    return [{"image_id": image_id, "category_id": categories.category_id(label),
+             "bbox": [round(v, 2) for v in box], "score": round(score, 5)}
+            for box, score, label in zip(boxes.tolist(), output["scores"].float().cpu().tolist(),
+                                         output["labels"].cpu().tolist())]
+
+
+@torch.no_grad()
+def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: torch.device,
+                    images: int = 20, warmup: int = 3, amp: bool = False,
+                    amp_dtype: torch.dtype = torch.float16) -> dict:
+    """Milliseconds per image at batch size 1, end to end through the model's own pre/post-processing:
+    the median over ``images`` test images after ``warmup`` untimed ones, with the quartiles and mean."""
+    adapter.model.eval()
+    count = min(images, len(dataset))
+    inputs = [as_float(dataset[i % len(dataset)][0], device) for i in range(count + warmup)]
+    times = []
+    for index, image in enumerate(inputs):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp and device.type == "cuda"):
+            adapter.predict([image])
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if index >= warmup:
+            times.append(1000.0 * (time.perf_counter() - start))
+    q1, median, q3 = (float(v) for v in np.percentile(times, [25, 50, 75])) if times else (0.0, 0.0, 0.0)
+    return {"device": device.type if device.type == "cpu" else torch.cuda.get_device_name(device),
+            "latency_ms_per_image": round(median, 2), "latency_ms_quartiles": [round(q1, 2), round(q3, 2)],
+            "latency_ms_mean": round(float(np.mean(times)) if times else 0.0, 2),
+            "images_timed": count, "batch_size": 1, "threads": torch.get_num_threads(), "amp": bool(amp and device.type == "cuda"),
+            **({"amp_dtype": str(amp_dtype).removeprefix("torch.")} if amp and device.type == "cuda" else {})}

@@ -1,0 +1,95 @@
+"""Preparing a phase's detector: text fusion attached (or not) and the phase's parameters unfrozen.
+
+The chain itself (phases, controls, what starts from what) is ``detstudy.study.chain``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from detstudy.tasks.detection.data.coco import CategoryMap
+from detstudy.tasks.detection.models.base import DetectorAdapter
+from detstudy.study.chain import Phase
+from detstudy.tasks.detection.multimodal.embeddings import read_class_embeddings
+from detstudy.tasks.detection.multimodal.fusion import attach_text_fusion, derangement, text_fusion_of
+from detstudy.engine.io import file_digest
+from detstudy.tasks.detection.training import train
+
+log = logging.getLogger("detstudy.phases")
+
+FUSION = "text_fusion."
+# the modules that produce class scores: every decoder layer's class head, the location-quality
+# estimators that add to those scores, and the encoder's query-selection head
+CLASS_HEADS = ("model.decoder.class_embed.", "model.decoder.lqe_layers.", "model.enc_score_head.")
+
+
+def is_trainable(name: str, stage: int, backbone_prefix: str) -> bool:
+    if name.startswith(FUSION):
+        return True
+    if stage >= 2 and name.startswith(CLASS_HEADS):
+        return True
+    return stage >= 3 and not name.startswith(backbone_prefix)
+
+
+def set_trainable(adapter: DetectorAdapter, stage: int) -> dict[str, int]:
+    """``requires_grad`` for exactly the parameters of ``stage`` (constants the architecture
+    never trains, such as DEIMv2's ``reg_scale``, stay frozen); returns parameter counts."""
+    counts = {"trainable": 0, "frozen": 0}
+    for name, parameter in adapter.model.named_parameters():
+        parameter.requires_grad_(parameter.requires_grad and is_trainable(name, stage, adapter.backbone_prefix))
+        counts["trainable" if parameter.requires_grad else "frozen"] += parameter.numel()
+    if not counts["trainable"]:
+        raise ValueError(f"phase {stage} leaves nothing to train in this detector")
+    return counts
+
+
+@dataclass(frozen=True)
+class PhaseSetup:
+    """Turns the checkpoint a phase starts from into the detector the phase trains."""
+
+    phase: Phase
+    embeddings: str | Path | None = None  # the text_embeddings artefact (phase 1 with text)
+    temperature: float = 0.07
+    shuffle_seed: int = 0
+
+    def identity(self) -> dict:
+        """What this setup brings into a run beyond its settings (the class embeddings' bytes, the
+        shuffle): part of the resume fingerprint, so a state saved with other text is not resumed."""
+
+        return {"phase": self.phase.name, "temperature": self.temperature,
+                "embeddings": file_digest(self.embeddings) if self.embeddings is not None else None,
+                "shuffle_seed": self.shuffle_seed if self.phase.control == "shuffled" else None}
+
+    def __call__(self, adapter: DetectorAdapter, categories: CategoryMap) -> None:
+        fused = text_fusion_of(adapter.model) is not None
+        if self.phase.uses_text and not fused:
+            if self.embeddings is None:
+                raise ValueError(f"{self.phase.name} starts from a detector without text fusion and was given no "
+                                 "class embeddings")
+            embeddings = read_class_embeddings(self.embeddings, list(categories.names))
+            order = list(range(len(categories)))
+            if self.phase.control == "shuffled":
+                order = derangement(len(categories), self.shuffle_seed)
+                log.info("shuffled control: class i gets the description of class order[i], order %s", order)
+                embeddings = embeddings[order]
+            attach_text_fusion(adapter.model, embeddings, self.temperature)
+            adapter.settings["text_fusion"] = {"dim": int(embeddings.shape[1]), "temperature": self.temperature,
+                                               "description_order": order}  # kept by every later phase
+        elif fused != self.phase.uses_text:
+            raise ValueError(f"{self.phase.name} cannot start from a detector {'with' if fused else 'without'} "
+                             "text fusion")
+        counts = set_trainable(adapter, self.phase.stage)
+        log.info("%s: %s parameters train, %s are frozen", self.phase.name, f"{counts['trainable']:,}",
+                 f"{counts['frozen']:,}")
+
+
+
+def train_phase(*, phase: str, start_from, embeddings=None, fusion: dict | None = None, **arguments) -> dict:
+    """The train_phase step: the detector of ``phase`` prepared from the best checkpoint of the
+    run it starts from (:class:`PhaseSetup`), then trained like any run (:func:`detstudy.engine.training.train`,
+    which takes ``arguments``). ``fusion`` holds the temperature and shuffle seed of the runs that
+    attach the text fusion."""
+    setup = PhaseSetup(Phase.parse(phase), embeddings=embeddings, **(fusion or {}))
+    return train(start_from=start_from, prepare=setup, **arguments)
