@@ -119,6 +119,19 @@ def test_bad_input_is_refused_before_any_work_and_writes_nothing(checkpoints, tm
     assert (out / "mine.txt").read_text() == "keep" and (out / "detections.json").exists()
 
 
+def test_a_whole_model_pickle_is_refused_with_the_file_and_the_fix(checkpoints, tmp_path, capsys):
+    """``torch.save(model)`` pickles the module itself, which ``weights_only=True`` will not run."""
+    pickled = tmp_path / "model.pt"
+    torch.save(build_detector("fasterrcnn_resnet18_fpn", 2, 64, {"fpn_channels": 16, "box_head_width": 32}).model,
+               pickled)
+    error = _refused(capsys, "--checkpoint", str(pickled), "--images", str(_images(tmp_path / "images")),
+                     "--out", str(tmp_path / "out"))
+    assert f"{pickled}: not a detstudy checkpoint" in error
+    assert "a whole pickled object (torchvision.models.detection.faster_rcnn.FasterRCNN)" in error
+    assert "Fix: pass a best.pt the workflow wrote, or, for a model of your own, save its state_dict()" in error
+    assert "Traceback" not in error and not (tmp_path / "out").exists()
+
+
 def test_the_command_is_installed():
     done = subprocess.run([sys.executable, "-m", "detstudy.cli", "predict", "--help"], capture_output=True, text=True)
     assert done.returncode == 0 and "--score-threshold" in done.stdout

@@ -6,6 +6,8 @@ checkpoint can never run code when it is loaded.
 
 from __future__ import annotations
 
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +36,14 @@ def save_checkpoint(path: str | Path, adapter: DetectorAdapter, categories: Cate
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
                     ) -> tuple[DetectorAdapter, CategoryMap, dict[str, Any]]:
     """Rebuild the detector of a checkpoint; returns (adapter, categories, extra)."""
-    payload = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # e.g. torch.save(model): the module's class is pickled with it
+        found = re.search(r"GLOBAL (\S+) was not an allowed global", str(error))
+        raise ValueError(f"{path}: a whole pickled object{f' ({found.group(1)})' if found else ''}, not a {FORMAT} "
+                         "checkpoint; checkpoints are read with weights_only=True, which never runs pickled code. "
+                         "Fix: pass a best.pt the workflow wrote, or, for a model of your own, save its state_dict() "
+                         "instead of the model and write it with detstudy.checkpoint.save_checkpoint.") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{path}: not a {FORMAT} checkpoint. Fix: point to a best.pt written by the train rules.")
     detector = payload["detector"]
