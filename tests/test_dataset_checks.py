@@ -125,6 +125,21 @@ def test_converted_modes_and_empty_images_are_warnings(tiny):
     json.dumps(report.to_dict())
 
 
+@pytest.mark.parametrize("mode", ["I;16", "I;16B", "I"])
+def test_wide_greyscale_loads_as_its_top_8_bits_in_rgb_not_saturated(tmp_path, mode):
+    import numpy as np
+
+    from detstudy.tasks.detection.data.images import load_rgb
+
+    ramp = np.linspace(0, 65535, 64).astype(np.uint16).reshape(8, 8)
+    pixels = {"I;16": ramp, "I;16B": ramp.astype(">u2"), "I": ramp.astype(np.int32)}[mode]
+    Image.frombytes(mode, (8, 8), pixels.tobytes()).save(tmp_path / "wide.tif")
+    assert Image.open(tmp_path / "wide.tif").mode == mode
+    loaded = load_rgb(tmp_path / "wide.tif")
+    assert loaded.mode == "RGB" and loaded.size == (8, 8)
+    assert np.array_equal(np.asarray(loaded), np.repeat((ramp >> 8).astype(np.uint8)[..., None], 3, axis=2))
+
+
 def test_duplicate_file_names_are_a_warning(tiny):
     tiny.data["train"]["images"][1]["file_name"] = "img_001.png"
     with pytest.warns(DatasetWarning, match="img_001.png"):

@@ -355,6 +355,23 @@ def test_plot_predictions(tmp_path):
         plot_predictions(gt, dets, tmp_path / "missing", tmp_path / "x.png", score_threshold=0.5)
 
 
+def test_plot_predictions_shows_a_16_bit_image_as_the_model_sees_it(tmp_path):
+    from PIL import Image
+
+    from detstudy.tasks.detection.data.images import load_rgb
+    from detstudy.tasks.detection.plots import plot_predictions
+
+    gt = make_gt([box for box in BOXES if box[0] == 1])
+    (info,) = gt["images"]
+    ramp = np.linspace(0, 65520, info["width"] * info["height"]).astype(np.uint16)
+    Image.fromarray(ramp.reshape(info["height"], info["width"])).save(tmp_path / info["file_name"])
+    figure = plot_predictions(gt, [], tmp_path, tmp_path / "pred.png", score_threshold=0.5, max_images=1,
+                              style={"max_image_side": 10_000})
+    shown = np.asarray(figure.axes[0].get_images()[0].get_array())
+    assert np.array_equal(shown, np.asarray(load_rgb(tmp_path / info["file_name"])))
+    assert shown.min() == 0 and shown.max() == 255 and np.median(shown) < 200  # a ramp, not saturated white
+
+
 def test_crowd_regions_are_ignored_everywhere():
     gt = make_gt([(1, ROTURA, [10, 10, 20, 20]), (1, ROTURA, [50, 20, 40, 40])], with_area=True)
     gt["annotations"][1]["iscrowd"] = 1

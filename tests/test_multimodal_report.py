@@ -14,7 +14,7 @@ from test_report import CLASSES, ROOT, TEMPLATES, TINY_PNG, _metrics, compile_la
 
 from detstudy import report
 from detstudy.tasks.detection.plots import plot_pair_confusion, plot_text_similarity
-from detstudy.steps.run_figures import multimodal_figures
+from detstudy.steps.multimodal_figures import multimodal_figures
 
 PAIR = ["ROTURA_FRACTURA", "RAYONES_ARANAZOS"]
 # Written out of report order on purpose: the table orders vanilla, no text, shuffled, phases.

@@ -14,7 +14,7 @@ from PIL import Image
 
 from detstudy.tasks.detection.checkpoint import save_checkpoint
 from detstudy.cli import main
-from detstudy.tasks.detection.data.coco import CategoryMap
+from detstudy.tasks.detection.data.coco import CategoryMap, SplitPaths
 from detstudy.tasks.detection.models import build_detector
 
 CATEGORIES = CategoryMap((3, 7), ("crack", "stain"))  # ids that are not 1..n: they must come back as they are
@@ -72,16 +72,50 @@ def test_every_family_predicts_with_its_own_categories(checkpoints, tmp_path, na
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.")]  # the scratch folder is gone
 
 
-def test_the_same_images_give_the_same_detections_as_predict(checkpoints, tmp_path):
-    from detstudy.tasks.detection.checkpoint import load_checkpoint
+def _split(folder):
+    """An 8-bit RGB picture and a 16-bit greyscale ramp (0..65504, which a plain convert("RGB")
+    saturates to white), with a COCO file numbering them as predict does (1, 2... in name order)."""
+    _images(folder, sizes=((64, 48),))
+    ramp = (np.arange(80 * 80, dtype=np.uint32).reshape(80, 80) * 65504 // (80 * 80 - 1)).astype(np.uint16)
+    Image.fromarray(ramp).save(folder / "img1.png")
+    assert Image.open(folder / "img1.png").mode == "I;16"
+    images = [{"id": i + 1, "file_name": p.name, "width": Image.open(p).width, "height": Image.open(p).height}
+              for i, p in enumerate(sorted(folder.glob("*.png")))]
+    (folder / "split.json").write_text(json.dumps({"images": images, "annotations": [],
+                                                  "categories": CATEGORIES.as_list()}))
+    return SplitPaths(folder / "split.json", folder)
 
-    images = _images(tmp_path / "images", sizes=((64, 64),))
-    main(["predict", "--checkpoint", str(checkpoints / "vit.pt"), "--images", str(images), "--out", str(tmp_path / "o")])
-    adapter, _, _ = load_checkpoint(checkpoints / "vit.pt")
-    picture = torch.from_numpy(np.asarray(Image.open(images / "img0.png").convert("RGB")).copy()).permute(2, 0, 1)
-    expected = adapter.predict([picture.float() / 255])[0]["scores"]
-    found = [d["score"] for d in json.loads((tmp_path / "o" / "detections.json").read_text())]
-    assert found == pytest.approx([round(s, 5) for s in expected.tolist()], abs=1e-5)
+
+@pytest.mark.parametrize("name", ["cnn", "vit"])
+def test_predict_sees_and_finds_what_the_evaluation_does_on_the_same_images(checkpoints, tmp_path, monkeypatch, name):
+    """The evaluation's inference over the dataset is the reference: predict must feed the model the
+    same tensors (a 16-bit image among them) and write the same detections."""
+    import detstudy.tasks.detection.predict
+    from detstudy.tasks.detection.checkpoint import load_checkpoint
+    from detstudy.tasks.detection.data.dataset import CocoDetection
+    from detstudy.tasks.detection.evaluation.inference import as_float, predict_dataset
+
+    split = _split(tmp_path / "images")
+    fed = []
+
+    def recording(*args, **kwargs):  # the adapter predict loads, its inputs kept
+        adapter, categories, extra = load_checkpoint(*args, **kwargs)
+        run = adapter.predict
+        adapter.predict = lambda images: fed.extend(i.clone() for i in images) or run(images)
+        return adapter, categories, extra
+
+    monkeypatch.setattr(detstudy.tasks.detection.predict, "load_checkpoint", recording)
+    assert main(["predict", "--checkpoint", str(checkpoints / f"{name}.pt"), "--images", str(split.images),
+                 "--out", str(tmp_path / "out"), "--score-threshold", "0.0", "--device", "cpu"]) == 0
+    adapter, categories, _ = load_checkpoint(checkpoints / f"{name}.pt")
+    dataset = CocoDetection(split, categories=categories)
+    assert len(fed) == len(dataset) == 2
+    for index, tensor in enumerate(fed):
+        assert torch.equal(tensor, as_float(dataset[index][0], torch.device("cpu"))), dataset.image_path(index)
+    expected = predict_dataset(adapter, dataset, torch.device("cpu"), batch_size=4)  # predict's default batch
+    found = json.loads((tmp_path / "out" / "detections.json").read_text())
+    assert expected and {d["image_id"] for d in expected} == {1, 2}
+    assert found == expected
 
 
 def _refused(capsys, *args) -> str:
@@ -117,19 +151,6 @@ def test_bad_input_is_refused_before_any_work_and_writes_nothing(checkpoints, tm
     assert main(["predict", "--checkpoint", str(checkpoints / "cnn.pt"), "--images", str(images), "--out", str(out),
                  "--overwrite"]) == 0
     assert (out / "mine.txt").read_text() == "keep" and (out / "detections.json").exists()
-
-
-def test_a_whole_model_pickle_is_refused_with_the_file_and_the_fix(checkpoints, tmp_path, capsys):
-    """``torch.save(model)`` pickles the module itself, which ``weights_only=True`` will not run."""
-    pickled = tmp_path / "model.pt"
-    torch.save(build_detector("fasterrcnn_resnet18_fpn", 2, 64, {"fpn_channels": 16, "box_head_width": 32}).model,
-               pickled)
-    error = _refused(capsys, "--checkpoint", str(pickled), "--images", str(_images(tmp_path / "images")),
-                     "--out", str(tmp_path / "out"))
-    assert f"{pickled}: not a detstudy checkpoint" in error
-    assert "a whole pickled object (torchvision.models.detection.faster_rcnn.FasterRCNN)" in error
-    assert "Fix: pass a best.pt the workflow wrote, or, for a model of your own, save its state_dict()" in error
-    assert "Traceback" not in error and not (tmp_path / "out").exists()
 
 
 def test_the_command_is_installed():

@@ -330,7 +330,7 @@ def plot_predictions(gt: dict, detections: list[dict], images_dir: str | os.Path
     (red-orange, dashed, class name and score). Images with GT boxes are chosen first, deterministically
     from ``seed``. Image files are ``images_dir / image["file_name"]``.
     """
-    from PIL import Image
+    from detstudy.tasks.detection.data.images import load_rgb
 
     st = resolve_style(style)
     names = {int(c["id"]): str(c["name"]) for c in gt["categories"]}
@@ -361,8 +361,7 @@ def plot_predictions(gt: dict, detections: list[dict], images_dir: str | os.Path
             if not path.is_file():
                 raise FileNotFoundError(f"{path}: image of image id {info['id']} not found. "
                                         "Fix: check the images folder of this split in your config.")
-            with Image.open(path) as handle:
-                image = handle.convert("RGB")
+            image = load_rgb(path)  # the picture as the model saw it (16-bit greyscale scaled, not saturated)
             scale = min(1.0, float(st["max_image_side"]) / max(image.size))
             if scale < 1.0:
                 image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from detstudy.tasks.detection.checkpoint import load_checkpoint
+from detstudy.tasks.detection.data.images import load_rgb
 from detstudy.tasks.detection.evaluation.inference import as_float, coco_results
 from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
@@ -49,12 +50,11 @@ def _images(folder: Path) -> list[Path]:
 
 
 def _decoded(path: Path) -> np.ndarray:
-    """One image as RGB, or an error naming it."""
-    from PIL import Image, UnidentifiedImageError
+    """One image as RGB, decoded as training and evaluation decode it, or an error naming it."""
+    from PIL import UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB")).copy()
+        return np.asarray(load_rgb(path)).copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise PredictError(f"{path}: not a readable image ({error}). Fix: remove or replace it.") from None
 

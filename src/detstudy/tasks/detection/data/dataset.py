@@ -7,18 +7,19 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from detstudy.tasks.detection.data.coco import CategoryMap, SplitPaths, load_coco_json
+from detstudy.tasks.detection.data.images import load_rgb
 
 
 class CocoDetection(Dataset):
     """Images as uint8 ``tv_tensors.Image`` (RGB) and targets with xyxy boxes and 0-based labels.
 
-    Grayscale, palette, RGBA and 16-bit images are converted to RGB here, which is
+    Grayscale, palette, RGBA and 16-bit images are converted to RGB by
+    :func:`detstudy.tasks.detection.data.images.load_rgb` (as everywhere else an image meets a model), which is
     why the dataset checks only warn about them.
     """
 
@@ -41,10 +42,7 @@ class CocoDetection(Dataset):
         return self.split.images / self.images[index]["file_name"]
 
     def load_image(self, index: int) -> tv_tensors.Image:
-        with Image.open(self.image_path(index)) as image:
-            if image.mode in {"I", "I;16"}:  # 16-bit greyscale: keep the top 8 bits
-                image = image.point(lambda value: value / 256).convert("L")
-            rgb = image.convert("RGB")
+        rgb = load_rgb(self.image_path(index))
         return tv_tensors.Image(torch.from_numpy(np.asarray(rgb).copy()).permute(2, 0, 1))
 
     def __getitem__(self, index: int) -> tuple[tv_tensors.Image, dict[str, Any]]:
