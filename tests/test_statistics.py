@@ -207,7 +207,15 @@ def test_detections_that_are_not_the_evaluated_ones_are_refused(tmp_path):
     assert not (folder / "statistics.json").exists() and not (folder / "bootstrap.npz").exists()
 
 
-def test_comparisons_pool_seeds_and_adjust_each_table(tmp_path):
+def test_comparisons_pool_seeds_and_adjust_each_table(tmp_path, monkeypatch):
+    built = []
+
+    class Recorded(comparing.Cell):  # the cells the step pools, to check their replicates
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            built.append(self)
+
+    monkeypatch.setattr(comparing, "Cell", Recorded)
     gt, detections = scene(n_images=40)
     runs = [("frcnn", "base", 0, 0.0), ("frcnn", "base", 1, 0.05), ("deim", "base", 0, 0.3),
             ("deim", "phase1", 0, 0.25), ("deim", "phase1_shuffled", 0, 0.3), ("deim", "phase2", 0, 0.2)]
@@ -228,6 +236,31 @@ def test_comparisons_pool_seeds_and_adjust_each_table(tmp_path):
     assert frcnn["seeds"] == [0, 1] and frcnn["metrics"]["AP50"]["seed_sd"] is not None
     seed_values = [json.loads(p[0].read_text())["metrics"]["AP50"]["estimate"] for p in paths[:2]]
     assert frcnn["metrics"]["AP50"]["estimate"] == pytest.approx(np.mean(seed_values))
+    # replicate b of the pool: the seeds drawn for it, with replacement, each on image resample b
+    pooled = next(cell for cell in built if cell.key == ("frcnn", 64, "base"))
+    own = []  # [seed, resample, column]: each seed's replicates, summary and per-class columns
+    for _, path in paths[:2]:
+        with np.load(path) as data:
+            own.append(np.concatenate([data["replicates"], data["class_replicates"]], axis=1))
+    own = np.stack(own)
+    assert pooled.replicates.shape == own.shape[1:] == (SETTINGS["resamples"], len(pooled.columns))
+    draws = comparing._seed_draws(2, SETTINGS["resamples"], SETTINGS["seed"], pooled.key)
+    expected = np.stack([own[draw, b].mean(axis=0) for b, draw in enumerate(draws)])
+    np.testing.assert_allclose(pooled.replicates, expected, rtol=0, atol=1e-12)
+    # and whatever the draws: with two seeds a replicate is seed 0's, seed 1's or their mean on
+    # resample b, and all three occur (a mean of every seed alone would not carry the seed variance)
+    ap50 = pooled.column("AP50")
+    first, second, found = own[0, :, ap50], own[1, :, ap50], pooled.replicates[:, ap50]
+    differ = ~np.isclose(first, second, rtol=0, atol=1e-9)
+    kinds = np.select([np.isclose(found, first, rtol=0, atol=1e-12), np.isclose(found, second, rtol=0, atol=1e-12),
+                       np.isclose(found, (first + second) / 2, rtol=0, atol=1e-12)], [0, 1, 2], default=-1)
+    assert differ.sum() > 100 and np.all(kinds[differ] >= 0), np.flatnonzero(kinds < 0)
+    assert set(kinds[differ]) == {0, 1, 2}
+    # the written interval is the pool's, not one seed's
+    assert frcnn["metrics"]["AP50"]["bias"] == pytest.approx(np.nanmean(expected[:, ap50]) - np.mean(seed_values))
+    assert frcnn["metrics"]["AP50"]["se"] == pytest.approx(np.nanstd(expected[:, ap50], ddof=1))
+    assert frcnn["metrics"]["AP50"]["percentile"] == pytest.approx(
+        list(np.clip(np.nanquantile(expected[:, ap50], [0.025, 0.975]), 0, 1)))
     assert cells[("deim", "base")]["metrics"]["AP50"]["seed_sd"] is None
     pairs = {name: [(row["a"], row["b"]) for row in rows] for name, rows in result["tables"].items()}
     assert len(pairs["baseline"]) == 4 and all(b == "frcnn · 64 px · base" for _, b in pairs["baseline"])
