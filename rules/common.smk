@@ -43,13 +43,13 @@ def get_multimodal_prompt(wildcards=None):
 
 
 study_config.check_workflow(config, workflow.basedir)  # every parse-time check (detstudy.study.config, unit-tested)
-try:  # an imported run's file is read with torch, where the Snakefile's Python has it
-    from detstudy.tasks.detection.checkpoint_import import check_import_files
-except ImportError as error:
-    if imported_models():
+if imported_models():  # an imported run's file is read with torch, where the Snakefile's Python has it
+    try:
+        from detstudy.tasks.detection.checkpoint_import import check_import_files
+    except ImportError as error:
         print(f"warning: the imported checkpoints are checked by their import jobs ({error})", file=sys.stderr)
-else:
-    check_import_files(config)
+    else:
+        check_import_files(config)
 
 
 def family(model):

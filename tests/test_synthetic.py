@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detstudy.data import synthetic
+from detstudy.tasks.detection.data import synthetic
 
 TINY = {"train": 8, "val": 3, "test": 2}
 SPLITS = ("train", "val", "test")
