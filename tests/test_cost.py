@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from detstudy.tasks.detection.evaluation.cost import forward_gflops
-from detstudy.engine.runtime import memory_kind, peak_memory_mb
+
 
 
 class _ConvAdapter:
@@ -35,7 +35,7 @@ def test_flops_are_twice_the_multiply_adds():
 MEASURE = """
 import json, sys
 import torch
-from detstudy.engine.runtime import memory_kind, peak_memory_mb
+
 device = torch.device("cpu")
 before = peak_memory_mb(device)
 mib = int(sys.argv[1])

@@ -16,6 +16,7 @@ import torch
 
 from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
 from detstudy.engine.resume import TrainingState
+from detstudy.engine.stage_restart import StageRestart
 
 # DEIMv2 with EMA, gradient clipping and flat-cosine: every piece of state a resume must restore
 RUN = """
@@ -141,6 +142,69 @@ def test_the_kept_best_checkpoint_is_checked_before_it_is_restored(tmp_path):
     assert checkpoint.read_bytes() == b"weights of the best epoch"
     state.best_path.write_bytes(b"weights of the best epo")  # damaged
     assert state.load() is None and not state.folder.exists()
+
+
+def _epoch(folder: Path, checkpoint: Path, number: int, *, improved: bool = True, saved: bool = True):
+    """What train_run does at the end of an epoch: an improved one writes best.pt and keeps it
+    with its stage-1 snapshot (save_best), then the state is saved. ``saved=False``: killed
+    before that."""
+    state, restart = TrainingState(folder, "abc"), StageRestart(9, folder / "best_stage1.pt", "abc")
+    loaded = state.load()
+    if loaded:
+        restart.resume(loaded["restart"])
+    else:
+        restart.discard()
+    best = loaded["best"] if loaded else {"epoch": 0}
+    if improved:
+        checkpoint.write_bytes(f"weights of epoch {number}".encode())
+        state.keep_best(checkpoint)
+        restart.keep({"model": {"w": torch.full((2,), float(number))}})
+        best = {"epoch": number}
+    if saved:
+        state.save({"epoch": number, "best": best, "restart": restart.progress()})
+    return state, restart
+
+
+def _resumed(folder: Path, checkpoint: Path) -> tuple[dict, bytes, torch.Tensor]:
+    """What a resumed train_run restores: the state, best.pt and the stage-1 snapshot."""
+    checkpoint.unlink(missing_ok=True)  # Snakemake removes a failed job's outputs
+    state, restart = TrainingState(folder, "abc"), StageRestart(9, folder / "best_stage1.pt", "abc")
+    saved = state.load()
+    restart.resume(saved["restart"])
+    state.restore_best(checkpoint)
+    return saved, checkpoint.read_bytes(), restart.snapshot["model"]["w"]
+
+
+def test_a_job_killed_between_keeping_its_best_and_saving_its_state_restores_the_best_the_state_records(tmp_path):
+    """Epoch 2 beats epoch 1 and keeps its checkpoint and stage-1 snapshot, and the job is
+    killed before the state of epoch 2 is saved. The resumed job trains epoch 2 again from the
+    state of epoch 1, so it must restore epoch 1's files: on a GPU the rerun need not beat
+    epoch 1, and epoch 2's first files would then stand for a trajectory not in the history."""
+    folder, checkpoint = tmp_path / "state", tmp_path / "best.pt"
+    _epoch(folder, checkpoint, 1)
+    _epoch(folder, checkpoint, 2, saved=False)  # killed here
+    saved, best, snapshot = _resumed(folder, checkpoint)
+    assert saved["epoch"] == 1 and saved["best"] == {"epoch": 1}
+    assert best == b"weights of epoch 1"
+    assert torch.equal(snapshot, torch.full((2,), 1.0))
+    _epoch(folder, checkpoint, 2, improved=False)  # the rerun of epoch 2 does not beat epoch 1
+    saved, best, snapshot = _resumed(folder, checkpoint)
+    assert saved["best"] == {"epoch": 1} and best == b"weights of epoch 1"
+    assert torch.equal(snapshot, torch.full((2,), 1.0))
+
+
+def test_a_job_killed_after_saving_its_state_restores_the_best_it_recorded(tmp_path, monkeypatch):
+    """Killed after the state of epoch 2 is saved but before its kept files are promoted: the
+    state records epoch 2's, which the resumed job then restores."""
+    folder, checkpoint = tmp_path / "state", tmp_path / "best.pt"
+    _epoch(folder, checkpoint, 1)
+    with monkeypatch.context() as patch:
+        patch.setattr(TrainingState, "_promote", lambda self, waiting: None)  # killed before the promotion
+        _epoch(folder, checkpoint, 2)
+    saved, best, snapshot = _resumed(folder, checkpoint)
+    assert saved["best"] == {"epoch": 2} and best == b"weights of epoch 2"
+    assert torch.equal(snapshot, torch.full((2,), 2.0))
+    assert sorted(path.name for path in folder.iterdir()) == ["best.pt", "best_stage1.pt", "state.pt"]
 
 
 @pytest.mark.workflow

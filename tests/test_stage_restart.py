@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from detstudy.engine.resume import TrainingState
 from detstudy.engine.stage_restart import StageRestart
 from test_training import run, tiny_splits  # noqa: F401 (the module's fixture)
 
@@ -29,6 +30,7 @@ def test_reloads_when_stage_two_begins_and_after_each_epoch_that_does_not_beat_i
 def test_a_resumed_job_gets_the_snapshot_of_its_own_run_only(tmp_path):
     path = tmp_path / "best_stage1.pt"
     StageRestart(3, path, fingerprint="a").keep({"model": {"w": torch.ones(2)}})
+    TrainingState(tmp_path, "a").save({"epoch": 1})  # the state that records (and promotes) it
     ours = StageRestart(3, path, fingerprint="a")
     ours.resume({"segment_best": 0.4, "restarts": 1})
     assert torch.equal(ours.snapshot["model"]["w"], torch.ones(2)) and ours.segment_best == 0.4

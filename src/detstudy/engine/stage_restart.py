@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from detstudy.engine.io import atomic_path
+from detstudy.engine.resume import pending
 
 log = logging.getLogger("detstudy.train")
 
@@ -39,7 +40,9 @@ def _on_cpu(state: Any) -> Any:
 class StageRestart:
     """When and from what stage 2 restarts. ``first_stage_two_epoch`` is 1-based (the training
     loop's numbering); ``path``, when given, keeps the snapshot for a resumed job, tagged with
-    the run's fingerprint."""
+    the run's fingerprint: a file in the run's :class:`~detstudy.engine.resume.TrainingState` folder,
+    written pending and promoted by the state's ``save``, so that it is always the snapshot of
+    the best epoch the saved state records."""
 
     def __init__(self, first_stage_two_epoch: int, path: str | Path | None = None, fingerprint: str = ""):
         self.first_stage_two_epoch = first_stage_two_epoch
@@ -56,7 +59,7 @@ class StageRestart:
         """The state of a stage-1 epoch whose validation score is the best so far."""
         self.snapshot = _on_cpu(state)
         if self.path is not None:
-            with atomic_path(self.path) as tmp:
+            with atomic_path(pending(self.path)) as tmp:
                 torch.save({"fingerprint": self.fingerprint, "state": self.snapshot}, tmp)
 
     def discard(self) -> None:
@@ -64,9 +67,11 @@ class StageRestart:
         self.snapshot = None
         if self.path is not None:
             self.path.unlink(missing_ok=True)
+            pending(self.path).unlink(missing_ok=True)
 
     def resume(self, progress: dict[str, Any]) -> None:
-        """Continue an interrupted job: its counters, and the snapshot from ``path``."""
+        """Continue an interrupted job: its counters, and the snapshot from ``path`` (the one the
+        state records: ``TrainingState.load`` has promoted or dropped a pending one)."""
         self.segment_best, self.restarts = progress["segment_best"], progress["restarts"]
         if self.path is not None and self.path.is_file():
             saved = torch.load(self.path, map_location="cpu", weights_only=True)
