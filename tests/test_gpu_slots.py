@@ -1,10 +1,11 @@
 """GPU slots on one machine, on the CPU with fake ids: jobs started together hold distinct GPUs,
-and a killed job's GPU is free again at once."""
+a killed job's GPU is free again at once, and workflows in different folders share the slots."""
 
 from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -16,15 +17,17 @@ from detstudy.engine.gpu_slots import claim_gpu
 HOLDER = """
 import sys, time
 from detstudy.engine.gpu_slots import claim_gpu
-gpu = claim_gpu([5, 6, 7], sys.argv[1], wait_seconds=60, poll_seconds=0.05)
+gpus = [int(g) for g in sys.argv[2:]] or [5, 6, 7]
+gpu = claim_gpu(gpus, sys.argv[1] or None, wait_seconds=60, poll_seconds=0.05)  # "": the default folder
 import os
 print(gpu, os.environ["CUDA_VISIBLE_DEVICES"], flush=True)
 time.sleep(120)
 """
 
 
-def _start(locks):
-    return subprocess.Popen([sys.executable, "-c", HOLDER, str(locks)], stdout=subprocess.PIPE, text=True)
+def _start(locks, *gpus, cwd=None, env=None):
+    return subprocess.Popen([sys.executable, "-c", HOLDER, str(locks), *map(str, gpus)], stdout=subprocess.PIPE,
+                            text=True, cwd=cwd, env=env)
 
 
 def _claimed(process) -> int:
@@ -70,6 +73,40 @@ def test_a_full_machine_is_an_error_that_says_what_to_do(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def _claim_once(gpu, cwd, env):
+    script = ("from detstudy.engine.gpu_slots import claim_gpu\n"
+              f"print(claim_gpu([{gpu}], wait_seconds=0.3, poll_seconds=0.05))")
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=cwd, env=env)
+
+
+@pytest.mark.parametrize("where", ["temporary folder", "DETSTUDY_GPU_LOCKS"])
+def test_workflows_in_different_folders_share_the_machine_wide_slots(tmp_path, where):
+    """Jobs of two workflows (two working directories), slots where they are by default: the
+    second finds the first one's GPU taken, and gets it once the first ends."""
+    env = {k: v for k, v in os.environ.items() if k != "DETSTUDY_GPU_LOCKS"}
+    env["TMPDIR"] = str(tmp_path / "tmp")  # tempfile.gettempdir(): this test's own machine-wide folder
+    (tmp_path / "tmp").mkdir()
+    locks = tmp_path / "tmp" / "detstudy-gpu-slots"
+    if where == "DETSTUDY_GPU_LOCKS":
+        locks = env["DETSTUDY_GPU_LOCKS"] = str(tmp_path / "shared" / "slots")
+    studies = [tmp_path / "study_a", tmp_path / "study_b"]
+    for folder in studies:
+        folder.mkdir()
+    holder = _start("", 5, cwd=studies[0], env=env)
+    try:
+        assert _claimed(holder) == 5
+        done = _claim_once(5, studies[1], env)
+        assert done.returncode != 0 and "no free GPU among [5]" in done.stderr, done.stdout
+    finally:
+        holder.kill()
+        holder.wait()
+    done = _claim_once(5, studies[1], env)
+    assert done.returncode == 0 and done.stdout.split() == ["5"], done.stderr
+    assert stat.S_IMODE(os.stat(locks).st_mode) == 0o1777  # any user's workflow may add and lock slots
+    assert stat.S_IMODE(os.stat(f"{locks}/gpu5.lock").st_mode) == 0o666
+    assert not [p for folder in studies for p in folder.iterdir()]  # nothing in the working directories
 
 
 @pytest.mark.workflow

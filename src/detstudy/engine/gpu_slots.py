@@ -7,6 +7,12 @@ one of ``compute.gpus`` (the ids to share) before torch starts: an exclusive ``f
 to that id, so the job's ``cuda`` is its own GPU. The kernel drops the lock when the process
 ends, however it ends (a killed job frees its slot at once; no stale lock files to clean).
 
+``<locks>`` is one folder for the whole machine, so workflows started from different folders
+(or by different users) wait for each other's GPUs: ``detstudy-gpu-slots`` in the temporary
+folder (``tempfile.gettempdir()``, usually ``/tmp``), made writable by every user, or the folder
+the environment variable ``DETSTUDY_GPU_LOCKS`` names (set it alike for workflows whose
+``TMPDIR`` differs).
+
 Under SLURM (``SLURM_JOB_ID`` set) the scheduler assigns the GPUs itself and nothing is
 claimed. Imports neither torch nor NumPy.
 """
@@ -16,11 +22,42 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import tempfile
 import time
 from pathlib import Path
 
 log = logging.getLogger("detstudy.gpu_slots")
-LOCKS = Path(".snakemake") / "gpu_slots"  # beside Snakemake's own state, in the working directory
+LOCKS_VARIABLE = "DETSTUDY_GPU_LOCKS"
+SHARED = 0o1777  # every user may lock (and create) slots; sticky: none removes another's lock file
+
+
+def default_locks(environ=os.environ) -> Path:
+    """The machine-wide slot folder: ``$DETSTUDY_GPU_LOCKS``, else ``detstudy-gpu-slots`` in the
+    temporary folder (not the working directory: two workflows must see the same locks)."""
+    return Path(environ.get(LOCKS_VARIABLE) or Path(tempfile.gettempdir()) / "detstudy-gpu-slots")
+
+
+def _shared_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True)
+    except FileExistsError:
+        return
+    folder.chmod(SHARED)  # mkdir's mode is cut by the umask
+
+
+def _open_slot(path: Path):
+    """The slot's lock file, made readable and writable by every user; opened for writing where
+    allowed (to note the holder's pid), else read-only, which ``flock`` accepts."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+    except FileExistsError:
+        try:
+            return open(path, "r+")
+        except PermissionError:  # another user's file that only they may write
+            return open(path, "r")
+    os.fchmod(fd, 0o666)  # the umask would keep other users out
+    return os.fdopen(fd, "r+")
+
 
 _held = None  # the open lock file of this process's slot
 
@@ -36,22 +73,23 @@ def claim_gpu(gpus, locks: str | os.PathLike | None = None, wait_seconds: float 
         return None
     if _held is not None:
         return int(environ["CUDA_VISIBLE_DEVICES"])
-    folder = Path(locks or environ.get("DETSTUDY_GPU_LOCKS") or LOCKS)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = Path(locks) if locks else default_locks(environ)
+    _shared_folder(folder)
     deadline = time.monotonic() + wait_seconds
     waited = False
     while True:
         for gpu in gpus:
-            handle = open(folder / f"gpu{gpu}.lock", "a+")
+            handle = _open_slot(folder / f"gpu{gpu}.lock")
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 handle.close()
                 continue
-            handle.seek(0)
-            handle.truncate()
-            handle.write(f"{os.getpid()}\n")  # who holds it, for a person looking
-            handle.flush()
+            if handle.writable():
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"{os.getpid()}\n")  # who holds it, for a person looking
+                handle.flush()
             _held = handle
             environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
             log.info("holding GPU %d (slot %s) for this job", gpu, folder / f"gpu{gpu}.lock")
