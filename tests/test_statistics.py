@@ -380,6 +380,26 @@ def test_a_subset_of_the_matches_is_the_matching_of_the_subset():
         assert np.array_equal(np.isnan(a), np.isnan(b)) and np.nanmax(np.abs(a - b), initial=0) == 0
 
 
+def _drawn_at(ax, y) -> tuple[list[tuple[float, float]], list]:
+    """What a row of an interval figure shows, read back from any kind of artist: the horizontal
+    segments at height ``y`` as (left, right), and the one-point markers there."""
+    from matplotlib.collections import LineCollection
+
+    segments, markers = [], []
+    for line in ax.lines:
+        xs, ys = (np.asarray(v, dtype=float) for v in line.get_data())
+        if len(ys) and np.all(ys == y):
+            if len(xs) == 1 and line.get_marker() == "o":
+                markers.append(line)
+            elif len(xs) > 1:
+                segments.append((xs.min(), xs.max()))
+    for collection in ax.collections:
+        if isinstance(collection, LineCollection):
+            segments += [(seg[:, 0].min(), seg[:, 0].max()) for seg in collection.get_segments()
+                         if len(seg) > 1 and np.all(seg[:, 1] == y)]
+    return segments, markers
+
+
 def test_the_forest_plot_draws_each_cell_at_its_interval(tmp_path):
     from detstudy.figures.intervals import plot_differences, plot_forest
 
@@ -392,17 +412,37 @@ def test_the_forest_plot_draws_each_cell_at_its_interval(tmp_path):
     figure = plot_forest(record, tmp_path / "forest.png")
     ax = figure.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == [c["label"] for c in record["cells"]]
-    for container, cell in zip(ax.containers, record["cells"]):
+    for row, cell in enumerate(record["cells"]):
         value = cell["metrics"]["AP50"]
-        (x,), (y,) = container.lines[0].get_data()
-        segment = container.lines[2][0].get_segments()[0]
-        assert x == pytest.approx(value["estimate"]) and segment[:, 0] == pytest.approx([value["low"], value["high"]])
+        segments, (marker,) = _drawn_at(ax, row)
+        assert marker.get_xdata()[0] == pytest.approx(value["estimate"])
+        assert segments == [pytest.approx((value["low"], value["high"]))]
     assert sorted(t.get_text() for t in ax.get_legend().get_texts()) == ["cnn", "vit"]
     figure = plot_differences(record, tmp_path / "differences.png")
     ax = figure.axes[0]
     rows = record["tables"]["baseline"]
-    assert [t.get_text() for t in ax.get_yticklabels()] == [row["a"] for row in rows] and len(ax.containers) == 2
-    for container, row in zip(ax.containers, rows):
+    assert [t.get_text() for t in ax.get_yticklabels()] == [row["a"] for row in rows] and len(rows) == 2
+    for y, row in enumerate(rows):
         significant = row["metrics"]["AP50"]["p_holm"] < 0.05
-        assert (container.lines[0].get_markerfacecolor() != "white") == significant
+        segments, (marker,) = _drawn_at(ax, y)
+        assert segments == [pytest.approx((row["metrics"]["AP50"]["low"], row["metrics"]["AP50"]["high"]))]
+        assert (marker.get_markerfacecolor() != "white") == significant
     assert (tmp_path / "forest.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_an_interval_on_one_side_of_its_estimate_is_drawn_as_it_is(tmp_path):
+    """A basic or BCa interval can exclude its estimate: it is drawn from low to high, not
+    stretched to the estimate."""
+    from detstudy.statistics.figures import plot_differences, plot_forest
+
+    intervals = [(0.50, 0.60, 0.70), (0.50, 0.30, 0.45), (0.50, 0.40, 0.60)]  # above, below, around
+    metrics = [{"AP50": {"estimate": e, "low": lo, "high": hi, "p_holm": 0.01}} for e, lo, hi in intervals]
+    record = {"cells": [{"family": "cnn", "label": f"cell {i}", "metrics": m} for i, m in enumerate(metrics)],
+              "tables": {"baseline": [{"a": f"cell {i}", "metrics": m} for i, m in enumerate(metrics)]},
+              "settings": {"level": 0.95, "method": "bca", "resamples": 100, "alpha": 0.05, "baseline": "base"}}
+    for plot in (plot_forest, plot_differences):
+        ax = plot(record, tmp_path / f"{plot.__name__}.png").axes[0]
+        for y, (estimate, low, high) in enumerate(intervals):
+            segments, markers = _drawn_at(ax, y)
+            assert segments == [pytest.approx((low, high))], (plot.__name__, y)
+            assert [m.get_xdata()[0] for m in markers] == [pytest.approx(estimate)]

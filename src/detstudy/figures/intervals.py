@@ -11,6 +11,14 @@ from detstudy.study.families import family_rank
 from detstudy.engine.io import read_json
 
 
+def _interval(ax, estimate: float, y: float, low: float, high: float, color, **marker):
+    """The interval as a line from ``low`` to ``high`` with end caps, and a dot at the estimate.
+    Not errorbar: its whiskers are measured from the estimate, so an interval wholly on one side
+    of it (basic and BCa ones can be) would be drawn stretched to the estimate."""
+    ax.plot([low, high], [y, y], color=color, marker="|", markersize=6)
+    ax.plot([estimate], [y], "o", color=color, **marker)
+
+
 def plot_forest(record: dict, out_png: str | os.PathLike, *, metric: str = "AP50", style: dict | None = None):
     """One row per cell: the value (seeds pooled) and its interval, coloured by family."""
     import matplotlib as mpl
@@ -29,10 +37,8 @@ def plot_forest(record: dict, out_png: str | os.PathLike, *, metric: str = "AP50
                 continue
             low = value["low"] if value["low"] is not None else value["estimate"]
             high = value["high"] if value["high"] is not None else value["estimate"]
-            # a basic or BCa interval can exclude the estimate: whiskers never negative (matplotlib refuses them)
-            ax.errorbar(value["estimate"], row, xerr=[[max(value["estimate"] - low, 0)], [max(high - value["estimate"], 0)]],
-                        fmt="o", color=colors[cell["family"]], capsize=3,
-                        label=cell["family"] if cell["family"] not in ax.get_legend_handles_labels()[1] else None)
+            _interval(ax, value["estimate"], row, low, high, colors[cell["family"]],
+                      label=cell["family"] if cell["family"] not in ax.get_legend_handles_labels()[1] else None)
         ax.set_yticks(range(len(cells)), [c["label"] for c in cells])
         ax.invert_yaxis()
         ax.set_xlabel(f"{metric} with its {round(100 * settings['level'])}% {settings['method']} interval "
@@ -63,11 +69,10 @@ def plot_differences(record: dict, out_png: str | os.PathLike, *, metric: str = 
             significant = found.get("p_holm") is not None and found["p_holm"] < alpha
             low = found["low"] if found["low"] is not None else found["estimate"]
             high = found["high"] if found["high"] is not None else found["estimate"]
-            ax.errorbar(found["estimate"], y, xerr=[[max(found["estimate"] - low, 0)], [max(high - found["estimate"], 0)]],
-                        fmt="o", mfc="C0" if significant else "white", color="C0", capsize=3)
+            _interval(ax, found["estimate"], y, low, high, "C0", mfc="C0" if significant else "white")
             if found.get("p_holm") is not None:
-                ax.annotate(f"p {found['p_holm']:.3f}", (high, y), xytext=(4, 0), textcoords="offset points",
-                            va="center", fontsize=style["font_size"] - 2)
+                ax.annotate(f"p {found['p_holm']:.3f}", (max(high, found["estimate"]), y), xytext=(4, 0),
+                            textcoords="offset points", va="center", fontsize=style["font_size"] - 2)
         ax.axvline(0.0, color="0.4", linestyle="--", linewidth=1)
         ax.set_yticks(range(len(rows)), [row["a"] for row in rows])
         ax.invert_yaxis()
