@@ -35,6 +35,7 @@ def test_flops_are_twice_the_multiply_adds():
 MEASURE = """
 import json, sys
 import torch
+from detstudy.engine.runtime import memory_kind, peak_memory_mb
 
 device = torch.device("cpu")
 before = peak_memory_mb(device)

@@ -71,7 +71,7 @@ def test_validation_runs_in_fp32_under_amp_unless_asked(tiny_splits, monkeypatch
     from detstudy.tasks.detection.training import validate
 
     used = []
-    monkeypatch.setattr("detstudy.engine.training.predict_dataset", lambda *a, **k: used.append(k["amp"]) or [])
+    monkeypatch.setattr("detstudy.tasks.detection.training.predict_dataset", lambda *a, **k: used.append(k["amp"]) or [])
     val = CocoDetection(tiny_splits["val"])
     for settings in (TrainSettings(), TrainSettings(val_amp=True)):
         validate(None, val, torch.device("cpu"), settings, use_amp=True)
@@ -213,7 +213,7 @@ def test_out_of_memory_names_the_settings_to_change(tiny_splits, tmp_path, monke
     def exhausted(*args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr("detstudy.engine.training._train_epoch", exhausted)
+    monkeypatch.setattr("detstudy.engine.training.train_epoch", exhausted)
     with pytest.raises(MemoryError) as error:
         run(tiny_splits, tmp_path, batch_size=2, accumulate_steps=2)
     message = str(error.value)

@@ -22,6 +22,7 @@ from matplotlib.patches import Patch, Rectangle
 from detstudy.tasks.detection.evaluation.error_kinds import ERRORS, SHORT_NAMES
 from detstudy.engine.figure_style import STYLE, palette_colors, new_figure, rc_params, save_styled, resolve_style  # noqa: F401 (STYLE re-exported)
 from detstudy.tasks.detection.evaluation.class_pairs import pair_confusion
+from detstudy.tasks.detection.data.images import load_rgb
 
 __all__ = [
     "STYLE",
@@ -330,7 +331,6 @@ def plot_predictions(gt: dict, detections: list[dict], images_dir: str | os.Path
     (red-orange, dashed, class name and score). Images with GT boxes are chosen first, deterministically
     from ``seed``. Image files are ``images_dir / image["file_name"]``.
     """
-    from detstudy.tasks.detection.data.images import load_rgb
 
     st = resolve_style(style)
     names = {int(c["id"]): str(c["name"]) for c in gt["categories"]}
