@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,9 +79,18 @@ def kill_after_first_epoch(splits, out, stop=signal.SIGKILL) -> None:
 def test_a_killed_job_resumes_and_ends_exactly_like_an_uninterrupted_one(splits, tmp_path, stop):
     finish(splits, tmp_path / "straight")
     kill_after_first_epoch(splits, tmp_path / "killed", stop)
+    killed_part = len((tmp_path / "killed" / "log.txt").read_text())
     finish(splits, tmp_path / "killed")
-    log = (tmp_path / "killed" / "log.txt").read_text()
-    assert "resuming after epoch" in log and "stage 2 restarts" in log
+    log = (tmp_path / "killed" / "log.txt").read_text()[killed_part:]  # the resumed job's own lines
+    resumed = re.search(r"resuming after epoch (\d+)", log)
+    assert resumed, log
+    resumed_after = int(resumed.group(1))
+    # the resumed job restarts stage 2 where the uninterrupted one did after that epoch, its count carried on
+    restarts = lambda text: re.findall(r"epoch (\d+): stage 2 restarts from the best stage-1 state \(restart (\d+)\)",
+                                       text)
+    expected = [found for found in restarts((tmp_path / "straight" / "log.txt").read_text())
+                if int(found[0]) > resumed_after]
+    assert expected and restarts(log) == expected, log
     assert "no validated stage-1 epoch" not in log  # the snapshot came back from the state folder
     assert (tmp_path / "killed" / "history.csv").read_text().count("\n") == SETTINGS["epochs"] + 1
     straight = torch.load(tmp_path / "straight" / "best.pt", weights_only=True)
