@@ -1,0 +1,28 @@
+"""The tasks a study can run, behind one seam. ``detection`` is the first implementation;
+segmentation and classification follow it.
+
+What a task supplies, and where the detection task keeps it:
+
+========================  =========================================  ============================
+supplied                  meaning                                    detection
+========================  =========================================  ============================
+dataset format, checks    a split's files; every problem named       ``data.coco``, ``data.checks``
+                          (file, item, fix) before any training
+synthetic demo            the generated world of the six classes     ``data.synthetic``
+model families            builders keyed by the architecture         ``models.BUILDERS``
+                          registry (``detstudy.study.architectures``)
+training parts            :class:`detstudy.engine.training.          ``training.train_run``
+                          TrainingParts`: data, adapter, batch
+                          transfer, validation metrics, saving
+evaluation protocol       the ``metrics`` block of metrics.json and  ``evaluation.metrics``
+                          the headline metric                        (COCO AP / AP50)
+per-image statistic       what the bootstrap resamples over test     ``evaluation.resampled_ap``
+                          images                                     (COCOeval re-accumulated)
+per-run figures           drawn with ``detstudy.engine.figure_style``  ``plots``, ``attention_plots``
+========================  =========================================  ============================
+
+Planned for the other tasks (DESIGN): segmentation supplies images/ + masks/ (255 ignore), a
+confusion matrix per image and mIoU; classification an ImageFolder tree or CSV, (true,
+predicted, scores) per image and accuracy / macro F1. A task imports only ``study`` and
+``engine`` (tests/test_import_graph.py).
+"""
