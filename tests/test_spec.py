@@ -15,10 +15,10 @@ from types import SimpleNamespace
 from detstudy.study import architectures, config, epochs, grid
 from detstudy.tasks.detection.checkpoint_import import check_import_files
 
+from conftest import ROOT
+
 # the config's rules as one namespace: the modules of study/ the checks below exercise
 spec = SimpleNamespace(**{**vars(architectures), **vars(epochs), **vars(grid), **vars(config)})
-
-from conftest import ROOT
 
 
 def demo_config() -> dict:

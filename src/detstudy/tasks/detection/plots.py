@@ -23,6 +23,7 @@ from detstudy.tasks.detection.evaluation.error_kinds import ERRORS, SHORT_NAMES
 from detstudy.engine.figure_style import STYLE, palette_colors, new_figure, rc_params, save_styled, resolve_style  # noqa: F401 (STYLE re-exported)
 from detstudy.tasks.detection.evaluation.class_pairs import pair_confusion
 from detstudy.tasks.detection.data.images import load_rgb
+from detstudy.engine.history import read_history
 
 __all__ = [
     "STYLE",
@@ -57,9 +58,7 @@ def plot_training_curves(history_csv: str | os.PathLike, out_png: str | os.PathL
     import pandas as pd
 
     st = resolve_style(style)
-    history = pd.read_csv(history_csv)
-    for column in history.columns:
-        history[column] = pd.to_numeric(history[column], errors="coerce")
+    history = pd.DataFrame(read_history(history_csv))  # the one reader: numbers, empty cells missing
     epochs = history["epoch"] if "epoch" in history else pd.Series(np.arange(1, len(history) + 1))
     lw = float(st["line_width"])
 
