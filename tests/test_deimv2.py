@@ -175,13 +175,13 @@ def test_dataset_ids_become_zero_based_labels_and_come_back(tmp_path, category_i
 
 
 def test_a_checkpoint_is_rebuilt_from_its_own_config_not_from_todays_variant_table(tmp_path, monkeypatch):
-    from detstudy.tasks.detection.models import deimv2_variants
+    from detstudy.study import architectures
 
     torch.manual_seed(0)
     adapter = build_detector("deimv2_demo", 2, 128, {"num_queries": 50, "num_denoising": 10})
     save_checkpoint(tmp_path / "best.pt", adapter, CategoryMap((1, 2), ("a", "b")))
-    edited = {**deimv2_variants.VARIANTS["deimv2_demo"], "ffn": 128, "decoder_layers": 2}
-    monkeypatch.setitem(deimv2_variants.VARIANTS, "deimv2_demo", edited)  # someone edits the table later
+    edited = {**architectures.VARIANTS["deimv2_demo"], "ffn": 128, "decoder_layers": 2}
+    monkeypatch.setitem(architectures.VARIANTS, "deimv2_demo", edited)  # someone edits the table later
     loaded, _, _ = load_checkpoint(tmp_path / "best.pt")
     assert loaded.model.config.decoder_layers == 3 and loaded.model.config.decoder_ffn_dim == 256
     adapter.model.eval()

@@ -145,3 +145,34 @@ def test_steps_one_module_per_script():
     for name in scripts:
         text = (ROOT / "scripts" / f"{name}.py").read_text()
         assert f"from detstudy.steps.{name} import {name}" in text, name
+
+
+def _code_inputs(script: str) -> set[str]:
+    """The package modules a rule's job lists as code inputs (what ``package_code`` gives the rule)."""
+    from detstudy.study.codegraph import source_files
+
+    files = source_files(ROOT / "scripts" / script, SRC)
+    return {p.resolve().relative_to(SRC / "detstudy").as_posix() for p in files if SRC in p.resolve().parents}
+
+
+LOOP = {"engine/training.py", "tasks/detection/training.py", "engine/schedules.py", "engine/ema.py"}
+
+
+@pytest.mark.parametrize("script", ["evaluate.py", "latency.py", "vit_attention.py", "run_figures.py",
+                                    "run_statistics.py", "multimodal_figures.py"])
+def test_editing_the_training_loop_reruns_no_evaluation(script):
+    """Jobs that read a trained checkpoint do not run the loop: editing it retrains, and only the
+    retrained checkpoints' consumers rerun after them (a dry run plans those either way)."""
+    assert not _code_inputs(script) & LOOP
+
+
+@pytest.mark.parametrize("script", ["train.py", "train_phase.py", "evaluate.py"])
+def test_editing_the_checkpoint_import_step_reruns_only_the_imports(script):
+    assert "tasks/detection/checkpoint_import.py" not in _code_inputs(script)
+    assert "tasks/detection/checkpoint_import.py" in _code_inputs("import_checkpoint.py")
+
+
+def test_training_reads_its_validation_protocol():
+    """The best checkpoint is picked by the validation AP: editing the COCO protocol retrains."""
+    assert "tasks/detection/evaluation/metrics.py" in _code_inputs("train.py")
+    assert LOOP <= _code_inputs("train.py")

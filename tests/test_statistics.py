@@ -433,7 +433,7 @@ def test_the_forest_plot_draws_each_cell_at_its_interval(tmp_path):
 def test_an_interval_on_one_side_of_its_estimate_is_drawn_as_it_is(tmp_path):
     """A basic or BCa interval can exclude its estimate: it is drawn from low to high, not
     stretched to the estimate."""
-    from detstudy.statistics.figures import plot_differences, plot_forest
+    from detstudy.figures.intervals import plot_differences, plot_forest
 
     intervals = [(0.50, 0.60, 0.70), (0.50, 0.30, 0.45), (0.50, 0.40, 0.60)]  # above, below, around
     metrics = [{"AP50": {"estimate": e, "low": lo, "high": hi, "p_holm": 0.01}} for e, lo, hi in intervals]

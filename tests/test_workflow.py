@@ -458,11 +458,11 @@ def _planned_after_code_edit(workflow: Workflow, module: str) -> set[tuple[str, 
 
 
 def test_edited_package_code_reruns_the_jobs_that_run_it(finished_workflow: Workflow):
-    jobs = _planned_after_code_edit(finished_workflow, "figures.py")  # the per-run and multimodal figures
+    jobs = _planned_after_code_edit(finished_workflow, "tasks/detection/plots.py")  # the per-run and multimodal figures
     assert jobs == _every("run_figures") | {("multimodal_figures", "deimv2"), ("report", ""), ("all", "")}
-    jobs = _planned_after_code_edit(finished_workflow, "plot_style.py")  # every figure
+    jobs = _planned_after_code_edit(finished_workflow, "engine/figure_style.py")  # every figure
     assert jobs == _every("run_figures") | FIGURES_ONWARD
-    jobs = _planned_after_code_edit(finished_workflow, "models/deimv2_attention.py")
+    jobs = _planned_after_code_edit(finished_workflow, "tasks/detection/models/deimv2_attention.py")
     assert jobs == {("vit_attention", "deimv2"), ("report", ""), ("all", "")}
     jobs = _planned_after_code_edit(finished_workflow, "statistics/intervals.py")
     assert jobs == STATISTICS | {("cross_run_figures", ""), ("report", ""), ("all", "")}  # the whiskers

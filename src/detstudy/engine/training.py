@@ -46,9 +46,10 @@ class TrainingParts:
     ``adapter`` is the task's model adapter: ``.model`` (the ``nn.Module``) and
     ``.losses(inputs, targets)`` (a dict of scalar losses). ``to_device(batch)`` turns a loader
     batch into (inputs, targets) on the device; ``validate(evaluated)`` returns the validation
-    metrics named in ``metrics`` (the history's ``val_<name>`` columns); ``save(path, evaluated,
-    extra)`` writes the best checkpoint; ``epoch_stages`` are told the 0-based epoch before it
-    starts (augmentation windows, the model's own schedule)."""
+    metrics named in ``metrics`` (the history's ``val_<name>`` columns); ``save_checkpoint(path,
+    evaluated, extra)`` writes the best checkpoint (atomically: the task's checkpoint writer);
+    ``epoch_stages`` are told the 0-based epoch before it starts (augmentation windows, the
+    model's own schedule)."""
 
     adapter: Any
     loader: DataLoader
@@ -59,7 +60,7 @@ class TrainingParts:
     evaluated: Any  # validated and saved: the EMA weights when enabled
     to_device: Callable[[Any], tuple[list, list]]
     validate: Callable[[Any], dict[str, float]]
-    save: Callable[[str | Path, Any, dict[str, Any]], None]
+    save_checkpoint: Callable[[str | Path, Any, dict[str, Any]], None]
     metrics: tuple[str, ...] = ("AP", "AP50")
     epoch_stages: list = field(default_factory=list)
 
@@ -145,7 +146,7 @@ def run_training(parts: TrainingParts, settings: TrainSettings, *, seed: int, ge
 
     def save_best(row: dict[str, Any]) -> None:
         scores = {f"val_{name}": row[f"val_{name}"] for name in parts.metrics}
-        parts.save(checkpoint_path, parts.evaluated, {"epoch": row["epoch"], "seed": seed, **scores,
+        parts.save_checkpoint(checkpoint_path, parts.evaluated, {"epoch": row["epoch"], "seed": seed, **scores,
                                                       **checkpoint_extra})
         if resume is not None:
             resume.keep_best(checkpoint_path)

@@ -106,13 +106,14 @@ def _build(settings: TrainSettings, *, architecture, model_settings, train_split
         evaluated = copy.copy(adapter)
         evaluated.model = ema.module
 
-    def save(path, model, extra):
+    def save_best(path, model, extra):
         save_checkpoint(path, model, train_data.categories, extra=extra)
 
     parts = TrainingParts(
         adapter=adapter, loader=loader, optimizer=optimizer, scheduler=scheduler, scaler=scaler, ema=ema,
         evaluated=evaluated, to_device=lambda batch: batch_to_device(batch, device),
-        validate=lambda model: validate(model, val_data, device, settings, use_amp), save=save,
+        validate=lambda model: validate(model, val_data, device, settings, use_amp),
+        save_checkpoint=save_best,
         metrics=("AP", "AP50"),
         epoch_stages=[stage for stage in (train_data, batch_collate, adapter) if stage is not None])
     return parts, train_data.categories

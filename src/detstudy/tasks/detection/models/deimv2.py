@@ -1,6 +1,6 @@
 """The ViT family: transformers' DEIMv2 with a DINOv3 ViT backbone and the spatial tuning adapter.
 
-The variants (``deimv2_variants.VARIANTS``) are the official DINOv3 architectures
+The variants (``detstudy.study.architectures.VARIANTS``) are the official DINOv3 architectures
 (S: ViT-Tiny, M: ViT-Tiny+) and a small demo for CPU runs. Images are resized to ``resolution`` x ``resolution`` (DEIMv2 is
 trained on square inputs) and normalised with ImageNet statistics, as DINOv3 was pretrained;
 predictions come back in original image pixels.
