@@ -16,6 +16,7 @@ from detstudy.study.architectures import family_of
 from detstudy.study.figure_kinds import CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS
 from detstudy.engine.kernels import kernel_settings
 from detstudy.study.chain import Phase, chain_names, phase_training
+from detstudy.report.outputs import LATEX_TABLES
 
 RESULTS = "results"
 SPLITS = ("train", "val", "test")
@@ -209,14 +210,13 @@ STATISTICS_FIGURES = {"forest": f"{RESULTS}/statistics/forest.png",
                       "differences": f"{RESULTS}/statistics/differences.png"}
 
 
+def report_tables():
+    """The LaTeX tables the report writes (``detstudy.report.outputs``: the renderer's own list)."""
+    return [f"{RESULTS}/report/tables/{stem}.tex" for stem in LATEX_TABLES]
+
+
 def report_outputs():
-    return [
-        f"{RESULTS}/report/index.html",
-        f"{RESULTS}/report/report.md",
-        f"{RESULTS}/report/tables/runs.tex",
-        f"{RESULTS}/report/tables/per_class_ap50.tex",
-        f"{RESULTS}/report/tables/multimodal.tex",
-    ]
+    return [f"{RESULTS}/report/index.html", f"{RESULTS}/report/report.md", *report_tables()]
 
 
 # --- code ---------------------------------------------------------------------------------

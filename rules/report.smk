@@ -20,11 +20,7 @@ rule report:
     output:
         html=f"{RESULTS}/report/index.html",
         markdown=f"{RESULTS}/report/report.md",
-        runs_table=f"{RESULTS}/report/tables/runs.tex",
-        per_class_table=f"{RESULTS}/report/tables/per_class_ap50.tex",
-        multimodal_table=f"{RESULTS}/report/tables/multimodal.tex",
-        errors_table=f"{RESULTS}/report/tables/errors.tex",
-        costs_table=f"{RESULTS}/report/tables/costs.tex",
+        tables=report_tables(),
     params:
         title=config["report"]["title"],
         preview_width=config["report"]["preview_width"],

@@ -25,8 +25,7 @@ report(
     title=snakemake.params.title,
     out_html=snakemake.output.html,
     out_md=snakemake.output.markdown,
-    out_tables_dir=Path(snakemake.output.runs_table).parent,
-    out_multimodal_tex=snakemake.output.multimodal_table,
+    out_tables_dir=Path(snakemake.output.tables[0]).parent,
     preview_width=snakemake.params.preview_width,
     jpeg_quality=snakemake.params.jpeg_quality,
 )

@@ -13,6 +13,7 @@ import pytest
 from test_report import CLASSES, ROOT, TEMPLATES, TINY_PNG, _metrics, compile_latex
 
 from detstudy import report
+from detstudy.report.outputs import LATEX_TABLES
 from detstudy.tasks.detection.plots import plot_pair_confusion, plot_text_similarity
 from detstudy.steps.multimodal_figures import multimodal_figures
 
@@ -217,7 +218,7 @@ def test_report_script(phase_paths, prompts_json, tmp_path, isolated_logging, wi
               "comparisons": None, "statistics_figures": [], "cross_run_figures": []}
     params = {"title": "T", "runs": [], "multimodal": [], "confusion_pair": [], "preview_width": 1000, "jpeg_quality": 80}
     outputs = {"html": str(out / "index.html"), "markdown": str(out / "report.md"),
-               "runs_table": str(out / "tables" / "runs.tex"), "multimodal_table": str(out / "tables" / "mm.tex")}
+               "tables": [str(out / "tables" / f"{stem}.tex") for stem in LATEX_TABLES]}
     if with_multimodal:
         inputs.update(text_prompts=[str(prompts_json)])
         params.update(multimodal=[{"model": "deimv2_s", "resolution": 256, "seed": 0,
@@ -230,5 +231,6 @@ def test_report_script(phase_paths, prompts_json, tmp_path, isolated_logging, wi
     assert "Multimodal extension" in html
     assert ("tiny-clip" in html) == with_multimodal
     assert ("figure not found" in html) == with_multimodal  # the figures' folder from params.multimodal
-    tex = out / "tables" / "mm.tex"
-    assert r"\label{tab:multimodal}" in tex.read_text()
+    for stem in LATEX_TABLES:  # every table the rule lists as an output is written
+        assert (out / "tables" / f"{stem}.tex").read_text().strip(), stem
+    assert r"\label{tab:multimodal}" in (out / "tables" / "multimodal.tex").read_text()

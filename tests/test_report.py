@@ -407,3 +407,24 @@ def test_load_runs_merges_the_timings_kept_beside_each_metrics_file(inputs):
     assert {run["speed"]["latency_ms_per_image"] for run in runs.values()} == {80.0, 120.0, 125.0}
     assert all(run["training"]["train_seconds"] == 170.0 and run["training"]["best_epoch"] == 7
                for run in runs.values())
+
+
+def test_the_tables_written_are_the_tables_the_workflow_lists(rendered):
+    """rules/common.smk lists the report's outputs from LATEX_TABLES: a table the renderer writes
+    beside that list would be no Snakemake output (never cleaned, never rebuilt)."""
+    from detstudy.report.outputs import LATEX_TABLES
+
+    assert sorted(p.stem for p in (rendered / "tables").iterdir()) == sorted(LATEX_TABLES)
+
+
+def test_a_templates_folder_without_the_templates_is_refused_before_reading_anything(inputs, tmp_path):
+    partial = tmp_path / "templates"
+    partial.mkdir()
+    for template in TEMPLATES.glob("*.j2"):
+        if template.name != "costs_table.tex.j2":
+            (partial / template.name).write_text(template.read_text())
+    out = tmp_path / "out"
+    with pytest.raises(FileNotFoundError, match=rf"{re.escape(str(partial))}: missing costs_table.tex.j2"):
+        report.render_report(metrics_paths=inputs["paths"], figures={}, out_html=out / "index.html",
+                             out_md=out / "report.md", out_tables_dir=out / "tables", templates_dir=partial)
+    assert not out.exists()

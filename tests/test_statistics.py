@@ -7,11 +7,15 @@ import json
 import numpy as np
 import pytest
 
+from pathlib import Path
+
 from detstudy.tasks.detection.evaluation.metrics import coco_evaluate, coco_evaluator
 from detstudy.statistics import comparisons as comparing
 from detstudy.statistics.intervals import bias_correction, holm, interval, p_value
 from detstudy.tasks.detection.evaluation.resampled_ap import SUMMARY, extract_matches, resampled_statistics
 from detstudy.steps.run_statistics import image_digest, resample_weights, run_statistics
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def scene(seed: int = 0, n_images: int = 24, n_classes: int = 3, rounded: bool = True, same_score_pairs: bool = False):
@@ -132,6 +136,22 @@ def test_bca_agrees_with_scipy_on_a_skewed_mean():
     assert (percentile.low, percentile.high) == tuple(np.quantile(data[draws].mean(axis=1), [0.025, 0.975]))
     # a right-skewed statistic: BCa moves both ends up from the percentile interval
     assert ours.high > percentile.high and ours.low > percentile.low
+
+
+def test_the_default_method_is_the_schemas():
+    """An interval asked for without a method is the configured default's (basic), as the schema says."""
+    import yaml
+
+    from detstudy.statistics.methods import DEFAULT_METHOD
+
+    schema = yaml.safe_load((ROOT / "config/schema.yaml").read_text())
+    assert schema["properties"]["statistics"]["properties"]["method"]["default"] == DEFAULT_METHOD
+    rng = np.random.default_rng(0)
+    replicates = rng.lognormal(0, 1, 500)
+    mirrored = interval(replicates, 1.0)  # no jackknife: a BCa default would refuse
+    assert mirrored.method == DEFAULT_METHOD
+    low, high = np.quantile(replicates, [0.025, 0.975])
+    assert mirrored.low == pytest.approx(2 * 1.0 - high) and mirrored.high == pytest.approx(2 * 1.0 - low)
 
 
 def test_bias_correction_and_undefined_statistics():

@@ -18,7 +18,7 @@ from detstudy.engine.io import read_json
 from detstudy.engine.kernels import KERNEL_VARIABLES, cpu_flags, cpu_model, pinned
 
 PACKAGES = ("detstudy", "torch", "torchvision", "transformers", "snakemake", "pycocotools", "numpy")
-CODE_ROOT = Path(__file__).resolve().parents[2]  # the checkout: src/detstudy/ -> repository root
+CODE_ROOT = Path(__file__).resolve().parents[3]  # the checkout: src/detstudy/engine/ -> repository root
 
 
 def git_state(root: Path = CODE_ROOT) -> dict[str, Any] | None:

@@ -45,6 +45,7 @@ from detstudy.report.tables import (
     per_class_table,
     runs_table,
 )
+from detstudy.report.outputs import LATEX_TABLES, TEMPLATES
 from detstudy.report.views import metric_table, multimodal_view, operating_view, per_class_view
 
 
@@ -82,8 +83,15 @@ def write_rendered(path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def default_templates_dir() -> Path:
-    return Path(__file__).resolve().parents[3] / "report" / "templates"
+def check_templates(templates_dir) -> Path:
+    """The templates folder the workflow passes (``report/templates`` of the checkout): given
+    explicitly, never guessed from where the package is installed; every template present."""
+    folder = Path(templates_dir)
+    missing = [name for name in TEMPLATES if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"report templates folder {folder}: missing {', '.join(missing)}; pass the "
+                                "workflow's report/templates folder (the report rule does)")
+    return folder
 
 
 def render_report(
@@ -95,7 +103,7 @@ def render_report(
     out_html,
     out_md,
     out_tables_dir,
-    templates_dir=None,
+    templates_dir,
     title: str = "Detector comparison",
     multimodal_figures: dict[str, dict[str, str]] | None = None,
     text_prompts_json=None,
@@ -106,8 +114,9 @@ def render_report(
     cross_run_figures: list | None = None,
     preview: Preview = Preview(),
 ) -> None:
-    """Render ``out_html`` (self-contained), ``out_md``, ``out_tables_dir/{runs,per_class_ap50,errors,costs}.tex``
-    and ``out_multimodal_tex`` (default ``out_tables_dir/multimodal.tex``).
+    """Render ``out_html`` (self-contained), ``out_md``, the :data:`LATEX_TABLES` into
+    ``out_tables_dir`` (the multimodal one to ``out_multimodal_tex`` when given), with the
+    templates of ``templates_dir`` (see :func:`check_templates`).
 
     ``figures`` maps a run label (see :func:`run_label`) to ``{kind: image path}`` with kinds
     such as ``training_curves``, ``per_class_ap``, ``pr_curves``, ``confusion_matrix``, ``errors``,
@@ -127,7 +136,7 @@ def render_report(
     value is bold as shown. ``preview``: how big the figures embedded in the HTML are (each links
     to its full file). Every output is written atomically.
     """
-    templates_dir = Path(templates_dir) if templates_dir is not None else default_templates_dir()
+    templates_dir = check_templates(templates_dir)
     out_html, out_md, out_tables_dir = Path(out_html), Path(out_md), Path(out_tables_dir)
     out_multimodal_tex = Path(out_multimodal_tex) if out_multimodal_tex else out_tables_dir / "multimodal.tex"
     figures = figures or {}
@@ -210,11 +219,9 @@ def render_report(
     tex_context = {"tables": tables, "multi_seed": multi_seed, "data_line": data_line, "dash": DASH,
                    "multimodal": multimodal, "inference": context["inference"],
                    "cost_devices": context["cost_devices"], "cpu_memory": context["cpu_memory"]}
-    write_rendered(out_tables_dir / "runs.tex", tex_env.get_template("runs_table.tex.j2").render(**tex_context))
-    write_rendered(out_tables_dir / "per_class_ap50.tex", tex_env.get_template("per_class_ap50.tex.j2").render(**tex_context))
-    write_rendered(out_multimodal_tex, tex_env.get_template("multimodal.tex.j2").render(**tex_context))
-    write_rendered(out_tables_dir / "errors.tex", tex_env.get_template("errors_table.tex.j2").render(**tex_context))
-    write_rendered(out_tables_dir / "costs.tex", tex_env.get_template("costs_table.tex.j2").render(**tex_context))
+    for stem, template in LATEX_TABLES.items():
+        path = out_multimodal_tex if stem == "multimodal" else out_tables_dir / f"{stem}.tex"
+        write_rendered(path, tex_env.get_template(template).render(**tex_context))
 
 
 def inference_view(significance: Significance | None) -> dict | None:
@@ -229,7 +236,7 @@ def inference_view(significance: Significance | None) -> dict | None:
 
 def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], multimodal_groups: list[dict],
            text_prompts_json=None, confusion_pair: list[str] | None = None, templates_dir, title: str,
-           out_html, out_md, out_tables_dir, out_multimodal_tex, comparisons_json=None,
+           out_html, out_md, out_tables_dir, comparisons_json=None,
            statistics_figures: list | None = None, cross_run_figures: list | None = None,
            preview_width: int | None = 1000,
            jpeg_quality: int = 80) -> None:
@@ -255,7 +262,6 @@ def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], 
         out_html=out_html,
         out_md=out_md,
         out_tables_dir=out_tables_dir,
-        out_multimodal_tex=out_multimodal_tex,
         templates_dir=templates_dir,
         title=title,
         comparisons_json=comparisons_json,

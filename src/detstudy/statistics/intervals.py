@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from detstudy.statistics.methods import METHODS
+from detstudy.statistics.methods import DEFAULT_METHOD, METHODS
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def bias_correction(replicates: np.ndarray, estimate: float) -> float:
     return float(ndtri(share))
 
 
-def interval(replicates, estimate: float, *, jackknife=None, level: float = 0.95, method: str = "bca",
+def interval(replicates, estimate: float, *, jackknife=None, level: float = 0.95, method: str = DEFAULT_METHOD,
              bounds: tuple[float, float] | None = None) -> Interval:
     """The ``level`` interval of a statistic from its bootstrap ``replicates`` (NaN replicates,
     resamples where it is undefined, are left out). ``jackknife``: its leave-one-out values, for BCa.

@@ -3,3 +3,6 @@ environment (no scipy) can name them too. :mod:`detstudy.statistics.intervals` c
 
 METHODS = ("basic", "bca", "percentile")
 METHOD_NAMES = {"basic": "basic", "bca": "BCa", "percentile": "percentile"}
+#: The schema's default (config/schema.yaml ``statistics.method``): the best coverage in
+#: benchmarks/bootstrap_coverage.py. Code that computes an interval without a configured method uses it too.
+DEFAULT_METHOD = "basic"

@@ -29,6 +29,7 @@ __all__ = [
     "STYLE",
     "plot_training_curves",
     "plot_per_class_ap",
+    "plot_error_breakdown",
     "plot_pr_curves",
     "plot_confusion_matrix",
     "plot_predictions",

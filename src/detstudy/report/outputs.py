@@ -1,0 +1,17 @@
+"""The files the report writes and the templates it reads: plain names, no dependencies, so
+that the Snakefile lists the report rule's outputs from the same list the renderer writes."""
+
+#: The LaTeX tables the report writes: file stem -> template. The workflow's outputs
+#: (``rules/common.smk``) and the renderer both read this one list.
+LATEX_TABLES = {
+    "runs": "runs_table.tex.j2",
+    "per_class_ap50": "per_class_ap50.tex.j2",
+    "multimodal": "multimodal.tex.j2",
+    "errors": "errors_table.tex.j2",
+    "costs": "costs_table.tex.j2",
+}
+#: Every template the report renders (partials included), checked before anything is read.
+TEMPLATES = ("index.html.j2", "report.md.j2", "_style.css.j2", "_table.html.j2", "_table.md.j2", "_table.tex.j2",
+             *LATEX_TABLES.values())
+
+__all__ = ["LATEX_TABLES", "TEMPLATES"]
