@@ -466,3 +466,168 @@ def test_an_interval_on_one_side_of_its_estimate_is_drawn_as_it_is(tmp_path):
             segments, markers = _drawn_at(ax, y)
             assert segments == [pytest.approx((low, high))], (plot.__name__, y)
             assert [m.get_xdata()[0] for m in markers] == [pytest.approx(estimate)]
+
+
+# --------------------------------------------------------------------------------------
+# one class at a time: the same numbers as every class held at once
+# --------------------------------------------------------------------------------------
+def _previous_resampled_statistics(matches, weights, chunk=2000):
+    """resampled_statistics as it was before it went one class (and IoU threshold) at a time:
+    every class's [true positives x images] counts built first and held together. Kept verbatim
+    as the reference the new order must reproduce to the bit."""
+    from detstudy.tasks.detection.evaluation import resampled_ap as rap
+
+    def class_counts(cls, n_images):
+        counts = []
+        for t in range(cls.true.shape[0]):
+            positions = np.flatnonzero(cls.true[t])
+            if not len(positions):
+                counts.append(None)
+                continue
+            counts.append((rap._counts_before(positions, cls.image, n_images),
+                           rap._counts_before(np.flatnonzero(cls.false[t]), cls.image, n_images, at=positions)))
+        return counts
+
+    def class_precision(cls, weights, recall_thresholds, before):
+        batch, n_thresholds = len(weights), cls.true.shape[0]
+        w = weights.astype(float)
+        n_gt = weights @ cls.gt_counts
+        precision = np.zeros((batch, n_thresholds, len(recall_thresholds)))
+        recall = np.zeros((batch, n_thresholds))
+        needed = rap._minimal_counts(recall_thresholds, n_gt)
+        eps = np.spacing(1)
+        for t in range(n_thresholds):
+            if before[t] is None:
+                continue
+            true_before, false_before = before[t]
+            n_positions = true_before.shape[0]
+            tp = w @ true_before.T
+            fp = w @ false_before.T
+            pr = tp / (fp + tp + eps)
+            envelope = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+            top = int(tp[:, -1].max()) + 1
+            span = top + 1
+            offsets = np.arange(batch, dtype=float)[:, None] * span
+            counts = np.arange(top + 1, dtype=float)[None, :]
+            found = np.searchsorted((tp + offsets).ravel(), (counts + offsets).ravel(), side="left").reshape(batch, -1)
+            found -= np.arange(batch)[:, None] * n_positions
+            at_count = np.where(found < n_positions,
+                                np.take_along_axis(envelope, np.minimum(found, n_positions - 1), axis=1), 0.0)
+            precision[:, t] = np.take_along_axis(at_count, np.minimum(needed, top).astype(np.int64), axis=1)
+            recall[:, t] = tp[:, -1] / np.maximum(n_gt, 1)
+        return precision, recall, n_gt > 0
+
+    def statistics(weights, counts):
+        batch, n_classes = len(weights), len(matches.classes)
+        thresholds = matches.iou_thresholds
+        t50 = np.where(thresholds == 0.5)[0]
+        t75 = np.where(thresholds == 0.75)[0]
+        ap_sum = np.zeros((batch, 3))
+        recall_sum = np.zeros(batch)
+        valid = np.zeros(batch)
+        per_class = np.full((batch, n_classes), np.nan)
+        for k, cls in enumerate(matches.classes):
+            if cls.tied:
+                precision, recall, present = rap._class_precision_copies(cls, weights, matches.recall_thresholds)
+            else:
+                precision, recall, present = class_precision(cls, weights, matches.recall_thresholds, counts[k])
+            mask = present.astype(float)
+            ap_sum[:, 0] += mask * precision.mean(axis=(1, 2))
+            ap_sum[:, 1] += mask * precision[:, t50].mean(axis=(1, 2))
+            ap_sum[:, 2] += mask * precision[:, t75].mean(axis=(1, 2))
+            recall_sum += mask * recall.mean(axis=1)
+            valid += mask
+            per_class[:, k] = np.where(present, precision[:, t50].mean(axis=(1, 2)), np.nan)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            summary = np.column_stack([ap_sum / valid[:, None], recall_sum / valid])
+        summary[valid == 0] = np.nan
+        return summary, per_class
+
+    weights = np.asarray(weights, dtype=np.int64)
+    counts = [None if cls.tied else class_counts(cls, matches.n_images) for cls in matches.classes]
+    summaries, per_class = [], []
+    for start in range(0, len(weights), chunk):
+        s, c = statistics(weights[start:start + chunk], counts)
+        summaries.append(s)
+        per_class.append(c)
+    return np.concatenate(summaries), np.concatenate(per_class)
+
+
+def _random_matches(seed: int, n_images: int = 60, n_classes: int = 4):
+    """Made-up matches: per class, true positives at thresholds they pass, false positives,
+    images without boxes of the class, one class with no detection, one without a true
+    positive at the strict thresholds."""
+    from detstudy.tasks.detection.evaluation.resampled_ap import ClassMatches, Matches
+
+    rng = np.random.default_rng(seed)
+    iou_thresholds = np.linspace(0.5, 0.95, 10)
+    classes = []
+    for k in range(n_classes):
+        n = 0 if k == n_classes - 1 else int(rng.integers(20, 200))
+        image = rng.integers(0, n_images, n)
+        iou = rng.uniform(0.0, 0.9 if k == 1 else 1.0, n)
+        score = rng.random(n)
+        order = np.argsort(-score, kind="mergesort")
+        image, iou, score = image[order], iou[order], score[order]
+        true = iou[None, :] >= iou_thresholds[:, None]
+        false = ~true & (rng.random(n) > 0.05)[None, :]  # a few ignored (matched to a crowd region)
+        gt_counts = rng.integers(0, 3, n_images) * (rng.random(n_images) < 0.7)
+        classes.append(ClassMatches(image=image, true=true, false=false, score=score, gt_counts=gt_counts,
+                                    tied=False))
+    return Matches(image_ids=list(range(1, n_images + 1)), category_ids=list(range(1, n_classes + 1)),
+                   classes=classes, iou_thresholds=iou_thresholds, recall_thresholds=np.linspace(0, 1, 101))
+
+
+@pytest.mark.kernel_sensitive
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_one_class_at_a_time_gives_the_all_at_once_numbers_to_the_bit(seed):
+    """The statistics are built one class and IoU threshold at a time (the peak memory is one
+    pair of [true positives x images] arrays, not all of them); resample by resample, class by
+    class, the numbers equal those of every class held at once, on made-up matches and on
+    COCOeval's (with a class accumulated copy by copy), in chunks of other sizes too."""
+    cases = [_random_matches(seed),
+             extract_matches(coco_evaluator(*scene(seed, n_images=40, n_classes=4, same_score_pairs=True)))]
+    assert any(cls.tied for cls in cases[1].classes) and not any(cls.tied for cls in cases[0].classes)
+    for matches in cases:
+        weights = np.concatenate([np.ones((1, matches.n_images), dtype=np.int64),
+                                  resample_weights(matches.n_images, 150, seed),
+                                  1 - np.eye(matches.n_images, dtype=np.int64)])
+        expected = _previous_resampled_statistics(matches, weights, chunk=64)
+        for chunk in (64, 2000, 7):
+            found = resampled_statistics(matches, weights, chunk=chunk)
+            for want, got in zip(expected, found):
+                assert want.shape == got.shape and np.array_equal(want, got, equal_nan=True), chunk
+
+
+def test_the_peak_memory_is_one_class_and_threshold_not_all_classes():
+    """The [true positives x images] counts are the statistics' largest arrays (800 MB each for
+    20 000 true positives on 5 000 images). Held for every class and IoU threshold at once, the
+    peak was about 12 of them for one class and 45 for four; built one class and threshold at a
+    time it is about 3, whatever the number of classes (benchmarks/bootstrap_memory.py)."""
+    import tracemalloc
+
+    from detstudy.tasks.detection.evaluation.resampled_ap import ClassMatches, Matches
+
+    n_images, positives, n_classes = 300, 400, 4
+    rng = np.random.default_rng(0)
+    iou_thresholds = np.linspace(0.5, 0.95, 10)
+    classes = []
+    for _ in range(n_classes):
+        image = np.concatenate([rng.integers(0, n_images, positives), np.repeat(np.arange(n_images), 2)])
+        iou = np.concatenate([rng.uniform(0.5, 1.0, positives), np.zeros(2 * n_images)])
+        order = np.argsort(-rng.random(len(image)), kind="mergesort")
+        true = iou[order][None, :] >= iou_thresholds[:, None]
+        classes.append(ClassMatches(image=image[order], true=true, false=~true, score=np.sort(rng.random(len(image)))[::-1],
+                                    gt_counts=np.bincount(image[:positives], minlength=n_images), tied=False))
+    matches = Matches(image_ids=list(range(1, n_images + 1)), category_ids=list(range(1, n_classes + 1)),
+                      classes=classes, iou_thresholds=iou_thresholds, recall_thresholds=np.linspace(0, 1, 101))
+    weights = resample_weights(n_images, 20, 0)
+    one_array = positives * n_images * 8  # [true positives at IoU 0.5 x images] float64
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        resampled_statistics(matches, weights)
+        peak = tracemalloc.get_traced_memory()[1] - start
+    finally:
+        tracemalloc.stop()
+    assert peak < 5 * one_array, f"peak {peak / one_array:.1f} arrays of {one_array / 2**20:.1f} MiB"

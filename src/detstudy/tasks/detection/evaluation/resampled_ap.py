@@ -157,52 +157,58 @@ def _counts_before(events: np.ndarray, image: np.ndarray, n_images: int, at: np.
     return (np.searchsorted(keys, queries, side="right") - starts[None, :]).astype(float)
 
 
-def _class_counts(cls: ClassMatches, n_images: int) -> list:
-    """Per IoU threshold: for each true positive in the pooled order, per image, its true and
+def _threshold_counts(cls: ClassMatches, t: int, n_images: int):
+    """For each true positive at IoU threshold ``t``, in the pooled order, per image: its true and
     false positives at or before it ([P, N] each), or None without a true positive. They do not
-    depend on the resample, so they are computed once per run."""
-    counts = []
-    for t in range(cls.true.shape[0]):
-        positions = np.flatnonzero(cls.true[t])
-        if not len(positions):
-            counts.append(None)
-            continue
-        counts.append((_counts_before(positions, cls.image, n_images),
-                       _counts_before(np.flatnonzero(cls.false[t]), cls.image, n_images, at=positions)))
-    return counts
+    depend on the resample: computed once per run, one (class, threshold) at a time, since each
+    pair is P x N floats (800 MB for 20 000 true positives on 5 000 images)."""
+    positions = np.flatnonzero(cls.true[t])
+    if not len(positions):
+        return None
+    return (_counts_before(positions, cls.image, n_images),
+            _counts_before(np.flatnonzero(cls.false[t]), cls.image, n_images, at=positions))
 
 
-def _class_precision(cls: ClassMatches, weights: np.ndarray, recall_thresholds: np.ndarray, before: list):
-    """Interpolated precision [B, T, R] and recall [B, T] of one class, and which resamples count
-    the class (it has a box that counts). ``before``: :func:`_class_counts` of the class."""
-    batch, n_thresholds = len(weights), cls.true.shape[0]
+def _threshold_precision(weights: np.ndarray, true_before: np.ndarray, false_before: np.ndarray,
+                         needed: np.ndarray, n_gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolated precision [B, R] and recall [B] at one IoU threshold for a batch of resamples."""
+    batch, n_positions = len(weights), true_before.shape[0]
     w = weights.astype(float)
+    tp = w @ true_before.T  # [B, P], exact: sums of small integers
+    fp = w @ false_before.T
+    pr = tp / (fp + tp + np.spacing(1))
+    envelope = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
+    # the envelope where the count of true positives first reaches v, for v = 0 .. max + 1
+    # (rows are searched at once: each row's counts are offset above the previous row's)
+    top = int(tp[:, -1].max()) + 1
+    span = top + 1
+    offsets = np.arange(batch, dtype=float)[:, None] * span
+    counts = np.arange(top + 1, dtype=float)[None, :]
+    found = np.searchsorted((tp + offsets).ravel(), (counts + offsets).ravel(), side="left").reshape(batch, -1)
+    found -= np.arange(batch)[:, None] * n_positions
+    at_count = np.where(found < n_positions, np.take_along_axis(envelope, np.minimum(found, n_positions - 1), axis=1),
+                        0.0)
+    return (np.take_along_axis(at_count, np.minimum(needed, top).astype(np.int64), axis=1),
+            tp[:, -1] / np.maximum(n_gt, 1))
+
+
+def _class_precision(cls: ClassMatches, weights: np.ndarray, recall_thresholds: np.ndarray, chunk: int):
+    """Interpolated precision [B, T, R] and recall [B, T] of one class, and which resamples count
+    the class (it has a box that counts). The resamples go through in chunks of ``chunk`` rows,
+    so the [chunk, P] count matrices stay bounded too."""
+    batch, n_thresholds = len(weights), cls.true.shape[0]
     n_gt = weights @ cls.gt_counts
     precision = np.zeros((batch, n_thresholds, len(recall_thresholds)))
     recall = np.zeros((batch, n_thresholds))
     needed = _minimal_counts(recall_thresholds, n_gt)
-    eps = np.spacing(1)
     for t in range(n_thresholds):
-        if before[t] is None:
+        before = _threshold_counts(cls, t, weights.shape[1])
+        if before is None:
             continue
-        true_before, false_before = before[t]
-        n_positions = true_before.shape[0]
-        tp = w @ true_before.T  # [B, P], exact: sums of small integers
-        fp = w @ false_before.T
-        pr = tp / (fp + tp + eps)
-        envelope = np.maximum.accumulate(pr[:, ::-1], axis=1)[:, ::-1]
-        # the envelope where the count of true positives first reaches v, for v = 0 .. max + 1
-        # (rows are searched at once: each row's counts are offset above the previous row's)
-        top = int(tp[:, -1].max()) + 1
-        span = top + 1
-        offsets = np.arange(batch, dtype=float)[:, None] * span
-        counts = np.arange(top + 1, dtype=float)[None, :]
-        found = np.searchsorted((tp + offsets).ravel(), (counts + offsets).ravel(), side="left").reshape(batch, -1)
-        found -= np.arange(batch)[:, None] * n_positions
-        at_count = np.where(found < n_positions,
-                            np.take_along_axis(envelope, np.minimum(found, n_positions - 1), axis=1), 0.0)
-        precision[:, t] = np.take_along_axis(at_count, np.minimum(needed, top).astype(np.int64), axis=1)
-        recall[:, t] = tp[:, -1] / np.maximum(n_gt, 1)
+        for start in range(0, batch, chunk):
+            rows = slice(start, start + chunk)
+            precision[rows, t], recall[rows, t] = _threshold_precision(weights[rows], *before, needed[rows], n_gt[rows])
+        del before
     return precision, recall, n_gt > 0
 
 
@@ -236,26 +242,13 @@ def _class_precision_copies(cls: ClassMatches, weights: np.ndarray, recall_thres
 def resampled_statistics(matches: Matches, weights: np.ndarray, chunk: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """COCOeval's AP, AP50, AP75 and AR@100 ([B, 4], columns :data:`SUMMARY`) and each class's AP50
     ([B, K]) for each row of ``weights`` ([B, N] copies of each test image, in ``matches.image_ids``
-    order). NaN where COCOeval reports -1 (no box that counts in the resample)."""
+    order). NaN where COCOeval reports -1 (no box that counts in the resample).
+
+    Classes are accumulated one at a time: memory is that of the largest class at one IoU
+    threshold (``benchmarks/bootstrap_memory.py`` measures it), not of all classes together."""
     weights = np.asarray(weights, dtype=np.int64)
     if weights.ndim != 2 or weights.shape[1] != matches.n_images:
         raise ValueError(f"weights of shape {weights.shape}: expected [resamples, {matches.n_images} images]")
-    for k, cls in enumerate(matches.classes):
-        if cls.tied:
-            log.info("class %s: an image has a true and a false positive at one score; accumulating its "
-                     "resamples copy by copy", matches.category_ids[k])
-    counts = [None if cls.tied else _class_counts(cls, matches.n_images) for cls in matches.classes]
-    summaries, per_class = [], []
-    for start in range(0, len(weights), chunk):
-        s, c = _statistics(matches, weights[start:start + chunk], counts)
-        summaries.append(s)
-        per_class.append(c)
-    if not summaries:
-        return np.zeros((0, len(SUMMARY))), np.zeros((0, len(matches.classes)))
-    return np.concatenate(summaries), np.concatenate(per_class)
-
-
-def _statistics(matches: Matches, weights: np.ndarray, counts: list) -> tuple[np.ndarray, np.ndarray]:
     batch, n_classes = len(weights), len(matches.classes)
     thresholds = matches.iou_thresholds
     t50 = np.where(thresholds == 0.5)[0]  # COCOeval.summarize's own lookup
@@ -266,9 +259,11 @@ def _statistics(matches: Matches, weights: np.ndarray, counts: list) -> tuple[np
     per_class = np.full((batch, n_classes), np.nan)
     for k, cls in enumerate(matches.classes):
         if cls.tied:
+            log.info("class %s: an image has a true and a false positive at one score; accumulating its "
+                     "resamples copy by copy", matches.category_ids[k])
             precision, recall, present = _class_precision_copies(cls, weights, matches.recall_thresholds)
         else:
-            precision, recall, present = _class_precision(cls, weights, matches.recall_thresholds, counts[k])
+            precision, recall, present = _class_precision(cls, weights, matches.recall_thresholds, chunk)
         mask = present.astype(float)
         ap_sum[:, 0] += mask * precision.mean(axis=(1, 2))
         ap_sum[:, 1] += mask * precision[:, t50].mean(axis=(1, 2))
