@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from detstudy.tasks import synthetic_defects as world
 from detstudy.tasks.detection.data import synthetic
 
 TINY = {"train": 8, "val": 3, "test": 2}
@@ -40,10 +41,10 @@ def sample(tmp_path_factory):
 
 
 def test_public_names():
-    assert synthetic.class_names() == ["NORMAL", "DEFORMACIONES", "ROTURA_FRACTURA", "RAYONES_ARANAZOS",
+    assert world.class_names() == ["NORMAL", "DEFORMACIONES", "ROTURA_FRACTURA", "RAYONES_ARANAZOS",
                                        "PERFORACIONES", "CONTAMINACION"]
-    assert [c["id"] for c in synthetic.CATEGORIES] == [1, 2, 3, 4, 5, 6]
-    assert set(synthetic.DRAWERS) == set(synthetic.class_names())
+    assert [c["id"] for c in world.CATEGORIES] == [1, 2, 3, 4, 5, 6]
+    assert set(world.DRAWERS) == set(world.class_names())
 
 
 def test_layout_and_return_value(tiny):
@@ -83,7 +84,7 @@ def test_coco_json_is_valid(tiny):
         data = _load(paths, split)
         assert {"info", "images", "annotations", "categories"} <= set(data)
         assert [(c["id"], c["name"]) for c in data["categories"]] == [
-            (c["id"], c["name"]) for c in synthetic.CATEGORIES]
+            (c["id"], c["name"]) for c in world.CATEGORIES]
         assert {c["name"]: c["supercategory"] for c in data["categories"]}["NORMAL"] == "surface"
         assert all(c["supercategory"] == "defect" for c in data["categories"] if c["name"] != "NORMAL")
 
@@ -120,7 +121,7 @@ def test_images_are_rgb_pngs_of_the_requested_size(tiny):
 def test_variety_of_classes_sizes_and_counts(sample):
     names = {c["id"]: c["name"] for c in sample["categories"]}
     per_class = Counter(names[a["category_id"]] for a in sample["annotations"])
-    assert set(per_class) == set(synthetic.class_names())
+    assert set(per_class) == set(world.class_names())
     areas = [a["area"] for a in sample["annotations"]]
     assert any(area < 32**2 for area in areas)
     assert any(area > 96**2 for area in areas)
@@ -139,7 +140,7 @@ def test_placed_boxes_do_not_overlap_heavily(sample):
                 ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
                 iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
                 inter = ix * iy
-                assert inter / (a[2] * a[3] + b[2] * b[3] - inter) <= synthetic.MAX_IOU + 1e-9
+                assert inter / (a[2] * a[3] + b[2] * b[3] - inter) <= world.MAX_IOU + 1e-9
 
 
 def test_object_count_options(tmp_path):
@@ -166,8 +167,8 @@ def test_the_schema_states_the_generators_own_bounds():
 
     schema = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "schema.yaml").read_text())
     bounds = schema["properties"]["dataset"]["properties"]["synthetic"]["properties"]
-    assert bounds["image_size"]["minimum"] == synthetic.MIN_IMAGE_SIZE
-    assert bounds["max_defects"]["minimum"] == synthetic.MIN_DEFECTS
+    assert bounds["image_size"]["minimum"] == world.MIN_IMAGE_SIZE
+    assert bounds["max_defects"]["minimum"] == world.MIN_DEFECTS
     assert bounds["empty_fraction"]["minimum"] == 0 and bounds["empty_fraction"]["maximum"] == 1
     with pytest.raises(ValueError, match="image_size"):
-        synthetic.generate_synthetic_dataset(Path("unused"), image_size=synthetic.MIN_IMAGE_SIZE - 1)
+        synthetic.generate_synthetic_dataset(Path("unused"), image_size=world.MIN_IMAGE_SIZE - 1)
