@@ -54,11 +54,12 @@ def test_one_architecture_registry():
     """The registry (study/architectures.py) names what the builders build and the schema accepts."""
     import yaml
 
+    from detstudy.study.architectures import SEGMENTATION_VARIANTS
     from detstudy.tasks.detection.models import BUILDERS
 
     schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
     accepted = schema["properties"]["models"]["additionalProperties"]["properties"]["architecture"]["enum"]
-    assert list(spec.FAMILIES) == list(BUILDERS) == accepted
+    assert list(spec.FAMILIES) == list(BUILDERS) + list(SEGMENTATION_VARIANTS) == accepted
     with pytest.raises(ValueError, match="unknown architecture 'yolo'.*Fix"):
         spec.family_of("yolo")
 
@@ -66,6 +67,8 @@ def test_one_architecture_registry():
 @pytest.mark.parametrize(("change", "message"), [
     (lambda c: c["grid"].update(models=["nope"]), r"grid.models names \['nope'\]"),
     (lambda c: c["models"]["frcnn_resnet18"].update(architecture="yolo"), r"models.frcnn_resnet18.architecture"),
+    (lambda c: c["models"]["frcnn_resnet18"].update(architecture="segformer_demo"),
+     r"models.frcnn_resnet18.architecture: segformer_demo is a segmentation model.*task is detection.*Fix"),
     (lambda c: c["grid"].update(resolutions=[200]), r"200 px does not suit model 'deimv2_demo'.*multiple of 32"),
     (lambda c: c["models"]["deimv2_demo"]["model"].update(num_queries=2000), r"fewer than the 2000 queries"),
     (lambda c: c["models"]["deimv2_demo"]["training"].update(augmentation={"epochs": [1, 5, 40]}),

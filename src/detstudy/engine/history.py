@@ -11,6 +11,10 @@ from typing import Any, Callable
 
 from detstudy.engine.io import write_csv
 
+#: The validation metric that picks the best checkpoint unless a run's settings say otherwise
+#: (TrainSettings.select_metric; the figures of a run that did not record it use it too).
+DEFAULT_SELECT_METRIC = "AP"
+
 
 class RunRecord:
     """The history of a run and its best checkpoint, written as they change: the history CSV after

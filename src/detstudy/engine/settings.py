@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from detstudy.engine.history import DEFAULT_SELECT_METRIC
 from detstudy.study.config import check_training_combination
 from detstudy.study.epochs import DEFAULT_EPOCHS, EpochWindows
 
@@ -40,7 +41,7 @@ class TrainSettings:
     val_amp: bool = False  # validate under AMP too (official DEIM and torchvision validate in fp32)
     num_workers: int = 0
     eval_batch_size: int = 4
-    select_metric: str = "AP"  # validation metric that picks the best checkpoint: AP | AP50
+    select_metric: str = DEFAULT_SELECT_METRIC  # validation metric that picks the best checkpoint: AP | AP50
     val_interval: int = 1  # validate every N epochs and after the last one (MMDetection's val_interval)
     early_stop_drop: float | None = None  # stop when the validation metric falls this far below its best
     augmentation: dict[str, Any] = field(default_factory=lambda: {"horizontal_flip": 0.5})  # the task's (detection: AugmentationSettings)

@@ -6,7 +6,7 @@ from typing import Any
 
 from detstudy.tasks.detection.data.coco import load_coco_json
 from detstudy.engine.io import read_json
-from detstudy.engine.settings import TrainSettings
+from detstudy.engine.history import DEFAULT_SELECT_METRIC
 from detstudy.tasks.detection.plots import (plot_confusion_matrix, plot_error_breakdown, plot_per_class_ap,
                                             plot_pr_curves, plot_predictions, plot_training_curves)
 from detstudy.study.grid import run_label
@@ -22,7 +22,7 @@ def run_figures(*, metrics_json, detections_json, history_csv, annotations, imag
     name = run_label(run)
     max_images = prediction_images
     # a run trained before the metric was recorded picked its best checkpoint by the default
-    best_by = f"val_{metrics.get('training', {}).get('select_metric', TrainSettings.select_metric)}"
+    best_by = f"val_{metrics.get('training', {}).get('select_metric', DEFAULT_SELECT_METRIC)}"
     plot_training_curves(history_csv, outputs["training_curves"], best_by=best_by,
                          best_epoch=metrics.get("training", {}).get("best_epoch"),  # what best.pt holds
                          title=f"Training: {name}", style=style)

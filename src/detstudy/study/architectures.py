@@ -23,14 +23,38 @@ VARIANTS: dict[str, dict[str, Any]] = {
 DEIMV2_ARCHITECTURES = tuple(VARIANTS)
 
 CNN_ARCHITECTURES = ("fasterrcnn_resnet18_fpn", "fasterrcnn_efficientnet_b0_fpn")
+
+#: The segmentation architectures: the study's three at full size and a CPU-sized demo of each
+#: on the same code path (the same classes, smaller widths and depths). ``widths`` are the
+#: encoder's four stage widths, ``depths`` its blocks per stage, ``head`` the decoder's width
+#: (UPerNet's channels, SegFormer's decoder_hidden_size).
+SEGMENTATION_VARIANTS: dict[str, dict[str, Any]] = {
+    "upernet_convnext_tiny": {"family": "cnn", "encoder": "convnext", "depths": (3, 3, 9, 3),
+                              "widths": (96, 192, 384, 768), "head": 512},
+    "upernet_convnext_demo": {"family": "cnn", "encoder": "convnext", "depths": (1, 1, 1, 1),
+                              "widths": (16, 32, 64, 128), "head": 64},
+    "upernet_maxvit_tiny": {"family": "hybrid", "encoder": "maxvit", "depths": (2, 2, 5, 2),
+                            "widths": (64, 128, 256, 512), "stem": 64, "head": 512},
+    "upernet_maxvit_demo": {"family": "hybrid", "encoder": "maxvit", "depths": (1, 1, 1, 1),
+                            "widths": (32, 32, 64, 64), "stem": 16, "head": 64},
+    "segformer_b3": {"family": "vit", "encoder": "mit", "depths": (3, 4, 18, 3), "widths": (64, 128, 320, 512),
+                     "heads": (1, 2, 5, 8), "head": 768},
+    "segformer_demo": {"family": "vit", "encoder": "mit", "depths": (1, 1, 1, 1), "widths": (16, 32, 64, 128),
+                       "heads": (1, 2, 4, 8), "head": 64},
+}
+SEGMENTATION_ARCHITECTURES = tuple(SEGMENTATION_VARIANTS)
+#: What each task's grid may name.
+TASK_ARCHITECTURES: dict[str, tuple[str, ...]] = {"detection": CNN_ARCHITECTURES + DEIMV2_ARCHITECTURES,
+                                                  "segmentation": SEGMENTATION_ARCHITECTURES}
 FAMILIES: dict[str, str] = {**{name: "cnn" for name in CNN_ARCHITECTURES},
-                            **{name: "vit" for name in DEIMV2_ARCHITECTURES}}
+                            **{name: "vit" for name in DEIMV2_ARCHITECTURES},
+                            **{name: v["family"] for name, v in SEGMENTATION_VARIANTS.items()}}
 DEIMV2_STRIDES = (8, 16, 32)  # the encoder's levels
 DEIMV2_QUERIES = 300  # the official num_queries
 
 
 def family_of(architecture: str) -> str:
-    """``cnn`` (Faster R-CNN) or ``vit`` (DEIMv2)."""
+    """``cnn`` (Faster R-CNN, UPerNet-ConvNeXt), ``hybrid`` (UPerNet-MaxViT) or ``vit`` (DEIMv2, SegFormer)."""
     if architecture not in FAMILIES:
         raise ValueError(f"unknown architecture {architecture!r}. Fix: use one of {', '.join(sorted(FAMILIES))}.")
     return FAMILIES[architecture]

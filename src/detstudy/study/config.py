@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from detstudy.study.classes import CATEGORIES as SYNTHETIC_CATEGORIES
-from detstudy.study.architectures import DEIMV2_QUERIES, deimv2_resolution_problem, family_of
+from detstudy.study.architectures import DEIMV2_QUERIES, TASK_ARCHITECTURES, deimv2_resolution_problem, family_of
 from detstudy.study.chain import Phase, chain_names, phase_training
 from detstudy.study.descriptions import load_descriptions, prompts_for
 from detstudy.study.epochs import DEFAULT_EPOCHS, EpochWindows
@@ -46,11 +46,17 @@ def check_grid(config: dict) -> None:
     if unknown:
         raise ValueError(f"config grid.models names {unknown}, which are not keys of `models` "
                          f"({sorted(_models(config))}). Fix: add them under `models:` or remove them from grid.models.")
+    task = config.get("task", "detection")
     for name in config["grid"]["models"]:
+        architecture = _models(config)[name]["architecture"]
         try:
-            family_of(_models(config)[name]["architecture"])
+            family_of(architecture)
         except ValueError as error:
             raise ValueError(f"config models.{name}.architecture: {error}") from None
+        if architecture not in TASK_ARCHITECTURES[task]:
+            other = next(t for t, names in TASK_ARCHITECTURES.items() if architecture in names)
+            raise ValueError(f"config models.{name}.architecture: {architecture} is a {other} model, and this "
+                             f"study's task is {task}. Fix: use one of {', '.join(TASK_ARCHITECTURES[task])}.")
 
 
 def check_dataset_paths(config: dict) -> None:

@@ -1,0 +1,8 @@
+"""The semantic segmentation task: images and per-pixel class masks (one value for "ignore").
+
+Data (``data``): a split is a folder of images and a folder of single-channel PNG masks with
+the same file stems; checks name every problem before training. Models (``models``): UPerNet
+on ConvNeXt (CNN) and on MaxViT (hybrid, a timm encoder), SegFormer (ViT). The protocol
+(``metrics``): one confusion matrix over the test split, mIoU as mmsegmentation computes it;
+its per-image confusion matrices are what the bootstrap resamples.
+"""
