@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from detstudy.tasks.detection.data.checks import CheckReport, DatasetWarning, check_dataset
-from detstudy.tasks.detection.data.coco import DatasetError, SplitPaths, split_checksum
+from detstudy.tasks.dataset_errors import DatasetError, DatasetWarning
+from detstudy.tasks.detection.data.checks import CheckReport, check_dataset
+from detstudy.tasks.detection.data.coco import SplitPaths, split_checksum
 from detstudy.tasks.detection.data.layout import image_files_stamp
 from detstudy.tasks.detection.data.dataset_statistics import count_splits, plot_statistics
 from detstudy.steps.check_split import check_split
@@ -129,7 +130,7 @@ def test_converted_modes_and_empty_images_are_warnings(tiny):
 def test_wide_greyscale_loads_as_its_top_8_bits_in_rgb_not_saturated(tmp_path, mode):
     import numpy as np
 
-    from detstudy.tasks.detection.data.images import load_rgb
+    from detstudy.tasks.images import load_rgb
 
     ramp = np.linspace(0, 65535, 64).astype(np.uint16).reshape(8, 8)
     pixels = {"I;16": ramp, "I;16B": ramp.astype(">u2"), "I": ramp.astype(np.int32)}[mode]

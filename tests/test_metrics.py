@@ -358,7 +358,7 @@ def test_plot_predictions(tmp_path):
 def test_plot_predictions_shows_a_16_bit_image_as_the_model_sees_it(tmp_path):
     from PIL import Image
 
-    from detstudy.tasks.detection.data.images import load_rgb
+    from detstudy.tasks.images import load_rgb
     from detstudy.tasks.detection.plots import plot_predictions
 
     gt = make_gt([box for box in BOXES if box[0] == 1])

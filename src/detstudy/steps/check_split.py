@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import warnings
 
-from detstudy.tasks.detection.data.checks import DatasetWarning, check_dataset
+from detstudy.tasks.dataset_errors import DatasetWarning
+from detstudy.tasks.detection.data.checks import check_dataset
 from detstudy.tasks.detection.data.coco import SplitPaths
 from detstudy.engine.io import file_digest, write_json
 

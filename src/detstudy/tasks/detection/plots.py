@@ -22,7 +22,7 @@ from matplotlib.patches import Patch, Rectangle
 from detstudy.tasks.detection.evaluation.error_kinds import ERRORS, SHORT_NAMES
 from detstudy.engine.figure_style import STYLE, palette_colors, new_figure, rc_params, save_styled, resolve_style  # noqa: F401 (STYLE re-exported)
 from detstudy.tasks.detection.evaluation.class_pairs import pair_confusion
-from detstudy.tasks.detection.data.images import load_rgb
+from detstudy.tasks.images import load_rgb
 from detstudy.engine.history import read_history
 
 __all__ = [

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from detstudy.tasks.detection.checkpoint import load_checkpoint
-from detstudy.tasks.detection.data.images import load_rgb
+from detstudy.tasks.images import load_rgb
 from detstudy.tasks.detection.evaluation.inference import as_float, coco_results
 from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device

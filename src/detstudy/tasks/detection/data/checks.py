@@ -45,16 +45,13 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 
-from detstudy.tasks.detection.data.coco import DatasetError, SplitPaths, images_digest, load_coco_json
+from detstudy.tasks.dataset_errors import DatasetError, DatasetWarning
+from detstudy.tasks.detection.data.coco import SplitPaths, images_digest, load_coco_json
 
 #: A box may reach this many pixels beyond an image border (rounding in exporters).
 BORDER_TOLERANCE = 1.0
 
 _BOX_FIX = "Fix: remove the annotation or correct its bbox (COCO boxes are [x, y, width, height])."
-
-
-class DatasetWarning(UserWarning):
-    """Something in a dataset that works but deserves a look (converted modes, empty images...)."""
 
 
 @dataclass

@@ -14,12 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from detstudy.engine.io import file_digest
+from detstudy.tasks.dataset_errors import DatasetError
 
 SPLITS = ("train", "val", "test")
-
-
-class DatasetError(ValueError):
-    """A dataset problem, with a message naming the file, the item and the fix."""
 
 
 @dataclass(frozen=True)

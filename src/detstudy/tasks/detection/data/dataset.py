@@ -12,14 +12,14 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from detstudy.tasks.detection.data.coco import CategoryMap, SplitPaths, load_coco_json
-from detstudy.tasks.detection.data.images import load_rgb
+from detstudy.tasks.images import load_rgb
 
 
 class CocoDetection(Dataset):
     """Images as uint8 ``tv_tensors.Image`` (RGB) and targets with xyxy boxes and 0-based labels.
 
     Grayscale, palette, RGBA and 16-bit images are converted to RGB by
-    :func:`detstudy.tasks.detection.data.images.load_rgb` (as everywhere else an image meets a model), which is
+    :func:`detstudy.tasks.images.load_rgb` (as everywhere else an image meets a model), which is
     why the dataset checks only warn about them.
     """
 

@@ -54,7 +54,8 @@ from typing import Any
 import numpy as np
 
 from detstudy.engine.io import save_figure
-from detstudy.tasks.detection.data.coco import DatasetError, SplitPaths, load_coco_json
+from detstudy.tasks.dataset_errors import DatasetError
+from detstudy.tasks.detection.data.coco import SplitPaths, load_coco_json
 
 SMALL_BELOW = 32 ** 2
 MEDIUM_BELOW = 96 ** 2
