@@ -1,0 +1,121 @@
+"""Segmentation data: the demo's masks, and the checks naming every problem with its fix."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from detstudy.tasks.dataset_errors import DatasetError, DatasetWarning
+from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
+from detstudy.tasks.segmentation.data.checks import check_classes_present, check_split, class_weights
+from detstudy.tasks.segmentation.data.layout import MaskSplit
+from detstudy.tasks.segmentation.data.synthetic import class_names, generate_segmentation_dataset
+
+SIZES = {"train": 6, "val": 2, "test": 3}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    root = tmp_path_factory.mktemp("seg")
+    return root, generate_segmentation_dataset(root, seed=2, split_sizes=SIZES, image_size=64)
+
+
+def test_the_demo_is_the_detection_worlds_images_seen_as_masks(demo, tmp_path):
+    root, paths = demo
+    detection = generate_synthetic_dataset(tmp_path / "det", seed=2, split_sizes=SIZES, image_size=64)
+    import json
+
+    coco = json.loads(open(detection["train"]["annotations"]).read())
+    for image in coco["images"]:
+        stem = image["file_name"].rsplit(".", 1)[0]
+        seg_image = root / "images" / "train" / f"{stem}.png"
+        assert seg_image.read_bytes() == (tmp_path / "det" / "images" / "train" / image["file_name"]).read_bytes()
+        mask = np.asarray(Image.open(root / "masks" / "train" / f"{stem}.png"))
+        for box in (a for a in coco["annotations"] if a["image_id"] == image["id"]):
+            x, y, w, h = (int(v) for v in box["bbox"])
+            inside = mask[y:y + h, x:x + w]
+            assert (inside == box["category_id"]).any()  # its class is painted inside its box ...
+        boxes = np.zeros(mask.shape, dtype=bool)
+        for box in (a for a in coco["annotations"] if a["image_id"] == image["id"]):
+            x, y, w, h = (int(v) for v in box["bbox"])
+            boxes[y:y + h, x:x + w] = True
+        assert not mask[~boxes].any()  # ... and nothing outside the boxes
+
+
+def test_the_demo_has_thin_classes_and_checks_clean(demo):
+    root, paths = demo
+    counts = check_split(MaskSplit.of(**paths["train"]), "train", len(class_names()))
+    assert counts.images == SIZES["train"] and counts.pixels.sum() == SIZES["train"] * 64 * 64
+    assert counts.pixels[0] > counts.pixels[1:].sum()  # the intact surface covers most pixels
+
+
+def _split(tmp_path, masks: dict[str, np.ndarray], images: dict[str, tuple[int, int]] | None = None) -> MaskSplit:
+    split = MaskSplit.of(tmp_path / "images", tmp_path / "masks")
+    split.images.mkdir()
+    split.masks.mkdir()
+    for stem, size in (images or {stem: mask.shape[::-1] for stem, mask in masks.items()}).items():
+        Image.new("RGB", size, (90, 90, 90)).save(split.images / f"{stem}.jpg")
+    for stem, mask in masks.items():
+        Image.fromarray(mask).save(split.masks / f"{stem}.png")
+    return split
+
+
+def test_every_problem_is_named_with_its_file_and_fix(tmp_path):
+    good = np.zeros((8, 8), dtype=np.uint8)
+    bad_values = good.copy()
+    bad_values[0, :3] = 9
+    split = _split(tmp_path, {"a": good, "values": bad_values, "small": np.zeros((4, 4), dtype=np.uint8),
+                              "orphan": good}, images={"a": (8, 8), "values": (8, 8), "small": (8, 8), "lonely": (8, 8)})
+    Image.new("RGB", (8, 8), (255, 0, 0)).save(split.masks / "rgb.png")
+    Image.new("RGB", (8, 8)).save(split.images / "rgb.jpg")
+    (split.images / "broken.jpg").write_bytes(b"not an image")
+    Image.fromarray(good).save(split.masks / "broken.png")
+    with pytest.raises(DatasetError) as error:
+        check_split(split, "train", num_classes=4)
+    text = str(error.value)
+    for expected in [r"lonely\.jpg: no mask .*Fix", r"orphan\.png: no image of stem 'orphan'.*Fix",
+                     r"values\.png: values 9 \(3 px\) are neither a class index \(0\.\.3\) nor the ignore value 255.*Fix",
+                     r"small\.png: mask 4x4 px, image small\.jpg 8x8 px.*nearest",
+                     r"rgb\.png: a RGB mask.*Fix: convert it", r"broken\.jpg: unreadable image"]:
+        assert re.search(expected, text), expected
+
+
+def test_a_palette_mask_is_converted_with_the_configs_palette(tmp_path):
+    indices = np.array([[0, 1], [2, 1]], dtype=np.uint8)
+    palette_image = Image.fromarray(indices, mode="P")
+    palette = [(0, 0, 0), (200, 10, 10), (10, 200, 10)]
+    palette_image.putpalette([v for colour in palette for v in colour])
+    split = _split(tmp_path, {})
+    Image.new("RGB", (2, 2)).save(split.images / "p.jpg")
+    palette_image.save(split.masks / "p.png")
+    with pytest.raises(DatasetError, match=r"p\.png: a P mask.*dataset\.palette"):
+        check_split(split, "train", num_classes=3)
+    counts = check_split(split, "train", num_classes=3, palette=palette)
+    assert counts.pixels.tolist() == [1, 2, 1]
+
+
+def test_ignore_pixels_are_counted_apart_and_absent_classes_warned(tmp_path):
+    mask = np.array([[0, 255], [255, 1]], dtype=np.uint8)
+    counts = check_split(_split(tmp_path, {"m": mask}), "train", num_classes=3)
+    assert counts.pixels.tolist() == [1, 1, 0] and counts.ignored == 2
+    with pytest.warns(DatasetWarning, match=r"classes \['c'\] have no pixel"):
+        check_classes_present(counts, ["a", "b", "c"])
+
+
+def test_an_empty_split_and_a_missing_folder(tmp_path):
+    with pytest.raises(DatasetError, match="masks folder .* does not exist"):
+        check_split(MaskSplit.of(tmp_path, tmp_path / "nope"), "val", 3)
+    with pytest.raises(DatasetError, match="no image with a mask"):
+        check_split(_split(tmp_path, {}), "val", 3)
+
+
+def test_class_weights():
+    pixels = np.array([900, 90, 10, 0])
+    assert class_weights(pixels, "inverse_log") == pytest.approx(1 / np.log(1.02 + pixels / 1000))
+    assert class_weights(pixels, "median_frequency") == pytest.approx([0.09 / 0.9, 1.0, 9.0, 0.0])
+    assert class_weights(pixels, "none").tolist() == [1, 1, 1, 1]
+    with pytest.raises(ValueError, match="expected 4 non-negative numbers"):
+        class_weights(pixels, given=[1, 2])
