@@ -104,6 +104,15 @@ def test_warmup_then_cosine_schedule():
     assert lrs[-1] < 0.01
 
 
+def test_warmup_then_poly_schedule_is_mmsegmentations_polylr():
+    """After the warmup, lr = (lr - eta_min) (1 - t / T) ** power + eta_min (mmengine's PolyLR)."""
+    lrs = learning_rates(TrainSettings(lr=1.0, warmup_iters=10, warmup_factor=0.1, lr_schedule="poly", poly_power=0.9,
+                                       min_lr_factor=0.01), total_iters=110)
+    assert lrs[0] == pytest.approx(0.1) and lrs[10] == pytest.approx(1.0)
+    for t in (0, 25, 50, 99):
+        assert lrs[10 + t] == pytest.approx(0.99 * (1 - t / 100) ** 0.9 + 0.01)
+
+
 def test_multistep_schedule_drops_at_fractions_of_the_run():
     lrs = learning_rates(TrainSettings(lr=1.0, warmup_iters=0, lr_schedule="multistep", lr_steps=[0.5, 0.75],
                                        lr_gamma=0.1), total_iters=100)

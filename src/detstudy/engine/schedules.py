@@ -61,6 +61,12 @@ def flat_cosine_factor(step: int, *, warmup: int, flat_end: int, total: int, no_
     return min_factor + (1.0 - min_factor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
+def poly_factor(step: int, *, total: int, power: float, floor: float) -> float:
+    """The polynomial decay of the segmentation recipes: (1 - step / total) ** power of the base
+    rate, never below ``floor`` (mmsegmentation's PolyLR with eta_min = floor x lr)."""
+    return (1 - floor) * (1 - min(step, total) / total) ** power + floor
+
+
 def build_scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, total_iters: int):
     sched = torch.optim.lr_scheduler
     warmup = min(settings.warmup_iters, int(settings.warmup_max_fraction * total_iters), max(total_iters - 1, 0))
@@ -82,9 +88,12 @@ def build_scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, t
         main = sched.MultiStepLR(optimizer, milestones=milestones, gamma=settings.lr_gamma)
     elif settings.lr_schedule == "constant":
         main = sched.ConstantLR(optimizer, factor=1.0, total_iters=0)
+    elif settings.lr_schedule == "poly":  # mmsegmentation's PolyLR: (1 - step / steps) ** power, down to the floor
+        floor = settings.min_lr_factor
+        main = sched.LambdaLR(optimizer, partial(poly_factor, total=remaining, power=settings.poly_power, floor=floor))
     else:
         raise ValueError(f"lr_schedule {settings.lr_schedule!r} is not one of cosine, multistep, constant, "
-                         "flat_cosine")
+                         "flat_cosine, poly")
     if warmup == 0:
         return main
     warm = sched.LinearLR(optimizer, start_factor=settings.warmup_factor, total_iters=warmup)
