@@ -119,3 +119,41 @@ def test_class_weights():
     assert class_weights(pixels, "none").tolist() == [1, 1, 1, 1]
     with pytest.raises(ValueError, match="expected 4 non-negative numbers"):
         class_weights(pixels, given=[1, 2])
+
+
+def test_every_mask_value_survives_every_augmentation(tmp_path):
+    """Scale, crop, flips and jitter: the mask's values stay class indices of the original mask
+    (or the ignore padding), never rescaled into another class (the study's old loader bug)."""
+    import torch
+
+    from detstudy.tasks.segmentation.data.dataset import MaskAugmentation, MaskDataset, train_transform
+
+    rng = np.random.default_rng(0)
+    mask = rng.integers(0, 16, (40, 56)).astype(np.uint8)
+    mask[:5] = 255
+    split = _split(tmp_path, {"m": mask})
+    augmentation = MaskAugmentation(vertical_flip=0.5)
+    dataset = MaskDataset(split, 16, train_transform(augmentation, 32, 255))
+    torch.manual_seed(0)
+    seen = set()
+    for _ in range(40):
+        image, augmented = dataset[0]
+        assert image.shape == (3, 32, 32) and image.dtype == torch.float32
+        assert augmented.shape == (32, 32) and augmented.dtype == torch.int64
+        values = set(augmented.unique().tolist())
+        assert values <= set(mask.ravel().tolist()) | {255}
+        seen |= values
+    assert len(seen) == 17  # every class and the ignore value came through
+
+
+def test_a_flip_moves_image_and_mask_together(tmp_path):
+    import torch
+    from torchvision import tv_tensors
+    from torchvision.transforms import v2
+
+    image = torch.zeros(3, 4, 6, dtype=torch.uint8)
+    image[:, :, 0] = 255
+    mask = torch.zeros(4, 6, dtype=torch.int64)
+    mask[:, 0] = 3
+    flipped_image, flipped_mask = v2.RandomHorizontalFlip(1.0)(tv_tensors.Image(image), tv_tensors.Mask(mask))
+    assert (flipped_image[0, :, -1] == 255).all() and (flipped_mask[:, -1] == 3).all()

@@ -1,0 +1,152 @@
+"""Training a segmenter: the segmentation task's data, model and validation, run by the
+engine's loop (:func:`detstudy.engine.training.run_training`), resumable like detection's."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from detstudy.engine.ema import ModelEMA
+from detstudy.engine.io import file_digest
+from detstudy.engine.provenance import kernel_record
+from detstudy.engine.resume import TrainingState, fingerprint
+from detstudy.engine.runtime import resolve_device, seed_everything
+from detstudy.engine.schedules import build_optimizer, build_scheduler
+from detstudy.engine.settings import TrainSettings
+from detstudy.engine.training import TrainingParts, run_training
+from detstudy.tasks.segmentation.checkpoint import save_checkpoint
+from detstudy.tasks.segmentation.data.checks import class_weights
+from detstudy.tasks.segmentation.data.dataset import (MaskAugmentation, MaskDataset, collate, eval_transform,
+                                                      train_transform)
+from detstudy.tasks.segmentation.data.layout import MaskSplit
+from detstudy.tasks.segmentation.inference import dataset_confusions
+from detstudy.tasks.segmentation.losses import DiceCrossEntropy
+from detstudy.tasks.segmentation.metrics import SUMMARY, summary
+from detstudy.tasks.segmentation.models import Segmenter, build_segmenter
+
+log = logging.getLogger("detstudy.train")
+
+#: The validation metrics in history.csv (``val_<name>``); the best checkpoint is picked by mIoU unless told otherwise.
+VALIDATION_METRICS = ("mIoU", "mDice")
+DEFAULT_SELECT_METRIC = "mIoU"
+
+
+class SegmentationAdapter:
+    """What the engine's loop trains: ``model`` and ``losses(images, masks)``."""
+
+    def __init__(self, model: Segmenter, loss: DiceCrossEntropy):
+        self.model, self.loss = model, loss
+        self.architecture, self.settings = model.architecture, model.settings
+        self.backbone_prefix = "network." + model._encoder_name  # backbone_lr applies to the encoder
+        self.decays = None  # the engine's default: no weight decay on norms and biases
+
+    def losses(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.loss(self.model(images), masks)
+
+    def parameter_count(self) -> dict[str, int]:
+        return {"total": sum(p.numel() for p in self.model.parameters()),
+                "trainable": sum(p.numel() for p in self.model.parameters() if p.requires_grad)}
+
+
+def validate(model: Segmenter, data: MaskDataset, device: torch.device, resolution: int, mode: str,
+             use_amp: bool) -> dict[str, float]:
+    values = summary(dataset_confusions(model, data, device, resolution, mode, use_amp).sum(dim=0).numpy())
+    return {name: float(value) for name, value in zip(SUMMARY, values) if name in VALIDATION_METRICS}
+
+
+def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train_settings: dict[str, Any],
+              train_split: MaskSplit, val_split: MaskSplit, class_names: list[str], resolution: int, seed: int,
+              checkpoint_path: str | Path, history_path: str | Path, ignore_index: int = 255,
+              loss_settings: dict[str, Any] | None = None, inference: str = "whole",
+              palette: list | None = None, device: str = "auto", threads: int | None = None,
+              state_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train one (model, resolution, seed) cell; write the best checkpoint (by validation mIoU)
+    and the history CSV. ``loss_settings``: ``class_weights`` (inverse_log, median_frequency,
+    none, or one number per class), ``ce_weight``, ``dice_weight``."""
+    settings = TrainSettings.from_dict({"select_metric": DEFAULT_SELECT_METRIC, **train_settings})
+    if settings.select_metric not in VALIDATION_METRICS:
+        raise ValueError(f"select_metric {settings.select_metric!r}: a segmentation run is selected by one of "
+                         f"{', '.join(VALIDATION_METRICS)}")
+    loss_settings = {"class_weights": "inverse_log", "ce_weight": 1.0, "dice_weight": 1.0, **(loss_settings or {})}
+    if threads:
+        torch.set_num_threads(threads)
+    generator = seed_everything(seed)
+    device_ = resolve_device(device)
+    use_amp = settings.amp and device_.type == "cuda"
+    num_classes = len(class_names)
+    augmentation = MaskAugmentation.from_dict(settings.augmentation)
+    train_data = MaskDataset(train_split, num_classes, train_transform(augmentation, resolution, ignore_index),
+                             ignore_index=ignore_index, palette=palette)
+    val_data = MaskDataset(val_split, num_classes, eval_transform(resolution, inference), ignore_index=ignore_index,
+                           palette=palette, resize_mask=False)
+    weights = _class_weights(train_data, loss_settings["class_weights"])
+    log.info("class weights (%s): %s", loss_settings["class_weights"] if isinstance(loss_settings["class_weights"], str)
+             else "given", ", ".join(f"{n} {w:.3f}" for n, w in zip(class_names, weights)))
+    model = build_segmenter(architecture, num_classes, resolution, **(model_settings or {}))
+    loss = DiceCrossEntropy(torch.as_tensor(weights), ignore_index, loss_settings["ce_weight"],
+                            loss_settings["dice_weight"])
+    adapter = SegmentationAdapter(model.to(device_), loss.to(device_))
+    loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True,
+                        drop_last=len(train_data) > settings.batch_size, collate_fn=collate,
+                        num_workers=settings.num_workers, generator=generator)
+    optimizer = build_optimizer(settings, adapter.model, adapter.backbone_prefix, adapter.decays)
+    scheduler = build_scheduler(settings, optimizer, settings.epochs * math.ceil(len(loader) / settings.accumulate_steps))
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and settings.amp_dtype == "float16")
+    ema = ModelEMA(adapter.model, settings.ema_decay, settings.ema_warmups) if settings.ema else None
+    evaluated = adapter
+    if ema is not None:
+        evaluated = copy.copy(adapter)
+        evaluated.model = ema.module
+
+    def save_best(path, chosen, extra):
+        save_checkpoint(path, chosen.model, class_names, ignore_index, extra=extra)
+
+    parts = TrainingParts(
+        adapter=adapter, loader=loader, optimizer=optimizer, scheduler=scheduler, scaler=scaler, ema=ema,
+        evaluated=evaluated, to_device=lambda batch: (batch[0].to(device_), batch[1].to(device_)),
+        validate=lambda chosen: validate(chosen.model, val_data, device_, resolution, inference, use_amp),
+        save_checkpoint=save_best, metrics=VALIDATION_METRICS)
+    counts = adapter.parameter_count()
+    log.info("training %s at %d px on %s (%s) for %d epochs x %d iterations; %s parameters; augmentation %s",
+             architecture, resolution, device_, f"AMP {settings.amp_dtype}" if use_amp else "fp32", settings.epochs,
+             len(loader), f"{counts['total']:,}", asdict(augmentation))
+    resume = None
+    if state_dir is not None:
+        resume = TrainingState(state_dir, fingerprint(
+            architecture=architecture, model_settings=model.settings, train_settings=train_settings,
+            loss=loss_settings, resolution=resolution, seed=seed, classes=class_names, ignore_index=ignore_index,
+            data=[_split_identity(split) for split in (train_split, val_split)],
+            kernels=kernel_record()))
+    return run_training(parts, settings, seed=seed, generator=generator, device=device_, use_amp=use_amp,
+                        checkpoint_path=checkpoint_path, history_path=history_path,
+                        checkpoint_extra={"train_settings": asdict(settings), "loss": loss_settings,
+                                          "class_weights": [float(w) for w in weights], "inference": inference},
+                        resume=resume)
+
+
+def _split_identity(split: MaskSplit) -> list:
+    """What the resumed job must find unchanged: every mask's digest, every image's name and size."""
+    return [(image.name, image.stat().st_size, file_digest(mask)) for image, mask in split.pairs()]
+
+
+def _class_weights(data: MaskDataset, method) -> np.ndarray:
+    """From the training masks' pixel counts (read once, before any augmentation)."""
+    if not isinstance(method, str):
+        return class_weights(np.zeros(data.num_classes), given=list(method))
+    if method == "none":
+        return np.ones(data.num_classes)
+    pixels = np.zeros(data.num_classes, dtype=np.int64)
+    for index in range(len(data)):
+        _, mask = data.load(index)
+        values = mask.as_subclass(torch.Tensor)
+        values = values[values != data.ignore_index]
+        pixels += np.bincount(values.numpy().ravel(), minlength=data.num_classes)[:data.num_classes]
+    return class_weights(pixels, method)
