@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from detstudy.statistics.intervals import METHODS, interval  # noqa: E402
 from detstudy.tasks.detection.evaluation.resampled_ap import SUMMARY, extract_matches, resampled_statistics  # noqa: E402
-from detstudy.steps.run_statistics import jackknife_weights, resample_weights  # noqa: E402
+from detstudy.statistics.bootstrap import jackknife_weights, resample_weights  # noqa: E402
 
 COLUMNS = {"AP50": SUMMARY.index("AP50"), "mAP": SUMMARY.index("AP")}
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-from detstudy.steps.run_statistics import resample_weights  # noqa: E402
+from detstudy.statistics.bootstrap import resample_weights  # noqa: E402
 from detstudy.tasks.detection.evaluation.resampled_ap import ClassMatches, Matches, resampled_statistics  # noqa: E402
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)

@@ -13,7 +13,8 @@ from detstudy.tasks.detection.evaluation.metrics import coco_evaluate, coco_eval
 from detstudy.statistics import comparisons as comparing
 from detstudy.statistics.intervals import bias_correction, holm, interval, p_value
 from detstudy.tasks.detection.evaluation.resampled_ap import SUMMARY, extract_matches, resampled_statistics
-from detstudy.steps.run_statistics import image_digest, resample_weights, run_statistics
+from detstudy.statistics.bootstrap import image_digest, resample_weights
+from detstudy.steps.run_statistics import run_statistics
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,8 +9,8 @@ replicates and the leave-one-image-out values, read by the comparisons step).
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from detstudy.tasks.detection.data.coco import load_coco_json
 from detstudy.tasks.detection.evaluation.metrics import coco_evaluator
 from detstudy.engine.io import atomic_path, read_json, write_json
 from detstudy.statistics.intervals import METHODS, interval
+from detstudy.statistics.bootstrap import image_digest, resample
 from detstudy.tasks.detection.evaluation.resampled_ap import SUMMARY, Matches, extract_matches, resampled_statistics
 
 log = logging.getLogger("detstudy.statistics")
@@ -28,32 +29,9 @@ log = logging.getLogger("detstudy.statistics")
 AGREEMENT = 1e-9
 
 
-def resample_weights(n_images: int, resamples: int, seed: int) -> np.ndarray:
-    """[resamples, n_images]: how many times each test image is drawn, ``n_images`` draws with
-    replacement per resample. The same arguments give the same draws for every run."""
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=resamples)
-
-
-def jackknife_weights(n_images: int) -> np.ndarray:
-    """[n_images, n_images]: every test image once, except the one left out."""
-    return 1 - np.eye(n_images, dtype=np.int64)
-
-
-def image_digest(image_ids) -> str:
-    """SHA-256 of the test images' ids in evaluation order: runs compared resample by resample
-    must share it."""
-    return hashlib.sha256(",".join(str(int(i)) for i in image_ids).encode()).hexdigest()
-
-
 def bootstrap(matches: Matches, *, resamples: int, seed: int) -> dict[str, np.ndarray]:
-    """The statistics of the test set, of every resample and of every leave-one-out set."""
-    n = matches.n_images
-    summary, per_class = resampled_statistics(matches, np.ones((1, n), dtype=np.int64))
-    replicates, class_replicates = resampled_statistics(matches, resample_weights(n, resamples, seed))
-    jackknife, class_jackknife = resampled_statistics(matches, jackknife_weights(n))
-    return {"estimate": summary[0], "class_estimate": per_class[0], "replicates": replicates,
-            "class_replicates": class_replicates, "jackknife": jackknife, "class_jackknife": class_jackknife,
+    """The detection statistics of the test set, of every resample and of every leave-one-out set."""
+    return {**resample(partial(resampled_statistics, matches), matches.n_images, resamples=resamples, seed=seed),
             "image_ids": np.asarray(matches.image_ids), "category_ids": np.asarray(matches.category_ids)}
 
 

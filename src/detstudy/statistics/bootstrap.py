@@ -1,0 +1,46 @@
+"""The bootstrap over test images, for any task's per-image statistic.
+
+A task gives ``statistic(weights) -> (summary [B, S], per_class [B, C])``: its numbers on the
+test set made of each row's copies of every image (detection: COCOeval re-accumulated from
+the matches; segmentation: the sum of the images' confusion matrices). :func:`resample`
+evaluates it on the test set itself, on ``resamples`` bootstrap draws and on every
+leave-one-out set (the jackknife BCa needs); the draws depend only on the number of images
+and the seed, so every run of a study is resampled on the same draws (paired comparisons).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable
+
+import numpy as np
+
+Statistic = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def resample_weights(n_images: int, resamples: int, seed: int) -> np.ndarray:
+    """[resamples, n_images]: how many times each test image is drawn, ``n_images`` draws with
+    replacement per resample. The same arguments give the same draws for every run."""
+    rng = np.random.default_rng(seed)
+    return rng.multinomial(n_images, np.full(n_images, 1.0 / n_images), size=resamples)
+
+
+def jackknife_weights(n_images: int) -> np.ndarray:
+    """[n_images, n_images]: every test image once, except the one left out."""
+    return 1 - np.eye(n_images, dtype=np.int64)
+
+
+def image_digest(image_ids) -> str:
+    """SHA-256 of the test images' ids in evaluation order: runs compared resample by resample
+    must share it."""
+    return hashlib.sha256(",".join(str(int(i)) for i in image_ids).encode()).hexdigest()
+
+
+def resample(statistic: Statistic, n_images: int, *, resamples: int, seed: int) -> dict[str, np.ndarray]:
+    """``statistic`` of the test set (``estimate``), of every resample (``replicates``) and of
+    every leave-one-out set (``jackknife``), each with its per-class ``class_`` counterpart."""
+    summary, per_class = statistic(np.ones((1, n_images), dtype=np.int64))
+    replicates, class_replicates = statistic(resample_weights(n_images, resamples, seed))
+    jackknife, class_jackknife = statistic(jackknife_weights(n_images))
+    return {"estimate": summary[0], "class_estimate": per_class[0], "replicates": replicates,
+            "class_replicates": class_replicates, "jackknife": jackknife, "class_jackknife": class_jackknife}
