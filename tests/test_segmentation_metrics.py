@@ -104,3 +104,12 @@ def test_a_resample_is_the_dataset_of_its_drawn_images():
         assert found[row] == pytest.approx([reference[name] for name in SUMMARY], abs=1e-12, nan_ok=True)
         assert np.allclose(per_class[row], reference["IoU"], atol=1e-12, equal_nan=True)
     assert np.array_equal(summary(confusions.sum(axis=0)), found[0])
+
+
+def test_predicted_labels_are_argmax_with_its_ties():
+    from detstudy.tasks.segmentation.metrics import predicted_labels
+
+    logits = torch.randn(5, 9, 11)
+    logits[:, 0, 0] = 1.0  # every class tied: the first wins, as argmax
+    assert torch.equal(predicted_labels(logits), logits.argmax(dim=0))
+    assert int(predicted_labels(logits)[0, 0]) == 0

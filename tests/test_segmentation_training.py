@@ -73,3 +73,37 @@ def test_sliding_windows_cover_the_image_and_agree_with_whole_at_window_size():
     with torch.no_grad():
         direct = model(big.unsqueeze(0))[0]
     assert torch.allclose(logits[:, 25, 35], direct[:, 25, 35], atol=1e-5)
+
+
+def test_evaluation_and_its_bootstrap(splits, tmp_path):
+    """The metrics block is the test split's summed confusion; the bootstrap's estimate is the
+    evaluation's, its intervals hold it, and a metrics file from other matrices is refused."""
+    import json
+
+    import numpy as np
+
+    from detstudy.tasks.segmentation.evaluation import evaluate, statistics
+    from detstudy.tasks.segmentation.metrics import metrics_from_confusion
+
+    out = tmp_path / "run"
+    train_run(architecture="segformer_demo", model_settings={}, class_names=class_names(), resolution=64, seed=0,
+              train_settings={"epochs": 1, "batch_size": 4, "optimizer": "adamw", "lr": 1e-3, "warmup_iters": 0},
+              train_split=splits["train"], val_split=splits["val"], checkpoint_path=out / "best.pt",
+              history_path=out / "history.csv", device="cpu", threads=1)
+    run = {"model": "segformer", "family": "vit", "resolution": 64, "phase": "base", "seed": 0}
+    record = evaluate(checkpoint=out / "best.pt", test_split=splits["test"], run=run, metrics_path=out / "metrics.json",
+                      confusions_path=out / "confusions.npz", device="cpu")
+    stored = np.load(out / "confusions.npz")
+    assert stored["confusions"].shape == (2, 7, 7) and list(stored["stems"]) == ["test_00000", "test_00001"]
+    assert record["metrics"] == metrics_from_confusion(stored["confusions"].sum(axis=0), class_names())
+    assert stored["confusions"].sum() == 2 * 64 * 64  # the demo has no ignore pixels
+    settings = {"resamples": 200, "seed": 0, "level": 0.95, "method": "basic"}
+    result = statistics(confusions_path=out / "confusions.npz", metrics=json.loads((out / "metrics.json").read_text()),
+                        settings=settings, statistics_path=out / "statistics.json", bootstrap_path=out / "bootstrap.npz")
+    assert result["metrics"]["mIoU"]["estimate"] == pytest.approx(record["metrics"]["mIoU"], abs=1e-12)
+    assert [entry["name"] for entry in result["per_class"]] == class_names()
+    wrong = json.loads((out / "metrics.json").read_text())
+    wrong["metrics"]["mIoU"] += 0.01
+    with pytest.raises(ValueError, match="mIoU .* from the confusion matrices.*Fix: rerun"):
+        statistics(confusions_path=out / "confusions.npz", metrics=wrong, settings=settings,
+                   statistics_path=out / "s.json", bootstrap_path=out / "b.npz")

@@ -31,9 +31,10 @@ def jackknife_weights(n_images: int) -> np.ndarray:
 
 
 def image_digest(image_ids) -> str:
-    """SHA-256 of the test images' ids in evaluation order: runs compared resample by resample
-    must share it."""
-    return hashlib.sha256(",".join(str(int(i)) for i in image_ids).encode()).hexdigest()
+    """SHA-256 of the test images' identifiers (COCO ids, file stems) in evaluation order: runs
+    compared resample by resample must share it. Integer ids are written as integers."""
+    names = (str(int(i)) if isinstance(i, (int, np.integer)) else str(i) for i in image_ids)
+    return hashlib.sha256(",".join(names).encode()).hexdigest()
 
 
 def resample(statistic: Statistic, n_images: int, *, resamples: int, seed: int) -> dict[str, np.ndarray]:

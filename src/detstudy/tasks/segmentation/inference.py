@@ -9,7 +9,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from detstudy.tasks.segmentation.metrics import confusion_matrix
+from detstudy.tasks.segmentation.metrics import confusion_matrix, predicted_labels
 
 MODES = ("whole", "slide")
 
@@ -62,7 +62,7 @@ def dataset_confusions(model, dataset, device: torch.device, resolution: int, mo
         image, mask = dataset[index]
         with torch.autocast(device.type, enabled=use_amp):
             logits = predict_logits(model, image.to(device), tuple(mask.shape), resolution, mode)
-        prediction = logits.argmax(dim=0).cpu()
+        prediction = predicted_labels(logits).cpu()
         matrices.append(confusion_matrix(mask, prediction, num_classes, dataset.ignore_index))
         if on_image is not None:
             on_image(index, prediction)

@@ -31,13 +31,24 @@ def confusion_matrix(target: torch.Tensor, prediction: torch.Tensor, num_classes
     if target.shape != prediction.shape:
         raise ValueError(f"target {tuple(target.shape)} and prediction {tuple(prediction.shape)} differ in shape")
     valid = target != ignore_index
-    truth, predicted = target[valid].long(), prediction[valid].long()
-    if truth.numel() and (int(truth.max()) >= num_classes or int(truth.min()) < 0):
-        raise ValueError(f"ground truth holds class {int(truth.max())} outside 0..{num_classes - 1} "
-                         f"(and is not the ignore value {ignore_index})")
-    if predicted.numel() and (int(predicted.max()) >= num_classes or int(predicted.min()) < 0):
-        raise ValueError(f"prediction holds a class outside 0..{num_classes - 1}")
-    return torch.bincount(truth * num_classes + predicted, minlength=num_classes**2).reshape(num_classes, num_classes)
+    truth, predicted = torch.where(valid, target, 0).long(), prediction.long()
+    if truth.numel():
+        if int(truth.max()) >= num_classes or int(truth.min()) < 0:
+            found = int(truth.max()) if int(truth.max()) >= num_classes else int(truth.min())
+            raise ValueError(f"ground truth holds class {found} outside 0..{num_classes - 1} "
+                             f"(and is not the ignore value {ignore_index})")
+        if int(predicted.max()) >= num_classes or int(predicted.min()) < 0:
+            raise ValueError(f"prediction holds a class outside 0..{num_classes - 1}")
+    # ignored pixels go to one extra bin, dropped after counting (cheaper than selecting the valid ones)
+    index = torch.where(valid, truth * num_classes + predicted, num_classes**2)
+    counts = torch.bincount(index.flatten(), minlength=num_classes**2 + 1)
+    return counts[:num_classes**2].reshape(num_classes, num_classes)
+
+
+def predicted_labels(logits: torch.Tensor) -> torch.Tensor:
+    """[H, W] the class of highest logit per pixel of [C, H, W] logits, the first on ties like
+    argmax (``max(dim=0)`` reduces the class axis several times faster than ``argmax`` on CPU)."""
+    return logits.max(dim=0).indices
 
 
 def image_confusions(targets, predictions, num_classes: int, ignore_index: int = 255) -> np.ndarray:
