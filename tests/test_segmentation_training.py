@@ -82,7 +82,8 @@ def test_evaluation_and_its_bootstrap(splits, tmp_path):
 
     import numpy as np
 
-    from detstudy.tasks.segmentation.evaluation import evaluate, statistics
+    from detstudy.statistics.segmentation import run_intervals
+    from detstudy.tasks.segmentation.evaluation import evaluate
     from detstudy.tasks.segmentation.metrics import metrics_from_confusion
 
     out = tmp_path / "run"
@@ -98,12 +99,12 @@ def test_evaluation_and_its_bootstrap(splits, tmp_path):
     assert record["metrics"] == metrics_from_confusion(stored["confusions"].sum(axis=0), class_names())
     assert stored["confusions"].sum() == 2 * 64 * 64  # the demo has no ignore pixels
     settings = {"resamples": 200, "seed": 0, "level": 0.95, "method": "basic"}
-    result = statistics(confusions_path=out / "confusions.npz", metrics=json.loads((out / "metrics.json").read_text()),
+    result = run_intervals(confusions_path=out / "confusions.npz", metrics=json.loads((out / "metrics.json").read_text()),
                         settings=settings, statistics_path=out / "statistics.json", bootstrap_path=out / "bootstrap.npz")
     assert result["metrics"]["mIoU"]["estimate"] == pytest.approx(record["metrics"]["mIoU"], abs=1e-12)
     assert [entry["name"] for entry in result["per_class"]] == class_names()
     wrong = json.loads((out / "metrics.json").read_text())
     wrong["metrics"]["mIoU"] += 0.01
     with pytest.raises(ValueError, match="mIoU .* from the confusion matrices.*Fix: rerun"):
-        statistics(confusions_path=out / "confusions.npz", metrics=wrong, settings=settings,
+        run_intervals(confusions_path=out / "confusions.npz", metrics=wrong, settings=settings,
                    statistics_path=out / "s.json", bootstrap_path=out / "b.npz")

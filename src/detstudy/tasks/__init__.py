@@ -21,8 +21,13 @@ per-image statistic       what the bootstrap resamples over test     ``evaluatio
 per-run figures           drawn with ``detstudy.engine.figure_style``  ``plots``, ``attention_plots``
 ========================  =========================================  ============================
 
-Planned for the other tasks (DESIGN): segmentation supplies images/ + masks/ (255 ignore), a
-confusion matrix per image and mIoU; classification an ImageFolder tree or CSV, (true,
-predicted, scores) per image and accuracy / macro F1. A task imports only ``study`` and
-``engine`` (tests/test_import_graph.py).
+``segmentation`` supplies the same (its rules follow): ``data.layout``/``data.checks``
+(images/ + masks/, 255 ignore), ``data.synthetic`` (the same world as masks), ``models``
+(``SEGMENTATION_VARIANTS``), ``training.train_run``, ``metrics`` (mIoU as mmsegmentation) and
+a confusion matrix per image as the per-image statistic (``metrics.resampled_statistics``,
+through :func:`detstudy.statistics.bootstrap.resample` like detection's). Classification
+(DESIGN) supplies an ImageFolder tree or CSV, (true, predicted, scores) per image and
+accuracy / macro F1. Shared by the tasks: ``synthetic_defects`` (the demo world), ``images``
+(the decoder), ``dataset_errors``. A task imports only ``study``, ``engine`` and ``tasks``
+(tests/test_import_graph.py).
 """
