@@ -10,7 +10,9 @@ DEIM's stage-2 restart, the resumable state, early stopping, progress with an ET
 
 from __future__ import annotations
 
+import copy
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +26,7 @@ from detstudy.engine.history import RunRecord
 from detstudy.engine.progress import Progress, format_duration
 from detstudy.engine.resume import TrainingState, restore_rng, rng_state
 from detstudy.engine.runtime import peak_memory_mb, reset_peak_memory
+from detstudy.engine.schedules import build_optimizer, build_scheduler
 from detstudy.engine.settings import TrainSettings
 from detstudy.engine.stage_restart import StageRestart
 
@@ -63,6 +66,25 @@ class TrainingParts:
     save_checkpoint: Callable[[str | Path, Any, dict[str, Any]], None]
     metrics: tuple[str, ...] = ("AP", "AP50")
     epoch_stages: list = field(default_factory=list)
+
+    @classmethod
+    def with_optimization(cls, adapter, loader: DataLoader, settings: TrainSettings, use_amp: bool,
+                          **task_parts: Any) -> "TrainingParts":
+        """The parts every task builds alike from its adapter and loader: the optimizer
+        (``adapter.backbone_prefix`` and ``adapter.decays`` shape its groups), the schedule over
+        the run's optimizer steps, the AMP loss scaler, the optional EMA and the model validated
+        (the EMA's weights when enabled). ``task_parts``: the rest of the fields."""
+        optimizer = build_optimizer(settings, adapter.model, adapter.backbone_prefix, adapter.decays)
+        total_iters = settings.epochs * math.ceil(len(loader) / settings.accumulate_steps)  # optimizer steps
+        scheduler = build_scheduler(settings, optimizer, total_iters)
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and settings.amp_dtype == "float16")
+        ema = ModelEMA(adapter.model, settings.ema_decay, settings.ema_warmups) if settings.ema else None
+        evaluated = adapter
+        if ema is not None:
+            evaluated = copy.copy(adapter)
+            evaluated.model = ema.module
+        return cls(adapter=adapter, loader=loader, optimizer=optimizer, scheduler=scheduler, scaler=scaler, ema=ema,
+                   evaluated=evaluated, **task_parts)
 
     def state(self) -> dict[str, Any]:
         return {"model": self.adapter.model.state_dict(), "optimizer": self.optimizer.state_dict(),

@@ -15,6 +15,8 @@ from typing import Callable
 
 import numpy as np
 
+from detstudy.statistics.intervals import METHODS, interval
+
 Statistic = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -45,3 +47,16 @@ def resample(statistic: Statistic, n_images: int, *, resamples: int, seed: int) 
     jackknife, class_jackknife = statistic(jackknife_weights(n_images))
     return {"estimate": summary[0], "class_estimate": per_class[0], "replicates": replicates,
             "class_replicates": class_replicates, "jackknife": jackknife, "class_jackknife": class_jackknife}
+
+
+def column_interval(values: dict[str, np.ndarray], column: int, *, level: float, method: str,
+                    per_class: bool = False) -> dict:
+    """One column of :func:`resample`'s ``values`` as a statistics.json entry: the interval of
+    the configured ``method`` (estimate, low, high, bias, standard error), and every method's
+    [low, high] beside it. Every statistic of the tasks is a share (AP, recall, IoU, accuracy),
+    so the intervals are cut to [0, 1]."""
+    key = "class_" if per_class else ""
+    found = {name: interval(values[f"{key}replicates"][:, column], values[f"{key}estimate"][column],
+                            jackknife=values[f"{key}jackknife"][:, column], level=level, method=name,
+                            bounds=(0.0, 1.0)).to_dict() for name in METHODS}
+    return {**found[method], "method": method, **{name: [found[name]["low"], found[name]["high"]] for name in METHODS}}

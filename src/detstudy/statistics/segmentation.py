@@ -10,8 +10,7 @@ from typing import Any
 import numpy as np
 
 from detstudy.engine.io import atomic_path, write_json
-from detstudy.statistics.bootstrap import image_digest, resample
-from detstudy.statistics.intervals import METHODS, interval
+from detstudy.statistics.bootstrap import column_interval, image_digest, resample
 from detstudy.tasks.segmentation.metrics import SUMMARY, resampled_statistics
 
 
@@ -30,11 +29,7 @@ def run_intervals(*, confusions_path, metrics: dict, settings: dict[str, Any], s
                              "Fix: rerun the run's evaluation, which writes both from one checkpoint")
 
     def describe(column: int, per_class: bool = False) -> dict:
-        key = "class_" if per_class else ""
-        out = {name: interval(values[f"{key}replicates"][:, column], values[f"{key}estimate"][column],
-                              jackknife=values[f"{key}jackknife"][:, column], level=level, method=name,
-                              bounds=(0.0, 1.0)).to_dict() for name in METHODS}
-        return {**out[method], "method": method, **{name: [out[name]["low"], out[name]["high"]] for name in METHODS}}
+        return column_interval(values, column, level=level, method=method, per_class=per_class)
 
     result = {"run": metrics["run"], "settings": {"resamples": resamples, "seed": seed, "level": level, "method": method},
               "images": len(stems), "image_ids_sha256": image_digest(stems),

@@ -19,8 +19,7 @@ import numpy as np
 from detstudy.tasks.detection.data.coco import load_coco_json
 from detstudy.tasks.detection.evaluation.metrics import coco_evaluator
 from detstudy.engine.io import atomic_path, read_json, write_json
-from detstudy.statistics.intervals import METHODS, interval
-from detstudy.statistics.bootstrap import image_digest, resample
+from detstudy.statistics.bootstrap import column_interval, image_digest, resample
 from detstudy.tasks.detection.evaluation.resampled_ap import SUMMARY, Matches, extract_matches, resampled_statistics
 
 log = logging.getLogger("detstudy.statistics")
@@ -65,13 +64,7 @@ def run_statistics(*, detections, annotations, metrics, settings: dict[str, Any]
     _check_against_metrics(values["estimate"], values["class_estimate"], matches.category_ids, record, metrics)
 
     def describe(column: int, per_class: bool = False) -> dict:
-        key = "class_" if per_class else ""
-        out = {}
-        for name in METHODS:  # all kept: the configured one is the headline
-            out[name] = interval(values[f"{key}replicates"][:, column], values[f"{key}estimate"][column],
-                                 jackknife=values[f"{key}jackknife"][:, column], level=level, method=name,
-                                 bounds=(0.0, 1.0)).to_dict()  # every statistic here is an AP or a recall
-        return {**out[method], "method": method, **{name: [out[name]["low"], out[name]["high"]] for name in METHODS}}
+        return column_interval(values, column, level=level, method=method, per_class=per_class)
 
     result = {
         "run": record["run"],

@@ -6,9 +6,7 @@ its optimizer and schedule) and hands it to :func:`detstudy.engine.training.run_
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
@@ -16,12 +14,10 @@ from typing import Any, Callable
 import torch
 from torch.utils.data import DataLoader
 
-from detstudy.engine.ema import ModelEMA
 from detstudy.engine.io import file_digest
 from detstudy.engine.provenance import kernel_record
 from detstudy.engine.resume import TrainingState, fingerprint
 from detstudy.engine.runtime import resolve_device, seed_everything
-from detstudy.engine.schedules import build_optimizer, build_scheduler
 from detstudy.engine.settings import TrainSettings
 from detstudy.engine.training import TrainingParts, run_training
 from detstudy.tasks.detection.checkpoint import load_checkpoint, save_checkpoint
@@ -96,22 +92,12 @@ def _build(settings: TrainSettings, *, architecture, model_settings, train_split
     loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True,
                         drop_last=len(train_data) > settings.batch_size, collate_fn=batch_collate or collate,
                         num_workers=settings.num_workers, generator=generator)
-    optimizer = build_optimizer(settings, adapter.model, adapter.backbone_prefix, adapter.decays)
-    total_iters = settings.epochs * math.ceil(len(loader) / settings.accumulate_steps)  # optimizer steps
-    scheduler = build_scheduler(settings, optimizer, total_iters)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and settings.amp_dtype == "float16")
-    ema = ModelEMA(adapter.model, settings.ema_decay, settings.ema_warmups) if settings.ema else None
-    evaluated = adapter
-    if ema is not None:
-        evaluated = copy.copy(adapter)
-        evaluated.model = ema.module
 
     def save_best(path, model, extra):
         save_checkpoint(path, model, train_data.categories, extra=extra)
 
-    parts = TrainingParts(
-        adapter=adapter, loader=loader, optimizer=optimizer, scheduler=scheduler, scaler=scaler, ema=ema,
-        evaluated=evaluated, to_device=lambda batch: batch_to_device(batch, device),
+    parts = TrainingParts.with_optimization(
+        adapter, loader, settings, use_amp, to_device=lambda batch: batch_to_device(batch, device),
         validate=lambda model: validate(model, val_data, device, settings, use_amp),
         save_checkpoint=save_best,
         metrics=("AP", "AP50"),

@@ -33,10 +33,10 @@ def confusion_matrix(target: torch.Tensor, prediction: torch.Tensor, num_classes
     valid = target != ignore_index
     truth, predicted = torch.where(valid, target, 0).long(), prediction.long()
     if truth.numel():
-        if int(truth.max()) >= num_classes or int(truth.min()) < 0:
-            found = int(truth.max()) if int(truth.max()) >= num_classes else int(truth.min())
-            raise ValueError(f"ground truth holds class {found} outside 0..{num_classes - 1} "
-                             f"(and is not the ignore value {ignore_index})")
+        high, low = int(truth.max()), int(truth.min())
+        if high >= num_classes or low < 0:
+            raise ValueError(f"ground truth holds class {high if high >= num_classes else low} outside "
+                             f"0..{num_classes - 1} (and is not the ignore value {ignore_index})")
         if int(predicted.max()) >= num_classes or int(predicted.min()) < 0:
             raise ValueError(f"prediction holds a class outside 0..{num_classes - 1}")
     # ignored pixels go to one extra bin, dropped after counting (cheaper than selecting the valid ones)

@@ -62,11 +62,11 @@ class Segmenter(nn.Module):
         self.network = network
         self.architecture = architecture
         self.settings = dict(settings)  # what rebuilds it: the checkpoint stores these
-        self._encoder_name = next(name for name, module in network.named_modules() if module is encoder)
+        self.encoder_name = next(name for name, module in network.named_modules() if module is encoder)
 
     @property
     def encoder(self) -> nn.Module:
-        return self.network.get_submodule(self._encoder_name)
+        return self.network.get_submodule(self.encoder_name)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         logits = self.network(pixel_values=images).logits

@@ -3,9 +3,7 @@ engine's loop (:func:`detstudy.engine.training.run_training`), resumable like de
 
 from __future__ import annotations
 
-import copy
 import logging
-import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -14,16 +12,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from detstudy.engine.ema import ModelEMA
 from detstudy.engine.io import file_digest
 from detstudy.engine.provenance import kernel_record
 from detstudy.engine.resume import TrainingState, fingerprint
 from detstudy.engine.runtime import resolve_device, seed_everything
-from detstudy.engine.schedules import build_optimizer, build_scheduler
 from detstudy.engine.settings import TrainSettings
 from detstudy.engine.training import TrainingParts, run_training
 from detstudy.tasks.segmentation.checkpoint import save_checkpoint
-from detstudy.tasks.segmentation.data.checks import class_weights
+from detstudy.tasks.segmentation.data.checks import check_split, class_weights
 from detstudy.tasks.segmentation.data.dataset import (MaskAugmentation, MaskDataset, collate, eval_transform,
                                                       train_transform)
 from detstudy.tasks.segmentation.data.layout import MaskSplit
@@ -45,7 +41,7 @@ class SegmentationAdapter:
     def __init__(self, model: Segmenter, loss: DiceCrossEntropy):
         self.model, self.loss = model, loss
         self.architecture, self.settings = model.architecture, model.settings
-        self.backbone_prefix = "network." + model._encoder_name  # backbone_lr applies to the encoder
+        self.backbone_prefix = "network." + model.encoder_name  # backbone_lr applies to the encoder
         self.decays = None  # the engine's default: no weight decay on norms and biases
 
     def losses(self, images: torch.Tensor, masks: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -97,21 +93,12 @@ def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train
     loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True,
                         drop_last=len(train_data) > settings.batch_size, collate_fn=collate,
                         num_workers=settings.num_workers, generator=generator)
-    optimizer = build_optimizer(settings, adapter.model, adapter.backbone_prefix, adapter.decays)
-    scheduler = build_scheduler(settings, optimizer, settings.epochs * math.ceil(len(loader) / settings.accumulate_steps))
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and settings.amp_dtype == "float16")
-    ema = ModelEMA(adapter.model, settings.ema_decay, settings.ema_warmups) if settings.ema else None
-    evaluated = adapter
-    if ema is not None:
-        evaluated = copy.copy(adapter)
-        evaluated.model = ema.module
 
     def save_best(path, chosen, extra):
         save_checkpoint(path, chosen.model, class_names, ignore_index, extra=extra)
 
-    parts = TrainingParts(
-        adapter=adapter, loader=loader, optimizer=optimizer, scheduler=scheduler, scaler=scaler, ema=ema,
-        evaluated=evaluated, to_device=lambda batch: (batch[0].to(device_), batch[1].to(device_)),
+    parts = TrainingParts.with_optimization(
+        adapter, loader, settings, use_amp, to_device=lambda batch: (batch[0].to(device_), batch[1].to(device_)),
         validate=lambda chosen: validate(chosen.model, val_data, device_, resolution, inference, use_amp),
         save_checkpoint=save_best, metrics=VALIDATION_METRICS)
     counts = adapter.parameter_count()
@@ -138,15 +125,10 @@ def _split_identity(split: MaskSplit) -> list:
 
 
 def _class_weights(data: MaskDataset, method) -> np.ndarray:
-    """From the training masks' pixel counts (read once, before any augmentation)."""
+    """From the training masks' pixel counts, as the split's check counts them (before any augmentation)."""
     if not isinstance(method, str):
         return class_weights(np.zeros(data.num_classes), given=list(method))
     if method == "none":
         return np.ones(data.num_classes)
-    pixels = np.zeros(data.num_classes, dtype=np.int64)
-    for index in range(len(data)):
-        _, mask = data.load(index)
-        values = mask.as_subclass(torch.Tensor)
-        values = values[values != data.ignore_index]
-        pixels += np.bincount(values.numpy().ravel(), minlength=data.num_classes)[:data.num_classes]
-    return class_weights(pixels, method)
+    counts = check_split(data.split, "train", data.num_classes, data.ignore_index, data.palette)
+    return class_weights(counts.pixels, method)
