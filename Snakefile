@@ -1,12 +1,17 @@
-# Detector comparison study: CNN vs ViT vs multimodal detectors on a COCO dataset.
-# This file only wires: the grid logic lives in rules/common.smk, the work in the
-# `detstudy` package (src/), called by thin scripts (scripts/).
+# CNN vs ViT comparison studies: detectors on a COCO dataset (task: detection, with the
+# multimodal extension) or semantic segmenters on image/mask folders (task: segmentation).
+# This file only wires: the grid logic lives in rules/common.smk, each task's rules in their
+# files, the work in the `detstudy` package (src/), called by thin scripts (scripts/).
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The embedded detection demo is the default, under any detection config given with --configfile
+# (which overrides its keys); a segmentation config stands alone (config/segmentation.yaml).
+if config.get("task", "detection") == "detection":
+
+    configfile: "config/config.yaml"
 
 
 validate(config, "config/schema.yaml")
@@ -16,14 +21,25 @@ report: "report/captions/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/data.smk"
-include: "rules/train.smk"
-include: "rules/multimodal.smk"
-include: "rules/evaluate.smk"
-include: "rules/statistics.smk"
-include: "rules/figures.smk"
-include: "rules/report.smk"
-include: "rules/tracking.smk"
+
+
+if TASK == "segmentation":
+
+    include: "rules/segmentation.smk"
+
+else:
+
+    include: "rules/data.smk"
+    include: "rules/train.smk"
+    include: "rules/multimodal.smk"
+    include: "rules/evaluate.smk"
+    include: "rules/statistics.smk"
+    include: "rules/figures.smk"
+    include: "rules/report.smk"
+    include: "rules/tracking.smk"
+
+
+include: "rules/comparisons.smk"
 
 
 localrules:
@@ -32,9 +48,5 @@ localrules:
 
 rule all:
     input:
-        all_run_targets(),
-        multimodal_targets(),
-        COMPARISONS,
-        report_outputs(),
-        tracking_targets(),
+        task_targets(),
     default_target: True

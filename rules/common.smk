@@ -19,6 +19,8 @@ from detstudy.study.chain import Phase, chain_names, phase_training
 from detstudy.report.outputs import LATEX_TABLES
 
 RESULTS = "results"
+TASK = config["task"]  # detection or segmentation: which rule files the Snakefile includes
+HEADLINE = {"detection": "AP50", "segmentation": "mIoU"}[TASK]  # the statistics figures' metric
 SPLITS = ("train", "val", "test")
 MODELS = config["models"]
 GRID = config["grid"]
@@ -406,3 +408,10 @@ def tracking_targets():
 def run_figure_files(wildcards):
     kinds = [*FIGURE_KINDS, *(VIT_FIGURE_KINDS if family(wildcards.model) == "vit" else ())]
     return [run_dir(f"figures/{kind}.png").format(**wildcards) for kind in kinds]
+
+
+def task_targets():
+    """Everything `snakemake` builds for the config's task."""
+    if TASK == "segmentation":
+        return segmentation_targets()
+    return [*all_run_targets(), *multimodal_targets(), COMPARISONS, *report_outputs(), *tracking_targets()]

@@ -1,6 +1,6 @@
-# Bootstrap intervals of each run over its test images, then every cell of the grid (seeds
-# pooled) and the paired comparisons the report's tables need. The settings reach both rules
-# through params: changing the resample count reruns the statistics and the report only.
+# Bootstrap intervals of each detection run over its test images (the comparisons of every cell
+# are rules/comparisons.smk). The settings reach the rules through params: changing the
+# resample count reruns the statistics and the report only.
 
 
 rule run_statistics:
@@ -22,42 +22,3 @@ rule run_statistics:
         "../envs/statistics.yaml"
     script:
         "../scripts/run_statistics.py"
-
-
-rule comparisons:
-    input:
-        statistics=expand_runs("statistics.json"),
-        bootstraps=expand_runs("bootstrap.npz"),
-        code=package_code("comparisons.py"),
-    output:
-        comparisons=COMPARISONS,
-    params:
-        settings=comparison_settings(),
-    resources:
-        **job_resources("light"),
-    log:
-        f"{RESULTS}/logs/comparisons.log",
-    conda:
-        "../envs/statistics.yaml"
-    script:
-        "../scripts/comparisons.py"
-
-
-rule statistics_figures:
-    input:
-        comparisons=COMPARISONS,
-        code=package_code("statistics_figures.py"),
-    output:
-        forest=report(STATISTICS_FIGURES["forest"], caption="../report/captions/forest.rst", category="Statistics"),
-        differences=report(STATISTICS_FIGURES["differences"], caption="../report/captions/differences.rst",
-                           category="Statistics"),
-    params:
-        style=plot_style(),
-    resources:
-        **job_resources("light"),
-    log:
-        f"{RESULTS}/logs/statistics_figures.log",
-    conda:
-        "../envs/report.yaml"
-    script:
-        "../scripts/statistics_figures.py"

@@ -13,4 +13,5 @@ statistics_figures(
     forest_png=snakemake.output.forest,
     differences_png=snakemake.output.differences,
     style=snakemake.params.style,
+    metric=snakemake.params.metric,
 )

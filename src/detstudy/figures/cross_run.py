@@ -17,9 +17,11 @@ from detstudy.engine.history import read_history
 from detstudy.study.grid import cell_label
 from detstudy.engine.figure_style import palette_colors, new_figure, rc_params, save_styled, resolve_style
 from detstudy.report.significance import Significance
+from detstudy.report.segmentation_tables import (SEGMENTATION_COST_COLUMNS, SEGMENTATION_COLUMNS, cell_table,
+                                                 class_iou_table, load_segmentation_runs)
 from detstudy.report.tables import class_names, costs_table, load_runs, per_class_table, runs_table
 
-FAMILY_MARKERS = {"cnn": "s", "vit": "o", "multimodal": "^"}
+FAMILY_MARKERS = {"cnn": "s", "hybrid": "D", "vit": "o", "multimodal": "^"}
 
 
 def pareto_front(costs: list[float], values: list[float]) -> list[int]:
@@ -38,8 +40,8 @@ def _cell_palette_colors(frame, style) -> dict[str, Any]:
 
 
 def plot_accuracy_cost(table, significance: Significance | None, out_png: str | os.PathLike, *,
-                       style: Mapping[str, Any] | None = None):
-    """AP50 against latency and against GFLOPs: each cell a point with its interval (bootstrap,
+                       metric: str = "AP50", style: Mapping[str, Any] | None = None):
+    """``metric`` (AP50, mIoU) against latency and against GFLOPs: each cell a point with its interval (bootstrap,
     where the statistics ran; else the seeds' sd), the Pareto front as a step line."""
     st = resolve_style(style)
     colors = _cell_palette_colors(table, st)
@@ -47,15 +49,15 @@ def plot_accuracy_cost(table, significance: Significance | None, out_png: str | 
         figure = new_figure(st, (11.0, 4.8))
         axes = figure.subplots(1, 2)
         for ax, cost, label in zip(axes, ("latency_ms", "gflops"), ("latency (ms/image, batch 1)", "GFLOPs")):
-            xs, ys = table[cost].to_numpy(float), table["AP50"].to_numpy(float)
+            xs, ys = table[cost].to_numpy(float), table[metric].to_numpy(float)
             for (_, row), x, y in zip(table.iterrows(), xs, ys):
                 if not (np.isfinite(x) and np.isfinite(y)):
                     continue
-                interval = significance.interval(row["cell"], "AP50") if significance else None
+                interval = significance.interval(row["cell"], metric) if significance else None
                 if interval is not None:  # a basic/BCa interval may exclude the estimate: no negative whisker
                     error = [[max(y - interval[0], 0.0)], [max(interval[1] - y, 0.0)]]
                 else:
-                    sd = row.get("AP50_std")
+                    sd = row.get(f"{metric}_std")
                     error = [[sd], [sd]] if sd is not None and np.isfinite(sd) else None
                 ax.errorbar([x], [y], yerr=error, fmt=FAMILY_MARKERS.get(row["family"], "D"), color=colors[row["cell"]],
                             capsize=3, markersize=7, label=row["cell"])
@@ -65,7 +67,7 @@ def plot_accuracy_cost(table, significance: Significance | None, out_png: str | 
             elif front:
                 ax.plot(xs[front], ys[front], ls="", marker="o", mfc="none", mec="#616161", ms=14, label="Pareto front")
             ax.set_xlabel(label)
-            ax.set_ylabel("test AP50")
+            ax.set_ylabel(f"test {metric}")
             ax.grid(alpha=0.3)
         handles, labels = axes[0].get_legend_handles_labels()
         figure.legend(handles, labels, loc="outside right center", fontsize=st["font_size"] - 2, frameon=False)
@@ -76,7 +78,8 @@ def plot_accuracy_cost(table, significance: Significance | None, out_png: str | 
 
 
 def plot_class_heatmap(per_class, out_png: str | os.PathLike, *, style: Mapping[str, Any] | None = None):
-    """Per-class AP50, cells x classes, each value written in its square."""
+    """A per-class metric (``per_class.attrs["metric"]``: AP50, IoU), cells x classes, each value
+    written in its square ("–": the class is absent from the run's test ground truth and predictions)."""
     st = resolve_style(style)
     classes = per_class.attrs["classes"]
     values = per_class[classes].to_numpy(float) if classes else np.zeros((len(per_class), 0))
@@ -89,8 +92,9 @@ def plot_class_heatmap(per_class, out_png: str | os.PathLike, *, style: Mapping[
                     color="white" if np.isfinite(value) and value < 0.6 else "black", fontsize=st["font_size"] - 2)
         ax.set_xticks(range(len(classes)), classes, rotation=30, ha="right")
         ax.set_yticks(range(len(per_class)), per_class["cell"])
-        figure.colorbar(image, ax=ax, label="test AP50")
-        ax.set_title("Per-class AP50")
+        metric = per_class.attrs.get("metric", "AP50")
+        figure.colorbar(image, ax=ax, label=f"test {metric}")
+        ax.set_title(f"Per-class {metric}")
         save_styled(figure, out_png, st)
     return figure
 
@@ -164,14 +168,14 @@ def plot_pr_by_class(runs: list[dict], cells: list[str], out_png: str | os.PathL
     return figure
 
 
-def _validation(history_csv) -> tuple[list[int], list[float]]:
-    rows = [row for row in read_history(history_csv) if "val_AP50" in row]
-    return [int(row["epoch"]) for row in rows], [row["val_AP50"] for row in rows]
+def _validation(history_csv, metric: str = "AP50") -> tuple[list[int], list[float]]:
+    rows = [row for row in read_history(history_csv) if f"val_{metric}" in row]
+    return [int(row["epoch"]) for row in rows], [row[f"val_{metric}"] for row in rows]
 
 
 def plot_validation_curves(runs: list[dict], histories: dict[str, str], out_png: str | os.PathLike, *,
-                           style: Mapping[str, Any] | None = None):
-    """One panel per family: every run's validation AP50 per epoch (a multimodal phase from its
+                           metric: str = "AP50", style: Mapping[str, Any] | None = None):
+    """One panel per family: every run's validation ``metric`` (AP50, mIoU) per epoch (a multimodal phase from its
     epoch 0, the validation of its starting weights)."""
     st = resolve_style(style)
     families = list(dict.fromkeys(run["run"].get("family", "other") for run in runs))
@@ -188,15 +192,15 @@ def plot_validation_curves(runs: list[dict], histories: dict[str, str], out_png:
                 if meta.get("family", "other") != family or run["metrics_path"] not in histories:
                     continue
                 cell = cell_label(meta.get("model"), meta.get("resolution"), meta.get("phase"))
-                epochs, values = _validation(histories[run["metrics_path"]])
+                epochs, values = _validation(histories[run["metrics_path"]], metric)
                 ax.plot(epochs, values, color=colors[cell], lw=1.4, marker=".", label=None if cell in shown else cell)
                 shown.add(cell)
             ax.set_title(family_label(family))
             ax.set_xlabel("epoch")
-            ax.set_ylabel("validation AP50")
+            ax.set_ylabel(f"validation {metric}")
             ax.grid(alpha=0.3)
             ax.legend(fontsize=st["font_size"] - 2)
-        figure.suptitle("Validation AP50 during training, per family (each seed a line)")
+        figure.suptitle(f"Validation {metric} during training, per family (each seed a line)")
         save_styled(figure, out_png, st)
     return figure
 
@@ -217,3 +221,21 @@ def cross_run_figures(*, metrics_paths: list, histories: list, comparisons_json,
     plot_ap_by_size(table, outputs["ap_by_size"], style=style)
     plot_pr_by_class(runs, list(table["cell"]), outputs["pr_by_class"], style=style)
     plot_validation_curves(runs, history_of, outputs["validation_curves"], style=style)
+
+
+def segmentation_cross_run_figures(*, metrics_paths: list, histories: list, comparisons_json,
+                                   outputs: dict[str, str], style: dict[str, Any] | None = None) -> None:
+    """The segmentation study's figures named in ``outputs``: accuracy_cost (mIoU against latency
+    and GFLOPs, with the Pareto front), class_heatmap (per-class IoU, runs x classes) and
+    validation_curves (validation mIoU per family)."""
+    if len(histories) != len(metrics_paths):
+        raise ValueError(f"{len(histories)} history files for {len(metrics_paths)} metrics files: "
+                         "the rule must give one history.csv per run, in the same order")
+    runs = load_segmentation_runs(metrics_paths)
+    significance = Significance.load(comparisons_json)
+    table = cell_table(runs, SEGMENTATION_COLUMNS).merge(
+        cell_table(runs, SEGMENTATION_COST_COLUMNS)[["cell", "gflops"]], on="cell", how="left")
+    plot_accuracy_cost(table, significance, outputs["accuracy_cost"], metric="mIoU", style=style)
+    plot_class_heatmap(class_iou_table(runs), outputs["class_heatmap"], style=style)
+    plot_validation_curves(runs, {str(m): str(h) for m, h in zip(metrics_paths, histories)},
+                           outputs["validation_curves"], metric="mIoU", style=style)

@@ -1,4 +1,4 @@
-"""The statistics figures: every cell's AP50 with its interval (a forest plot) and the paired
+"""The statistics figures: every cell's headline metric (AP50, mIoU) with its interval (a forest plot) and the paired
 differences to the baseline, from ``comparisons.json``."""
 
 from __future__ import annotations
@@ -84,9 +84,11 @@ def plot_differences(record: dict, out_png: str | os.PathLike, *, metric: str = 
     return figure
 
 
-def statistics_figures(*, comparisons_json, forest_png, differences_png, style: dict[str, Any] | None = None) -> None:
-    """The statistics_figures step: both figures of ``comparisons.json``."""
+def statistics_figures(*, comparisons_json, forest_png, differences_png, style: dict[str, Any] | None = None,
+                       metric: str = "AP50") -> None:
+    """The statistics_figures step: both figures of ``comparisons.json`` for ``metric`` (the
+    task's headline: AP50, mIoU)."""
     record = read_json(comparisons_json)
     style = {k: v for k, v in (style or {}).items() if k != "prediction_images"}
-    plot_forest(record, forest_png, style=style)
-    plot_differences(record, differences_png, style=style)
+    plot_forest(record, forest_png, metric=metric, style=style)
+    plot_differences(record, differences_png, metric=metric, style=style)

@@ -10,8 +10,13 @@ LATEX_TABLES = {
     "errors": "errors_table.tex.j2",
     "costs": "costs_table.tex.j2",
 }
+#: The segmentation report's LaTeX tables: file stem -> template (in ``report/templates/segmentation``).
+SEGMENTATION_LATEX_TABLES = {"segmentation_results": "results.tex.j2", "segmentation_per_class": "per_class.tex.j2",
+                             "segmentation_costs": "costs.tex.j2"}
+#: Every template the segmentation report renders (its own folder; the shared partials beside it).
+SEGMENTATION_TEMPLATES = ("index.html.j2", "report.md.j2", *SEGMENTATION_LATEX_TABLES.values())
 #: Every template the report renders (partials included), checked before anything is read.
 TEMPLATES = ("index.html.j2", "report.md.j2", "_style.css.j2", "_table.html.j2", "_table.md.j2", "_table.tex.j2",
              *LATEX_TABLES.values())
 
-__all__ = ["LATEX_TABLES", "TEMPLATES"]
+__all__ = ["LATEX_TABLES", "SEGMENTATION_LATEX_TABLES", "SEGMENTATION_TEMPLATES", "TEMPLATES"]

@@ -24,12 +24,13 @@ class Significance:
         return cls(read_json(path)) if path else None
 
     def value(self, cell: str, column: str) -> dict | None:
-        """The interval record of a cell's column (``AP``, ``AP50``, ``AP75``, ``AR100``, ``AP50 <class>``)."""
+        """The interval record of a cell's column (a summary metric such as ``AP50`` or ``mIoU``, or
+        ``<class metric> <class>``: ``AP50 <class>``, ``IoU <class>``)."""
         found = self.cells.get(cell)
         if found is None:
             return None
-        if column.startswith("AP50 ") and column not in found["metrics"]:
-            return found["per_class"].get(column[len("AP50 "):])
+        if column not in found["metrics"] and " " in column:  # "<class metric> <class>": AP50 x, IoU x
+            return found["per_class"].get(column.split(" ", 1)[1])
         return found["metrics"].get(column)
 
     def interval(self, cell: str, column: str) -> tuple[float, float] | None:

@@ -131,7 +131,7 @@ def _res_key(resolution) -> tuple:
     return (1, 0.0) if math.isnan(value) else (0, value)
 
 
-def _sort_key(meta: dict) -> tuple:
+def report_order(meta: dict) -> tuple:
     seed = as_number(meta.get("seed"))
     return (
         family_rank(meta.get("family")),
@@ -145,7 +145,7 @@ def _sort_key(meta: dict) -> tuple:
 # --------------------------------------------------------------------------------------
 # loading and aggregation
 # --------------------------------------------------------------------------------------
-def load_runs(metrics_paths: Iterable) -> list[dict]:
+def load_runs(metrics_paths: Iterable, blocks: tuple[str, ...] = METRICS_BLOCKS) -> list[dict]:
     """Read every metrics JSON; each dict gets ``metrics_path`` (the file it came from).
 
     The timings of a run live beside its metrics in ``speed.json`` (they differ from run to run,
@@ -159,7 +159,7 @@ def load_runs(metrics_paths: Iterable) -> list[dict]:
     runs = []
     for path in metrics_paths:
         data = read_json(path)
-        missing = [key for key in METRICS_BLOCKS if not isinstance(data, dict) or not isinstance(data.get(key), dict)]
+        missing = [key for key in blocks if not isinstance(data, dict) or not isinstance(data.get(key), dict)]
         if missing:
             raise ValueError(f"{path}: not a metrics JSON written by this workflow (no {', '.join(map(repr, missing))} "
                              "block); see docs/metrics_schema.md. Fix: delete it and rerun snakemake, which "
@@ -173,7 +173,7 @@ def load_runs(metrics_paths: Iterable) -> list[dict]:
                 training[key] = timings.get(key)
         data["metrics_path"] = str(path)
         runs.append(data)
-    runs.sort(key=lambda r: _sort_key(r["run"]))
+    runs.sort(key=lambda r: report_order(r["run"]))
     return runs
 
 
@@ -204,7 +204,7 @@ def _flat_record(run: dict) -> dict:
         "latency_ms": as_number(speed.get("latency_ms_per_image")),
         "trainable_M": as_number(params.get("trainable")) / 1e6,
         "gflops": as_number(speed.get("gflops")),
-        "latency_iqr_ms": _iqr(speed.get("latency_ms_quartiles")),
+        "latency_iqr_ms": iqr(speed.get("latency_ms_quartiles")),
         "infer_memory_mb": as_number(speed.get("peak_memory_mb")),
         "train_memory_mb": as_number(training.get("train_peak_memory_mb")),
         "train_minutes": as_number(training.get("train_seconds")) / 60,
@@ -225,13 +225,13 @@ def _flat_record(run: dict) -> dict:
     return record
 
 
-def _iqr(quartiles) -> float:
+def iqr(quartiles) -> float:
     if not isinstance(quartiles, (list, tuple)) or len(quartiles) != 2:
         return math.nan
     return as_number(quartiles[1]) - as_number(quartiles[0])
 
 
-def _aggregate(records: list[dict], value_columns: list[str], with_std: bool) -> pd.DataFrame:
+def aggregate_seeds(records: list[dict], value_columns: list[str], with_std: bool) -> pd.DataFrame:
     """Mean (and sample std, ddof=1) over seeds for each (family, model, resolution, phase)."""
     if not records:
         columns = GROUP_KEYS + ["n_seeds", "seeds"] + value_columns
@@ -279,8 +279,8 @@ def runs_table(runs: list[dict]) -> pd.DataFrame:
 
 def _cell_table(runs: list[dict], columns: list[str]) -> pd.DataFrame:
     """``columns`` of :func:`_flat_record`, one row per cell in report order, seeds aggregated."""
-    runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
-    return _aggregate([_flat_record(r) for r in runs], columns, with_std=True)
+    runs = sorted(runs, key=lambda r: report_order(r.get("run", {})))
+    return aggregate_seeds([_flat_record(r) for r in runs], columns, with_std=True)
 
 
 def operating_points_table(runs: list[dict]) -> pd.DataFrame:
@@ -326,7 +326,7 @@ def per_class_table(runs: list[dict], metric: str = "AP50") -> pd.DataFrame:
     """Rows as in :func:`runs_table` (family, model, resolution, phase, n_seeds, seeds);
     one column per class (the dataset's own names, in its order) with ``metric`` from
     ``per_class`` averaged over seeds. ``df.attrs["classes"]`` lists the class columns."""
-    runs = sorted(runs, key=lambda r: _sort_key(r.get("run", {})))
+    runs = sorted(runs, key=lambda r: report_order(r.get("run", {})))
     names = class_names(runs)
     records = []
     for run in runs:
@@ -336,7 +336,7 @@ def per_class_table(runs: list[dict], metric: str = "AP50") -> pd.DataFrame:
         for name in names:
             record[name] = values.get(name, math.nan)
         records.append(record)
-    table = _aggregate(records, names, with_std=False)
+    table = aggregate_seeds(records, names, with_std=False)
     table.attrs["classes"] = names
     table.attrs["metric"] = metric
     return table
@@ -391,7 +391,7 @@ def multimodal_table(runs: list[dict], metric: str = "AP50", pair=None) -> pd.Da
             record[swaps[0]] = counts[a][b] if counts else math.nan
             record[swaps[1]] = counts[b][a] if counts else math.nan
         records.append(record)
-    table = _aggregate(records, values, with_std=True)
+    table = aggregate_seeds(records, values, with_std=True)
     if len(table):
         order = sorted(range(len(table)), key=lambda i: (str(table.at[i, "model"]), _res_key(table.at[i, "resolution"]),
                                                          _multimodal_rank(table.at[i, "phase"])))

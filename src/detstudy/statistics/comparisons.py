@@ -27,7 +27,6 @@ from detstudy.engine.io import read_json, write_json
 from detstudy.study.chain import Phase
 from detstudy.study.grid import cell_label, phase_parts
 from detstudy.statistics.intervals import METHODS, holm, interval, json_number, p_value
-from detstudy.tasks.detection.evaluation.resampled_ap import SUMMARY
 
 log = logging.getLogger("detstudy.statistics")
 
@@ -38,18 +37,37 @@ def cell_key(run: dict) -> tuple:
     return tuple(run[key] for key in CELL_KEYS)
 
 
+#: The metric each task's log line and findings lead with (the first of these a record has).
+HEADLINES = ("AP50", "mIoU")
+
+
+def summary_names(record: dict) -> list[str]:
+    """A statistics.json's summary metrics in order (detection: AP, AP50, AP75, AR100;
+    segmentation: mIoU, mDice, aAcc, mAcc)."""
+    return list(record["metrics"])
+
+
+def class_metric(record: dict) -> str:
+    """The per-class statistic of a statistics.json (detection: AP50, segmentation: IoU)."""
+    entries = record.get("per_class") or []
+    return next((key for key in entries[0] if key not in ("id", "name")), "AP50") if entries else "AP50"
+
+
 class Cell:
     """One cell's seeds: the statistics of each on the shared replicates, pooled over seeds.
 
-    Columns: :data:`SUMMARY` (AP, AP50, AP75, AR100), then each class's AP50.
+    Columns: the task's summary metrics (:func:`summary_names`), then each class's
+    ``<class metric> <class>`` (detection ``AP50 <class>``, segmentation ``IoU <class>``).
     """
 
     def __init__(self, key: tuple, runs: list[dict], arrays: list[dict], seed_draws: np.ndarray):
         self.key, self.runs = key, runs
         self.family = runs[0]["run"].get("family")
         self.seeds = [run["run"]["seed"] for run in runs]
+        self.summary_names = summary_names(runs[0])
         self.classes = [entry["name"] for entry in runs[0]["per_class"]]
-        self.columns = list(SUMMARY) + [f"AP50 {name}" for name in self.classes]
+        per_class = class_metric(runs[0])
+        self.columns = self.summary_names + [f"{per_class} {name}" for name in self.classes]
 
         def joined(a: dict, name: str) -> np.ndarray:
             return np.concatenate([np.atleast_2d(a[name]), np.atleast_2d(a[f"class_{name}"])], axis=-1)
@@ -77,8 +95,8 @@ class Cell:
     def summary(self, level: float, method: str) -> dict:
         return {"model": self.key[0], "resolution": self.key[1], "phase": self.key[2], "family": self.family,
                 "label": cell_label(*self.key), "seeds": self.seeds,
-                "metrics": {name: self.describe(j, level, method) for j, name in enumerate(SUMMARY)},
-                "per_class": {name: self.describe(len(SUMMARY) + k, level, method)
+                "metrics": {name: self.describe(j, level, method) for j, name in enumerate(self.summary_names)},
+                "per_class": {name: self.describe(len(self.summary_names) + k, level, method)
                               for k, name in enumerate(self.classes)}}
 
 
@@ -92,9 +110,11 @@ def _seed_draws(n_seeds: int, resamples: int, seed: int, key: tuple) -> np.ndarr
     return np.random.default_rng([seed, 1, name]).integers(0, n_seeds, size=(resamples, n_seeds))
 
 
-def difference(a: Cell, b: Cell, level: float, method: str, columns=SUMMARY) -> dict:
-    """``a`` minus ``b`` on the same replicates, per column: the interval and the raw p-value."""
+def difference(a: Cell, b: Cell, level: float, method: str, columns=None) -> dict:
+    """``a`` minus ``b`` on the same replicates, per column (the summary metrics unless told):
+    the interval and the raw p-value."""
     out = {}
+    columns = a.summary_names if columns is None else columns
     for name in columns:
         i, j = a.column(name), b.column(name)
         estimate = a.estimate[i] - b.estimate[j]
@@ -183,11 +203,16 @@ def comparisons(*, statistics: list, bootstraps: list, settings: dict[str, Any],
                or cell_key(pair["b"]) not in cells]
     if missing:
         raise ValueError(f"statistics.pairs {missing}: no such run in the statistics given. Fix: name runs of the grid.")
+    names = summary_names(records[0]) if records else []
+    if any(summary_names(record) != names for record in records):
+        raise ValueError(f"the runs' statistics ({', '.join(map(str, statistics))}) hold different metrics. Fix: "
+                         "compare runs of one task.")
+    headline = next((name for name in HEADLINES if name in names), names[0] if names else None)
     tables = {}
     for table, pairs in planned_pairs(cells, settings.get("baseline"), settings.get("pairs") or []).items():
         rows = [{"a": cell_label(*a), "b": cell_label(*b), "a_key": list(a), "b_key": list(b),
                  "metrics": difference(cells[a], cells[b], level, method)} for a, b in pairs]
-        for name in SUMMARY:  # Holm across the comparisons of one table, per metric
+        for name in names:  # Holm across the comparisons of one table, per metric
             adjusted = holm([row["metrics"][name]["p"] for row in rows])
             for row, value in zip(rows, adjusted):
                 row["metrics"][name]["p_holm"] = json_number(value)
@@ -198,7 +223,7 @@ def comparisons(*, statistics: list, bootstraps: list, settings: dict[str, Any],
               "best": best_of_columns(cells, level, method),
               "tables": tables}
     write_json(comparisons_path, result)
-    significant = sum((row["metrics"]["AP50"]["p_holm"] or 1.0) < 1 - level for rows in tables.values() for row in rows)
-    log.info("%d cells, %d comparisons, %d with an AP50 difference significant at %g (Holm)", len(cells),
-             sum(len(rows) for rows in tables.values()), significant, 1 - level)
+    significant = sum((row["metrics"][headline]["p_holm"] or 1.0) < 1 - level for rows in tables.values() for row in rows)
+    log.info("%d cells, %d comparisons, %d with a %s difference significant at %g (Holm)", len(cells),
+             sum(len(rows) for rows in tables.values()), significant, headline, 1 - level)
     return result

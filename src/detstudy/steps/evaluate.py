@@ -19,7 +19,7 @@ from detstudy.tasks.detection.data.coco import SplitPaths
 from detstudy.tasks.detection.data.dataset import CocoDetection
 from detstudy.tasks.detection.evaluation.confusion import confusion_matrix
 from detstudy.tasks.detection.evaluation.inference import predict_dataset
-from detstudy.steps.latency import autocast_for, check_precision
+from detstudy.engine.cost import autocast_for, check_precision
 from detstudy.tasks.detection.evaluation.metrics import best_f1_operating_point, coco_evaluate, operating_point
 from detstudy.engine.io import write_json
 from detstudy.tasks.detection.multimodal.analysis import text_similarity

@@ -10,7 +10,6 @@ metrics, which do not.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -23,36 +22,9 @@ from detstudy.engine.runtime import memory_kind, peak_memory_mb, reset_peak_memo
 from detstudy.tasks.detection.evaluation.inference import as_float, measure_latency
 from detstudy.engine.io import write_json
 from detstudy.engine.runtime import resolve_device
-from detstudy.engine.history import trained_epochs
+from detstudy.engine.cost import autocast_for, check_precision, train_seconds, training_cost
 
 log = logging.getLogger("detstudy.evaluate")
-PRECISIONS = ("fp32", "float16", "bfloat16")
-
-
-def check_precision(precision: str) -> None:
-    if precision not in PRECISIONS:
-        raise ValueError(f"evaluation precision {precision!r} is not one of {', '.join(PRECISIONS)}. "
-                         "Fix: set evaluation.precision to one of them.")
-
-
-def autocast_for(precision: str, device: torch.device) -> tuple[bool, torch.dtype]:
-    """(autocast on, dtype) of an evaluation precision: autocast on CUDA only."""
-    return device.type == "cuda" and precision != "fp32", getattr(torch, precision, torch.float16)
-
-
-def train_seconds(history_csv: str | Path) -> float:
-    """Training wall time: the epochs that trained."""
-    return round(sum(float(row["seconds"]) for row in trained_epochs(history_csv)), 1)
-
-
-def training_cost(history_csv: str | Path) -> dict[str, float | None]:
-    """The trained epochs' mean throughput (images/s) and their peak memory (MiB; ``None`` for a
-    history written before it was recorded)."""
-    epochs = trained_epochs(history_csv)
-    rates = [float(row["images_per_second"]) for row in epochs if row.get("images_per_second")]
-    peaks = [float(row["peak_memory_mb"]) for row in epochs if row.get("peak_memory_mb")]
-    return {"train_images_per_second": round(sum(rates) / len(rates), 2) if rates else None,
-            "train_peak_memory_mb": max(peaks) if peaks else None}
 
 
 def latency(*, checkpoint, history, test_split: SplitPaths, speed_path, run: dict[str, Any],

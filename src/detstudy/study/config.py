@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from detstudy.study.classes import CATEGORIES as SYNTHETIC_CATEGORIES
-from detstudy.study.architectures import DEIMV2_QUERIES, TASK_ARCHITECTURES, deimv2_resolution_problem, family_of
+from detstudy.study.architectures import (DEIMV2_ARCHITECTURES, DEIMV2_QUERIES, TASK_ARCHITECTURES,
+                                         deimv2_resolution_problem, family_of)
 from detstudy.study.chain import Phase, chain_names, phase_training
 from detstudy.study.descriptions import load_descriptions, prompts_for
 from detstudy.study.epochs import DEFAULT_EPOCHS, EpochWindows
 from detstudy.study.grid import grid_cells, import_cells
+from detstudy.study.segmentation import check_segmentation
 
 def check_training_combination(values: dict[str, Any]) -> None:
     """Training settings that are each valid but not together (the schema checks them one by one)."""
@@ -37,7 +39,8 @@ def _models(config: dict) -> dict[str, Any]:
 
 
 def _vit_models(config: dict) -> list[str]:
-    return [m for m in config["grid"]["models"] if family_of(_models(config)[m]["architecture"]) == "vit"]
+    """The grid's DEIMv2 models (SegFormer is a ViT too, but not a detector)."""
+    return [m for m in config["grid"]["models"] if _models(config)[m]["architecture"] in DEIMV2_ARCHITECTURES]
 
 
 def check_grid(config: dict) -> None:
@@ -239,16 +242,19 @@ def check_gpus(config: dict) -> None:
                          "the list as its only 'cuda'. Fix: set compute.device to cuda (or auto), or drop compute.gpus.")
 
 
-def check_config(config: dict) -> None:
+def check_config(config: dict, workflow_dir=None) -> None:
     """The checks that need only the config (and the files it names)."""
     check_grid(config)
     check_gpus(config)
+    check_augmentation_epochs(config)
+    check_statistics(config)
+    if config.get("task", "detection") == "segmentation":
+        check_segmentation(config, workflow_dir)
+        return
     check_dataset_paths(config)
     check_weight_files(config)
     check_vit_resolutions(config)
-    check_augmentation_epochs(config)
     check_multimodal_models(config)
-    check_statistics(config)
     for name in config["grid"]["models"]:
         if _models(config)[name].get("import_checkpoint"):
             if family_of(_models(config)[name]["architecture"]) != "vit":
@@ -262,5 +268,6 @@ def check_workflow(config: dict, workflow_dir) -> None:
     """Everything checked here while the Snakefile parses: the config's own rules and the class
     descriptions against the dataset (the imported checkpoint files need torch: the detection
     task checks them, ``tasks.detection.checkpoint_import.check_import_files``)."""
-    check_config(config)
-    check_descriptions(config, workflow_dir)
+    check_config(config, workflow_dir)
+    if config.get("task", "detection") == "detection":
+        check_descriptions(config, workflow_dir)

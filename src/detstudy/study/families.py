@@ -1,7 +1,7 @@
 """The model families of the study, in the order every table and figure shows them."""
 
-FAMILY_ORDER = ("cnn", "vit", "multimodal")
-FAMILY_LABELS = {"cnn": "CNN", "vit": "ViT", "multimodal": "Multimodal"}
+FAMILY_ORDER = ("cnn", "hybrid", "vit", "multimodal")
+FAMILY_LABELS = {"cnn": "CNN", "hybrid": "Hybrid", "vit": "ViT", "multimodal": "Multimodal"}
 
 
 def family_rank(family) -> tuple:

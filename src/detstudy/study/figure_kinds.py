@@ -31,3 +31,18 @@ CROSS_RUN_FIGURE_KINDS = {
     "pr_by_class": "Each class's precision-recall curves across cells",
     "validation_curves": "Validation curves per family",
 }
+
+#: The figures of every segmentation run (rule ``segmentation_figures``), in report order.
+SEGMENTATION_FIGURE_KINDS = {
+    "training_curves": "Training curves",
+    "overlays": "Image, ground truth and prediction",
+    "confusion_matrix": "Pixel confusion matrix",
+    "per_class_iou": "Per-class IoU and Dice",
+}
+
+#: The segmentation figures that compare every run (rule ``segmentation_cross_run_figures``).
+SEGMENTATION_CROSS_RUN_FIGURE_KINDS = {
+    "accuracy_cost": "mIoU against latency and GFLOPs",
+    "class_heatmap": "Per-class IoU of every cell",
+    "validation_curves": "Validation mIoU per family",
+}

@@ -17,34 +17,75 @@ import numpy as np
 from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
 from detstudy.tasks.segmentation.checkpoint import load_checkpoint
+from detstudy.tasks.segmentation.data.checks import read_mask
 from detstudy.tasks.segmentation.data.dataset import MaskDataset, eval_transform
 from detstudy.tasks.segmentation.data.layout import MaskSplit
 from detstudy.tasks.segmentation.inference import dataset_confusions
 from detstudy.tasks.segmentation.metrics import metrics_from_confusion
+from detstudy.tasks.segmentation.models import parameter_count
 
 log = logging.getLogger("detstudy.evaluate")
+SAMPLE_SIDE = 512  # px: the overlay figure's predicted masks are kept at most this large
+
+
+class SampleKeeper:
+    """The predicted masks of the ``count`` test images with the most ground-truth classes (ties:
+    stem order), shrunk to at most :data:`SAMPLE_SIDE` px (nearest) for the overlay figure."""
+
+    def __init__(self, data: MaskDataset, count: int):
+        self.data, self.count, self.kept = data, count, []
+
+    def __call__(self, index: int, prediction) -> None:
+        if self.count <= 0:
+            return
+        truth = read_mask(self.data.pairs[index][1], self.data.num_classes, self.data.palette)
+        present = np.unique(truth[truth != self.data.ignore_index]).size
+        self.kept.append((-present, index, shrink(prediction.numpy().astype(np.uint8))))
+        self.kept = sorted(self.kept)[:self.count]
+
+    def save(self, path) -> None:
+        chosen = sorted(self.kept, key=lambda item: item[1])
+        arrays = {f"prediction_{k}": mask for k, (_, _, mask) in enumerate(chosen)}
+        stems = [self.data.pairs[index][0].stem for _, index, _ in chosen]
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez_compressed(handle, stems=np.asarray(stems, dtype=str), **arrays)
+
+
+def shrink(mask: np.ndarray, side: int = SAMPLE_SIDE) -> np.ndarray:
+    """Nearest-neighbour subsampling to at most ``side`` px on the longer side (class ids kept)."""
+    step = max(1, -(-max(mask.shape[:2]) // side))
+    return mask[::step, ::step]
 
 
 def evaluate(*, checkpoint, test_split: MaskSplit, run: dict[str, Any], metrics_path, confusions_path,
-             inference: str = "whole", palette: list | None = None, device: str = "auto") -> dict:
-    """Write ``metrics_path`` (the run, the protocol, the metrics block) and ``confusions_path``
-    (``.npz``: the per-image confusion matrices and the test images' stems, for the bootstrap)."""
+             samples_path=None, sample_images: int = 0, inference: str = "whole", palette: list | None = None,
+             device: str = "auto", extra: dict[str, Any] | None = None) -> dict:
+    """Write ``metrics_path`` (the run, the protocol, the metrics block, ``extra`` entries),
+    ``confusions_path`` (``.npz``: the per-image confusion matrices and the test images' stems,
+    for the bootstrap) and ``samples_path`` (the predicted masks of ``sample_images`` test images
+    for the overlay figure)."""
     device_ = resolve_device(device)
     model, state = load_checkpoint(checkpoint, device_)
     class_names, ignore_index = state["class_names"], state["ignore_index"]
     resolution = model.settings["resolution"]
     data = MaskDataset(test_split, len(class_names), eval_transform(resolution, inference), ignore_index=ignore_index,
                        palette=palette, resize_mask=False)
-    confusions = dataset_confusions(model, data, device_, resolution, inference).numpy()
+    keeper = SampleKeeper(data, sample_images if samples_path else 0)
+    log.info("predicting %d test images on %s (%s inference at %d px)", len(data), device_, inference, resolution)
+    confusions = dataset_confusions(model, data, device_, resolution, inference, on_image=keeper).numpy()
     stems = [image.stem for image, _ in data.pairs]
     metrics = metrics_from_confusion(confusions.sum(axis=0), class_names)
     record = {"run": run, "task": "segmentation",
               "protocol": {"inference": inference, "resolution": resolution, "ignore_index": ignore_index,
                            "images": len(stems), "classes": class_names},
-              "metrics": metrics, "confusion": confusions.sum(axis=0).tolist()}
+              "metrics": metrics, "confusion": confusions.sum(axis=0).tolist(),
+              "params": {"total": parameter_count(model)}, **(extra or {})}
     with atomic_path(confusions_path) as tmp:
         with open(tmp, "wb") as handle:  # np.savez given a name would append .npz to the temporary one
             np.savez(handle, confusions=confusions, stems=np.asarray(stems))
+    if samples_path:
+        keeper.save(samples_path)
     write_json(metrics_path, record)
     log.info("%s: mIoU %.4f, mDice %.4f, aAcc %.4f on %d test images", run.get("model", "?"), metrics["mIoU"] or 0,
              metrics["mDice"] or 0, metrics["aAcc"] or 0, len(stems))

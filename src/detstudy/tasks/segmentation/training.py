@@ -8,7 +8,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
@@ -19,7 +18,7 @@ from detstudy.engine.runtime import resolve_device, seed_everything
 from detstudy.engine.settings import TrainSettings
 from detstudy.engine.training import TrainingParts, run_training
 from detstudy.tasks.segmentation.checkpoint import save_checkpoint
-from detstudy.tasks.segmentation.data.checks import check_split, class_weights
+from detstudy.tasks.segmentation.data.checks import check_split, loss_class_weights
 from detstudy.tasks.segmentation.data.dataset import (MaskAugmentation, MaskDataset, collate, eval_transform,
                                                       train_transform)
 from detstudy.tasks.segmentation.data.layout import MaskSplit
@@ -63,10 +62,11 @@ def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train
               checkpoint_path: str | Path, history_path: str | Path, ignore_index: int = 255,
               loss_settings: dict[str, Any] | None = None, inference: str = "whole",
               palette: list | None = None, device: str = "auto", threads: int | None = None,
-              state_dir: str | Path | None = None) -> dict[str, Any]:
+              state_dir: str | Path | None = None, train_pixels: list[int] | None = None) -> dict[str, Any]:
     """Train one (model, resolution, seed) cell; write the best checkpoint (by validation mIoU)
     and the history CSV. ``loss_settings``: ``class_weights`` (inverse_log, median_frequency,
-    none, or one number per class), ``ce_weight``, ``dice_weight``."""
+    none, or one number per class), ``ce_weight``, ``dice_weight``; ``train_pixels``: the
+    training split's pixels per class as its check counted them (counted here when not given)."""
     settings = TrainSettings.from_dict({"select_metric": DEFAULT_SELECT_METRIC, **train_settings})
     if settings.select_metric not in VALIDATION_METRICS:
         raise ValueError(f"select_metric {settings.select_metric!r}: a segmentation run is selected by one of "
@@ -83,7 +83,9 @@ def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train
                              ignore_index=ignore_index, palette=palette)
     val_data = MaskDataset(val_split, num_classes, eval_transform(resolution, inference), ignore_index=ignore_index,
                            palette=palette, resize_mask=False)
-    weights = _class_weights(train_data, loss_settings["class_weights"])
+    if train_pixels is None and isinstance(loss_settings["class_weights"], str):
+        train_pixels = check_split(train_split, "train", num_classes, ignore_index, palette).pixels
+    weights = loss_class_weights(loss_settings["class_weights"], train_pixels, num_classes)
     log.info("class weights (%s): %s", loss_settings["class_weights"] if isinstance(loss_settings["class_weights"], str)
              else "given", ", ".join(f"{n} {w:.3f}" for n, w in zip(class_names, weights)))
     model = build_segmenter(architecture, num_classes, resolution, **(model_settings or {}))
@@ -122,13 +124,3 @@ def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train
 def _split_identity(split: MaskSplit) -> list:
     """What the resumed job must find unchanged: every mask's digest, every image's name and size."""
     return [(image.name, image.stat().st_size, file_digest(mask)) for image, mask in split.pairs()]
-
-
-def _class_weights(data: MaskDataset, method) -> np.ndarray:
-    """From the training masks' pixel counts, as the split's check counts them (before any augmentation)."""
-    if not isinstance(method, str):
-        return class_weights(np.zeros(data.num_classes), given=list(method))
-    if method == "none":
-        return np.ones(data.num_classes)
-    counts = check_split(data.split, "train", data.num_classes, data.ignore_index, data.palette)
-    return class_weights(counts.pixels, method)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
-import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from detstudy.engine.cost import time_per_image
 from detstudy.tasks.detection.data.dataset import CocoDetection, collate
 from detstudy.tasks.detection.models.base import DetectorAdapter
 
@@ -49,7 +47,6 @@ def coco_results(output: dict, image_id: int, categories) -> list[dict]:
                                          output["labels"].cpu().tolist())]
 
 
-@torch.no_grad()
 def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: torch.device,
                     images: int = 20, warmup: int = 3, amp: bool = False,
                     amp_dtype: torch.dtype = torch.float16) -> dict:
@@ -58,20 +55,4 @@ def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: to
     adapter.model.eval()
     count = min(images, len(dataset))
     inputs = [as_float(dataset[i % len(dataset)][0], device) for i in range(count + warmup)]
-    times = []
-    for index, image in enumerate(inputs):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp and device.type == "cuda"):
-            adapter.predict([image])
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if index >= warmup:
-            times.append(1000.0 * (time.perf_counter() - start))
-    q1, median, q3 = (float(v) for v in np.percentile(times, [25, 50, 75])) if times else (0.0, 0.0, 0.0)
-    return {"device": device.type if device.type == "cpu" else torch.cuda.get_device_name(device),
-            "latency_ms_per_image": round(median, 2), "latency_ms_quartiles": [round(q1, 2), round(q3, 2)],
-            "latency_ms_mean": round(float(np.mean(times)) if times else 0.0, 2),
-            "images_timed": count, "batch_size": 1, "threads": torch.get_num_threads(), "amp": bool(amp and device.type == "cuda"),
-            **({"amp_dtype": str(amp_dtype).removeprefix("torch.")} if amp and device.type == "cuda" else {})}
+    return time_per_image(lambda image: adapter.predict([image]), inputs, device, warmup, amp, amp_dtype)

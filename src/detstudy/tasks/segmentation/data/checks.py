@@ -92,7 +92,7 @@ def check_split(split: MaskSplit, name: str, num_classes: int, ignore_index: int
 
     for folder, what in ((split.images, "images"), (split.masks, "masks")):
         if not folder.is_dir():
-            problem("folder", f"{name}: the {what} folder {folder} does not exist. Fix: point dataset.splits.{name}.{what} at it")
+            problem("folder", f"{name}: the {what} folder {folder} does not exist. Fix: point dataset.folders.{name}.{what} at it")
     if problems:
         raise DatasetError(_message(name, problems))
     images, masks = split.image_files(), split.mask_files()
@@ -186,3 +186,13 @@ def class_weights(train_pixels: np.ndarray, method: str = "inverse_log", given: 
     if method == "none":
         return np.ones_like(frequency)
     raise ValueError(f"class weights method {method!r}: use inverse_log, median_frequency or none")
+
+
+def loss_class_weights(setting, train_pixels, num_classes: int) -> np.ndarray:
+    """The loss's class weights of the config's ``loss.class_weights`` (a method's name, or one
+    number per class) from the training split's pixel counts."""
+    if not isinstance(setting, str):
+        return class_weights(np.zeros(num_classes), given=list(setting))
+    if setting == "none":
+        return np.ones(num_classes)
+    return class_weights(np.asarray(train_pixels, dtype=np.int64), setting)

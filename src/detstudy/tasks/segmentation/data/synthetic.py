@@ -8,17 +8,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detstudy.study.classes import CATEGORIES
+from detstudy.study.segmentation import SPLITS, SYNTHETIC_SPLIT_SIZES, synthetic_stem
+from detstudy.study.segmentation import synthetic_class_names as class_names
 from detstudy.tasks.synthetic_defects import check_world_settings, image_rng, render_image, save_png
 
-SPLITS = ("train", "val", "test")
-DEFAULT_SPLIT_SIZES = {"train": 160, "val": 32, "test": 64}
-BACKGROUND = "background"
 
-
-def class_names() -> list[str]:
-    """Index 0 the intact surface, then the six classes (the dataset's category ids)."""
-    return [BACKGROUND] + [category["name"] for category in CATEGORIES]
+__all__ = ["class_names", "generate_segmentation_dataset"]
 
 
 def generate_segmentation_dataset(out_dir, *, seed: int = 0, split_sizes: dict[str, int] | None = None,
@@ -27,7 +22,7 @@ def generate_segmentation_dataset(out_dir, *, seed: int = 0, split_sizes: dict[s
     """Write every split's images and masks under ``out_dir``; returns
     ``{split: {"images": folder, "masks": folder}}``. Same arguments, byte-identical files."""
     check_world_settings(image_size, max_defects, empty_fraction)
-    sizes = {**DEFAULT_SPLIT_SIZES, **(split_sizes or {})}
+    sizes = {**SYNTHETIC_SPLIT_SIZES, **(split_sizes or {})}
     unknown = sorted(set(sizes) - set(SPLITS))
     if unknown:
         raise ValueError(f"split_sizes: unknown split(s) {unknown}; the splits are {list(SPLITS)}")
@@ -39,7 +34,7 @@ def generate_segmentation_dataset(out_dir, *, seed: int = 0, split_sizes: dict[s
         masks.mkdir(parents=True, exist_ok=True)
         for index in range(int(sizes[split])):
             pixels, _, labels = render_image(image_rng(seed, split, index), image_size, max_defects, empty_fraction)
-            stem = f"{split}_{index:05d}"
+            stem = synthetic_stem(split, index)
             save_png(images / f"{stem}.png", pixels)
             save_png(masks / f"{stem}.png", labels)
         result[split] = {"images": str(images), "masks": str(masks)}

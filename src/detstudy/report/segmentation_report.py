@@ -1,0 +1,93 @@
+"""The segmentation study's report: its tables (results with intervals and the difference to the
+baseline, per-class IoU, costs) and figures filled into the templates of
+``report/templates/segmentation`` as HTML (figures embedded), Markdown and LaTeX (booktabs +
+siunitx). The tables are the detection report's generic ones (:func:`metric_table`): a value is
+bold only where it is significantly the best of its column (paired bootstrap, Holm-adjusted)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from detstudy.engine.io import read_json
+from detstudy.report.figure_sections import Preview, figure_item
+from detstudy.report.outputs import SEGMENTATION_LATEX_TABLES, SEGMENTATION_TEMPLATES
+from detstudy.report.render import environments, write_rendered
+from detstudy.report.segmentation_tables import (SEGMENTATION_COLUMNS, SEGMENTATION_COST_COLUMNS, cell_table,
+                                                 class_iou_table, load_segmentation_runs)
+from detstudy.report.significance import Significance
+from detstudy.report.tables import cost_devices
+from detstudy.report.views import metric_table, per_class_view
+from detstudy.study.figure_kinds import SEGMENTATION_CROSS_RUN_FIGURE_KINDS, SEGMENTATION_FIGURE_KINDS
+from detstudy.study.grid import run_label
+
+
+
+def check_segmentation_templates(templates_dir) -> Path:
+    folder = Path(templates_dir) / "segmentation"
+    missing = [name for name in SEGMENTATION_TEMPLATES if not (folder / name).is_file()]
+    if missing:
+        raise FileNotFoundError(f"report templates folder {folder}: missing {', '.join(missing)}; pass the "
+                                "workflow's report/templates folder (the report rule does)")
+    return Path(templates_dir)
+
+
+def dataset_view(statistics: dict) -> dict:
+    """Per class: pixel share and images per split, and the loss's weight."""
+    splits = list(statistics["splits"])
+    rows = []
+    for k, name in enumerate(statistics["classes"]):
+        rows.append({"name": name, "weight": f"{statistics['class_weights']['values'][k]:.3f}",
+                     "splits": [{"share": f"{100 * statistics['splits'][s]['per_class'][k]['pixel_share']:.2f} %",
+                                 "images": statistics["splits"][s]["per_class"][k]["images"]} for s in splits]})
+    return {"splits": splits, "images": {s: statistics["splits"][s]["images"] for s in splits}, "rows": rows,
+            "method": statistics["class_weights"]["method"], "warnings": statistics.get("warnings", [])}
+
+
+def render_segmentation_report(*, metrics_paths: list, statistics_json, statistics_png, comparisons_json,
+                               figures: dict[str, dict[str, str]], cross_run_figures: dict[str, str],
+                               statistics_figures: dict[str, str], out_html, out_md, out_tables: dict[str, str],
+                               templates_dir, title: str, preview: Preview = Preview()) -> None:
+    """``figures``: run label -> {kind: png}; ``out_tables``: stem -> .tex path."""
+    templates_dir = check_segmentation_templates(templates_dir)
+    out_html, out_md = Path(out_html), Path(out_md)
+    runs = load_segmentation_runs(metrics_paths)
+    significance = Significance.load(comparisons_json)
+    results = cell_table(runs, SEGMENTATION_COLUMNS)
+    costs = cell_table(runs, SEGMENTATION_COST_COLUMNS)
+    classes = class_iou_table(runs)
+    tables = {
+        "results": metric_table(results, SEGMENTATION_COLUMNS, key="results", caption="Test results",
+                                significance=significance, baseline_metric="mIoU"),
+        "per_class": per_class_view(classes, "IoU", significance),
+        "costs": metric_table(costs, SEGMENTATION_COST_COLUMNS, key="costs", caption="Costs"),
+    }
+    protocol = runs[0]["protocol"] if runs else {}
+    inference = None
+    if significance is not None:
+        inference = {"level": f"{round(100 * significance.level)}%", "method": significance.method,
+                     "resamples": significance.resamples, "alpha": f"{significance.alpha:g}",
+                     "baseline": significance.baseline}
+
+    def figure_block(preview_: Preview | None, folder: Path) -> dict:
+        return {
+            "dataset": figure_item("statistics", "Class balance", statistics_png, folder, preview_),
+            "cross_run": [figure_item(kind, SEGMENTATION_CROSS_RUN_FIGURE_KINDS[kind], path, folder, preview_)
+                          for kind, path in cross_run_figures.items()],
+            "statistics": [figure_item(kind, kind.capitalize(), path, folder, preview_)
+                           for kind, path in statistics_figures.items()],
+            "runs": [{"label": label, "figures": [figure_item(kind, SEGMENTATION_FIGURE_KINDS.get(kind, kind), path,
+                                                              folder, preview_) for kind, path in kinds.items()]}
+                     for label, kinds in figures.items()],
+        }
+
+    context = {"title": title, "tables": tables, "dataset": dataset_view(read_json(statistics_json)),
+               "protocol": protocol, "inference": inference, "devices": cost_devices(runs),
+               "multi_seed": bool(len(results)) and int(results["n_seeds"].max()) > 1,
+               "run_labels": [run_label(r["run"]) for r in runs]}
+    html, markdown, latex = environments(templates_dir)
+    write_rendered(out_html, html.get_template("segmentation/index.html.j2").render(
+        **context, figures=figure_block(preview, out_html.parent)))
+    write_rendered(out_md, markdown.get_template("segmentation/report.md.j2").render(
+        **context, figures=figure_block(None, out_md.parent)))
+    for stem, template in SEGMENTATION_LATEX_TABLES.items():
+        write_rendered(out_tables[stem], latex.get_template(f"segmentation/{template}").render(**context))
