@@ -17,7 +17,7 @@ def load(name: str) -> dict:
     return yaml.safe_load((ROOT / "config" / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "thesis.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "thesis.yaml", "segmentation.yaml", "segmentation_study.yaml"])
 def test_shipped_configs_are_valid(name):
     config = load(name)
     validate(config, SCHEMA)
@@ -78,3 +78,28 @@ def test_thesis_multimodal_phases_follow_the_study_plan():
     assert multimodal["training"]["early_stop_drop"] == 0.02 and multimodal["training"]["select_metric"] == "AP"
     assert multimodal["text_encoder"]["model"] == "openai/clip-vit-base-patch32"
     assert multimodal["confusion_pair"] == ["ROTURA_FRACTURA", "RAYONES_ARANAZOS"]
+
+
+def test_the_segmentation_study_config_passes_every_parse_time_check(tmp_path, monkeypatch):
+    """With its folders in place (relative paths start at the working directory)."""
+    from detstudy.study.config import check_workflow
+    from detstudy.study.segmentation import segmentation_classes
+
+    config = load("segmentation_study.yaml")
+    validate(config, SCHEMA)
+    for split in config["dataset"]["folders"].values():
+        for folder in split.values():
+            (tmp_path / folder).mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    check_workflow(config, ROOT)
+    names = segmentation_classes(config)["names"]
+    assert len(names) == 16 and names[0] == "Clean" and names[15] == "Other damage"
+    assert {config["models"][m]["training"]["epochs"] for m in config["grid"]["models"]} == {50}
+    assert config["grid"]["resolutions"] == [384] and config["models"]["segformer_b3"]["training"]["amp"]
+
+
+def test_folders_source_requires_the_folders_and_the_classes():
+    config = {"task": "segmentation", "dataset": {"name": "x", "source": "folders"},
+              "grid": {"models": ["m"], "resolutions": [64]}, "models": {"m": {"architecture": "segformer_demo"}}}
+    with pytest.raises(Exception, match="folders"):
+        validate(config, SCHEMA)

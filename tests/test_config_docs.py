@@ -31,6 +31,7 @@ DOCS = ROOT / "config" / "README.md"
 #: Definitions used in several places, and the one path their keys are documented under.
 SHARED = {
     "#/$defs/split": "dataset.coco.<split>",
+    "#/$defs/mask_split": "dataset.folders.<split>",
     "#/$defs/training": "models.<name>.training",
     "#/$defs/job_limits": "compute.jobs.<kind>",
     "#/$defs/cell": "statistics.pairs[].<side>",

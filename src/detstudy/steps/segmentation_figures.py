@@ -14,7 +14,7 @@ from detstudy.study.grid import run_label
 from detstudy.tasks.images import load_rgb
 from detstudy.tasks.segmentation.data.checks import read_mask
 from detstudy.tasks.segmentation.data.layout import MaskSplit
-from detstudy.tasks.segmentation.evaluation import shrink
+from detstudy.tasks.segmentation.samples import read_samples, shrink
 from detstudy.tasks.segmentation.plots import plot_overlays, plot_per_class_iou, plot_segmentation_confusion
 
 VALIDATION = (("val_mIoU", "val mIoU"), ("val_mDice", "val mDice"))
@@ -24,12 +24,10 @@ def overlay_samples(samples_npz, test_split: MaskSplit, num_classes: int, palett
     """The kept predictions with their image and ground truth, shrunk alike."""
     images, masks = test_split.image_files(), test_split.mask_files()
     samples = []
-    with np.load(samples_npz) as stored:
-        for k, stem in enumerate(str(s) for s in stored["stems"]):
-            prediction = stored[f"prediction_{k}"]
-            truth = shrink(read_mask(masks[stem], num_classes, palette))
-            image = load_rgb(images[stem]).resize((truth.shape[1], truth.shape[0]), Image.Resampling.BILINEAR)
-            samples.append({"name": stem, "image": np.asarray(image), "truth": truth, "prediction": prediction})
+    for stem, prediction in read_samples(samples_npz):
+        truth = shrink(read_mask(masks[stem], num_classes, palette))
+        image = load_rgb(images[stem]).resize((truth.shape[1], truth.shape[0]), Image.Resampling.BILINEAR)
+        samples.append({"name": stem, "image": np.asarray(image), "truth": truth, "prediction": prediction})
     return samples
 
 

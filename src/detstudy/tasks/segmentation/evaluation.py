@@ -17,45 +17,14 @@ import numpy as np
 from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
 from detstudy.tasks.segmentation.checkpoint import load_checkpoint
-from detstudy.tasks.segmentation.data.checks import read_mask
 from detstudy.tasks.segmentation.data.dataset import MaskDataset, eval_transform
 from detstudy.tasks.segmentation.data.layout import MaskSplit
 from detstudy.tasks.segmentation.inference import dataset_confusions
 from detstudy.tasks.segmentation.metrics import metrics_from_confusion
 from detstudy.tasks.segmentation.models import parameter_count
+from detstudy.tasks.segmentation.samples import SampleKeeper
 
 log = logging.getLogger("detstudy.evaluate")
-SAMPLE_SIDE = 512  # px: the overlay figure's predicted masks are kept at most this large
-
-
-class SampleKeeper:
-    """The predicted masks of the ``count`` test images with the most ground-truth classes (ties:
-    stem order), shrunk to at most :data:`SAMPLE_SIDE` px (nearest) for the overlay figure."""
-
-    def __init__(self, data: MaskDataset, count: int):
-        self.data, self.count, self.kept = data, count, []
-
-    def __call__(self, index: int, prediction) -> None:
-        if self.count <= 0:
-            return
-        truth = read_mask(self.data.pairs[index][1], self.data.num_classes, self.data.palette)
-        present = np.unique(truth[truth != self.data.ignore_index]).size
-        self.kept.append((-present, index, shrink(prediction.numpy().astype(np.uint8))))
-        self.kept = sorted(self.kept)[:self.count]
-
-    def save(self, path) -> None:
-        chosen = sorted(self.kept, key=lambda item: item[1])
-        arrays = {f"prediction_{k}": mask for k, (_, _, mask) in enumerate(chosen)}
-        stems = [self.data.pairs[index][0].stem for _, index, _ in chosen]
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, stems=np.asarray(stems, dtype=str), **arrays)
-
-
-def shrink(mask: np.ndarray, side: int = SAMPLE_SIDE) -> np.ndarray:
-    """Nearest-neighbour subsampling to at most ``side`` px on the longer side (class ids kept)."""
-    step = max(1, -(-max(mask.shape[:2]) // side))
-    return mask[::step, ::step]
 
 
 def evaluate(*, checkpoint, test_split: MaskSplit, run: dict[str, Any], metrics_path, confusions_path,
