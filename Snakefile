@@ -25,6 +25,7 @@ include: "rules/common.smk"
 
 if TASK == "segmentation":
 
+    include: "rules/segmentation_common.smk"
     include: "rules/segmentation.smk"
 
 else:
@@ -36,10 +37,10 @@ else:
     include: "rules/statistics.smk"
     include: "rules/figures.smk"
     include: "rules/report.smk"
-    include: "rules/tracking.smk"
 
 
 include: "rules/comparisons.smk"
+include: "rules/tracking.smk"
 
 
 localrules:

@@ -13,7 +13,8 @@ from detstudy.tasks.detection.data.layout import image_files_stamp, synthetic_im
 from detstudy.study import config as study_config
 from detstudy.study import grid as study_grid
 from detstudy.study.architectures import family_of
-from detstudy.study.figure_kinds import CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS
+from detstudy.study.figure_kinds import (CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS,
+                                        SEGMENTATION_FIGURE_KINDS, VIT_FIGURE_KINDS)
 from detstudy.engine.kernels import kernel_settings
 from detstudy.study.chain import Phase, chain_names, phase_training
 from detstudy.report.outputs import LATEX_TABLES
@@ -406,12 +407,16 @@ def tracking_targets():
 
 
 def run_figure_files(wildcards):
-    kinds = [*FIGURE_KINDS, *(VIT_FIGURE_KINDS if family(wildcards.model) == "vit" else ())]
+    """A run's figures (the task's kinds; a DEIMv2 run's attention figures too)."""
+    if TASK == "segmentation":
+        kinds = list(SEGMENTATION_FIGURE_KINDS)
+    else:
+        kinds = [*FIGURE_KINDS, *(VIT_FIGURE_KINDS if family(wildcards.model) == "vit" else ())]
     return [run_dir(f"figures/{kind}.png").format(**wildcards) for kind in kinds]
 
 
 def task_targets():
     """Everything `snakemake` builds for the config's task."""
     if TASK == "segmentation":
-        return segmentation_targets()
+        return [*segmentation_targets(), *tracking_targets()]
     return [*all_run_targets(), *multimodal_targets(), COMPARISONS, *report_outputs(), *tracking_targets()]

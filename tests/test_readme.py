@@ -13,13 +13,14 @@ def readme_commands() -> list[str]:
     return re.findall(r"```bash\n(.+?)\n```", quick_start)
 
 
-def test_quick_start_has_exactly_two_commands():
-    run, test = readme_commands()
+def test_quick_start_has_the_two_demos_and_the_test_command():
+    run, segmentation, test = readme_commands()
     assert run.endswith("snakemake --cores 2 --resources gpu=1")
+    assert segmentation == "snakemake --configfile config/segmentation.yaml --cores 2 --resources gpu=1"
     assert "pytest" in test
 
 
 def test_ci_runs_the_readme_test_command():
-    _, test = readme_commands()
+    *_, test = readme_commands()
     ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith("#")]
     assert test in ci_lines

@@ -1,12 +1,15 @@
 """Segmentation training on the engine: each family trains, its best checkpoint reloads to the
-validated numbers; the loss leaves ignore pixels out; sliding-window inference."""
+validated numbers; the loss leaves ignore pixels out; sliding-window inference; predict."""
 
 from __future__ import annotations
 
 import csv
+import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from detstudy.tasks.segmentation.checkpoint import load_checkpoint
 from detstudy.tasks.segmentation.data.dataset import MaskDataset, eval_transform
@@ -108,3 +111,40 @@ def test_evaluation_and_its_bootstrap(splits, tmp_path):
     with pytest.raises(ValueError, match="mIoU .* from the confusion matrices.*Fix: rerun"):
         run_intervals(confusions_path=out / "confusions.npz", metrics=wrong, settings=settings,
                    statistics_path=out / "s.json", bootstrap_path=out / "b.npz")
+
+
+def test_predict_writes_the_masks_the_evaluation_sees(splits, tmp_path):
+    """``detstudy predict`` on a segmentation checkpoint: a class-index mask per image equal to the
+    evaluation's prediction, an overlay each, the classes; bad input refused before the model runs."""
+    from detstudy.cli import main
+    from detstudy.tasks.segmentation.checkpoint import load_checkpoint
+    from detstudy.tasks.segmentation.inference import dataset_confusions
+
+    checkpoint = tmp_path / "best.pt"
+    train_run(architecture="upernet_convnext_demo", model_settings={}, class_names=class_names(), resolution=64,
+              seed=0, train_settings={"epochs": 1, "batch_size": 4}, train_split=splits["train"],
+              val_split=splits["val"], checkpoint_path=checkpoint, history_path=tmp_path / "history.csv")
+    out = tmp_path / "predictions"
+    assert main(["predict", "--checkpoint", str(checkpoint), "--images", str(splits["test"].images),
+                 "--out", str(out)]) == 0
+    model, state = load_checkpoint(checkpoint)
+    data = MaskDataset(splits["test"], len(class_names()), eval_transform(64), resize_mask=False)
+    seen = {}
+    dataset_confusions(model, data, torch.device("cpu"), 64, on_image=lambda i, p: seen.__setitem__(i, p.numpy()))
+    for index, (image, _) in enumerate(data.pairs):
+        written = np.asarray(Image.open(out / "masks" / f"{image.stem}.png"))
+        assert np.array_equal(written, seen[index]), image.name
+        assert (out / "overlays" / f"{image.name}.jpg").stat().st_size > 0
+    assert json.loads((out / "classes.json").read_text())["names"] == class_names()
+    # a non-empty output folder, an unreadable image and a file that is no checkpoint are refused
+    assert main(["predict", "--checkpoint", str(checkpoint), "--images", str(splits["test"].images),
+                 "--out", str(out)]) == 2
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"not a png")
+    assert main(["predict", "--checkpoint", str(checkpoint), "--images", str(broken), "--out",
+                 str(tmp_path / "o2")]) == 2
+    (tmp_path / "bogus.pt").write_bytes(b"nothing")
+    assert main(["predict", "--checkpoint", str(tmp_path / "bogus.pt"), "--images", str(splits["test"].images),
+                 "--out", str(tmp_path / "o3")]) == 2
+    assert not (tmp_path / "o2").exists() and not (tmp_path / "o3").exists()

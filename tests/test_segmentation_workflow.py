@@ -19,6 +19,7 @@ import torch
 from PIL import Image
 
 from conftest import Workflow, copy_workflow
+from test_slurm import cluster  # noqa: F401 (the fixture)
 
 from detstudy.report.outputs import SEGMENTATION_LATEX_TABLES
 from detstudy.study.figure_kinds import SEGMENTATION_CROSS_RUN_FIGURE_KINDS, SEGMENTATION_FIGURE_KINDS
@@ -116,11 +117,10 @@ def test_the_comparisons_and_the_report_use_the_cnn_baseline(finished: Workflow)
     assert checkpoint["class_weights"] == pytest.approx(dataset["class_weights"]["values"], abs=1e-6)
 
 
-def test_the_latex_tables_compile(finished: Workflow, tmp_path):
+def test_the_latex_tables_compile(finished: Workflow):
     from test_report import compile_latex
 
-    for stem in SEGMENTATION_LATEX_TABLES:
-        compile_latex(finished.root / "results/report/tables" / f"{stem}.tex", tmp_path / stem)
+    compile_latex(finished.root / "results/report/tables")
 
 
 def test_nothing_reruns_after_a_complete_run(finished: Workflow):
@@ -309,3 +309,44 @@ def test_lint_is_clean(tmp_path):
     workflow = segmentation_workflow(tmp_path / "wf")
     result = workflow.snakemake("--lint", check=False)
     assert result.returncode == 0 and "Lints for" not in result.stdout, result.stdout
+
+
+def test_a_segmentation_run_through_slurm_gives_the_local_numbers(cluster, finished: Workflow, tmp_path):
+    """The same run as SLURM jobs (profiles/slurm): its metrics byte for byte the local run's."""
+    target = "results/runs/segformer/64px/base/seed0/metrics.json"
+    workflow = segmentation_workflow(tmp_path / "wf")
+    config = workflow.config()
+    config["compute"]["jobs"] = {kind: {"mem_mb": 1500, "runtime": 20} for kind in ("training", "evaluation", "light")}
+    workflow.write_config(config)
+    done = subprocess.run(
+        ["snakemake", target, "--profile", "profiles/slurm", "--jobs", "4", "--slurm-no-account",
+         "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+         "--default-resources", "slurm_partition=test", "mem_mb=500", "runtime=10", "--latency-wait", "5"],
+        cwd=workflow.root, env={**cluster.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "train_segmenter" in done.stderr and "has been submitted with SLURM jobid" in done.stderr
+    metrics = json.loads((workflow.root / target).read_text())
+    local = json.loads((finished.root / target).read_text())
+    metrics.pop("provenance"), local.pop("provenance")  # the hosts' names and paths differ
+    assert metrics == local
+
+
+def test_tracking_replays_a_segmentation_run_into_tensorboard(finished: Workflow):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    config = finished.config()
+    config["tracking"] = {"tensorboard": True}
+    finished.write_config(config)
+    target = "results/tracking/segformer/64px/base/seed0/tracked.json"
+    try:
+        finished.snakemake(target, "--cores", "1")
+        assert {job[0] for job in finished.planned_jobs()} <= {"track_run", "all"}  # no result reruns
+    finally:
+        finished.write_config(tiny_segmentation_config())
+    events = EventAccumulator(str(finished.root / "results/tensorboard/segformer/64px/base/seed0"))
+    events.Reload()
+    metrics = json.loads((finished.root / RUNS[2] / "metrics.json").read_text())["metrics"]
+    assert events.Scalars("test/mIoU")[0].value == pytest.approx(metrics["mIoU"], rel=1e-6)
+    assert "test/IoU/background" in events.Tags()["scalars"]
+    assert len(events.Scalars("train/val_mIoU")) >= 1

@@ -1,7 +1,7 @@
 """Experiment tracking, optional: every finished run in MLflow and in TensorBoard.
 
 Tracking reads the results and writes only its own files: a run's history (per-epoch losses,
-learning rate, validation AP), its test metrics, its timings and its figures are replayed into
+learning rate, validation metrics), its test metrics (either task's), its timings and its figures are replayed into
 
 * MLflow (``tracking.mlflow.uri``: a server, or ``sqlite:///mlflow.db``): one MLflow run per
   (model, resolution, phase, seed), nested under one parent run per workflow invocation
@@ -32,6 +32,18 @@ log = logging.getLogger("detstudy.tracking")
 #: Fail fast when the server is down: MLflow's own default retries for minutes.
 QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 TEST_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
+SEGMENTATION_TEST_METRICS = ("mIoU", "mDice", "aAcc", "mAcc")
+
+
+def test_metrics(metrics: dict) -> dict[str, float]:
+    """A run's test numbers as ``{name: value}``: detection's COCO block, segmentation's summary
+    and each class's IoU (``IoU/<class>``); undefined values left out."""
+    if "coco" in metrics:
+        return {key: float(metrics["coco"][key]) for key in TEST_METRICS if metrics["coco"].get(key) is not None}
+    block = metrics["metrics"]
+    found = {key: float(block[key]) for key in SEGMENTATION_TEST_METRICS if block.get(key) is not None}
+    found.update({f"IoU/{entry['name']}": float(entry["IoU"]) for entry in block["per_class"] if entry["IoU"] is not None})
+    return found
 
 
 def _quick_http() -> None:
@@ -121,8 +133,7 @@ def _log_run(client, run_id: str, metrics, speed, history, figures) -> None:
     now = int(time.time() * 1000)
     points = [Metric(f"train/{key}", value, now, int(row["epoch"]))
               for row in history for key, value in row.items() if key != "epoch"]
-    points += [Metric(f"test/{key}", float(metrics["coco"][key]), now, 0)
-               for key in TEST_METRICS if metrics["coco"].get(key) is not None]
+    points += [Metric(f"test/{key}", value, now, 0) for key, value in test_metrics(metrics).items()]
     for key in ("latency_ms_per_image", "gflops", "peak_memory_mb"):
         if (speed.get("speed") or {}).get(key) is not None:
             points.append(Metric(f"cost/{key}", float(speed["speed"][key]), now, 0))
@@ -149,8 +160,7 @@ def _to_tensorboard(folder, metrics, history) -> dict:
         last = max(last, step)
         values = [Summary.Value(tag=f"train/{key}", simple_value=value) for key, value in row.items() if key != "epoch"]
         writer.add_event(Event(wall_time=now, step=step, summary=Summary(value=values)))
-    test = [Summary.Value(tag=f"test/{key}", simple_value=float(metrics["coco"][key]))
-            for key in TEST_METRICS if metrics["coco"].get(key) is not None]
+    test = [Summary.Value(tag=f"test/{key}", simple_value=value) for key, value in test_metrics(metrics).items()]
     writer.add_event(Event(wall_time=now, step=last, summary=Summary(value=test)))
     writer.close()
     return {"logged": True, "folder": str(folder)}

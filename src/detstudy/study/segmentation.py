@@ -129,10 +129,6 @@ def check_segmentation(config: dict, workflow_dir=None) -> None:
         if weights_file and weights_file.endswith(WEIGHT_SUFFIXES) and not os.path.isfile(weights_file):
             raise ValueError(f"config models.{name}.model.weights: {weights_file!r} is not a file (relative paths start "
                              f"at {os.getcwd()}). Fix: correct the path, give a hub id, or null to train from scratch.")
-    tracking = config.get("tracking") or {}
-    if (tracking.get("mlflow") or {}).get("uri") or tracking.get("tensorboard"):
-        raise ValueError("config tracking: experiment tracking replays detection runs only so far. Fix: turn "
-                         "tracking.mlflow.uri and tracking.tensorboard off in a segmentation config.")
     if config.get("multimodal"):
         raise ValueError("config multimodal: the text-conditioned extension is a detection model. Fix: remove the "
                          "multimodal section from a segmentation config.")

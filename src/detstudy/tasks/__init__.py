@@ -1,5 +1,7 @@
-"""The tasks a study can run, behind one seam. ``detection`` is the first implementation;
-segmentation and classification follow it.
+"""The tasks a study can run (the config's ``task:``), behind one seam: ``detection`` and
+``segmentation``; classification follows them. Each task has its rules file(s), which the
+Snakefile includes by ``task:``; the comparisons and their figures are shared (any task's
+statistics.json: its summary metrics and one per-class statistic).
 
 What a task supplies, and where the detection task keeps it:
 
@@ -21,11 +23,12 @@ per-image statistic       what the bootstrap resamples over test     ``evaluatio
 per-run figures           drawn with ``detstudy.engine.figure_style``  ``plots``, ``attention_plots``
 ========================  =========================================  ============================
 
-``segmentation`` supplies the same (its rules follow): ``data.layout``/``data.checks``
+``segmentation`` supplies the same (rules/segmentation.smk): ``data.layout``/``data.checks``
 (images/ + masks/, 255 ignore), ``data.synthetic`` (the same world as masks), ``models``
 (``SEGMENTATION_VARIANTS``), ``training.train_run``, ``metrics`` (mIoU as mmsegmentation) and
 a confusion matrix per image as the per-image statistic (``metrics.resampled_statistics``,
-through :func:`detstudy.statistics.bootstrap.resample` like detection's). Classification
+through :func:`detstudy.statistics.bootstrap.resample` like detection's), ``plots`` and
+``samples`` (the overlays' predicted masks, kept by the evaluation). Classification
 (DESIGN) supplies an ImageFolder tree or CSV, (true, predicted, scores) per image and
 accuracy / macro F1. Shared by the tasks: ``synthetic_defects`` (the demo world), ``images``
 (the decoder), ``dataset_errors``. A task imports only ``study``, ``engine`` and ``tasks``

@@ -26,51 +26,14 @@ import numpy as np
 import torch
 
 from detstudy.tasks.detection.checkpoint import load_checkpoint
-from detstudy.tasks.images import load_rgb
+from detstudy.tasks.prediction import PredictError, checked_out, decoded, image_files
 from detstudy.tasks.detection.evaluation.inference import as_float, coco_results
 from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
 
 log = logging.getLogger("detstudy.predict")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
-
-class PredictError(ValueError):
-    """Bad input to ``detstudy predict``: the message names the file and the fix."""
-
-
-def _images(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        raise PredictError(f"{folder}: no such folder. Fix: pass --images a folder of images.")
-    found = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not found:
-        raise PredictError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}). Fix: pass --images the folder "
-                           "that holds them.")
-    return found
-
-
-def _decoded(path: Path) -> np.ndarray:
-    """One image as RGB, decoded as training and evaluation decode it, or an error naming it."""
-    from PIL import UnidentifiedImageError
-
-    try:
-        return np.asarray(load_rgb(path)).copy()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
-        raise PredictError(f"{path}: not a readable image ({error}). Fix: remove or replace it.") from None
-
-
-def _check_decodable(paths: list[Path]) -> None:
-    """Every image decodes (each read once and dropped: a large folder never sits in memory)."""
-    for path in paths:
-        _decoded(path)
-
-
-def _checked_out(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise PredictError(f"{out}: exists and is not a folder. Fix: pass --out a new folder.")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise PredictError(f"{out}: not empty. Fix: pass --out a new folder, or --overwrite to replace its "
-                           "detections.json, images.json and overlays/.")
+__all__ = ["PredictError", "predict"]
 
 
 def _draw(image: np.ndarray, detections: list[dict], names: dict[int, str], path: Path) -> None:
@@ -100,9 +63,10 @@ def predict(*, checkpoint, images, out, score_threshold: float = 0.3, device: st
     if not checkpoint.is_file():
         raise PredictError(f"{checkpoint}: no such file. Fix: pass --checkpoint a run's best.pt "
                            "(results/runs/<model>/<res>px/<phase>/seed<seed>/best.pt).")
-    paths = _images(images)
-    _checked_out(out, overwrite)
-    _check_decodable(paths)
+    paths = image_files(images)
+    checked_out(out, overwrite, "detections.json, images.json and overlays/")
+    for path in paths:  # every image decodes (each read once and dropped)
+        decoded(path)
     device_ = resolve_device(device)
     try:
         adapter, categories, _ = load_checkpoint(checkpoint, device_)
@@ -133,7 +97,7 @@ def predict(*, checkpoint, images, out, score_threshold: float = 0.3, device: st
 def _predict_batch(adapter, paths, start, device_, categories, names, score_threshold, overlays, records,
                    detections) -> None:
     """One batch, decoded here: its image records and detections appended, its overlays drawn."""
-    batch = [_decoded(path) for path in paths]
+    batch = [decoded(path) for path in paths]
     outputs = adapter.predict([as_float(torch.from_numpy(p).permute(2, 0, 1), device_) for p in batch])
     for offset, (path, picture, output) in enumerate(zip(paths, batch, outputs)):
         number = start + offset + 1

@@ -4,5 +4,6 @@ Data (``data``): a split is a folder of images and a folder of single-channel PN
 the same file stems; checks name every problem before training. Models (``models``): UPerNet
 on ConvNeXt (CNN) and on MaxViT (hybrid, a timm encoder), SegFormer (ViT). The protocol
 (``metrics``): one confusion matrix over the test split, mIoU as mmsegmentation computes it;
-its per-image confusion matrices are what the bootstrap resamples.
+its per-image confusion matrices are what the bootstrap resamples. Its rules are
+``rules/segmentation.smk`` (``task: segmentation``).
 """
