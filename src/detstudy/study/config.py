@@ -21,7 +21,10 @@ from detstudy.study.chain import Phase, chain_names, phase_training
 from detstudy.study.descriptions import load_descriptions, prompts_for
 from detstudy.study.epochs import DEFAULT_EPOCHS, EpochWindows
 from detstudy.study.grid import grid_cells, import_cells
-from detstudy.study.segmentation import check_segmentation
+from detstudy.study.segmentation import SEGMENTATION_AUGMENTATIONS, check_segmentation
+
+#: Augmentation keys only the segmentation task knows (the flips are both tasks').
+SEGMENTATION_ONLY_AUGMENTATIONS = set(SEGMENTATION_AUGMENTATIONS) - {"horizontal_flip", "vertical_flip"}
 
 def check_training_combination(values: dict[str, Any]) -> None:
     """Training settings that are each valid but not together (the schema checks them one by one)."""
@@ -255,6 +258,15 @@ def check_config(config: dict, workflow_dir=None) -> None:
     check_weight_files(config)
     check_vit_resolutions(config)
     check_multimodal_models(config)
+    for name in config["grid"]["models"]:
+        training = _models(config)[name].get("training") or {}
+        foreign = sorted(set(training.get("augmentation") or {}) & SEGMENTATION_ONLY_AUGMENTATIONS)
+        if foreign:
+            raise ValueError(f"config models.{name}.training.augmentation: {foreign} are segmentation augmentations. "
+                             "Fix: remove them (detection: photometric, zoom_out, iou_crop, mosaic, mixup, copy_blend).")
+        if training.get("select_metric", "AP") not in ("AP", "AP50"):
+            raise ValueError(f"config models.{name}.training.select_metric: {training['select_metric']} is a "
+                             "segmentation metric. Fix: use AP or AP50.")
     for name in config["grid"]["models"]:
         if _models(config)[name].get("import_checkpoint"):
             if family_of(_models(config)[name]["architecture"]) != "vit":

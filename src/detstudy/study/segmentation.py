@@ -30,6 +30,12 @@ DEFAULT_COLORS = [(80, 80, 80), (31, 119, 180), (255, 127, 14), (44, 160, 44), (
                   (247, 182, 210), (219, 219, 141), (158, 218, 229), (127, 127, 127)]
 
 
+#: The training augmentations a segmentation run knows (``training.augmentation`` keys).
+SEGMENTATION_AUGMENTATIONS = ("scale_range", "horizontal_flip", "vertical_flip", "brightness", "contrast",
+                              "saturation", "hue")
+#: The validation metrics that can pick a segmentation run's best checkpoint.
+SEGMENTATION_SELECT_METRICS = ("mIoU", "mDice")
+
 #: The demo's images per split where ``dataset.synthetic.splits`` does not say.
 SYNTHETIC_SPLIT_SIZES = {"train": 160, "val": 32, "test": 64}
 SPLITS = ("train", "val", "test")
@@ -122,6 +128,14 @@ def check_segmentation(config: dict, workflow_dir=None) -> None:
                              f"last stride). Fix: use e.g. {max(1, round(px / SEGMENTATION_STRIDE)) * SEGMENTATION_STRIDE}.")
     for name in config["grid"]["models"]:
         model = config["models"][name]
+        training = model.get("training") or {}
+        unknown = sorted(set(training.get("augmentation") or {}) - set(SEGMENTATION_AUGMENTATIONS))
+        if unknown:
+            raise ValueError(f"config models.{name}.training.augmentation: {unknown} are detection augmentations. "
+                             f"Fix: a segmentation run knows {', '.join(SEGMENTATION_AUGMENTATIONS)}.")
+        if training.get("select_metric", "mIoU") not in SEGMENTATION_SELECT_METRICS:
+            raise ValueError(f"config models.{name}.training.select_metric: {training['select_metric']} is a detection "
+                             f"metric. Fix: use {' or '.join(SEGMENTATION_SELECT_METRICS)}.")
         if model.get("import_checkpoint"):
             raise ValueError(f"config models.{name}.import_checkpoint: only DEIMv2 detection runs can be imported. "
                              "Fix: remove the key (pretrained segmentation encoders go in model.weights).")

@@ -17,6 +17,7 @@ from detstudy.engine.resume import TrainingState, fingerprint
 from detstudy.engine.runtime import resolve_device, seed_everything
 from detstudy.engine.settings import TrainSettings
 from detstudy.engine.training import TrainingParts, run_training
+from detstudy.study.segmentation import SEGMENTATION_SELECT_METRICS
 from detstudy.tasks.segmentation.checkpoint import save_checkpoint
 from detstudy.tasks.segmentation.data.checks import check_split, loss_class_weights
 from detstudy.tasks.segmentation.data.dataset import (MaskAugmentation, MaskDataset, collate, eval_transform,
@@ -30,7 +31,7 @@ from detstudy.tasks.segmentation.models import Segmenter, build_segmenter
 log = logging.getLogger("detstudy.train")
 
 #: The validation metrics in history.csv (``val_<name>``); the best checkpoint is picked by mIoU unless told otherwise.
-VALIDATION_METRICS = ("mIoU", "mDice")
+VALIDATION_METRICS = SEGMENTATION_SELECT_METRICS
 DEFAULT_SELECT_METRIC = "mIoU"
 
 
@@ -83,7 +84,7 @@ def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train
                              ignore_index=ignore_index, palette=palette)
     val_data = MaskDataset(val_split, num_classes, eval_transform(resolution, inference), ignore_index=ignore_index,
                            palette=palette, resize_mask=False)
-    if train_pixels is None and isinstance(loss_settings["class_weights"], str):
+    if train_pixels is None and loss_settings["class_weights"] in ("inverse_log", "median_frequency"):
         train_pixels = check_split(train_split, "train", num_classes, ignore_index, palette).pixels
     weights = loss_class_weights(loss_settings["class_weights"], train_pixels, num_classes)
     log.info("class weights (%s): %s", loss_settings["class_weights"] if isinstance(loss_settings["class_weights"], str)

@@ -18,6 +18,7 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from detstudy.study.segmentation import SEGMENTATION_AUGMENTATIONS
 from detstudy.tasks.images import load_rgb
 from detstudy.tasks.segmentation.data.checks import read_mask
 from detstudy.tasks.segmentation.data.layout import MaskSplit
@@ -43,7 +44,7 @@ class MaskAugmentation:
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "MaskAugmentation":
         values = dict(values or {})
-        known = {"scale_range", "horizontal_flip", "vertical_flip", "brightness", "contrast", "saturation", "hue"}
+        known = set(SEGMENTATION_AUGMENTATIONS)
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"unknown segmentation augmentation settings {unknown}. Fix: use only {sorted(known)}")
