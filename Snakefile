@@ -47,6 +47,12 @@ localrules:
     all,
 
 
+if TASK == "segmentation":
+
+    localrules:
+        report,
+
+
 rule all:
     input:
         task_targets(),

@@ -263,3 +263,9 @@ rule segmentation_report:
         "../envs/report.yaml"
     script:
         "../scripts/segmentation_report.py"
+
+
+# `snakemake report` builds the report in either task (the detection rule of that name renders it).
+rule report:
+    input:
+        segmentation_report_outputs(),

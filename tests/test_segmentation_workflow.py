@@ -352,3 +352,11 @@ def test_tracking_replays_a_segmentation_run_into_tensorboard(finished: Workflow
     assert events.Scalars("test/mIoU")[0].value == pytest.approx(metrics["mIoU"], rel=1e-6)
     assert "test/IoU/background" in events.Tags()["scalars"]
     assert len(events.Scalars("train/val_mIoU")) >= 1
+
+
+def test_the_report_targets_of_both_kinds_build(finished: Workflow):
+    """`snakemake report` (the study's report, up to date: nothing to do) and Snakemake's own
+    `--report` with every figure's caption."""
+    assert finished.planned_jobs("report") <= {("report", "")}
+    finished.snakemake("--report", "snakemake_report.html", "--cores", "1")
+    assert (finished.root / "snakemake_report.html").stat().st_size > 10_000
