@@ -23,5 +23,5 @@ segmenter_latency(
     palette=snakemake.params.palette,
     precision=snakemake.params.precision,
     device=snakemake.params.device,
-    threads=snakemake.threads,
+    threads=snakemake.params.kernels["threads"],  # the config's: latency at the thread count runs compute with
 )
