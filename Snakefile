@@ -52,6 +52,11 @@ if TASK == "segmentation":
     localrules:
         report,
 
+    # `snakemake report` builds the report in either task (detection's rule of that name renders it)
+    rule report:
+        input:
+            segmentation_report_outputs(),
+
 
 rule all:
     input:

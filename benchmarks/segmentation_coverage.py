@@ -7,7 +7,7 @@ replacement; on each, the 95% interval of every method is computed from the work
 bootstrap (the test images' confusion matrices resampled) and checked against the population
 value. Target: the default method covers 92-98%.
 
-    python benchmarks/segmentation_coverage.py --checkpoint results/runs/maxvit_demo/160px/base/seed0/best.pt
+    python benchmarks/segmentation_coverage.py --checkpoint results/segmentation/runs/maxvit_demo/160px/base/seed0/best.pt
         [--population 2000] [--draws 300] [--test-images 48] [--resamples 2000] [--workdir DIR]
 
 The checkpoint is a finished run of the segmentation demo (snakemake --configfile

@@ -47,12 +47,12 @@ def main() -> int:
         print(result.stderr[-3000:])
         return 1
     print(f"segmentation demo: {wall:.0f} s (target {TARGET_SECONDS} s) in {workdir}")
-    for tsv in sorted((workdir / "results" / "benchmarks").rglob("train.tsv")):
+    for tsv in sorted((workdir / "results" / "segmentation" / "benchmarks").rglob("train.tsv")):
         with open(tsv) as handle:
             seconds = float(next(csv.DictReader(handle, delimiter="\t"))["s"])
-        print(f"  train {tsv.parent.relative_to(workdir / 'results' / 'benchmarks')}: {seconds:.0f} s")
+        print(f"  train {tsv.parent.relative_to(workdir / 'results' / 'segmentation' / 'benchmarks')}: {seconds:.0f} s")
     ok = wall <= TARGET_SECONDS
-    for metrics_path in sorted((workdir / "results" / "runs").rglob("metrics.json")):
+    for metrics_path in sorted((workdir / "results" / "segmentation" / "runs").rglob("metrics.json")):
         metrics = json.loads(metrics_path.read_text())
         interval = json.loads(metrics_path.with_name("statistics.json").read_text())["metrics"]["mIoU"]
         constant = constant_predictor_miou(np.asarray(metrics["confusion"]))

@@ -20,8 +20,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from detstudy.statistics.bootstrap import resample  # noqa: E402
-from detstudy.tasks.segmentation.metrics import (confusion_matrix, metrics_from_confusion, predicted_labels,
-                                                 resampled_statistics)  # noqa: E402
+from detstudy.tasks.segmentation.confusion import confusion_matrix, predicted_labels  # noqa: E402
+from detstudy.tasks.segmentation.metrics import metrics_from_confusion, resampled_statistics  # noqa: E402
 
 
 def main() -> None:

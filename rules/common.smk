@@ -19,8 +19,9 @@ from detstudy.engine.kernels import kernel_settings
 from detstudy.study.chain import Phase, chain_names, phase_training
 from detstudy.report.outputs import LATEX_TABLES
 
-RESULTS = "results"
 TASK = config["task"]  # detection or segmentation: which rule files the Snakefile includes
+# each task's results apart, so both demos can run in one working directory
+RESULTS = "results" if TASK == "detection" else f"results/{TASK}"
 HEADLINE = {"detection": "AP50", "segmentation": "mIoU"}[TASK]  # the statistics figures' metric
 SPLITS = ("train", "val", "test")
 MODELS = config["models"]

@@ -12,7 +12,7 @@ rule generate_synthetic_masks:
         masks=[f for split in SPLITS for f in synthetic_mask_files(split, "masks")],
     params:
         settings=config["dataset"].get("synthetic", {}),
-        out_dir=lambda wildcards, output: str(Path(output.masks[0]).parents[2]),  # results/data/synthetic_masks
+        out_dir=lambda wildcards, output: str(Path(output.masks[0]).parents[2]),  # <results>/data/synthetic_masks
         kernels=cpu_kernels(),
     resources:
         **job_resources("light"),
@@ -116,7 +116,7 @@ rule evaluate_segmenter:
         run=get_run_info,
         inference=config["evaluation"]["inference"],
         palette=config["dataset"]["palette"],
-        sample_images=config["figures"]["prediction_images"],
+        precision=config["evaluation"]["precision"],
         device=config["compute"]["device"],
         kernels=cpu_kernels(),
         run_config=get_segmentation_run_config,  # recorded in the metrics (provenance)
@@ -198,6 +198,7 @@ rule segmentation_figures:
         test_split=mask_split("test"),
         classes=CLASSES,
         palette=config["dataset"]["palette"],
+        prediction_images=config["figures"]["prediction_images"],
         style=plot_style(),
     resources:
         **job_resources("light"),
@@ -264,8 +265,3 @@ rule segmentation_report:
     script:
         "../scripts/segmentation_report.py"
 
-
-# `snakemake report` builds the report in either task (the detection rule of that name renders it).
-rule report:
-    input:
-        segmentation_report_outputs(),

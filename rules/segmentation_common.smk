@@ -2,8 +2,8 @@
 from detstudy.study.figure_kinds import SEGMENTATION_CROSS_RUN_FIGURE_KINDS
 from detstudy.report.outputs import SEGMENTATION_LATEX_TABLES
 from detstudy.study.grid import run_label
-from detstudy.study.segmentation import (SYNTHETIC_SPLIT_SIZES, folder_stamp, resolved_loss, segmentation_classes,
-                                         synthetic_files)
+from detstudy.study.segmentation import folder_stamp, resolved_loss, segmentation_classes, synthetic_files
+from detstudy.study.splits import synthetic_split_sizes
 
 SYNTHETIC_MASKS = f"{RESULTS}/data/synthetic_masks"
 CLASSES = segmentation_classes(config, workflow.basedir)
@@ -21,7 +21,7 @@ def synthetic_mask_files(split, kind):
     """The demo generator's files of a split (known from its settings); none for a user dataset."""
     if config["dataset"]["source"] != "synthetic":
         return []
-    sizes = {**SYNTHETIC_SPLIT_SIZES, **((config["dataset"].get("synthetic") or {}).get("splits") or {})}
+    sizes = synthetic_split_sizes((config["dataset"].get("synthetic") or {}).get("splits"))
     return synthetic_files(SYNTHETIC_MASKS, split, kind, sizes[split])
 
 
@@ -39,9 +39,11 @@ def segmentation_dataset():
 
 def get_segmentation_run_config(wildcards):
     """A run's resolved configuration, for its metrics' provenance record."""
-    return {"dataset": config["dataset"], "model": MODELS[wildcards.model], "resolution": int(wildcards.resolution),
+    dataset = {key: value for key, value in config["dataset"].items() if key != "colors"}  # colours: figures only
+    return {"dataset": dataset, "model": MODELS[wildcards.model], "resolution": int(wildcards.resolution),
             "seed": int(wildcards.seed), "loss": resolved_loss(config),
-            "inference": config["evaluation"]["inference"], "device": config["compute"]["device"]}
+            "inference": config["evaluation"]["inference"], "precision": config["evaluation"]["precision"],
+            "device": config["compute"]["device"]}
 
 
 def segmentation_templates():

@@ -15,6 +15,7 @@ segmentation_figures(
     test_split=snakemake.params.test_split,
     classes=snakemake.params.classes,
     palette=snakemake.params.palette,
+    prediction_images=snakemake.params.prediction_images,
     outputs=dict(snakemake.output.items()),
     style=snakemake.params.style,
 )

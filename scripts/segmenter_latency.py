@@ -1,4 +1,4 @@
-# Time one segmentation run's inference (every core, nothing else running) and record its costs.
+# Time one segmentation run's inference (nothing else running) and record its costs.
 import sys
 from pathlib import Path
 

@@ -25,7 +25,7 @@ LAZY_ALLOWED = {
      "detstudy.tasks.detection.multimodal.text_encoder"),  # transformers: the text job only
     ("detstudy.cli", "detstudy.tasks.detection.predict"),  # torch: `detstudy --help` stays instant
     ("detstudy.cli", "detstudy.tasks.prediction"),  # numpy and Pillow, the same
-    ("detstudy.cli", "detstudy.tasks.segmentation.checkpoint"),  # torch, transformers, timm, the same
+    ("detstudy.cli", "detstudy.tasks.segmentation"),  # the package (its checkpoint format), the same
     ("detstudy.cli", "detstudy.tasks.segmentation.predict"),  # the same
 }
 #: Third-party packages the torch-free study layer must never reach (it is read while the Snakefile parses).

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from detstudy.tasks.segmentation.metrics import (SUMMARY, confusion_matrix, image_confusions, metrics_from_confusion,
-                                                 resampled_statistics, summary)
+from detstudy.tasks.segmentation.confusion import confusion_matrix, image_confusions
+from detstudy.tasks.segmentation.metrics import SUMMARY, metrics_from_confusion, resampled_statistics, summary
 
 IGNORE = 255
 
@@ -107,7 +107,7 @@ def test_a_resample_is_the_dataset_of_its_drawn_images():
 
 
 def test_predicted_labels_are_argmax_with_its_ties():
-    from detstudy.tasks.segmentation.metrics import predicted_labels
+    from detstudy.tasks.segmentation.confusion import predicted_labels
 
     logits = torch.randn(5, 9, 11)
     logits[:, 0, 0] = 1.0  # every class tied: the first wins, as argmax

@@ -130,7 +130,7 @@ def test_predict_writes_the_masks_the_evaluation_sees(splits, tmp_path):
     model, state = load_checkpoint(checkpoint)
     data = MaskDataset(splits["test"], len(class_names()), eval_transform(64), resize_mask=False)
     seen = {}
-    dataset_confusions(model, data, torch.device("cpu"), 64, on_image=lambda i, p: seen.__setitem__(i, p.numpy()))
+    dataset_confusions(model, data, torch.device("cpu"), 64, on_image=lambda i, p, t: seen.__setitem__(i, p.numpy()))
     for index, (image, _) in enumerate(data.pairs):
         written = np.asarray(Image.open(out / "masks" / f"{image.stem}.png"))
         assert np.array_equal(written, seen[index]), image.name

@@ -27,7 +27,7 @@ from detstudy.study.figure_kinds import SEGMENTATION_CROSS_RUN_FIGURE_KINDS, SEG
 pytestmark = pytest.mark.workflow
 
 MODELS = ("convnext", "maxvit", "segformer")
-RUNS = [f"results/runs/{m}/64px/base/seed0" for m in MODELS]
+RUNS = [f"results/segmentation/runs/{m}/64px/base/seed0" for m in MODELS]
 TRAINING = {"epochs": 2, "batch_size": 4, "optimizer": "adamw", "lr": 0.002, "lr_schedule": "poly",
             "warmup_iters": 2, "augmentation": {"scale_range": [0.75, 1.25], "horizontal_flip": 0.5}}
 
@@ -71,12 +71,12 @@ def test_every_target_is_built(finished: Workflow):
             assert (root / run / name).stat().st_size > 0, f"{run}/{name}"
         for kind in SEGMENTATION_FIGURE_KINDS:
             assert (root / run / "figures" / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
-        assert "ETA" in (root / run.replace("results/runs", "results/logs") / "train.log").read_text()
+        assert "ETA" in (root / run.replace("/runs/", "/logs/") / "train.log").read_text()
     for kind in SEGMENTATION_CROSS_RUN_FIGURE_KINDS:
-        assert (root / "results/figures" / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
+        assert (root / "results/segmentation/figures" / f"{kind}.png").read_bytes()[:4] == b"\x89PNG"
     for stem in SEGMENTATION_LATEX_TABLES:
-        assert r"\begin{tabular}" in (root / "results/report/tables" / f"{stem}.tex").read_text()
-    assert not (root / "results/report/tables/runs.tex").exists()  # no detection table
+        assert r"\begin{tabular}" in (root / "results/segmentation/report/tables" / f"{stem}.tex").read_text()
+    assert not (root / "results/segmentation/report/tables/runs.tex").exists()  # no detection table
 
 
 def test_metrics_hold_the_one_protocol_and_the_statistics_agree(finished: Workflow):
@@ -101,16 +101,16 @@ def test_metrics_hold_the_one_protocol_and_the_statistics_agree(finished: Workfl
 
 def test_the_comparisons_and_the_report_use_the_cnn_baseline(finished: Workflow):
     root = finished.root
-    comparisons = json.loads((root / "results/statistics/comparisons.json").read_text())
+    comparisons = json.loads((root / "results/segmentation/statistics/comparisons.json").read_text())
     assert list(comparisons["cells"][0]["metrics"]) == ["mIoU", "mDice", "aAcc", "mAcc"]
     assert {row["b"] for row in comparisons["tables"]["baseline"]} == {"convnext · 64 px · base"}
     assert len(comparisons["tables"]["baseline"]) == 2
-    html = (root / "results/report/index.html").read_text()
+    html = (root / "results/segmentation/report/index.html").read_text()
     assert "ΔmIoU vs convnext" in html and "Hybrid" in html and "Per-class IoU" in html
-    markdown = (root / "results/report/report.md").read_text()
+    markdown = (root / "results/segmentation/report/report.md").read_text()
     assert "| background |" in markdown and "inverse_log" in markdown
-    dataset = json.loads((root / "results/data/statistics.json").read_text())
-    train = json.loads((root / "results/data/checks/train.json").read_text())
+    dataset = json.loads((root / "results/segmentation/data/statistics.json").read_text())
+    train = json.loads((root / "results/segmentation/data/checks/train.json").read_text())
     assert [e["pixels"] for e in dataset["splits"]["train"]["per_class"]] == \
         [e["pixels"] for e in train["counts"]["per_class"]]
     checkpoint = torch.load(root / RUNS[0] / "best.pt", weights_only=True)
@@ -120,7 +120,7 @@ def test_the_comparisons_and_the_report_use_the_cnn_baseline(finished: Workflow)
 def test_the_latex_tables_compile(finished: Workflow):
     from test_report import compile_latex
 
-    compile_latex(finished.root / "results/report/tables")
+    compile_latex(finished.root / "results/segmentation/report/tables")
 
 
 def test_nothing_reruns_after_a_complete_run(finished: Workflow):
@@ -176,8 +176,15 @@ def test_a_changed_resample_count_reruns_the_statistics_and_the_report_only(fini
     assert planned == _every("segmentation_statistics") | SHARED
 
 
+def test_figure_settings_redraw_the_figures_and_the_report_only(finished: Workflow):
+    planned = _planned_after(finished, lambda c: c["figures"].update(prediction_images=1))
+    assert planned == _every("segmentation_figures") | {("segmentation_report", ""), ("all", "")}
+    planned = _planned_after(finished, lambda c: c["dataset"].update(colors=[[k, k, k] for k in range(7)]))
+    assert planned == _every("segmentation_figures") | {("segmentation_report", ""), ("all", "")}
+
+
 def test_an_edited_test_mask_reruns_its_check_and_the_evaluations_without_retraining(finished: Workflow):
-    mask = finished.root / "results/data/synthetic_masks/masks/test/test_00000.png"
+    mask = finished.root / "results/segmentation/data/synthetic_masks/masks/test/test_00000.png"
     original = mask.read_bytes()
     pixels = np.asarray(Image.open(mask)).copy()
     pixels[0, 0] = 1 if pixels[0, 0] != 1 else 2
@@ -196,7 +203,7 @@ def test_same_config_and_seed_give_byte_identical_results(tmp_path):
     config["grid"]["models"] = ["segformer"]
     config["statistics"]["baseline"] = None
     workflow.write_config(config)
-    targets = ["results/runs/segformer/64px/base/seed0/metrics.json", "results/runs/segformer/64px/base/seed0/best.pt"]
+    targets = ["results/segmentation/runs/segformer/64px/base/seed0/metrics.json", "results/segmentation/runs/segformer/64px/base/seed0/best.pt"]
     workflow.snakemake(*targets, "--cores", "2")
     first = {target: (workflow.root / target).read_bytes() for target in targets}
     workflow.snakemake(*targets, "--cores", "2", "--forceall")
@@ -207,7 +214,7 @@ def test_same_config_and_seed_give_byte_identical_results(tmp_path):
 
 
 def test_a_killed_training_job_resumes_with_rerun_incomplete(tmp_path):
-    target = "results/runs/convnext/64px/base/seed0/best.pt"
+    target = "results/segmentation/runs/convnext/64px/base/seed0/best.pt"
     runs = {}
     for name in ("straight", "killed"):
         workflow = segmentation_workflow(tmp_path / name)
@@ -220,7 +227,7 @@ def test_a_killed_training_job_resumes_with_rerun_incomplete(tmp_path):
     env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONHASHSEED="0")
     job = subprocess.Popen([sys.executable, "-m", "snakemake", target, "--cores", "1"], cwd=killed.root, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    state = killed.root / "results/state/convnext/64px/base/seed0/state.pt"
+    state = killed.root / "results/segmentation/state/convnext/64px/base/seed0/state.pt"
     deadline = time.time() + 600
     while not state.exists():
         assert job.poll() is None and time.time() < deadline, "the job ended before saving any state"
@@ -230,7 +237,7 @@ def test_a_killed_training_job_resumes_with_rerun_incomplete(tmp_path):
     assert torch.load(state, weights_only=True)["epoch"] < 5
     killed.snakemake("--unlock")
     killed.snakemake(target, "--cores", "1", "--rerun-incomplete")
-    assert "resuming after epoch" in (killed.root / "results/logs/convnext/64px/base/seed0/train.log").read_text()
+    assert "resuming after epoch" in (killed.root / "results/segmentation/logs/convnext/64px/base/seed0/train.log").read_text()
     straight = torch.load(runs["straight"].root / target, weights_only=True)["model"]
     resumed = torch.load(killed.root / target, weights_only=True)["model"]
     assert all(torch.equal(value, resumed[key]) for key, value in straight.items())
@@ -267,9 +274,9 @@ def _user_config(workflow: Workflow, folders: dict) -> None:
 def test_a_user_dataset_of_folders_runs_through(tmp_path):
     workflow = segmentation_workflow(tmp_path / "wf")
     _user_config(workflow, _user_dataset(tmp_path))
-    workflow.snakemake("results/runs/segformer/64px/base/seed0/metrics.json", "results/data/statistics.json",
+    workflow.snakemake("results/segmentation/runs/segformer/64px/base/seed0/metrics.json", "results/segmentation/data/statistics.json",
                        "--cores", "2")
-    metrics = json.loads((workflow.root / "results/runs/segformer/64px/base/seed0/metrics.json").read_text())
+    metrics = json.loads((workflow.root / "results/segmentation/runs/segformer/64px/base/seed0/metrics.json").read_text())
     assert metrics["protocol"]["classes"] == ["clean", "crack", "stain"]
     # the mask's top rows are 255 (ignored): the metrics count every other pixel of the 3 test images
     assert metrics["metrics"]["pixels"] == 3 * 60 * 80
@@ -285,9 +292,9 @@ def test_broken_data_stops_before_any_training(tmp_path, breaks, expected):
     _user_config(workflow, _user_dataset(tmp_path, broken=breaks))
     result = workflow.snakemake("--cores", "2", check=False)
     assert result.returncode != 0
-    logs = "".join(p.read_text() for p in (workflow.root / "results/logs/data").glob("check_*.log"))
+    logs = "".join(p.read_text() for p in (workflow.root / "results/segmentation/logs/data").glob("check_*.log"))
     assert expected in logs and "Fix:" in logs
-    assert not (workflow.root / "results/runs").exists()
+    assert not (workflow.root / "results/segmentation/runs").exists()
 
 
 @pytest.mark.parametrize("edit, expected", [
@@ -315,7 +322,7 @@ def test_lint_is_clean(tmp_path):
 
 def test_a_segmentation_run_through_slurm_gives_the_local_numbers(cluster, finished: Workflow, tmp_path):
     """The same run as SLURM jobs (profiles/slurm): its metrics byte for byte the local run's."""
-    target = "results/runs/segformer/64px/base/seed0/metrics.json"
+    target = "results/segmentation/runs/segformer/64px/base/seed0/metrics.json"
     workflow = segmentation_workflow(tmp_path / "wf")
     config = workflow.config()
     config["compute"]["jobs"] = {kind: {"mem_mb": 1500, "runtime": 20} for kind in ("training", "evaluation", "light")}
@@ -340,13 +347,13 @@ def test_tracking_replays_a_segmentation_run_into_tensorboard(finished: Workflow
     config = finished.config()
     config["tracking"] = {"tensorboard": True}
     finished.write_config(config)
-    target = "results/tracking/segformer/64px/base/seed0/tracked.json"
+    target = "results/segmentation/tracking/segformer/64px/base/seed0/tracked.json"
     try:
         finished.snakemake(target, "--cores", "1")
         assert {job[0] for job in finished.planned_jobs()} <= {"track_run", "all"}  # no result reruns
     finally:
         finished.write_config(tiny_segmentation_config())
-    events = EventAccumulator(str(finished.root / "results/tensorboard/segformer/64px/base/seed0"))
+    events = EventAccumulator(str(finished.root / "results/segmentation/tensorboard/segformer/64px/base/seed0"))
     events.Reload()
     metrics = json.loads((finished.root / RUNS[2] / "metrics.json").read_text())["metrics"]
     assert events.Scalars("test/mIoU")[0].value == pytest.approx(metrics["mIoU"], rel=1e-6)

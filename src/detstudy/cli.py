@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.command == "predict":
         from detstudy.tasks.prediction import PredictError, checkpoint_format
-        from detstudy.tasks.segmentation.checkpoint import FORMAT as SEGMENTATION_FORMAT
+        from detstudy.tasks.segmentation import CHECKPOINT_FORMAT as SEGMENTATION_FORMAT
 
         try:
             if checkpoint_format(args.checkpoint) == SEGMENTATION_FORMAT:

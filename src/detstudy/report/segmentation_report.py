@@ -11,7 +11,7 @@ from pathlib import Path
 from detstudy.engine.io import read_json
 from detstudy.report.figure_sections import Preview, figure_item
 from detstudy.report.outputs import SEGMENTATION_LATEX_TABLES, SEGMENTATION_TEMPLATES
-from detstudy.report.render import environments, write_rendered
+from detstudy.report.render import environments, inference_view, write_rendered
 from detstudy.report.segmentation_tables import (SEGMENTATION_COLUMNS, SEGMENTATION_COST_COLUMNS, cell_table,
                                                  class_iou_table, load_segmentation_runs)
 from detstudy.report.significance import Significance
@@ -62,11 +62,7 @@ def render_segmentation_report(*, metrics_paths: list, statistics_json, statisti
         "costs": metric_table(costs, SEGMENTATION_COST_COLUMNS, key="costs", caption="Costs"),
     }
     protocol = runs[0]["protocol"] if runs else {}
-    inference = None
-    if significance is not None:
-        inference = {"level": f"{round(100 * significance.level)}%", "method": significance.method,
-                     "resamples": significance.resamples, "alpha": f"{significance.alpha:g}",
-                     "baseline": significance.baseline}
+    inference = inference_view(significance)
 
     def figure_block(preview_: Preview | None, folder: Path) -> dict:
         return {

@@ -9,7 +9,7 @@ from typing import Iterable
 
 import pandas as pd
 
-from detstudy.report.tables import GROUP_KEYS, Column, aggregate_seeds, as_number, iqr, load_runs, report_order
+from detstudy.report.tables import GROUP_KEYS, Column, aggregate_seeds, as_number, cost_fields, load_runs, report_order
 from detstudy.study.grid import cell_label
 
 #: The blocks every segmentation metrics.json holds.
@@ -43,21 +43,13 @@ def load_segmentation_runs(metrics_paths: Iterable) -> list[dict]:
 
 def flat_record(run: dict) -> dict:
     meta, metrics = run.get("run", {}), run.get("metrics") or {}
-    speed, training = run.get("speed") or {}, run.get("training") or {}
     return {
         "family": str(meta.get("family", "other")), "model": str(meta.get("model", "?")),
         "resolution": meta.get("resolution"), "phase": str(meta.get("phase", "base")), "seed": meta.get("seed"),
         "cell": cell_label(meta.get("model"), meta.get("resolution"), meta.get("phase", "base")),
         "params_M": as_number((run.get("params") or {}).get("total")) / 1e6,
         **{name: as_number(metrics.get(name)) for name in ("mIoU", "mDice", "aAcc", "mAcc")},
-        "latency_ms": as_number(speed.get("latency_ms_per_image")),
-        "latency_iqr_ms": iqr(speed.get("latency_ms_quartiles")),
-        "images_per_second": as_number(speed.get("images_per_second")),
-        "gflops": as_number(speed.get("gflops")),
-        "infer_memory_mb": as_number(speed.get("peak_memory_mb")),
-        "checkpoint_mb": as_number(speed.get("checkpoint_mb")),
-        "train_memory_mb": as_number(training.get("train_peak_memory_mb")),
-        "train_minutes": as_number(training.get("train_seconds")) / 60,
+        **cost_fields(run),
     }
 
 

@@ -7,6 +7,10 @@ from __future__ import annotations
 from detstudy.engine.io import read_json
 
 
+#: The per-class statistic of each task's comparisons (detection AP50, segmentation IoU).
+CLASS_METRICS = ("AP50", "IoU")
+
+
 class Significance:
     """Lookups into one comparisons record; every lookup is ``None`` where it has nothing."""
 
@@ -29,8 +33,9 @@ class Significance:
         found = self.cells.get(cell)
         if found is None:
             return None
-        if column not in found["metrics"] and " " in column:  # "<class metric> <class>": AP50 x, IoU x
-            return found["per_class"].get(column.split(" ", 1)[1])
+        metric, _, name = column.partition(" ")
+        if column not in found["metrics"] and metric in CLASS_METRICS:  # "AP50 <class>", "IoU <class>"
+            return found["per_class"].get(name)
         return found["metrics"].get(column)
 
     def interval(self, cell: str, column: str) -> tuple[float, float] | None:

@@ -181,8 +181,6 @@ def _flat_record(run: dict) -> dict:
     meta = run.get("run", {})
     coco = run.get("coco") or {}
     params = run.get("params") or {}
-    speed = run.get("speed") or {}
-    training = run.get("training") or {}
     ops = run.get("operating_points") or {}
     total = as_number(params.get("total"))
     record = {
@@ -201,14 +199,8 @@ def _flat_record(run: dict) -> dict:
         "APm": as_number(coco.get("APm")),
         "APl": as_number(coco.get("APl")),
         "AR100": as_number(coco.get("AR100")),
-        "latency_ms": as_number(speed.get("latency_ms_per_image")),
         "trainable_M": as_number(params.get("trainable")) / 1e6,
-        "gflops": as_number(speed.get("gflops")),
-        "latency_iqr_ms": iqr(speed.get("latency_ms_quartiles")),
-        "infer_memory_mb": as_number(speed.get("peak_memory_mb")),
-        "train_memory_mb": as_number(training.get("train_peak_memory_mb")),
-        "train_minutes": as_number(training.get("train_seconds")) / 60,
-        "train_images_per_second": as_number(training.get("train_images_per_second")),
+        **cost_fields(run),
     }
     for name in ("best_f1", "configured"):
         point = ops.get(name) or {}
@@ -223,6 +215,23 @@ def _flat_record(run: dict) -> dict:
     record["err_false_positives"] = as_number(errors.get("false_positives_dAP"))
     record["err_false_negatives"] = as_number(errors.get("false_negatives_dAP"))
     return record
+
+
+def cost_fields(run: dict) -> dict[str, float]:
+    """What a run costs, from its ``speed.json`` (merged by :func:`load_runs`) and training record:
+    any task's columns of the cost tables (NaN where a run has no such number)."""
+    speed, training = run.get("speed") or {}, run.get("training") or {}
+    return {
+        "latency_ms": as_number(speed.get("latency_ms_per_image")),
+        "latency_iqr_ms": iqr(speed.get("latency_ms_quartiles")),
+        "images_per_second": as_number(speed.get("images_per_second")),
+        "gflops": as_number(speed.get("gflops")),
+        "infer_memory_mb": as_number(speed.get("peak_memory_mb")),
+        "checkpoint_mb": as_number(speed.get("checkpoint_mb")),
+        "train_memory_mb": as_number(training.get("train_peak_memory_mb")),
+        "train_minutes": as_number(training.get("train_seconds")) / 60,
+        "train_images_per_second": as_number(training.get("train_images_per_second")),
+    }
 
 
 def iqr(quartiles) -> float:

@@ -187,7 +187,7 @@ def comparisons(*, statistics: list, bootstraps: list, settings: dict[str, Any],
              if record["settings"]["resamples"] != resamples or record["settings"]["seed"] != seed]
     if stale:
         raise ValueError(f"{', '.join(stale)}: drawn with other resampling settings than {settings}. Fix: rerun "
-                         "their run_statistics jobs.")
+                         "their statistics jobs (delete those files and run snakemake).")
     grouped: dict[tuple, list[tuple[dict, dict]]] = {}
     for record, path in zip(records, bootstraps):
         with np.load(path) as data:

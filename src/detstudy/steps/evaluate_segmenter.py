@@ -25,7 +25,7 @@ def training_summary(checkpoint, history) -> dict[str, Any]:
 
 
 def evaluate_segmenter(*, checkpoint, history, test_split: dict[str, str], run: dict[str, Any], metrics_path,
-                       confusions_path, samples_path, sample_images: int, inference: str, palette=None,
+                       confusions_path, samples_path, inference: str, palette=None, precision: str = "fp32",
                        device: str = "auto", threads: int | None = None, run_config: dict | None = None,
                        checks: dict[str, str] | None = None) -> dict:
     if threads:
@@ -33,5 +33,5 @@ def evaluate_segmenter(*, checkpoint, history, test_split: dict[str, str], run: 
     extra = {"training": training_summary(checkpoint, history),
              "provenance": collect(run_config=run_config or {}, checks=checks or {}, device=resolve_device(device))}
     return evaluate(checkpoint=checkpoint, test_split=MaskSplit.of(**test_split), run=run, metrics_path=metrics_path,
-                    confusions_path=confusions_path, samples_path=samples_path, sample_images=sample_images,
-                    inference=inference, palette=palette, device=device, extra=extra)
+                    confusions_path=confusions_path, samples_path=samples_path, inference=inference,
+                    palette=palette, precision=precision, device=device, extra=extra)

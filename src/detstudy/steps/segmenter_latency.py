@@ -1,5 +1,6 @@
 """The ``segmenter_latency`` step: one segmentation run's inference cost, measured in a job of its
-own (every core, or a GPU slot): milliseconds per image at batch size 1 through the configured
+own (nothing else runs beside it: the rule takes every core, or a GPU slot; the timing uses the
+config's ``compute.threads``, as the other jobs compute with): milliseconds per image at batch size 1 through the configured
 inference (whole or sliding-window, logits at the mask's size), images per second, GFLOPs of one
 forward pass at the resolution, peak inference memory and the checkpoint's size, beside the
 training's own time, throughput and memory. Timings vary from run to run, so they live in
@@ -20,7 +21,7 @@ from detstudy.tasks.segmentation.checkpoint import load_checkpoint
 from detstudy.tasks.segmentation.data.dataset import MaskDataset, eval_transform
 from detstudy.tasks.segmentation.data.layout import MaskSplit
 from detstudy.tasks.segmentation.inference import predict_logits
-from detstudy.tasks.segmentation.metrics import predicted_labels
+from detstudy.tasks.segmentation.confusion import predicted_labels
 
 log = logging.getLogger("detstudy.evaluate")
 
@@ -49,12 +50,14 @@ def segmenter_latency(*, checkpoint, history, test_split: dict[str, str], speed_
     log.info("timing %d images at batch size 1 on %s (%d threads, %s, %s inference), nothing else running",
              count, device_, torch.get_num_threads(), precision if amp else "fp32", inference)
     timed = time_per_image(predict, inputs, device_, warmup, amp, amp_dtype)
-    reset_peak_memory(device_)  # one image at batch 1, not the images the timing preloaded
+    first = inputs[0]
+    del samples, inputs  # freed before the reset: the peak is one image at batch 1, not the preloaded ones
+    reset_peak_memory(device_)
     with torch.no_grad(), torch.autocast(device_.type, dtype=amp_dtype, enabled=amp):
-        predict(inputs[0])
+        predict(first)
     square = torch.zeros(1, 3, resolution, resolution, device=device_)
     timed.update(peak_memory_mb=peak_memory_mb(device_), memory=memory_kind(device_),
-                 gflops=round(gflops(lambda: model(square)), 3),
+                 gflops=round(gflops(lambda: model(square)), 3),  # one forward pass at the resolution (one window)
                  images_per_second=round(1000.0 / timed["latency_ms_per_image"], 2) if timed["latency_ms_per_image"] else None,
                  checkpoint_mb=round(os.path.getsize(checkpoint) / 2**20, 2))
     speed = {"run": run, "speed": timed, "train_seconds": train_seconds(history), **training_cost(history)}

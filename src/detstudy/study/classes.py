@@ -1,4 +1,5 @@
-"""The study's six classes, as named in its annotation files (the synthetic demo draws them).
+"""The study's six classes, as named in its annotation files (the synthetic demos draw them:
+as boxes for detection, as masks over a background class for segmentation).
 
 Dependency-free, so the Snakefile can check class descriptions against them while parsing.
 """
@@ -11,3 +12,11 @@ CATEGORIES = [
     {"id": 5, "name": "PERFORACIONES"},
     {"id": 6, "name": "CONTAMINACION"},
 ]
+
+#: Index 0 of the segmentation demo's masks: the intact surface.
+BACKGROUND = "background"
+
+
+def synthetic_class_names() -> list[str]:
+    """The segmentation demo's classes: index 0 the intact surface, then the six (their ids)."""
+    return [BACKGROUND] + [category["name"] for category in CATEGORIES]

@@ -15,9 +15,9 @@ from typing import Any
 
 import yaml
 
-from detstudy.study.classes import CATEGORIES
+from detstudy.study.classes import synthetic_class_names
+from detstudy.study.splits import synthetic_file_name
 
-BACKGROUND = "background"
 #: Encoder stride of the three families' last stage: every resolution is a multiple of it.
 SEGMENTATION_STRIDE = 32
 #: A ``model.weights`` ending so is a local file (anything else is a hub id).
@@ -36,24 +36,9 @@ SEGMENTATION_AUGMENTATIONS = ("scale_range", "horizontal_flip", "vertical_flip",
 #: The validation metrics that can pick a segmentation run's best checkpoint.
 SEGMENTATION_SELECT_METRICS = ("mIoU", "mDice")
 
-#: The demo's images per split where ``dataset.synthetic.splits`` does not say.
-SYNTHETIC_SPLIT_SIZES = {"train": 160, "val": 32, "test": 64}
-SPLITS = ("train", "val", "test")
-
-
-def synthetic_stem(split: str, index: int) -> str:
-    """The file stem of the demo's ``index``-th image (and mask) of ``split``."""
-    return f"{split}_{index:05d}"
-
-
 def synthetic_files(root, split: str, kind: str, size: int) -> list[str]:
     """The PNG files the demo generator writes for one split: ``kind`` is images or masks."""
-    return [str(Path(root, kind, split, synthetic_stem(split, index) + ".png")) for index in range(int(size))]
-
-
-def synthetic_class_names() -> list[str]:
-    """The demo's classes: index 0 the intact surface, then the six defect classes (their ids)."""
-    return [BACKGROUND] + [category["name"] for category in CATEGORIES]
+    return [str(Path(root, kind, split, synthetic_file_name(split, index))) for index in range(int(size))]
 
 
 def _classes_file(path: str, workflow_dir) -> Path:

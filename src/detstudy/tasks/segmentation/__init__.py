@@ -7,3 +7,7 @@ on ConvNeXt (CNN) and on MaxViT (hybrid, a timm encoder), SegFormer (ViT). The p
 its per-image confusion matrices are what the bootstrap resamples. Its rules are
 ``rules/segmentation.smk`` (``task: segmentation``).
 """
+
+#: The ``format`` entry of every segmentation checkpoint (``checkpoint.py``), here so that
+#: ``detstudy predict`` can tell the tasks apart without importing the models.
+CHECKPOINT_FORMAT = "detstudy-segmentation-1"

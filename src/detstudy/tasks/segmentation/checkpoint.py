@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from detstudy.engine.io import atomic_path
+from detstudy.tasks.segmentation import CHECKPOINT_FORMAT
 from detstudy.tasks.segmentation.models import Segmenter, build_segmenter
 
-FORMAT = "detstudy-segmentation-1"
+FORMAT = CHECKPOINT_FORMAT
 
 
 def save_checkpoint(path, model: Segmenter, class_names: list[str], ignore_index: int,

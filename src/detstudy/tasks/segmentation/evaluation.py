@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from detstudy.engine.cost import autocast_for, check_precision
 from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
 from detstudy.tasks.segmentation.checkpoint import load_checkpoint
@@ -22,32 +23,36 @@ from detstudy.tasks.segmentation.data.layout import MaskSplit
 from detstudy.tasks.segmentation.inference import dataset_confusions
 from detstudy.tasks.segmentation.metrics import metrics_from_confusion
 from detstudy.tasks.segmentation.models import parameter_count
-from detstudy.tasks.segmentation.samples import SampleKeeper
+from detstudy.tasks.segmentation.samples import SAMPLES_KEPT, SampleKeeper
 
 log = logging.getLogger("detstudy.evaluate")
 
 
 def evaluate(*, checkpoint, test_split: MaskSplit, run: dict[str, Any], metrics_path, confusions_path,
-             samples_path=None, sample_images: int = 0, inference: str = "whole", palette: list | None = None,
+             samples_path=None, inference: str = "whole", palette: list | None = None, precision: str = "fp32",
              device: str = "auto", extra: dict[str, Any] | None = None) -> dict:
     """Write ``metrics_path`` (the run, the protocol, the metrics block, ``extra`` entries),
     ``confusions_path`` (``.npz``: the per-image confusion matrices and the test images' stems,
-    for the bootstrap) and ``samples_path`` (the predicted masks of ``sample_images`` test images
-    for the overlay figure)."""
+    for the bootstrap) and ``samples_path`` (the predicted masks of a few test images for the
+    overlay figure, :mod:`~detstudy.tasks.segmentation.samples`). ``precision``: fp32, or
+    float16/bfloat16 autocast on CUDA (``evaluation.precision``, one setting for every model)."""
+    check_precision(precision)
     device_ = resolve_device(device)
+    amp, amp_dtype = autocast_for(precision, device_)
     model, state = load_checkpoint(checkpoint, device_)
     class_names, ignore_index = state["class_names"], state["ignore_index"]
     resolution = model.settings["resolution"]
     data = MaskDataset(test_split, len(class_names), eval_transform(resolution, inference), ignore_index=ignore_index,
                        palette=palette, resize_mask=False)
-    keeper = SampleKeeper(data, sample_images if samples_path else 0)
+    keeper = SampleKeeper(data, SAMPLES_KEPT if samples_path else 0)
     log.info("predicting %d test images on %s (%s inference at %d px)", len(data), device_, inference, resolution)
-    confusions = dataset_confusions(model, data, device_, resolution, inference, on_image=keeper).numpy()
+    confusions = dataset_confusions(model, data, device_, resolution, inference, use_amp=amp, amp_dtype=amp_dtype,
+                                    on_image=keeper).numpy()
     stems = [image.stem for image, _ in data.pairs]
     metrics = metrics_from_confusion(confusions.sum(axis=0), class_names)
     record = {"run": run, "task": "segmentation",
               "protocol": {"inference": inference, "resolution": resolution, "ignore_index": ignore_index,
-                           "images": len(stems), "classes": class_names},
+                           "images": len(stems), "classes": class_names, "precision": precision if amp else "fp32"},
               "metrics": metrics, "confusion": confusions.sum(axis=0).tolist(),
               "params": {"total": parameter_count(model)}, **(extra or {})}
     with atomic_path(confusions_path) as tmp:

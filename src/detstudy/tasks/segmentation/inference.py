@@ -9,7 +9,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from detstudy.tasks.segmentation.metrics import confusion_matrix, predicted_labels
+from detstudy.tasks.segmentation.confusion import confusion_matrix, predicted_labels
 
 MODES = ("whole", "slide")
 
@@ -51,19 +51,20 @@ def predict_logits(model, image: torch.Tensor, size: tuple[int, int], resolution
 
 @torch.no_grad()
 def dataset_confusions(model, dataset, device: torch.device, resolution: int, mode: str = "whole",
-                       use_amp: bool = False, on_image=None) -> torch.Tensor:
+                       use_amp: bool = False, on_image=None, amp_dtype: torch.dtype = torch.float16) -> torch.Tensor:
     """[N, C, C] per-image confusion matrices of ``dataset`` (a ``MaskDataset`` built with the
-    transform of ``mode``: resized images for ``whole``, full-size ones for ``slide``).
-    ``on_image(index, prediction)`` sees each predicted mask (figures, predict)."""
+    transform of ``mode``: resized images for ``whole``, full-size ones for ``slide``), under
+    ``amp_dtype`` autocast with ``use_amp`` (CUDA). ``on_image(index, prediction, truth)`` sees
+    each predicted and ground-truth mask (the overlay figure's samples)."""
     model.eval()
     num_classes = dataset.num_classes
     matrices = []
     for index in range(len(dataset)):
         image, mask = dataset[index]
-        with torch.autocast(device.type, enabled=use_amp):
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             logits = predict_logits(model, image.to(device), tuple(mask.shape), resolution, mode)
         prediction = predicted_labels(logits).cpu()
         matrices.append(confusion_matrix(mask, prediction, num_classes, dataset.ignore_index))
         if on_image is not None:
-            on_image(index, prediction)
+            on_image(index, prediction, mask)
     return torch.stack(matrices) if matrices else torch.zeros(0, num_classes, num_classes, dtype=torch.int64)

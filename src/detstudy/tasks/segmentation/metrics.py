@@ -7,7 +7,9 @@ mIoU, mean Dice and mean class accuracy over the classes present in the ground t
 prediction (a class with neither is absent: NaN, left out of the means, never 0); aAcc, the
 share of correctly labelled pixels.
 
-A dataset's matrix is the sum of its images' (:func:`image_confusions` keeps them per image),
+The matrices are counted by :mod:`detstudy.tasks.segmentation.confusion` (torch, on the
+device); everything here is NumPy, so the statistics jobs read it without torch. A dataset's
+matrix is the sum of its images' (``confusion.image_confusions`` keeps them per image),
 so a bootstrap resample's metrics are exact: the weighted sum of its images' matrices, then
 :func:`metrics_from_confusion` (:func:`resampled_statistics` does it for many at once).
 """
@@ -17,44 +19,10 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-import torch
 
 #: The headline numbers of a run, in the order the statistics resample them.
 SUMMARY = ("mIoU", "mDice", "aAcc", "mAcc")
 HEADLINE = "mIoU"
-
-
-def confusion_matrix(target: torch.Tensor, prediction: torch.Tensor, num_classes: int,
-                     ignore_index: int = 255) -> torch.Tensor:
-    """[C, C] int64 counts of (ground truth, prediction) pixel pairs; ``target`` pixels equal to
-    ``ignore_index`` are left out. Both tensors hold class indices and have the same shape."""
-    if target.shape != prediction.shape:
-        raise ValueError(f"target {tuple(target.shape)} and prediction {tuple(prediction.shape)} differ in shape")
-    valid = target != ignore_index
-    truth, predicted = torch.where(valid, target, 0).long(), prediction.long()
-    if truth.numel():
-        high, low = int(truth.max()), int(truth.min())
-        if high >= num_classes or low < 0:
-            raise ValueError(f"ground truth holds class {high if high >= num_classes else low} outside "
-                             f"0..{num_classes - 1} (and is not the ignore value {ignore_index})")
-        if int(predicted.max()) >= num_classes or int(predicted.min()) < 0:
-            raise ValueError(f"prediction holds a class outside 0..{num_classes - 1}")
-    # ignored pixels go to one extra bin, dropped after counting (cheaper than selecting the valid ones)
-    index = torch.where(valid, truth * num_classes + predicted, num_classes**2)
-    counts = torch.bincount(index.flatten(), minlength=num_classes**2 + 1)
-    return counts[:num_classes**2].reshape(num_classes, num_classes)
-
-
-def predicted_labels(logits: torch.Tensor) -> torch.Tensor:
-    """[H, W] the class of highest logit per pixel of [C, H, W] logits, the first on ties like
-    argmax (``max(dim=0)`` reduces the class axis several times faster than ``argmax`` on CPU)."""
-    return logits.max(dim=0).indices
-
-
-def image_confusions(targets, predictions, num_classes: int, ignore_index: int = 255) -> np.ndarray:
-    """[N, C, C]: one confusion matrix per image (pairs of masks of any sizes)."""
-    matrices = [confusion_matrix(t, p, num_classes, ignore_index).cpu().numpy() for t, p in zip(targets, predictions)]
-    return np.stack(matrices) if matrices else np.zeros((0, num_classes, num_classes), dtype=np.int64)
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ from detstudy.tasks.prediction import PredictError, checked_out, decoded, image_
 from detstudy.tasks.segmentation.checkpoint import load_checkpoint
 from detstudy.tasks.segmentation.data.dataset import eval_transform
 from detstudy.tasks.segmentation.inference import predict_logits
-from detstudy.tasks.segmentation.metrics import predicted_labels
+from detstudy.tasks.segmentation.confusion import predicted_labels
 from detstudy.tasks.segmentation.plots import colorize
 
 log = logging.getLogger("detstudy.predict")

@@ -1,15 +1,16 @@
 """The predicted masks a segmentation evaluation keeps for the overlay figure (torch-free: the
-figure job reads them without the model): the test images with the most ground-truth classes,
-shrunk to at most :data:`SAMPLE_SIDE` px, in ``samples.npz``."""
+figure job reads them without the model): the :data:`SAMPLES_KEPT` test images with the most
+ground-truth classes, shrunk to at most :data:`SAMPLE_SIDE` px, in ``samples.npz``. A fixed
+number, so that the figure's ``figures.prediction_images`` redraws the figure only."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from detstudy.engine.io import atomic_path
-from detstudy.tasks.segmentation.data.checks import read_mask
 
 SAMPLE_SIDE = 512  # px: the overlay figure's masks are kept at most this large
+SAMPLES_KEPT = 16  # images kept by every evaluation; the figure shows figures.prediction_images of them
 
 
 def shrink(mask: np.ndarray, side: int = SAMPLE_SIDE) -> np.ndarray:
@@ -26,24 +27,31 @@ class SampleKeeper:
     def __init__(self, data, count: int):
         self.data, self.count, self.kept = data, count, []
 
-    def __call__(self, index: int, prediction) -> None:
+    def __call__(self, index: int, prediction, truth) -> None:
         if self.count <= 0:
             return
-        truth = read_mask(self.data.pairs[index][1], self.data.num_classes, self.data.palette)
+        truth = truth.numpy()
         present = np.unique(truth[truth != self.data.ignore_index]).size
-        self.kept.append((-present, index, shrink(prediction.numpy().astype(np.uint8))))
-        self.kept = sorted(self.kept)[:self.count]
+        dtype = np.uint8 if self.data.num_classes <= 256 else np.uint16
+        self.kept.append((-present, index, shrink(prediction.numpy().astype(dtype))))
+        self.kept = sorted(self.kept, key=lambda item: item[:2])[:self.count]
 
     def save(self, path) -> None:
         chosen = sorted(self.kept, key=lambda item: item[1])
         arrays = {f"prediction_{k}": mask for k, (_, _, mask) in enumerate(chosen)}
         stems = [self.data.pairs[index][0].stem for _, index, _ in chosen]
+        order = sorted(range(len(chosen)), key=lambda k: chosen[k][:2])  # most classes first
+        ranks = [order.index(k) for k in range(len(chosen))]
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez_compressed(handle, stems=np.asarray(stems, dtype=str), **arrays)
+                np.savez_compressed(handle, stems=np.asarray(stems, dtype=str), ranks=np.asarray(ranks), **arrays)
 
 
-def read_samples(path) -> list[tuple[str, np.ndarray]]:
-    """(stem, predicted mask) of every kept image, in stem order."""
+def read_samples(path, count: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """(stem, predicted mask) of the kept images, in stem order: all, or the ``count`` with the
+    most ground-truth classes."""
     with np.load(path) as stored:
-        return [(str(stem), stored[f"prediction_{k}"]) for k, stem in enumerate(stored["stems"])]
+        found = [(str(stem), stored[f"prediction_{k}"], int(rank)) for k, (stem, rank)
+                 in enumerate(zip(stored["stems"], stored["ranks"]))]
+    chosen = sorted(found, key=lambda item: item[2])[:count] if count is not None else found
+    return [(stem, mask) for stem, mask, _ in sorted(chosen, key=lambda item: item[0])]

@@ -53,8 +53,9 @@ class SegmentationAdapter:
 
 
 def validate(model: Segmenter, data: MaskDataset, device: torch.device, resolution: int, mode: str,
-             use_amp: bool) -> dict[str, float]:
-    values = summary(dataset_confusions(model, data, device, resolution, mode, use_amp).sum(dim=0).numpy())
+             use_amp: bool = False, amp_dtype: torch.dtype = torch.float16) -> dict[str, float]:
+    confusions = dataset_confusions(model, data, device, resolution, mode, use_amp, amp_dtype=amp_dtype)
+    values = summary(confusions.sum(dim=0).numpy())
     return {name: float(value) for name, value in zip(SUMMARY, values) if name in VALIDATION_METRICS}
 
 
@@ -102,7 +103,8 @@ def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train
 
     parts = TrainingParts.with_optimization(
         adapter, loader, settings, use_amp, to_device=lambda batch: (batch[0].to(device_), batch[1].to(device_)),
-        validate=lambda chosen: validate(chosen.model, val_data, device_, resolution, inference, use_amp),
+        validate=lambda chosen: validate(chosen.model, val_data, device_, resolution, inference,
+                                         use_amp and settings.val_amp, getattr(torch, settings.amp_dtype)),
         save_checkpoint=save_best, metrics=VALIDATION_METRICS)
     counts = adapter.parameter_count()
     log.info("training %s at %d px on %s (%s) for %d epochs x %d iterations; %s parameters; augmentation %s",

@@ -16,7 +16,6 @@ from typing import Any
 from detstudy.engine.io import file_digest
 from detstudy.tasks.dataset_errors import DatasetError
 
-SPLITS = ("train", "val", "test")
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,9 @@ import json
 import os
 from pathlib import Path
 
-#: Images per split of the synthetic demo when the config does not say.
-DEFAULT_SPLIT_SIZES = {"train": 160, "val": 32, "test": 64}
+from detstudy.study.splits import DEFAULT_SPLIT_SIZES, synthetic_file_name, synthetic_split_sizes
 
-
-def synthetic_file_name(split: str, index: int) -> str:
-    return f"{split}_{index:05d}.png"
-
-
-def synthetic_split_sizes(overrides: dict[str, int] | None = None) -> dict[str, int]:
-    return {**DEFAULT_SPLIT_SIZES, **(overrides or {})}
+__all__ = ["DEFAULT_SPLIT_SIZES", "synthetic_file_name", "synthetic_split_sizes"]
 
 
 def synthetic_image_files(images_dir: str | os.PathLike, split: str, size: int) -> list[str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from detstudy.engine.io import write_json
 from detstudy.study.classes import CATEGORIES
-from detstudy.tasks.detection.data.coco import SPLITS
+from detstudy.study.splits import SPLITS
 from detstudy.tasks.detection.data.layout import DEFAULT_SPLIT_SIZES, synthetic_file_name
 from detstudy.tasks.synthetic_defects import check_world_settings, image_rng, render_image, save_png
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detstudy.study.segmentation import SPLITS, SYNTHETIC_SPLIT_SIZES, synthetic_stem
-from detstudy.study.segmentation import synthetic_class_names as class_names
+from detstudy.study.splits import DEFAULT_SPLIT_SIZES, SPLITS, synthetic_stem
+from detstudy.study.classes import synthetic_class_names as class_names
 from detstudy.tasks.synthetic_defects import check_world_settings, image_rng, render_image, save_png
 
 
@@ -22,7 +22,7 @@ def generate_segmentation_dataset(out_dir, *, seed: int = 0, split_sizes: dict[s
     """Write every split's images and masks under ``out_dir``; returns
     ``{split: {"images": folder, "masks": folder}}``. Same arguments, byte-identical files."""
     check_world_settings(image_size, max_defects, empty_fraction)
-    sizes = {**SYNTHETIC_SPLIT_SIZES, **(split_sizes or {})}
+    sizes = {**DEFAULT_SPLIT_SIZES, **(split_sizes or {})}
     unknown = sorted(set(sizes) - set(SPLITS))
     if unknown:
         raise ValueError(f"split_sizes: unknown split(s) {unknown}; the splits are {list(SPLITS)}")
