@@ -59,7 +59,7 @@ def evaluate(*, checkpoint, test_split: MaskSplit, run: dict[str, Any], metrics_
         with open(tmp, "wb") as handle:  # np.savez given a name would append .npz to the temporary one
             np.savez(handle, confusions=confusions, stems=np.asarray(stems))
     if samples_path:
-        keeper.save(samples_path)
+        keeper.store(samples_path)
     write_json(metrics_path, record)
     log.info("%s: mIoU %.4f, mDice %.4f, aAcc %.4f on %d test images", run.get("model", "?"), metrics["mIoU"] or 0,
              metrics["mDice"] or 0, metrics["aAcc"] or 0, len(stems))

@@ -25,7 +25,7 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from detstudy.engine.io import write_json
+from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
 from detstudy.study.segmentation import DEFAULT_COLORS
 from detstudy.tasks.prediction import PredictError, checked_out, decoded, image_files
@@ -74,9 +74,11 @@ def predict_masks(*, checkpoint, images, out, device: str = "auto", overwrite: b
                 image = transform(tv_tensors.Image(torch.from_numpy(picture).permute(2, 0, 1))).as_subclass(torch.Tensor)
                 logits = predict_logits(model, image.to(device_), picture.shape[:2], resolution, mode)
                 mask = predicted_labels(logits).cpu().numpy().astype(np.uint8 if len(names) <= 256 else np.uint16)
-                Image.fromarray(mask).save(scratch / "masks" / f"{path.stem}.png")
+                with atomic_path(scratch / "masks" / f"{path.stem}.png") as tmp:
+                    Image.fromarray(mask).save(tmp, format="PNG")
                 blend = (1 - alpha) * picture + alpha * colorize(mask, colors, state["ignore_index"])
-                Image.fromarray(blend.astype(np.uint8)).save(scratch / "overlays" / f"{path.name}.jpg", quality=90)
+                with atomic_path(scratch / "overlays" / f"{path.name}.jpg") as tmp:
+                    Image.fromarray(blend.astype(np.uint8)).save(tmp, format="JPEG", quality=90)
         write_json(scratch / "classes.json", {"names": names, "colors": [list(c) for c in colors],
                                               "ignore_index": state["ignore_index"], "checkpoint": str(checkpoint)})
         _move_in(scratch, out)

@@ -36,7 +36,8 @@ class SampleKeeper:
         self.kept.append((-present, index, shrink(prediction.numpy().astype(dtype))))
         self.kept = sorted(self.kept, key=lambda item: item[:2])[:self.count]
 
-    def save(self, path) -> None:
+    def store(self, path) -> None:
+        """The kept masks, their stems and ranks as ``.npz`` at ``path`` (atomically)."""
         chosen = sorted(self.kept, key=lambda item: item[1])
         arrays = {f"prediction_{k}": mask for k, (_, _, mask) in enumerate(chosen)}
         stems = [self.data.pairs[index][0].stem for _, index, _ in chosen]
