@@ -43,6 +43,23 @@ SEGMENTATION_VARIANTS: dict[str, dict[str, Any]] = {
                        "heads": (1, 2, 4, 8), "head": 64},
 }
 SEGMENTATION_ARCHITECTURES = tuple(SEGMENTATION_VARIANTS)
+
+#: The classification families' variants: what each builds (``tasks.classification.models``;
+#: the classification task's rules and config follow, so no grid names them yet).
+CLASSIFICATION_VARIANTS: dict[str, dict[str, Any]] = {
+    "resnet18": {"family": "cnn", "library": "resnet", "block": "basic", "layers": (2, 2, 2, 2)},
+    "resnet50": {"family": "cnn", "library": "resnet", "block": "bottleneck", "layers": (3, 4, 6, 3)},
+    "resnet_demo": {"family": "cnn", "library": "resnet", "block": "basic", "layers": (1, 1, 1, 1)},
+    "mobilevit_s": {"family": "hybrid", "library": "mobilevit", "hidden_sizes": (144, 192, 240),
+                    "neck_hidden_sizes": (16, 32, 64, 96, 128, 160, 640), "heads": 4},
+    "mobilevit_demo": {"family": "hybrid", "library": "mobilevit", "hidden_sizes": (48, 64, 80),
+                       "neck_hidden_sizes": (8, 16, 24, 32, 48, 64, 160), "heads": 2},
+    "dinov3_vits16": {"family": "vit", "library": "dinov3", "width": 384, "depth": 12, "heads": 6, "patch": 16,
+                      "registers": 4},
+    "dinov3_demo": {"family": "vit", "library": "dinov3", "width": 96, "depth": 4, "heads": 3, "patch": 8,
+                    "registers": 4},
+}
+CLASSIFICATION_ARCHITECTURES = tuple(CLASSIFICATION_VARIANTS)
 #: What each task's grid may name.
 TASK_ARCHITECTURES: dict[str, tuple[str, ...]] = {"detection": CNN_ARCHITECTURES + DEIMV2_ARCHITECTURES,
                                                   "segmentation": SEGMENTATION_ARCHITECTURES}

@@ -1,5 +1,5 @@
 """The tasks a study can run (the config's ``task:``), behind one seam: ``detection`` and
-``segmentation``; classification follows them. Each task has its rules file(s), which the
+``segmentation``; ``classification`` has its library (data, models, protocol) and follows them. Each task has its rules file(s), which the
 Snakefile includes by ``task:``; the comparisons and their figures are shared (any task's
 statistics.json: its summary metrics and one per-class statistic).
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from detstudy.tasks.dataset_errors import DatasetError, DatasetWarning
+from detstudy.tasks.dataset_errors import DatasetError, DatasetWarning, problems_message
 from detstudy.tasks.segmentation.data.layout import MaskSplit
 
 MAX_LISTED = 20  # problems listed per kind; the rest are counted
@@ -94,7 +94,7 @@ def check_split(split: MaskSplit, name: str, num_classes: int, ignore_index: int
         if not folder.is_dir():
             problem("folder", f"{name}: the {what} folder {folder} does not exist. Fix: point dataset.folders.{name}.{what} at it")
     if problems:
-        raise DatasetError(_message(name, problems))
+        raise DatasetError(problems_message(name, problems, MAX_LISTED))
     images, masks = split.image_files(), split.mask_files()
     for stem in sorted(set(images) - set(masks)):
         problem("missing mask", f"{images[stem]}: no mask {split.masks / (stem + '.png')}. Fix: add the mask or remove the image")
@@ -140,18 +140,8 @@ def check_split(split: MaskSplit, name: str, num_classes: int, ignore_index: int
         images_with += counts[:num_classes] > 0
         ignored += int(counts[ignore_index]) if ignore_index < len(counts) else 0
     if problems:
-        raise DatasetError(_message(name, problems))
+        raise DatasetError(problems_message(name, problems, MAX_LISTED))
     return SplitCounts(name=name, images=len(pairs), pixels=pixels, images_with=images_with, ignored=ignored)
-
-
-def _message(name: str, problems: dict[str, list[str]]) -> str:
-    total = sum(len(v) for v in problems.values())
-    lines = [f"split {name!r}: {total} problem(s)"]
-    for kind, texts in problems.items():
-        lines += [f"  [{kind}] {text}" for text in texts[:MAX_LISTED]]
-        if len(texts) > MAX_LISTED:
-            lines.append(f"  [{kind}] ... and {len(texts) - MAX_LISTED} more")
-    return "\n".join(lines)
 
 
 def check_classes_present(counts: SplitCounts, class_names: list[str]) -> list[str]:

@@ -1,0 +1,1 @@
+"""Classification datasets: layout, checks, synthetic demo."""
