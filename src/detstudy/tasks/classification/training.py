@@ -1,0 +1,124 @@
+"""Fine-tuning a classifier: the classification task's data, model and validation, run by the
+engine's loop (:func:`detstudy.engine.training.run_training`), resumable like the other tasks'.
+Cross-entropy with optional label smoothing; the best checkpoint by validation accuracy."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader
+
+from detstudy.engine.io import file_digest
+from detstudy.engine.provenance import kernel_record
+from detstudy.engine.resume import TrainingState, fingerprint
+from detstudy.engine.runtime import resolve_device, seed_everything
+from detstudy.engine.settings import TrainSettings
+from detstudy.engine.training import TrainingParts, run_training
+from detstudy.tasks.classification.checkpoint import save_checkpoint
+from detstudy.tasks.classification.data.dataset import ImageAugmentation, ImageDataset, eval_transform, train_transform
+from detstudy.tasks.classification.data.layout import ImageSplit
+from detstudy.tasks.classification.metrics import SUMMARY, confusion_matrix, summary
+from detstudy.tasks.classification.models import PREPROCESSING, Classifier, build_classifier
+
+log = logging.getLogger("detstudy.train")
+
+#: The validation metrics in history.csv (``val_<name>``); the best checkpoint is picked by accuracy unless told.
+VALIDATION_METRICS = ("accuracy", "macro_F1")
+DEFAULT_SELECT_METRIC = "accuracy"
+
+
+class ClassificationAdapter:
+    """What the engine's loop trains: ``model`` and ``losses(images, labels)``."""
+
+    def __init__(self, model: Classifier, label_smoothing: float = 0.0):
+        self.model, self.label_smoothing = model, label_smoothing
+        self.architecture, self.settings = model.architecture, model.settings
+        self.backbone_prefix = ""  # backbone_lr: not split for classification (the head is part of the network)
+        self.decays = None
+
+    def losses(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"loss_ce": F.cross_entropy(self.model(images), labels, label_smoothing=self.label_smoothing)}
+
+
+@torch.no_grad()
+def predict_probabilities(model: Classifier, data: ImageDataset, device: torch.device, batch_size: int = 64,
+                          use_amp: bool = False, amp_dtype: torch.dtype = torch.float16) -> tuple[np.ndarray, np.ndarray]:
+    """(true classes [N], softmax probabilities [N, C]) of ``data`` in order."""
+    model.eval()
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, generator=torch.Generator())
+    truths, probabilities = [], []
+    for images, labels in loader:
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            logits = model(images.to(device))
+        probabilities.append(logits.float().softmax(dim=1).cpu().numpy())
+        truths.append(labels.numpy())
+    if not truths:
+        return np.zeros(0, dtype=np.int64), np.zeros((0, len(data.class_names)))
+    return np.concatenate(truths), np.concatenate(probabilities)
+
+
+def validate(model: Classifier, data: ImageDataset, device: torch.device, batch_size: int,
+             use_amp: bool = False, amp_dtype: torch.dtype = torch.float16) -> dict[str, float]:
+    true, probabilities = predict_probabilities(model, data, device, batch_size, use_amp, amp_dtype)
+    values = summary(confusion_matrix(true, probabilities.argmax(axis=1), len(data.class_names)))
+    return {name: float(values[SUMMARY.index(name)]) for name in VALIDATION_METRICS}
+
+
+def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train_settings: dict[str, Any],
+              train_split: ImageSplit, val_split: ImageSplit, class_names: list[str], resolution: int, seed: int,
+              checkpoint_path: str | Path, history_path: str | Path, label_smoothing: float = 0.0,
+              device: str = "auto", threads: int | None = None, state_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train one (model, resolution, seed) cell; write the best checkpoint (by validation
+    accuracy) and the history CSV. ``model_settings``: ``fine_tune`` (full, head, last_<n>),
+    ``drop_path_rate``."""
+    settings = TrainSettings.from_dict({"select_metric": DEFAULT_SELECT_METRIC, **train_settings})
+    if settings.select_metric not in VALIDATION_METRICS:
+        raise ValueError(f"select_metric {settings.select_metric!r}: a classification run is selected by one of "
+                         f"{', '.join(VALIDATION_METRICS)}")
+    if threads:
+        torch.set_num_threads(threads)
+    generator = seed_everything(seed)
+    device_ = resolve_device(device)
+    use_amp = settings.amp and device_.type == "cuda"
+    model = build_classifier(architecture, len(class_names), **(model_settings or {}))
+    preprocessing = PREPROCESSING[model.family]
+    augmentation = ImageAugmentation.from_dict(settings.augmentation)
+    train_data = ImageDataset(train_split, class_names, train_transform(augmentation, resolution, preprocessing))
+    val_data = ImageDataset(val_split, class_names, eval_transform(resolution, preprocessing))
+    adapter = ClassificationAdapter(model.to(device_), label_smoothing)
+    loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True,
+                        drop_last=len(train_data) > settings.batch_size, num_workers=settings.num_workers,
+                        generator=generator)
+    batch = settings.eval_batch_size or settings.batch_size
+
+    def save_best(path, chosen, extra):
+        save_checkpoint(path, chosen.model, class_names, extra=extra)
+
+    parts = TrainingParts.with_optimization(
+        adapter, loader, settings, use_amp, to_device=lambda b: (b[0].to(device_), b[1].to(device_)),
+        validate=lambda chosen: validate(chosen.model, val_data, device_, batch, use_amp and settings.val_amp,
+                                         getattr(torch, settings.amp_dtype)),
+        save_checkpoint=save_best, metrics=VALIDATION_METRICS)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("training %s at %d px on %s (%s) for %d epochs x %d iterations; %s of %s parameters trained (%s); "
+             "augmentation %s", architecture, resolution, device_, f"AMP {settings.amp_dtype}" if use_amp else "fp32",
+             settings.epochs, len(loader), f"{trainable:,}", f"{sum(p.numel() for p in model.parameters()):,}",
+             model.settings["fine_tune"], asdict(augmentation))
+    resume = None
+    if state_dir is not None:
+        resume = TrainingState(state_dir, fingerprint(
+            architecture=architecture, model_settings=model.settings, train_settings=train_settings,
+            label_smoothing=label_smoothing, resolution=resolution, seed=seed, classes=class_names,
+            data=[[(path.name, file_digest(path)) for path, _ in split.samples()] for split in (train_split, val_split)],
+            kernels=kernel_record()))
+    return run_training(parts, settings, seed=seed, generator=generator, device=device_, use_amp=use_amp,
+                        checkpoint_path=checkpoint_path, history_path=history_path,
+                        checkpoint_extra={"train_settings": asdict(settings), "label_smoothing": label_smoothing,
+                                          "resolution": resolution, "preprocessing": preprocessing},
+                        resume=resume)
