@@ -56,3 +56,25 @@ def test_head_only_fine_tuning_leaves_the_backbone_as_it_was(splits, tmp_path):
     trained, _ = load_checkpoint(tmp_path / "best.pt")
     changed = {k for k, v in trained.state_dict().items() if not torch.equal(v, initial[k])}
     assert changed and all(k.startswith("network.fc.") for k in changed)
+
+
+def test_evaluation_writes_the_protocol_from_every_images_probabilities(splits, tmp_path):
+    import json
+
+    import numpy as np
+
+    from detstudy.tasks.classification.evaluation import evaluate
+    from detstudy.tasks.classification.metrics import metrics_from_predictions
+
+    train_run(architecture="dinov3_demo", model_settings={}, train_settings=SETTINGS, train_split=splits["train"],
+              val_split=splits["val"], class_names=class_names(), resolution=32, seed=0,
+              checkpoint_path=tmp_path / "best.pt", history_path=tmp_path / "history.csv")
+    run = {"model": "vit", "resolution": 32, "phase": "base", "seed": 0}
+    record = evaluate(checkpoint=tmp_path / "best.pt", test_split=splits["test"], run=run,
+                      metrics_path=tmp_path / "metrics.json", predictions_path=tmp_path / "predictions.npz",
+                      batch_size=5)
+    stored = np.load(tmp_path / "predictions.npz")
+    assert len(stored["true"]) == 12 and stored["probabilities"].shape == (12, 6)
+    again = metrics_from_predictions(stored["true"], stored["probabilities"], class_names())
+    assert again["accuracy"] == record["metrics"]["accuracy"]
+    assert json.loads((tmp_path / "metrics.json").read_text())["protocol"]["classes"] == class_names()

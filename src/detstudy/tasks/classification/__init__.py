@@ -5,9 +5,11 @@ Data (``data``): torchvision's ``ImageFolder`` layout (a folder per split, a sub
 class) or a ``path,label`` CSV per split, checked before training (leakage between splits by
 content hash included); the demo crops the synthetic defect world's objects. Models
 (``models``): ResNet (CNN, torchvision), MobileViT (hybrid, transformers), a DINOv3 ViT with a
-linear head (ViT, transformers), fine-tuned in full, head only or the last n blocks. Training
+linear head (ViT, transformers), fine-tuned in full, head only or the last n blocks, from
+pretrained weights loaded loudly (``weights``: a file, a torchvision weights name, a hub id). Training
 (``training``) on the engine: cross-entropy with label smoothing, the best epoch by validation
 accuracy. The protocol (``metrics``): accuracy, top-5, macro and weighted precision/recall/F1,
 per-class scores, the confusion matrix and calibration, as scikit-learn computes them; a
-resample's numbers are exact (weighted counts of the images' pairs).
+resample's numbers are exact (weighted counts of the images' pairs). ``evaluation`` keeps
+every test image's probabilities beside the metrics.
 """

@@ -22,6 +22,7 @@ from torchvision.models.resnet import BasicBlock, Bottleneck
 from transformers import DINOv3ViTConfig, DINOv3ViTModel, MobileViTConfig, MobileViTForImageClassification
 
 from detstudy.study.architectures import CLASSIFICATION_VARIANTS
+from detstudy.tasks.classification.weights import load_pretrained
 
 #: The input each pretrained family expects, recorded in every run: the data pipeline scales RGB
 #: to [0, 1] and normalises by ``mean``/``std`` (ImageNet's for the torchvision ResNets and DINOv3;
@@ -69,7 +70,9 @@ class Classifier(nn.Module):
 
 
 def build_classifier(architecture: str, num_classes: int, *, fine_tune: str = "full",
-                     drop_path_rate: float = 0.0) -> Classifier:
+                     drop_path_rate: float = 0.0, weights: str | None = None) -> Classifier:
+    """``architecture`` for ``num_classes`` classes; ``weights``: pretrained weights of all but the
+    head (:func:`~detstudy.tasks.classification.weights.load_pretrained`); ``fine_tune``: what trains."""
     if architecture not in CLASSIFICATION_VARIANTS:
         raise ValueError(f"unknown classification architecture {architecture!r}. "
                          f"Fix: use one of {', '.join(CLASSIFICATION_VARIANTS)}.")
@@ -92,6 +95,8 @@ def build_classifier(architecture: str, num_classes: int, *, fine_tune: str = "f
         network.head = nn.Linear(2 * variant["width"], num_classes)
     model = Classifier(network, architecture, {"num_classes": num_classes, "fine_tune": fine_tune,
                                                "drop_path_rate": drop_path_rate})
+    if weights:
+        load_pretrained(model, weights)
     set_trainable(model, fine_tune)
     return model
 

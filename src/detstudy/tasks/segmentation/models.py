@@ -28,6 +28,7 @@ from transformers import (ConvNextConfig, PreTrainedModel, SegformerConfig, Segf
                           TimmBackbone, TimmBackboneConfig, UperNetConfig, UperNetForSemanticSegmentation)
 from transformers.models.upernet.modeling_upernet import UperNetFCNHead, UperNetHead
 
+from detstudy.engine.weights import read_state_dict
 from detstudy.study.architectures import SEGMENTATION_VARIANTS
 
 log = logging.getLogger("detstudy.segmentation")
@@ -143,23 +144,11 @@ def _encoder_state_from_hub(architecture: str, source: str) -> dict[str, torch.T
             "(it is then read from the cache, also with HF_HUB_OFFLINE=1)") from error
 
 
-def _read_state(path: Path) -> dict[str, torch.Tensor]:
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    return state
-
-
 def load_encoder_weights(model: Segmenter, source: str) -> None:
     """Fill the encoder from ``source`` (a file or a hub id); refuses a file that leaves an
     encoder weight unfilled or whose tensors do not fit, naming them."""
     path = Path(source).expanduser()
-    state = _read_state(path) if path.is_file() else _encoder_state_from_hub(model.architecture, source)
+    state = read_state_dict(path) if path.is_file() else _encoder_state_from_hub(model.architecture, source)
     target = model.encoder.state_dict()
     stripped = {}
     for key, value in state.items():
