@@ -207,6 +207,20 @@ def test_backbone_gets_its_own_learning_rate_and_norms_no_decay():
     assert len(build_optimizer(TrainSettings(), adapter.model, adapter.backbone_prefix).param_groups) == 2
 
 
+@pytest.mark.parametrize(("name", "kind"), [("sgd", torch.optim.SGD), ("adam", torch.optim.Adam),
+                                             ("adamw", torch.optim.AdamW)])
+def test_each_optimizer_is_torchs_with_the_decay_groups(name, kind):
+    from detstudy.engine.schedules import build_optimizer
+
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.LayerNorm(3))
+    optimizer = build_optimizer(TrainSettings(optimizer=name, lr=1e-4, weight_decay=0.05), model)
+    assert type(optimizer) is kind and optimizer.defaults["lr"] == 1e-4
+    decays = {group["weight_decay"]: sum(p.numel() for p in group["params"]) for group in optimizer.param_groups}
+    assert decays == {0.05: 12, 0.0: 3 + 3 + 3}  # the weight matrix decays; biases and the norm do not
+    with pytest.raises(ValueError, match="not one of sgd, adam, adamw"):
+        build_optimizer(TrainSettings(optimizer="lion"), model)
+
+
 def test_gradient_accumulation_steps_the_optimizer_once_per_group(tiny_splits, tmp_path, monkeypatch):
     steps = []
     original = torch.optim.AdamW.step

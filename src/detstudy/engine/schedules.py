@@ -33,7 +33,9 @@ def build_optimizer(settings: TrainSettings, model: torch.nn.Module, backbone_pr
         return torch.optim.SGD(param_groups, lr=settings.lr, momentum=settings.momentum)
     if settings.optimizer == "adamw":
         return torch.optim.AdamW(param_groups, lr=settings.lr)
-    raise ValueError(f"optimizer {settings.optimizer!r} is not one of sgd, adamw")
+    if settings.optimizer == "adam":  # weight decay as an L2 term of the loss (torch.optim.Adam's), not decoupled
+        return torch.optim.Adam(param_groups, lr=settings.lr)
+    raise ValueError(f"optimizer {settings.optimizer!r} is not one of sgd, adam, adamw")
 
 
 # The official configs also build LinearWarmup(warmup_duration=500) (configs/base/optimizer.yml),

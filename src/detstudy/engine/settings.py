@@ -17,7 +17,7 @@ class TrainSettings:
 
     epochs: int = DEFAULT_EPOCHS
     batch_size: int = 4
-    optimizer: str = "sgd"  # sgd | adamw
+    optimizer: str = "sgd"  # sgd | adam | adamw
     lr: float = 0.02
     momentum: float = 0.9
     weight_decay: float = 1e-4
