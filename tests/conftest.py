@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +103,30 @@ class Workflow:
                 found = [re.search(rf"wildcards: (?:.*?, )?{key}=([\w-]+)", block) for key in keys]
                 jobs.add((match.group(1), *[m.group(1) if m else "" for m in found]))
         return jobs
+
+    def kill_once_state_exists(self, target: str, state: Path, timeout: float = 600) -> None:
+        """Run ``snakemake target`` and kill it (Snakemake and its job at once, as a power loss
+        would) as soon as the training job has saved its resumable ``state``."""
+        env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONHASHSEED="0")
+        job = subprocess.Popen([sys.executable, "-m", "snakemake", target, "--cores", "1"], cwd=self.root, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + timeout
+        while not state.exists():
+            assert job.poll() is None and time.time() < deadline, "the job ended before saving any state"
+            time.sleep(0.05)
+        os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
+
+    def planned_after(self, edit, **keys) -> set[tuple[str, ...]]:
+        """The jobs a dry run plans once ``edit(config)`` changed a copy of the config (restored after)."""
+        original = self.config()
+        config = json.loads(json.dumps(original))
+        edit(config)
+        self.write_config(config)
+        try:
+            return self.planned_jobs(**keys)
+        finally:
+            self.write_config(original)
 
 
 def copy_workflow(destination: Path) -> Workflow:

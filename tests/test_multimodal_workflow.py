@@ -43,14 +43,7 @@ def test_each_phase_starts_from_the_previous_best_checkpoint(finished_workflow: 
 
 
 def _planned(workflow: Workflow, edit) -> set[tuple[str, str, str]]:
-    original = workflow.config()
-    config = json.loads(json.dumps(original))
-    edit(config)
-    workflow.write_config(config)
-    try:
-        return workflow.planned_jobs(phases=True)
-    finally:
-        workflow.write_config(original)
+    return workflow.planned_after(edit, phases=True)
 
 
 def _downstream(*phases):

@@ -232,16 +232,8 @@ def test_snakemake_rerun_incomplete_resumes_a_killed_training_job(tmp_path):
     runs["straight"].snakemake(target, "--cores", "1")
 
     killed = runs["killed"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONHASHSEED="0")
-    job = subprocess.Popen([sys.executable, "-m", "snakemake", target, "--cores", "1"], cwd=killed.root, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     state = killed.root / "results/state/deimv2/64px/base/seed0/state.pt"
-    deadline = time.time() + 600
-    while not state.exists():
-        assert job.poll() is None and time.time() < deadline, "the job ended before saving any state"
-        time.sleep(0.05)
-    os.killpg(job.pid, signal.SIGKILL)  # Snakemake and its job at once, as a power loss would
-    job.wait()
+    killed.kill_once_state_exists(target, state)
     assert torch.load(state, weights_only=True)["epoch"] < 4
 
     killed.snakemake("--unlock")  # the lock a killed Snakemake leaves behind

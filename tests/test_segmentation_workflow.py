@@ -6,11 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -127,17 +123,6 @@ def test_nothing_reruns_after_a_complete_run(finished: Workflow):
     assert finished.planned_jobs() == set()
 
 
-def _planned_after(workflow: Workflow, edit) -> set[tuple[str, str]]:
-    original = workflow.config()
-    config = json.loads(json.dumps(original))
-    edit(config)
-    workflow.write_config(config)
-    try:
-        return workflow.planned_jobs()
-    finally:
-        workflow.write_config(original)
-
-
 def _every(*rules: str) -> set[tuple[str, str]]:
     return {(rule, model) for rule in rules for model in MODELS}
 
@@ -147,39 +132,39 @@ SHARED = {("comparisons", ""), ("statistics_figures", ""), ("segmentation_cross_
 
 
 def test_a_changed_learning_rate_retrains_only_that_model(finished: Workflow):
-    planned = _planned_after(finished, lambda c: c["models"]["maxvit"]["training"].update(lr=0.001))
+    planned = finished.planned_after(lambda c: c["models"]["maxvit"]["training"].update(lr=0.001))
     per_run = ("train_segmenter", "evaluate_segmenter", "segmenter_latency", "segmentation_statistics",
                "segmentation_figures")
     assert planned == {(rule, "maxvit") for rule in per_run} | SHARED
 
 
 def test_a_changed_loss_retrains_every_model_but_checks_no_data(finished: Workflow):
-    planned = _planned_after(finished, lambda c: c["loss"].update(dice_weight=0.5))
+    planned = finished.planned_after(lambda c: c["loss"].update(dice_weight=0.5))
     assert ("train_segmenter", "segformer") in planned and not {j for j in planned if j[0] == "check_mask_split"}
     assert _every("train_segmenter") <= planned
 
 
 def test_a_changed_class_weight_method_redescribes_the_data_and_retrains(finished: Workflow):
-    planned = _planned_after(finished, lambda c: c["loss"].update(class_weights="median_frequency"))
+    planned = finished.planned_after(lambda c: c["loss"].update(class_weights="median_frequency"))
     assert ("mask_statistics", "") in planned and _every("train_segmenter") <= planned
 
 
 def test_a_changed_inference_mode_reevaluates_and_revalidates(finished: Workflow):
-    planned = _planned_after(finished, lambda c: c["evaluation"].update(inference="slide"))
+    planned = finished.planned_after(lambda c: c["evaluation"].update(inference="slide"))
     # validation predicts the same way as the test, so the training reruns too: it picks the best epoch by it
     assert _every("train_segmenter", "evaluate_segmenter", "segmenter_latency") <= planned
     assert not {job for job in planned if job[0] in ("check_mask_split", "mask_statistics")}
 
 
 def test_a_changed_resample_count_reruns_the_statistics_and_the_report_only(finished: Workflow):
-    planned = _planned_after(finished, lambda c: c["statistics"].update(resamples=300))
+    planned = finished.planned_after(lambda c: c["statistics"].update(resamples=300))
     assert planned == _every("segmentation_statistics") | SHARED
 
 
 def test_figure_settings_redraw_the_figures_and_the_report_only(finished: Workflow):
-    planned = _planned_after(finished, lambda c: c["figures"].update(prediction_images=1))
+    planned = finished.planned_after(lambda c: c["figures"].update(prediction_images=1))
     assert planned == _every("segmentation_figures") | {("segmentation_report", ""), ("all", "")}
-    planned = _planned_after(finished, lambda c: c["dataset"].update(colors=[[k, k, k] for k in range(7)]))
+    planned = finished.planned_after(lambda c: c["dataset"].update(colors=[[k, k, k] for k in range(7)]))
     assert planned == _every("segmentation_figures") | {("segmentation_report", ""), ("all", "")}
 
 
@@ -224,16 +209,8 @@ def test_a_killed_training_job_resumes_with_rerun_incomplete(tmp_path):
         runs[name] = workflow
     runs["straight"].snakemake(target, "--cores", "1")
     killed = runs["killed"]
-    env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONHASHSEED="0")
-    job = subprocess.Popen([sys.executable, "-m", "snakemake", target, "--cores", "1"], cwd=killed.root, env=env,
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     state = killed.root / "results/segmentation/state/convnext/64px/base/seed0/state.pt"
-    deadline = time.time() + 600
-    while not state.exists():
-        assert job.poll() is None and time.time() < deadline, "the job ended before saving any state"
-        time.sleep(0.05)
-    os.killpg(job.pid, signal.SIGKILL)
-    job.wait()
+    killed.kill_once_state_exists(target, state)
     assert torch.load(state, weights_only=True)["epoch"] < 5
     killed.snakemake("--unlock")
     killed.snakemake(target, "--cores", "1", "--rerun-incomplete")

@@ -166,28 +166,14 @@ def test_nothing_reruns_after_a_complete_run(finished_workflow: Workflow):
 
 
 def test_changed_learning_rate_reruns_only_that_model(finished_workflow: Workflow):
-    original = finished_workflow.config()
-    config = json.loads(json.dumps(original))
-    config["models"]["frcnn_resnet18"]["training"]["lr"] = 0.002
-    finished_workflow.write_config(config)
-    try:
-        jobs = finished_workflow.planned_jobs()
-    finally:
-        finished_workflow.write_config(original)
+    jobs = finished_workflow.planned_after(lambda c: c["models"]["frcnn_resnet18"]["training"].update(lr=0.002))
     assert jobs == {("train_cnn", "frcnn_resnet18"), ("evaluate", "frcnn_resnet18"), ("latency", "frcnn_resnet18"),
                     ("run_figures", "frcnn_resnet18"), ("run_statistics", "frcnn_resnet18"), ("comparisons", ""),
                     ("statistics_figures", ""), ("cross_run_figures", ""), ("report", ""), ("all", "")}
 
 
 def test_changed_augmentation_reruns_only_the_vit_model_and_its_multimodal_chain(finished_workflow: Workflow):
-    original = finished_workflow.config()
-    config = json.loads(json.dumps(original))
-    config["models"]["deimv2"]["training"]["augmentation"]["mosaic"] = 0.0
-    finished_workflow.write_config(config)
-    try:
-        jobs = finished_workflow.planned_jobs()
-    finally:
-        finished_workflow.write_config(original)
+    jobs = finished_workflow.planned_after(lambda c: c["models"]["deimv2"]["training"]["augmentation"].update(mosaic=0.0))
     assert jobs == {("train_vit", "deimv2"), ("evaluate", "deimv2"), ("latency", "deimv2"), ("run_figures", "deimv2"),
                     ("run_statistics", "deimv2"), ("comparisons", ""), ("statistics_figures", ""), ("report", ""),
                     ("train_phase", "deimv2"), ("multimodal_figures", "deimv2"), ("vit_attention", "deimv2"),
@@ -361,17 +347,6 @@ def test_broken_dataset_stops_before_any_training(workflow: Workflow, tmp_path, 
     assert not [p for p in results.rglob(".*")], "a temporary file was left behind"
 
 
-def _planned_after(workflow: Workflow, edit) -> set[tuple[str, str]]:
-    original = workflow.config()
-    config = json.loads(json.dumps(original))
-    edit(config)
-    workflow.write_config(config)
-    try:
-        return workflow.planned_jobs()
-    finally:
-        workflow.write_config(original)
-
-
 def _every(rule: str) -> set[tuple[str, str]]:
     return {(rule, model) for model in MODELS}
 
@@ -384,39 +359,39 @@ FIGURES_ONWARD = {("multimodal_figures", "deimv2"), ("statistics_figures", ""), 
 
 
 def test_changed_score_threshold_reruns_evaluation_onward_without_retraining(finished_workflow: Workflow):
-    jobs = _planned_after(finished_workflow, lambda c: c["evaluation"].update(score_threshold=0.4))
+    jobs = finished_workflow.planned_after(lambda c: c["evaluation"].update(score_threshold=0.4))
     assert jobs == _every("evaluate") | _every("run_figures") | STATISTICS | {
         ("multimodal_figures", "deimv2"), ("cross_run_figures", ""), ("report", ""), ("all", "")}
 
 
 def test_changed_evaluation_precision_reruns_evaluation_onward_without_retraining(finished_workflow: Workflow):
-    jobs = _planned_after(finished_workflow, lambda c: c["evaluation"].update(precision="bfloat16"))
+    jobs = finished_workflow.planned_after(lambda c: c["evaluation"].update(precision="bfloat16"))
     assert jobs == _every("evaluate") | _every("latency") | _every("run_figures") | STATISTICS | {
         ("multimodal_figures", "deimv2"), ("cross_run_figures", ""), ("report", ""), ("all", "")}
 
 
 def test_changed_figure_style_reruns_figures_and_report_only(finished_workflow: Workflow):
-    jobs = _planned_after(finished_workflow, lambda c: c["figures"].update(dpi=61))
+    jobs = finished_workflow.planned_after(lambda c: c["figures"].update(dpi=61))
     assert jobs == _every("run_figures") | FIGURES_ONWARD
 
 
 def test_changed_attention_settings_redraw_the_vit_figures_and_the_report_only(finished_workflow: Workflow):
-    jobs = _planned_after(finished_workflow, lambda c: c["figures"].update(attention={"images": 1, "detections": 2}))
+    jobs = finished_workflow.planned_after(lambda c: c["figures"].update(attention={"images": 1, "detections": 2}))
     assert jobs == {("vit_attention", "deimv2"), ("report", ""), ("all", "")}
 
 
 def test_changed_preview_size_rerenders_the_report_only(finished_workflow: Workflow):
-    jobs = _planned_after(finished_workflow, lambda c: c["report"].update(preview_width=600))
+    jobs = finished_workflow.planned_after(lambda c: c["report"].update(preview_width=600))
     assert jobs == {("report", ""), ("all", "")}
 
 
 def test_changed_resample_count_reruns_the_statistics_and_the_report_only(finished_workflow: Workflow):
-    jobs = _planned_after(finished_workflow, lambda c: c["statistics"].update(resamples=300))
+    jobs = finished_workflow.planned_after(lambda c: c["statistics"].update(resamples=300))
     assert jobs == STATISTICS | {("cross_run_figures", ""), ("report", ""), ("all", "")}  # its whiskers
 
 
 def test_changed_baseline_reruns_the_comparisons_and_the_report_only(finished_workflow: Workflow):
-    jobs = _planned_after(finished_workflow, lambda c: c["statistics"].update(baseline="deimv2"))
+    jobs = finished_workflow.planned_after(lambda c: c["statistics"].update(baseline="deimv2"))
     assert jobs == {("comparisons", ""), ("statistics_figures", ""), ("cross_run_figures", ""), ("report", ""),
                     ("all", "")}
 
@@ -531,14 +506,8 @@ def test_changed_thread_count_reruns_every_computing_job(finished_workflow: Work
     """The intra-op thread count changes a run's sums, so it is a parameter of every job that
     computes (and the scheduler's --cores no longer decides it)."""
     everything = finished_workflow.planned_jobs("--forceall", keys=("model", "phase", "split"))
-    original = finished_workflow.config()
-    config = json.loads(json.dumps(original))
-    config["compute"]["threads"] = original["compute"]["threads"] + 1
-    finished_workflow.write_config(config)
-    try:
-        jobs = finished_workflow.planned_jobs(keys=("model", "phase", "split"))
-    finally:
-        finished_workflow.write_config(original)
+    jobs = finished_workflow.planned_after(lambda c: c["compute"].update(threads=c["compute"]["threads"] + 1),
+                                           keys=("model", "phase", "split"))
     assert jobs == everything
 
 

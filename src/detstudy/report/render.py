@@ -83,11 +83,12 @@ def write_rendered(path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def check_templates(templates_dir) -> Path:
+def check_templates(templates_dir, names=TEMPLATES) -> Path:
     """The templates folder the workflow passes (``report/templates`` of the checkout): given
-    explicitly, never guessed from where the package is installed; every template present."""
+    explicitly, never guessed from where the package is installed; every one of ``names``
+    (paths relative to it) present."""
     folder = Path(templates_dir)
-    missing = [name for name in TEMPLATES if not (folder / name).is_file()]
+    missing = [name for name in names if not (folder / name).is_file()]
     if missing:
         raise FileNotFoundError(f"report templates folder {folder}: missing {', '.join(missing)}; pass the "
                                 "workflow's report/templates folder (the report rule does)")

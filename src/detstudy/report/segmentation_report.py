@@ -11,7 +11,7 @@ from pathlib import Path
 from detstudy.engine.io import read_json
 from detstudy.report.figure_sections import Preview, figure_item
 from detstudy.report.outputs import SEGMENTATION_LATEX_TABLES, SEGMENTATION_TEMPLATES
-from detstudy.report.render import environments, inference_view, write_rendered
+from detstudy.report.render import check_templates, environments, inference_view, write_rendered
 from detstudy.report.segmentation_tables import (SEGMENTATION_COLUMNS, SEGMENTATION_COST_COLUMNS, cell_table,
                                                  class_iou_table, load_segmentation_runs)
 from detstudy.report.significance import Significance
@@ -20,15 +20,6 @@ from detstudy.report.views import metric_table, per_class_view
 from detstudy.study.figure_kinds import SEGMENTATION_CROSS_RUN_FIGURE_KINDS, SEGMENTATION_FIGURE_KINDS
 from detstudy.study.grid import run_label
 
-
-
-def check_segmentation_templates(templates_dir) -> Path:
-    folder = Path(templates_dir) / "segmentation"
-    missing = [name for name in SEGMENTATION_TEMPLATES if not (folder / name).is_file()]
-    if missing:
-        raise FileNotFoundError(f"report templates folder {folder}: missing {', '.join(missing)}; pass the "
-                                "workflow's report/templates folder (the report rule does)")
-    return Path(templates_dir)
 
 
 def dataset_view(statistics: dict) -> dict:
@@ -48,7 +39,8 @@ def render_segmentation_report(*, metrics_paths: list, statistics_json, statisti
                                statistics_figures: dict[str, str], out_html, out_md, out_tables: dict[str, str],
                                templates_dir, title: str, preview: Preview = Preview()) -> None:
     """``figures``: run label -> {kind: png}; ``out_tables``: stem -> .tex path."""
-    templates_dir = check_segmentation_templates(templates_dir)
+    templates_dir = check_templates(templates_dir, [f"segmentation/{name}" for name in SEGMENTATION_TEMPLATES]
+                                    + ["_style.css.j2", "_table.html.j2", "_table.md.j2", "_table.tex.j2"])
     out_html, out_md = Path(out_html), Path(out_md)
     runs = load_segmentation_runs(metrics_paths)
     significance = Significance.load(comparisons_json)

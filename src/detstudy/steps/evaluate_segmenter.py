@@ -8,20 +8,10 @@ from typing import Any
 
 import torch
 
-from detstudy.engine.history import trained_epochs
 from detstudy.engine.provenance import collect
 from detstudy.engine.runtime import resolve_device
 from detstudy.tasks.segmentation.data.layout import MaskSplit
 from detstudy.tasks.segmentation.evaluation import evaluate
-
-
-def training_summary(checkpoint, history) -> dict[str, Any]:
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    settings = state.get("train_settings", {})
-    metric = settings.get("select_metric", "mIoU")
-    return {"epochs": len(trained_epochs(history)), "select_metric": metric, "best_epoch": state.get("epoch"),
-            f"best_val_{metric}": state.get(f"val_{metric}"), "class_weights": state.get("class_weights"),
-            "loss": state.get("loss")}
 
 
 def evaluate_segmenter(*, checkpoint, history, test_split: dict[str, str], run: dict[str, Any], metrics_path,
@@ -30,8 +20,7 @@ def evaluate_segmenter(*, checkpoint, history, test_split: dict[str, str], run: 
                        checks: dict[str, str] | None = None) -> dict:
     if threads:
         torch.set_num_threads(threads)
-    extra = {"training": training_summary(checkpoint, history),
-             "provenance": collect(run_config=run_config or {}, checks=checks or {}, device=resolve_device(device))}
+    extra = {"provenance": collect(run_config=run_config or {}, checks=checks or {}, device=resolve_device(device))}
     return evaluate(checkpoint=checkpoint, test_split=MaskSplit.of(**test_split), run=run, metrics_path=metrics_path,
-                    confusions_path=confusions_path, samples_path=samples_path, inference=inference,
+                    confusions_path=confusions_path, samples_path=samples_path, history=history, inference=inference,
                     palette=palette, precision=precision, device=device, extra=extra)

@@ -74,6 +74,14 @@ def segmentation_classes(config: dict, workflow_dir=None) -> dict[str, list]:
     return {"names": list(names), "colors": [list(map(int, c)) for c in colors]}
 
 
+def resolution_problem(resolution: int) -> str | None:
+    """Why the segmenters cannot take ``resolution`` px (None when they can)."""
+    if resolution % SEGMENTATION_STRIDE:
+        return (f"resolution {resolution} is not a multiple of {SEGMENTATION_STRIDE} (the encoders' last stride). "
+                f"Fix: use e.g. {max(1, round(resolution / SEGMENTATION_STRIDE)) * SEGMENTATION_STRIDE}.")
+    return None
+
+
 def check_segmentation(config: dict, workflow_dir=None) -> None:
     """Everything a segmentation config must hold together, each problem with its key and fix."""
     dataset = config["dataset"]
@@ -108,9 +116,9 @@ def check_segmentation(config: dict, workflow_dir=None) -> None:
                     raise ValueError(f"config dataset.folders.{split}.{key}: {path!r} is not a folder (relative paths "
                                      f"start at {os.getcwd()}). Fix: point it to the {split} split's {key}.")
     for px in config["grid"]["resolutions"]:
-        if px % SEGMENTATION_STRIDE:
-            raise ValueError(f"config grid.resolutions: {px} px is not a multiple of {SEGMENTATION_STRIDE} (the encoders' "
-                             f"last stride). Fix: use e.g. {max(1, round(px / SEGMENTATION_STRIDE)) * SEGMENTATION_STRIDE}.")
+        problem = resolution_problem(px)
+        if problem:
+            raise ValueError(f"config grid.resolutions: {problem}")
     for name in config["grid"]["models"]:
         model = config["models"][name]
         training = model.get("training") or {}

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from detstudy.engine.cost import autocast_for, check_precision
+from detstudy.engine.history import trained_epochs
 from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
 from detstudy.tasks.segmentation.checkpoint import load_checkpoint
@@ -28,13 +29,23 @@ from detstudy.tasks.segmentation.samples import SAMPLES_KEPT, SampleKeeper
 log = logging.getLogger("detstudy.evaluate")
 
 
+def training_summary(state: dict[str, Any], history) -> dict[str, Any]:
+    """What the checkpoint's training was: epochs (from ``history``), the best epoch and its
+    validation score, the loss and its class weights (``state``: the checkpoint's entries)."""
+    metric = state.get("train_settings", {}).get("select_metric", "mIoU")
+    return {"epochs": len(trained_epochs(history)), "select_metric": metric, "best_epoch": state.get("epoch"),
+            f"best_val_{metric}": state.get(f"val_{metric}"), "class_weights": state.get("class_weights"),
+            "loss": state.get("loss")}
+
+
 def evaluate(*, checkpoint, test_split: MaskSplit, run: dict[str, Any], metrics_path, confusions_path,
-             samples_path=None, inference: str = "whole", palette: list | None = None, precision: str = "fp32",
-             device: str = "auto", extra: dict[str, Any] | None = None) -> dict:
+             samples_path=None, history=None, inference: str = "whole", palette: list | None = None,
+             precision: str = "fp32", device: str = "auto", extra: dict[str, Any] | None = None) -> dict:
     """Write ``metrics_path`` (the run, the protocol, the metrics block, ``extra`` entries),
     ``confusions_path`` (``.npz``: the per-image confusion matrices and the test images' stems,
     for the bootstrap) and ``samples_path`` (the predicted masks of a few test images for the
-    overlay figure, :mod:`~detstudy.tasks.segmentation.samples`). ``precision``: fp32, or
+    overlay figure, :mod:`~detstudy.tasks.segmentation.samples`); with ``history`` (the run's
+    history.csv) the metrics hold its :func:`training_summary`. ``precision``: fp32, or
     float16/bfloat16 autocast on CUDA (``evaluation.precision``, one setting for every model)."""
     check_precision(precision)
     device_ = resolve_device(device)
@@ -54,7 +65,8 @@ def evaluate(*, checkpoint, test_split: MaskSplit, run: dict[str, Any], metrics_
               "protocol": {"inference": inference, "resolution": resolution, "ignore_index": ignore_index,
                            "images": len(stems), "classes": class_names, "precision": precision if amp else "fp32"},
               "metrics": metrics, "confusion": confusions.sum(axis=0).tolist(),
-              "params": {"total": parameter_count(model)}, **(extra or {})}
+              "params": {"total": parameter_count(model)},
+              **({"training": training_summary(state, history)} if history is not None else {}), **(extra or {})}
     with atomic_path(confusions_path) as tmp:
         with open(tmp, "wb") as handle:  # np.savez given a name would append .npz to the temporary one
             np.savez(handle, confusions=confusions, stems=np.asarray(stems))

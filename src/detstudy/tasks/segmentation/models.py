@@ -30,12 +30,12 @@ from transformers.models.upernet.modeling_upernet import UperNetFCNHead, UperNet
 
 from detstudy.engine.weights import read_state_dict
 from detstudy.study.architectures import SEGMENTATION_VARIANTS
+from detstudy.study.segmentation import resolution_problem
 
 log = logging.getLogger("detstudy.segmentation")
 
 #: timm's MaxViT-T: its window and grid partitions are set from the image size it is built for.
 MAXVIT_TIMM_NAME = "maxvit_tiny_tf_224"
-MAXVIT_STRIDE = 32  # the encoder's last stage: resolutions must be multiples of it
 
 
 class TimmUperNet(UperNetForSemanticSegmentation):
@@ -77,9 +77,9 @@ class Segmenter(nn.Module):
 
 
 def check_resolution(architecture: str, resolution: int) -> None:
-    if resolution % MAXVIT_STRIDE:
-        raise ValueError(f"{architecture}: resolution {resolution} is not a multiple of {MAXVIT_STRIDE} (the encoders' "
-                         f"last stride). Fix: use e.g. {max(1, round(resolution / MAXVIT_STRIDE)) * MAXVIT_STRIDE}.")
+    problem = resolution_problem(resolution)
+    if problem:
+        raise ValueError(f"{architecture}: {problem}")
 
 
 def _upernet_config(variant: dict, num_classes: int, backbone_config) -> UperNetConfig:
