@@ -16,7 +16,7 @@ from detstudy.tasks.classification.models import PREPROCESSING
 from detstudy.tasks.classification.training import train_run, validate
 
 SETTINGS = {"epochs": 2, "batch_size": 8, "optimizer": "adamw", "lr": 0.002, "lr_schedule": "cosine",
-            "warmup_iters": 2, "augmentation": {"scale": [0.6, 1.0], "horizontal_flip": 0.5}}
+            "warmup_iters": 2, "augmentation": {"crop_scale": [0.6, 1.0], "horizontal_flip": 0.5}}
 
 
 @pytest.fixture(scope="module")
@@ -78,3 +78,49 @@ def test_evaluation_writes_the_protocol_from_every_images_probabilities(splits, 
     again = metrics_from_predictions(stored["true"], stored["probabilities"], class_names())
     assert again["accuracy"] == record["metrics"]["accuracy"]
     assert json.loads((tmp_path / "metrics.json").read_text())["protocol"]["classes"] == class_names()
+
+
+def test_history_holds_the_seed_studys_table_and_the_validation_loss_is_the_training_loss(splits, tmp_path):
+    from torch.nn import functional as F
+
+    train_run(architecture="resnet_demo", model_settings={}, train_settings=SETTINGS, train_split=splits["train"],
+              val_split=splits["val"], class_names=class_names(), resolution=32, seed=0,
+              checkpoint_path=tmp_path / "best.pt", history_path=tmp_path / "history.csv", label_smoothing=0.1)
+    with open(tmp_path / "history.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"loss", "train_accuracy", "val_loss", "val_accuracy"} <= set(rows[0])
+    assert all(0 <= float(row["train_accuracy"]) <= 1 for row in rows)
+    model, state = load_checkpoint(tmp_path / "best.pt")
+    val = ImageDataset(splits["val"], class_names(), eval_transform(32, state["preprocessing"]))
+    found = validate(model, val, torch.device("cpu"), batch_size=4, label_smoothing=0.1)
+    with torch.no_grad():
+        images = torch.stack([val[i][0] for i in range(len(val))])
+        labels = torch.tensor([val[i][1] for i in range(len(val))])
+        expected = F.cross_entropy(model(images), labels, label_smoothing=0.1)
+    assert found["loss"] == pytest.approx(float(expected), rel=1e-5)
+    assert found["loss"] == pytest.approx(state["val_loss"], rel=1e-9)
+
+
+def test_mixup_and_cutmix_mix_the_batches(splits, tmp_path):
+    def trained(augmentation):
+        folder = tmp_path / str(len(augmentation))
+        train_run(architecture="resnet_demo", model_settings={}, train_settings={**SETTINGS, "epochs": 1,
+                  "augmentation": augmentation}, train_split=splits["train"], val_split=splits["val"],
+                  class_names=class_names(), resolution=32, seed=0, checkpoint_path=folder / "best.pt",
+                  history_path=folder / "history.csv")
+        return load_checkpoint(folder / "best.pt")[0].state_dict()
+
+    plain = trained({"crop_scale": [0.6, 1.0]})
+    mixed = trained({"crop_scale": [0.6, 1.0], "mixup_alpha": 0.2, "cutmix_alpha": 1.0})
+    assert not torch.equal(plain["network.fc.weight"], mixed["network.fc.weight"])
+    with pytest.raises(ValueError, match="unknown classification augmentation settings.*mosaic"):
+        trained({"mosaic": 0.5})
+
+
+def test_patience_stops_after_epochs_without_a_better_validation(splits, tmp_path):
+    # a ViT (no batch-norm statistics moving) at a vanishing rate: no epoch after the first is better
+    settings = {**SETTINGS, "epochs": 6, "lr": 1e-12, "warmup_iters": 0, "early_stop_patience": 2}
+    summary = train_run(architecture="dinov3_demo", model_settings={}, train_settings=settings,
+                        train_split=splits["train"], val_split=splits["val"], class_names=class_names(), resolution=32,
+                        seed=0, checkpoint_path=tmp_path / "best.pt", history_path=tmp_path / "history.csv")
+    assert summary["best_epoch"] == 1 and summary["epochs"] == 3  # epochs 2 and 3 were no better: stopped

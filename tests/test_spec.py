@@ -54,12 +54,12 @@ def test_one_architecture_registry():
     """The registry (study/architectures.py) names what the builders build and the schema accepts."""
     import yaml
 
-    from detstudy.study.architectures import SEGMENTATION_VARIANTS
+    from detstudy.study.architectures import CLASSIFICATION_VARIANTS, SEGMENTATION_VARIANTS
     from detstudy.tasks.detection.models import BUILDERS
 
     schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
     accepted = schema["properties"]["models"]["additionalProperties"]["properties"]["architecture"]["enum"]
-    assert list(spec.FAMILIES) == list(BUILDERS) + list(SEGMENTATION_VARIANTS) == accepted
+    assert list(spec.FAMILIES) == list(BUILDERS) + list(SEGMENTATION_VARIANTS) + list(CLASSIFICATION_VARIANTS) == accepted
     with pytest.raises(ValueError, match="unknown architecture 'yolo'.*Fix"):
         spec.family_of("yolo")
 

@@ -45,6 +45,7 @@ class TrainSettings:
     select_metric: str = DEFAULT_SELECT_METRIC  # validation metric that picks the best checkpoint: AP | AP50
     val_interval: int = 1  # validate every N epochs and after the last one (MMDetection's val_interval)
     early_stop_drop: float | None = None  # stop when the validation metric falls this far below its best
+    early_stop_patience: int | None = None  # stop after this many validated epochs without a new best
     augmentation: dict[str, Any] = field(default_factory=lambda: {"horizontal_flip": 0.5})  # the task's (detection: AugmentationSettings)
     accumulate_steps: int = 1  # gradient accumulation: one optimizer step per N batches (batch_size x N)
     log_every: int = 10

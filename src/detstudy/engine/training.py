@@ -118,7 +118,7 @@ def train_epoch(parts: TrainingParts, settings: TrainSettings, device: torch.dev
         inputs, targets = parts.to_device(batch)
         with torch.autocast(device.type, dtype=getattr(torch, settings.amp_dtype), enabled=use_amp):
             losses = adapter.losses(inputs, targets)
-            loss = sum(losses.values())
+            loss = sum(value for key, value in losses.items() if key.startswith("loss"))  # others are only recorded
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}, iteration {progress.step + 1}: "
                                      f"{ {k: float(v) for k, v in losses.items()} }. "
@@ -227,11 +227,16 @@ def run_training(parts: TrainingParts, settings: TrainSettings, *, seed: int, ge
                  " (best, saved)" if improved else "", row["seconds"])
         if restart is not None and restart.due_after(epoch, row[metric]):
             restart.restore(epoch, parts.restartable())
-        drop = settings.early_stop_drop
-        stopped = validate and drop is not None and best["score"] - row[metric] > drop
-        if stopped:
+        drop, patience = settings.early_stop_drop, settings.early_stop_patience
+        if validate and drop is not None and best["score"] - row[metric] > drop:
+            stopped = True
             log.info("early stop: val %s %.4f is more than %.3f below the best %.4f (epoch %d)",
                      settings.select_metric, row[metric], drop, best["score"], best["epoch"])
+        waited = sum(1 for r in record.history if r["epoch"] > best["epoch"] and r.get(metric) is not None)
+        if validate and patience is not None and waited >= patience:
+            stopped = True
+            log.info("early stop: no better val %s than %.4f (epoch %d) in %d validated epochs (patience %d)",
+                     settings.select_metric, best["score"], best["epoch"], waited, patience)
         if resume is not None:  # after validation: the state holds the epoch's history row and best
             resume.save({"epoch": epoch, "stopped": stopped, "history": record.history, "best": dict(best),
                          **parts.state(), "rng": rng_state(generator),

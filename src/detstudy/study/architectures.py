@@ -44,8 +44,7 @@ SEGMENTATION_VARIANTS: dict[str, dict[str, Any]] = {
 }
 SEGMENTATION_ARCHITECTURES = tuple(SEGMENTATION_VARIANTS)
 
-#: The classification families' variants: what each builds (``tasks.classification.models``;
-#: the classification task's rules and config follow, so no grid names them yet).
+#: The classification families' variants: what each builds (``tasks.classification.models``).
 CLASSIFICATION_VARIANTS: dict[str, dict[str, Any]] = {
     "resnet18": {"family": "cnn", "library": "resnet", "block": "basic", "layers": (2, 2, 2, 2)},
     "resnet50": {"family": "cnn", "library": "resnet", "block": "bottleneck", "layers": (3, 4, 6, 3)},
@@ -62,16 +61,19 @@ CLASSIFICATION_VARIANTS: dict[str, dict[str, Any]] = {
 CLASSIFICATION_ARCHITECTURES = tuple(CLASSIFICATION_VARIANTS)
 #: What each task's grid may name.
 TASK_ARCHITECTURES: dict[str, tuple[str, ...]] = {"detection": CNN_ARCHITECTURES + DEIMV2_ARCHITECTURES,
-                                                  "segmentation": SEGMENTATION_ARCHITECTURES}
+                                                  "segmentation": SEGMENTATION_ARCHITECTURES,
+                                                  "classification": CLASSIFICATION_ARCHITECTURES}
 FAMILIES: dict[str, str] = {**{name: "cnn" for name in CNN_ARCHITECTURES},
                             **{name: "vit" for name in DEIMV2_ARCHITECTURES},
-                            **{name: v["family"] for name, v in SEGMENTATION_VARIANTS.items()}}
+                            **{name: v["family"] for name, v in SEGMENTATION_VARIANTS.items()},
+                            **{name: v["family"] for name, v in CLASSIFICATION_VARIANTS.items()}}
 DEIMV2_STRIDES = (8, 16, 32)  # the encoder's levels
 DEIMV2_QUERIES = 300  # the official num_queries
 
 
 def family_of(architecture: str) -> str:
-    """``cnn`` (Faster R-CNN, UPerNet-ConvNeXt), ``hybrid`` (UPerNet-MaxViT) or ``vit`` (DEIMv2, SegFormer)."""
+    """``cnn`` (Faster R-CNN, UPerNet-ConvNeXt, ResNet), ``hybrid`` (UPerNet-MaxViT, MobileViT) or ``vit``
+    (DEIMv2, SegFormer, DINOv3)."""
     if architecture not in FAMILIES:
         raise ValueError(f"unknown architecture {architecture!r}. Fix: use one of {', '.join(sorted(FAMILIES))}.")
     return FAMILIES[architecture]

@@ -1,6 +1,8 @@
 """Fine-tuning a classifier: the classification task's data, model and validation, run by the
 engine's loop (:func:`detstudy.engine.training.run_training`), resumable like the other tasks'.
-Cross-entropy with optional label smoothing; the best checkpoint by validation accuracy."""
+Cross-entropy with optional label smoothing and MixUp / CutMix; the best checkpoint by validation
+accuracy. The history records the seed study's table per epoch: train loss and accuracy (on the
+un-mixed labels), validation loss, accuracy and macro F1."""
 
 from __future__ import annotations
 
@@ -28,22 +30,31 @@ from detstudy.tasks.classification.models import PREPROCESSING, Classifier, buil
 
 log = logging.getLogger("detstudy.train")
 
-#: The validation metrics in history.csv (``val_<name>``); the best checkpoint is picked by accuracy unless told.
-VALIDATION_METRICS = ("accuracy", "macro_F1")
+#: The validation numbers in history.csv (``val_<name>``); the best checkpoint is picked by one of
+#: :data:`SELECT_METRICS` (accuracy unless told).
+VALIDATION_METRICS = ("accuracy", "macro_F1", "loss")
+SELECT_METRICS = ("accuracy", "macro_F1")
 DEFAULT_SELECT_METRIC = "accuracy"
 
 
 class ClassificationAdapter:
-    """What the engine's loop trains: ``model`` and ``losses(images, labels)``."""
+    """What the engine's loop trains: ``model`` and ``losses(images, labels)``; ``mixing``: the
+    batch's MixUp / CutMix (soft labels), if any."""
 
-    def __init__(self, model: Classifier, label_smoothing: float = 0.0):
-        self.model, self.label_smoothing = model, label_smoothing
+    def __init__(self, model: Classifier, label_smoothing: float = 0.0, mixing=None):
+        self.model, self.label_smoothing, self.mixing = model, label_smoothing, mixing
         self.architecture, self.settings = model.architecture, model.settings
         self.backbone_prefix = ""  # backbone_lr: not split for classification (the head is part of the network)
         self.decays = None
 
     def losses(self, images: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        return {"loss_ce": F.cross_entropy(self.model(images), labels, label_smoothing=self.label_smoothing)}
+        targets = labels
+        if self.mixing is not None:
+            images, targets = self.mixing(images, labels)
+        logits = self.model(images)
+        accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()  # recorded, not a loss (no "loss" prefix)
+        return {"loss_ce": F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing),
+                "train_accuracy": accuracy}
 
 
 @torch.no_grad()
@@ -64,10 +75,13 @@ def predict_probabilities(model: Classifier, data: ImageDataset, device: torch.d
 
 
 def validate(model: Classifier, data: ImageDataset, device: torch.device, batch_size: int,
-             use_amp: bool = False, amp_dtype: torch.dtype = torch.float16) -> dict[str, float]:
+             use_amp: bool = False, amp_dtype: torch.dtype = torch.float16, label_smoothing: float = 0.0) -> dict[str, float]:
+    """Accuracy, macro F1 and the loss (the training's cross-entropy, label smoothing included) on ``data``."""
     true, probabilities = predict_probabilities(model, data, device, batch_size, use_amp, amp_dtype)
     values = summary(confusion_matrix(true, probabilities.argmax(axis=1), len(data.class_names)))
-    return {name: float(values[SUMMARY.index(name)]) for name in VALIDATION_METRICS}
+    log_p = torch.from_numpy(np.log(np.clip(probabilities, 1e-12, None)))
+    loss = F.nll_loss(log_p, torch.from_numpy(true)) * (1 - label_smoothing) - label_smoothing * log_p.mean(dim=1).mean()
+    return {**{name: float(values[SUMMARY.index(name)]) for name in SELECT_METRICS}, "loss": float(loss)}
 
 
 def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train_settings: dict[str, Any],
@@ -78,9 +92,9 @@ def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train
     accuracy) and the history CSV. ``model_settings``: ``fine_tune`` (full, head, last_<n>),
     ``drop_path_rate``."""
     settings = TrainSettings.from_dict({"select_metric": DEFAULT_SELECT_METRIC, **train_settings})
-    if settings.select_metric not in VALIDATION_METRICS:
+    if settings.select_metric not in SELECT_METRICS:
         raise ValueError(f"select_metric {settings.select_metric!r}: a classification run is selected by one of "
-                         f"{', '.join(VALIDATION_METRICS)}")
+                         f"{', '.join(SELECT_METRICS)}")
     if threads:
         torch.set_num_threads(threads)
     generator = seed_everything(seed)
@@ -91,7 +105,7 @@ def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train
     augmentation = ImageAugmentation.from_dict(settings.augmentation)
     train_data = ImageDataset(train_split, class_names, train_transform(augmentation, resolution, preprocessing))
     val_data = ImageDataset(val_split, class_names, eval_transform(resolution, preprocessing))
-    adapter = ClassificationAdapter(model.to(device_), label_smoothing)
+    adapter = ClassificationAdapter(model.to(device_), label_smoothing, augmentation.batch_mixing(len(class_names)))
     loader = DataLoader(train_data, batch_size=settings.batch_size, shuffle=True,
                         drop_last=len(train_data) > settings.batch_size, num_workers=settings.num_workers,
                         generator=generator)
@@ -103,7 +117,7 @@ def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train
     parts = TrainingParts.with_optimization(
         adapter, loader, settings, use_amp, to_device=lambda b: (b[0].to(device_), b[1].to(device_)),
         validate=lambda chosen: validate(chosen.model, val_data, device_, batch, use_amp and settings.val_amp,
-                                         getattr(torch, settings.amp_dtype)),
+                                         getattr(torch, settings.amp_dtype), label_smoothing),
         save_checkpoint=save_best, metrics=VALIDATION_METRICS)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("training %s at %d px on %s (%s) for %d epochs x %d iterations; %s of %s parameters trained (%s); "

@@ -4,7 +4,7 @@ decoded the one way the workflow decodes images, normalised as its family expect
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -21,22 +21,31 @@ EVAL_CROP = 0.875  # torchvision's references: resize to resolution / 0.875, the
 
 @dataclass(frozen=True)
 class ImageAugmentation:
-    """The training augmentation: a random resized crop of ``scale`` of the image, flips."""
+    """The training augmentation: a random resized crop of ``crop_scale`` of the image's area, flips;
+    per batch MixUp / CutMix with Beta(alpha, alpha) (0: off; both on: one of them per batch)."""
 
-    scale: tuple[float, float] = (0.08, 1.0)
+    crop_scale: tuple[float, float] = (0.08, 1.0)
     horizontal_flip: float = 0.5
     vertical_flip: float = 0.0
+    mixup_alpha: float = 0.0
+    cutmix_alpha: float = 0.0
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> "ImageAugmentation":
         values = dict(values or {})
-        unknown = sorted(set(values) - {"scale", "horizontal_flip", "vertical_flip"})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown classification augmentation settings {unknown}. "
-                             "Fix: use only scale, horizontal_flip, vertical_flip")
-        if "scale" in values:
-            values["scale"] = tuple(values["scale"])
+            raise ValueError(f"unknown classification augmentation settings {unknown}. Fix: use only {', '.join(sorted(known))}")
+        if "crop_scale" in values:
+            values["crop_scale"] = tuple(values["crop_scale"])
         return cls(**values)
+
+    def batch_mixing(self, num_classes: int) -> v2.Transform | None:
+        """The per-batch MixUp / CutMix of torchvision's references (labels become soft), or None."""
+        mixes = ([v2.MixUp(alpha=self.mixup_alpha, num_classes=num_classes)] if self.mixup_alpha else []) + \
+                ([v2.CutMix(alpha=self.cutmix_alpha, num_classes=num_classes)] if self.cutmix_alpha else [])
+        return None if not mixes else mixes[0] if len(mixes) == 1 else v2.RandomChoice(mixes)
 
 
 def _normalise(preprocessing: dict) -> list[v2.Transform]:
@@ -44,7 +53,7 @@ def _normalise(preprocessing: dict) -> list[v2.Transform]:
 
 
 def train_transform(augmentation: ImageAugmentation, resolution: int, preprocessing: dict) -> v2.Transform:
-    steps = [v2.RandomResizedCrop(resolution, scale=augmentation.scale, antialias=True)]
+    steps = [v2.RandomResizedCrop(resolution, scale=augmentation.crop_scale, antialias=True)]
     if augmentation.horizontal_flip:
         steps.append(v2.RandomHorizontalFlip(augmentation.horizontal_flip))
     if augmentation.vertical_flip:
