@@ -13,6 +13,10 @@ two-sided bootstrap p-value, Holm-adjusted across the comparisons of one table a
 * ``multimodal``: every phase and control against its vanilla cell, and every phase against
   each control of the same phase (whether the text's gain exceeds the control's);
 * ``extra``: the pairs the config lists.
+
+Classification runs also keep which test images they got right: every pair then gets McNemar's
+exact test too (the discordant images of seed-matched runs summed over the seeds), Holm-adjusted
+across its table like the bootstrap p-values.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import numpy as np
 from detstudy.engine.io import read_json, write_json
 from detstudy.study.chain import Phase
 from detstudy.study.grid import cell_label, phase_parts
+from detstudy.statistics.mcnemar import mcnemar_exact, mcnemar_from_counts
 from detstudy.statistics.intervals import METHODS, holm, interval, json_number, p_value
 
 log = logging.getLogger("detstudy.statistics")
@@ -80,6 +85,9 @@ class Cell:
         # replicate b: the drawn seeds' statistics on image resample b, averaged
         self.replicates = replicates[seed_draws, np.arange(replicates.shape[1])[:, None]].mean(axis=1)
         self.jackknife = np.stack([joined(a, "jackknife") for a in arrays]).mean(axis=0)  # [N, C]
+        # classification: each seed's right and wrong test images, by seed (McNemar)
+        self.correct = {seed: a["correct"] for seed, a in zip(self.seeds, arrays)} \
+            if all("correct" in a for a in arrays) else None
 
     def column(self, name: str) -> int:
         return self.columns.index(name)
@@ -124,6 +132,18 @@ def difference(a: Cell, b: Cell, level: float, method: str, columns=None) -> dic
         found["p"] = json_number(p_value(replicates, estimate))
         out[name] = found
     return out
+
+
+def mcnemar(a: Cell, b: Cell) -> dict | None:
+    """McNemar's exact test of ``a`` against ``b`` (classification cells): the seeds both have are
+    paired by seed, otherwise in order; the discordant images of every pair summed."""
+    if a.correct is None or b.correct is None:
+        return None
+    common = sorted(set(a.correct) & set(b.correct))
+    pairs = [(s, s) for s in common] if common else list(zip(sorted(a.correct), sorted(b.correct)))
+    tests = [mcnemar_exact(a.correct[x], b.correct[y]) for x, y in pairs]
+    return {**mcnemar_from_counts(sum(t["a_only"] for t in tests), sum(t["b_only"] for t in tests)),
+            "seed_pairs": [[x, y] for x, y in pairs]}
 
 
 def best_of_columns(cells: dict[tuple, Cell], level: float, method: str) -> dict[str, dict]:
@@ -192,7 +212,8 @@ def comparisons(*, statistics: list, bootstraps: list, settings: dict[str, Any],
     for record, path in zip(records, bootstraps):
         with np.load(path) as data:
             arrays = {name: data[name] for name in ("estimate", "replicates", "jackknife", "class_estimate",
-                                                    "class_replicates", "class_jackknife")}
+                                                    "class_replicates", "class_jackknife", "correct")
+                      if name in data}
         grouped.setdefault(cell_key(record["run"]), []).append((record, arrays))
     cells = {}
     for key, members in grouped.items():
@@ -212,6 +233,14 @@ def comparisons(*, statistics: list, bootstraps: list, settings: dict[str, Any],
     for table, pairs in planned_pairs(cells, settings.get("baseline"), settings.get("pairs") or []).items():
         rows = [{"a": cell_label(*a), "b": cell_label(*b), "a_key": list(a), "b_key": list(b),
                  "metrics": difference(cells[a], cells[b], level, method)} for a, b in pairs]
+        tested = []
+        for row, (a, b) in zip(rows, pairs):
+            test = mcnemar(cells[a], cells[b])
+            if test is not None:
+                row["mcnemar"] = test
+                tested.append(row)
+        for row, value in zip(tested, holm([row["mcnemar"]["p"] for row in tested])):
+            row["mcnemar"]["p_holm"] = json_number(value)
         for name in names:  # Holm across the comparisons of one table, per metric
             adjusted = holm([row["metrics"][name]["p"] for row in rows])
             for row, value in zip(rows, adjusted):

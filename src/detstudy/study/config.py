@@ -21,6 +21,7 @@ from detstudy.study.chain import Phase, chain_names, phase_training
 from detstudy.study.descriptions import load_descriptions, prompts_for
 from detstudy.study.epochs import DEFAULT_EPOCHS, EpochWindows
 from detstudy.study.grid import grid_cells, import_cells
+from detstudy.study.classification import check_classification
 from detstudy.study.segmentation import SEGMENTATION_AUGMENTATIONS, check_segmentation
 
 #: Augmentation keys only the segmentation task knows (the flips are both tasks').
@@ -253,6 +254,9 @@ def check_config(config: dict, workflow_dir=None) -> None:
     check_statistics(config)
     if config.get("task", "detection") == "segmentation":
         check_segmentation(config, workflow_dir)
+        return
+    if config.get("task", "detection") == "classification":
+        check_classification(config)
         return
     check_dataset_paths(config)
     check_weight_files(config)

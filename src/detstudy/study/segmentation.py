@@ -127,8 +127,8 @@ def check_segmentation(config: dict, workflow_dir=None) -> None:
             raise ValueError(f"config models.{name}.training.augmentation: {unknown} are detection augmentations. "
                              f"Fix: a segmentation run knows {', '.join(SEGMENTATION_AUGMENTATIONS)}.")
         if training.get("select_metric", "mIoU") not in SEGMENTATION_SELECT_METRICS:
-            raise ValueError(f"config models.{name}.training.select_metric: {training['select_metric']} is a detection "
-                             f"metric. Fix: use {' or '.join(SEGMENTATION_SELECT_METRICS)}.")
+            raise ValueError(f"config models.{name}.training.select_metric: {training['select_metric']} is not a "
+                             f"segmentation metric. Fix: use {' or '.join(SEGMENTATION_SELECT_METRICS)}.")
         if model.get("import_checkpoint"):
             raise ValueError(f"config models.{name}.import_checkpoint: only DEIMv2 detection runs can be imported. "
                              "Fix: remove the key (pretrained segmentation encoders go in model.weights).")
@@ -136,6 +136,9 @@ def check_segmentation(config: dict, workflow_dir=None) -> None:
         if weights_file and weights_file.endswith(WEIGHT_SUFFIXES) and not os.path.isfile(weights_file):
             raise ValueError(f"config models.{name}.model.weights: {weights_file!r} is not a file (relative paths start "
                              f"at {os.getcwd()}). Fix: correct the path, give a hub id, or null to train from scratch.")
+    if (config.get("loss") or {}).get("label_smoothing"):
+        raise ValueError("config loss.label_smoothing: a classification setting. Fix: remove it (a segmentation run's "
+                         "loss is Dice + cross-entropy with loss.class_weights).")
     if config.get("multimodal"):
         raise ValueError("config multimodal: the text-conditioned extension is a detection model. Fix: remove the "
                          "multimodal section from a segmentation config.")

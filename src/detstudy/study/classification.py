@@ -1,0 +1,87 @@
+"""The classification study's config rules, torch-free: where each split lives and the checks the
+Snakefile runs while it parses a ``task: classification`` config.
+
+A split is a folder with one sub-folder per class (torchvision's ``ImageFolder``) or a CSV file
+of ``path,label`` rows; the classes are the training split's, sorted as ``ImageFolder`` sorts
+them. The synthetic demo writes its crops of the detection demo's six classes in that layout.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from detstudy.study.splits import SPLITS
+
+#: The training augmentations a classification run knows (``training.augmentation`` keys).
+CLASSIFICATION_AUGMENTATIONS = ("crop_scale", "horizontal_flip", "vertical_flip", "mixup_alpha", "cutmix_alpha")
+#: The validation metrics that can pick a classification run's best checkpoint.
+CLASSIFICATION_SELECT_METRICS = ("accuracy", "macro_F1")
+#: The ViT's patch per architecture: its resolution must be a multiple (the other families take any size).
+PATCHES = {"dinov3_vits16": 16, "dinov3_demo": 8}
+WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
+
+
+def split_sources(config: dict, synthetic_dir) -> dict[str, str]:
+    """``{split: folder or CSV}``: the user's (``dataset.splits``) or the demo generator's."""
+    if config["dataset"]["source"] == "synthetic":
+        return {split: str(Path(synthetic_dir, "images", split)) for split in SPLITS}
+    return {split: config["dataset"]["splits"][split] for split in SPLITS}
+
+
+def resolution_problem(architecture: str, resolution: int) -> str | None:
+    """Why ``architecture`` cannot take ``resolution`` px (None when it can)."""
+    patch = PATCHES.get(architecture)
+    if patch and resolution % patch:
+        return (f"resolution {resolution} is not a multiple of {architecture}'s patch size {patch}. "
+                f"Fix: use e.g. {max(1, round(resolution / patch)) * patch}.")
+    return None
+
+
+def check_classification(config: dict) -> None:
+    """Everything a classification config must hold together, each problem with its key and fix."""
+    dataset = config["dataset"]
+    if dataset["source"] not in ("synthetic", "imagefolder"):
+        raise ValueError(f"config dataset.source: {dataset['source']} is a "
+                         f"{'detection' if dataset['source'] == 'coco' else 'segmentation'} dataset and the task is "
+                         "classification. Fix: use source: imagefolder with dataset.splits.<split> (a folder of class "
+                         "folders, or a path,label CSV), or source: synthetic.")
+    if dataset["source"] == "imagefolder":
+        for split in SPLITS:
+            path = dataset["splits"][split]
+            exists = os.path.isfile(path) if path.lower().endswith(".csv") else os.path.isdir(path)
+            if not exists:
+                raise ValueError(f"config dataset.splits.{split}: {path!r} is not a "
+                                 f"{'file' if path.lower().endswith('.csv') else 'folder'} (relative paths start at "
+                                 f"{os.getcwd()}). Fix: point it to the {split} split: a folder with one sub-folder "
+                                 "per class, or a CSV of path,label rows.")
+    for name in config["grid"]["models"]:
+        model = config["models"][name]
+        for px in config["grid"]["resolutions"]:
+            problem = resolution_problem(model["architecture"], px)
+            if problem:
+                raise ValueError(f"config grid.resolutions: {px} px does not suit model {name!r}: {problem}")
+        training = model.get("training") or {}
+        unknown = sorted(set(training.get("augmentation") or {}) - set(CLASSIFICATION_AUGMENTATIONS))
+        if unknown:
+            raise ValueError(f"config models.{name}.training.augmentation: {unknown} are not classification "
+                             f"augmentations. Fix: a classification run knows {', '.join(CLASSIFICATION_AUGMENTATIONS)}.")
+        if training.get("select_metric", "accuracy") not in CLASSIFICATION_SELECT_METRICS:
+            raise ValueError(f"config models.{name}.training.select_metric: {training['select_metric']} is not a "
+                             f"classification metric. Fix: use {' or '.join(CLASSIFICATION_SELECT_METRICS)}.")
+        if model.get("import_checkpoint"):
+            raise ValueError(f"config models.{name}.import_checkpoint: only DEIMv2 detection runs can be imported. "
+                             "Fix: remove the key (pretrained classifiers go in model.weights).")
+        weights_file = (model.get("model") or {}).get("weights")
+        if weights_file and weights_file.endswith(WEIGHT_SUFFIXES) and not os.path.isfile(weights_file):
+            raise ValueError(f"config models.{name}.model.weights: {weights_file!r} is not a file (relative paths start "
+                             f"at {os.getcwd()}). Fix: correct the path, give a hub id or torchvision weights name, "
+                             "or null to train from random weights.")
+    loss = config.get("loss") or {}
+    foreign = sorted(key for key in ("ce_weight", "dice_weight") if key in loss and loss[key] != 1.0)
+    if foreign:
+        raise ValueError(f"config loss: {foreign} are segmentation settings. Fix: a classification run's loss is "
+                         "the cross-entropy with loss.label_smoothing.")
+    if config.get("multimodal"):
+        raise ValueError("config multimodal: the text-conditioned extension is a detection model. Fix: remove the "
+                         "multimodal section from a classification config.")
