@@ -1,5 +1,6 @@
 # CNN vs ViT comparison studies: detectors on a COCO dataset (task: detection, with the
-# multimodal extension) or semantic segmenters on image/mask folders (task: segmentation).
+# multimodal extension), semantic segmenters on image/mask folders (task: segmentation) or image
+# classifiers on class folders (task: classification).
 # This file only wires: the grid logic lives in rules/common.smk, each task's rules in their
 # files, the work in the `detstudy` package (src/), called by thin scripts (scripts/).
 from snakemake.utils import min_version, validate
@@ -8,7 +9,8 @@ min_version("9.0")
 
 
 # The embedded detection demo is the default, under any detection config given with --configfile
-# (which overrides its keys); a segmentation config stands alone (config/segmentation.yaml).
+# (which overrides its keys); a segmentation or classification config stands alone
+# (config/segmentation.yaml, config/classification.yaml).
 if config.get("task", "detection") == "detection":
 
     configfile: "config/config.yaml"
@@ -27,6 +29,11 @@ if TASK == "segmentation":
 
     include: "rules/segmentation_common.smk"
     include: "rules/segmentation.smk"
+
+elif TASK == "classification":
+
+    include: "rules/classification_common.smk"
+    include: "rules/classification.smk"
 
 else:
 
@@ -47,15 +54,15 @@ localrules:
     all,
 
 
-if TASK == "segmentation":
+if TASK in ("segmentation", "classification"):
 
     localrules:
         report,
 
-    # `snakemake report` builds the report in either task (detection's rule of that name renders it)
+    # `snakemake report` builds the report in every task (detection's rule of that name renders it)
     rule report:
         input:
-            segmentation_report_outputs(),
+            segmentation_report_outputs() if TASK == "segmentation" else classification_report_outputs(),
 
 
 rule all:

@@ -13,16 +13,16 @@ from detstudy.tasks.detection.data.layout import image_files_stamp, synthetic_im
 from detstudy.study import config as study_config
 from detstudy.study import grid as study_grid
 from detstudy.study.architectures import family_of
-from detstudy.study.figure_kinds import (CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS,
-                                        SEGMENTATION_FIGURE_KINDS, VIT_FIGURE_KINDS)
+from detstudy.study.figure_kinds import (CLASSIFICATION_FIGURE_KINDS, CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS,
+                                        MULTIMODAL_FIGURE_KINDS, SEGMENTATION_FIGURE_KINDS, VIT_FIGURE_KINDS)
 from detstudy.engine.kernels import kernel_settings
 from detstudy.study.chain import Phase, chain_names, phase_training
 from detstudy.report.outputs import LATEX_TABLES
 
-TASK = config["task"]  # detection or segmentation: which rule files the Snakefile includes
+TASK = config["task"]  # detection, segmentation or classification: which rule files the Snakefile includes
 # each task's results apart, so both demos can run in one working directory
 RESULTS = "results" if TASK == "detection" else f"results/{TASK}"
-HEADLINE = {"detection": "AP50", "segmentation": "mIoU"}[TASK]  # the statistics figures' metric
+HEADLINE = {"detection": "AP50", "segmentation": "mIoU", "classification": "accuracy"}[TASK]  # the statistics figures' metric
 SPLITS = ("train", "val", "test")
 MODELS = config["models"]
 GRID = config["grid"]
@@ -411,6 +411,8 @@ def run_figure_files(wildcards):
     """A run's figures (the task's kinds; a DEIMv2 run's attention figures too)."""
     if TASK == "segmentation":
         kinds = list(SEGMENTATION_FIGURE_KINDS)
+    elif TASK == "classification":
+        kinds = list(CLASSIFICATION_FIGURE_KINDS)
     else:
         kinds = [*FIGURE_KINDS, *(VIT_FIGURE_KINDS if family(wildcards.model) == "vit" else ())]
     return [run_dir(f"figures/{kind}.png").format(**wildcards) for kind in kinds]
@@ -420,4 +422,6 @@ def task_targets():
     """Everything `snakemake` builds for the config's task."""
     if TASK == "segmentation":
         return [*segmentation_targets(), *tracking_targets()]
+    if TASK == "classification":
+        return [*classification_targets(), *tracking_targets()]
     return [*all_run_targets(), *multimodal_targets(), COMPARISONS, *report_outputs(), *tracking_targets()]

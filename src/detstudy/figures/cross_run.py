@@ -17,8 +17,8 @@ from detstudy.engine.history import read_history
 from detstudy.study.grid import cell_label
 from detstudy.engine.figure_style import palette_colors, new_figure, rc_params, save_styled, resolve_style
 from detstudy.report.significance import Significance
-from detstudy.report.segmentation_tables import (SEGMENTATION_COST_COLUMNS, SEGMENTATION_COLUMNS, cell_table,
-                                                 class_iou_table, load_segmentation_runs)
+from detstudy.report.task_tables import (CLASSIFICATION_COLUMNS, MODEL_COST_COLUMNS, SEGMENTATION_COLUMNS, cell_table,
+                                                 class_metric_table, load_task_runs)
 from detstudy.report.tables import class_names, costs_table, load_runs, per_class_table, runs_table
 
 FAMILY_MARKERS = {"cnn": "s", "hybrid": "D", "vit": "o", "multimodal": "^"}
@@ -231,11 +231,29 @@ def segmentation_cross_run_figures(*, metrics_paths: list, histories: list, comp
     if len(histories) != len(metrics_paths):
         raise ValueError(f"{len(histories)} history files for {len(metrics_paths)} metrics files: "
                          "the rule must give one history.csv per run, in the same order")
-    runs = load_segmentation_runs(metrics_paths)
+    runs = load_task_runs(metrics_paths)
     significance = Significance.load(comparisons_json)
     table = cell_table(runs, SEGMENTATION_COLUMNS).merge(
-        cell_table(runs, SEGMENTATION_COST_COLUMNS)[["cell", "gflops"]], on="cell", how="left")
+        cell_table(runs, MODEL_COST_COLUMNS)[["cell", "gflops"]], on="cell", how="left")
     plot_accuracy_cost(table, significance, outputs["accuracy_cost"], metric="mIoU", style=style)
-    plot_class_heatmap(class_iou_table(runs), outputs["class_heatmap"], style=style)
+    plot_class_heatmap(class_metric_table(runs, "IoU"), outputs["class_heatmap"], style=style)
     plot_validation_curves(runs, {str(m): str(h) for m, h in zip(metrics_paths, histories)},
                            outputs["validation_curves"], metric="mIoU", style=style)
+
+
+def classification_cross_run_figures(*, metrics_paths: list, histories: list, comparisons_json,
+                                     outputs: dict[str, str], style: dict[str, Any] | None = None) -> None:
+    """The classification study's figures named in ``outputs``: accuracy_cost (accuracy against
+    latency and GFLOPs, with the Pareto front), class_heatmap (per-class F1, cells x classes) and
+    validation_curves (validation accuracy per family)."""
+    if len(histories) != len(metrics_paths):
+        raise ValueError(f"{len(histories)} history files for {len(metrics_paths)} metrics files: "
+                         "the rule must give one history.csv per run, in the same order")
+    runs = load_task_runs(metrics_paths)
+    significance = Significance.load(comparisons_json)
+    table = cell_table(runs, CLASSIFICATION_COLUMNS).merge(
+        cell_table(runs, MODEL_COST_COLUMNS)[["cell", "gflops"]], on="cell", how="left")
+    plot_accuracy_cost(table, significance, outputs["accuracy_cost"], metric="accuracy", style=style)
+    plot_class_heatmap(class_metric_table(runs, "F1"), outputs["class_heatmap"], style=style)
+    plot_validation_curves(runs, {str(m): str(h) for m, h in zip(metrics_paths, histories)},
+                           outputs["validation_curves"], metric="accuracy", style=style)

@@ -12,8 +12,8 @@ from detstudy.engine.io import read_json
 from detstudy.report.figure_sections import Preview, figure_item
 from detstudy.report.outputs import SEGMENTATION_LATEX_TABLES, SEGMENTATION_TEMPLATES
 from detstudy.report.render import check_templates, environments, inference_view, write_rendered
-from detstudy.report.segmentation_tables import (SEGMENTATION_COLUMNS, SEGMENTATION_COST_COLUMNS, cell_table,
-                                                 class_iou_table, load_segmentation_runs)
+from detstudy.report.task_tables import (SEGMENTATION_COLUMNS, MODEL_COST_COLUMNS, cell_table,
+                                                 class_metric_table, load_task_runs)
 from detstudy.report.significance import Significance
 from detstudy.report.tables import cost_devices
 from detstudy.report.views import metric_table, per_class_view
@@ -42,16 +42,16 @@ def render_segmentation_report(*, metrics_paths: list, statistics_json, statisti
     templates_dir = check_templates(templates_dir, [f"segmentation/{name}" for name in SEGMENTATION_TEMPLATES]
                                     + ["_style.css.j2", "_table.html.j2", "_table.md.j2", "_table.tex.j2"])
     out_html, out_md = Path(out_html), Path(out_md)
-    runs = load_segmentation_runs(metrics_paths)
+    runs = load_task_runs(metrics_paths)
     significance = Significance.load(comparisons_json)
     results = cell_table(runs, SEGMENTATION_COLUMNS)
-    costs = cell_table(runs, SEGMENTATION_COST_COLUMNS)
-    classes = class_iou_table(runs)
+    costs = cell_table(runs, MODEL_COST_COLUMNS)
+    classes = class_metric_table(runs, "IoU")
     tables = {
         "results": metric_table(results, SEGMENTATION_COLUMNS, key="results", caption="Test results",
                                 significance=significance, baseline_metric="mIoU"),
         "per_class": per_class_view(classes, "IoU", significance),
-        "costs": metric_table(costs, SEGMENTATION_COST_COLUMNS, key="costs", caption="Costs"),
+        "costs": metric_table(costs, MODEL_COST_COLUMNS, key="costs", caption="Costs"),
     }
     protocol = runs[0]["protocol"] if runs else {}
     inference = inference_view(significance)

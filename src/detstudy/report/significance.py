@@ -7,8 +7,8 @@ from __future__ import annotations
 from detstudy.engine.io import read_json
 
 
-#: The per-class statistic of each task's comparisons (detection AP50, segmentation IoU).
-CLASS_METRICS = ("AP50", "IoU")
+#: The per-class statistic of each task's comparisons (detection AP50, segmentation IoU, classification F1).
+CLASS_METRICS = ("AP50", "IoU", "F1")
 
 
 class Significance:

@@ -43,7 +43,7 @@ def cell_key(run: dict) -> tuple:
 
 
 #: The metric each task's log line and findings lead with (the first of these a record has).
-HEADLINES = ("AP50", "mIoU")
+HEADLINES = ("AP50", "mIoU", "accuracy")
 
 
 def summary_names(record: dict) -> list[str]:

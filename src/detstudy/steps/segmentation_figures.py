@@ -15,7 +15,8 @@ from detstudy.tasks.images import load_rgb
 from detstudy.tasks.segmentation.data.checks import read_mask
 from detstudy.tasks.segmentation.data.layout import MaskSplit
 from detstudy.tasks.segmentation.samples import read_samples, shrink
-from detstudy.tasks.segmentation.plots import plot_overlays, plot_per_class_iou, plot_segmentation_confusion
+from detstudy.figures.confusion import plot_normalised_confusion
+from detstudy.tasks.segmentation.plots import plot_overlays, plot_per_class_iou
 
 VALIDATION = (("val_mIoU", "val mIoU"), ("val_mDice", "val mDice"))
 
@@ -49,7 +50,7 @@ def segmentation_figures(*, metrics_json, history_csv, samples_npz, test_split: 
     samples = overlay_samples(samples_npz, MaskSplit.of(**test_split), len(names), palette, prediction_images)
     plot_overlays(samples, names, classes["colors"], outputs["overlays"], ignore_index=ignore_index,
                   title=f"Image | ground truth | prediction (test): {name}", style=style)
-    plot_segmentation_confusion(record["confusion"], names, outputs["confusion_matrix"],
+    plot_normalised_confusion(record["confusion"], names, outputs["confusion_matrix"],
                                 title=f"Pixel confusion (row-normalised, test): {name}", style=style)
     plot_per_class_iou(record["metrics"], outputs["per_class_iou"], title=f"Per-class IoU and Dice (test): {name}",
                        style=style)

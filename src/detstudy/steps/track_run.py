@@ -33,14 +33,20 @@ log = logging.getLogger("detstudy.tracking")
 QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 TEST_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
 SEGMENTATION_TEST_METRICS = ("mIoU", "mDice", "aAcc", "mAcc")
+CLASSIFICATION_TEST_METRICS = ("accuracy", "macro_F1", "macro_precision", "macro_recall", "weighted_F1", "top5", "ECE")
 
 
 def test_metrics(metrics: dict) -> dict[str, float]:
     """A run's test numbers as ``{name: value}``: detection's COCO block, segmentation's summary
-    and each class's IoU (``IoU/<class>``); undefined values left out."""
+    and each class's IoU (``IoU/<class>``), classification's summary, ECE and each class's F1
+    (``F1/<class>``); undefined values left out."""
     if "coco" in metrics:
         return {key: float(metrics["coco"][key]) for key in TEST_METRICS if metrics["coco"].get(key) is not None}
     block = metrics["metrics"]
+    if metrics.get("task") == "classification":
+        found = {key: float(block[key]) for key in CLASSIFICATION_TEST_METRICS if block.get(key) is not None}
+        found.update({f"F1/{entry['name']}": float(entry["F1"]) for entry in block["per_class"]})
+        return found
     found = {key: float(block[key]) for key in SEGMENTATION_TEST_METRICS if block.get(key) is not None}
     found.update({f"IoU/{entry['name']}": float(entry["IoU"]) for entry in block["per_class"] if entry["IoU"] is not None})
     return found

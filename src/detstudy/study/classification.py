@@ -8,6 +8,8 @@ them. The synthetic demo writes its crops of the detection demo's six classes in
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import os
 from pathlib import Path
 
@@ -27,6 +29,31 @@ def split_sources(config: dict, synthetic_dir) -> dict[str, str]:
     if config["dataset"]["source"] == "synthetic":
         return {split: str(Path(synthetic_dir, "images", split)) for split in SPLITS}
     return {split: config["dataset"]["splits"][split] for split in SPLITS}
+
+
+def split_stamp(source) -> str:
+    """A digest of (name, size, modification time) of every file a split lists (and of its CSV):
+    a parameter of the split's check, so that a replaced, added or removed image reruns it, for
+    one stat() per file (listing tens of thousands of files as inputs costs Snakemake minutes)."""
+    source = Path(source)
+    digest = hashlib.sha256()
+    if source.suffix.lower() == ".csv":
+        files = [source]
+        try:
+            with open(source, newline="") as handle:
+                files += [source.parent / row.get("path", "") for row in csv.DictReader(handle)]
+        except (OSError, UnicodeDecodeError, csv.Error):
+            pass  # the check names the problem
+    else:
+        folders = sorted(p for p in source.iterdir() if p.is_dir()) if source.is_dir() else []
+        files = [entry for folder in folders for entry in sorted(folder.iterdir())]
+    for path in files:
+        try:
+            info = path.stat()
+            digest.update(f"{path}\0{info.st_size}:{info.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
 
 
 def resolution_problem(architecture: str, resolution: int) -> str | None:

@@ -46,3 +46,19 @@ SEGMENTATION_CROSS_RUN_FIGURE_KINDS = {
     "class_heatmap": "Per-class IoU of every cell",
     "validation_curves": "Validation mIoU per family",
 }
+
+#: The figures of every classification run (rule ``classification_figures``), in report order.
+CLASSIFICATION_FIGURE_KINDS = {
+    "training_curves": "Training curves (train vs validation)",
+    "confusion_matrix": "Confusion matrix",
+    "per_class_f1": "Per-class precision, recall and F1",
+    "reliability": "Reliability diagram",
+    "mistakes": "The most confident mistakes",
+}
+
+#: The classification figures that compare every run (rule ``classification_cross_run_figures``).
+CLASSIFICATION_CROSS_RUN_FIGURE_KINDS = {
+    "accuracy_cost": "Accuracy against latency and GFLOPs",
+    "class_heatmap": "Per-class F1 of every cell",
+    "validation_curves": "Validation accuracy per family",
+}

@@ -9,9 +9,10 @@ from typing import Any
 import torch
 
 from detstudy.engine.io import atomic_path
+from detstudy.tasks.classification import CHECKPOINT_FORMAT
 from detstudy.tasks.classification.models import Classifier, build_classifier
 
-FORMAT = "detstudy-classification-1"
+FORMAT = CHECKPOINT_FORMAT
 
 
 def save_checkpoint(path, model: Classifier, class_names: list[str], extra: dict[str, Any] | None = None) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from detstudy.engine.cost import autocast_for, check_precision
+from detstudy.engine.history import read_history
 from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
 from detstudy.tasks.classification.checkpoint import load_checkpoint
@@ -23,11 +24,27 @@ from detstudy.tasks.classification.training import predict_probabilities
 log = logging.getLogger("detstudy.evaluate")
 
 
+#: The history's columns of the best epoch that the train / val / test table shows.
+TRAINING_COLUMNS = ("loss", "train_accuracy", "val_loss", "val_accuracy", "val_macro_F1")
+
+
+def training_summary(state: dict[str, Any], history) -> dict[str, Any]:
+    """What the checkpoint's training was: epochs trained, the selection, and the train and
+    validation numbers of the best epoch (the one the checkpoint holds), from ``history``."""
+    rows = read_history(history) if history else []
+    best = next((row for row in rows if int(row["epoch"]) == state.get("epoch")), {})
+    return {"epochs": sum(1 for row in rows if row["epoch"] >= 1),
+            "select_metric": state.get("train_settings", {}).get("select_metric", "accuracy"),
+            "best_epoch": state.get("epoch"), "label_smoothing": state.get("label_smoothing"),
+            **{column: best.get(column) for column in TRAINING_COLUMNS}}
+
+
 def evaluate(*, checkpoint, test_split: ImageSplit, run: dict[str, Any], metrics_path, predictions_path,
-             batch_size: int = 64, precision: str = "fp32", device: str = "auto",
+             history=None, batch_size: int = 64, precision: str = "fp32", device: str = "auto",
              extra: dict[str, Any] | None = None) -> dict:
-    """Write ``metrics_path`` (the run, the protocol, the metrics block, ``extra`` entries) and
-    ``predictions_path`` (``.npz``: ``true``, ``probabilities``, ``paths`` in the split's order)."""
+    """Write ``metrics_path`` (the run, the protocol, the metrics block, the training summary
+    when ``history`` is given, ``extra`` entries) and ``predictions_path`` (``.npz``: ``true``,
+    ``probabilities``, ``paths`` in the split's order)."""
     check_precision(precision)
     device_ = resolve_device(device)
     amp, amp_dtype = autocast_for(precision, device_)
@@ -40,7 +57,8 @@ def evaluate(*, checkpoint, test_split: ImageSplit, run: dict[str, Any], metrics
     record = {"run": run, "task": "classification",
               "protocol": {"resolution": resolution, "images": len(true), "classes": class_names,
                            "preprocessing": state["preprocessing"], "precision": precision if amp else "fp32"},
-              "metrics": metrics, "params": {"total": parameter_count(model)}, **(extra or {})}
+              "metrics": metrics, "params": {"total": parameter_count(model)},
+              **({"training": training_summary(state, history)} if history else {}), **(extra or {})}
     with atomic_path(predictions_path) as tmp:
         with open(tmp, "wb") as handle:  # np.savez given a name would append .npz to the temporary one
             np.savez(handle, true=true, probabilities=probabilities,

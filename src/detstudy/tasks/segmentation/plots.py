@@ -1,6 +1,6 @@
 """The segmentation figures: the dataset's class balance, one run's overlays (image | ground
 truth | prediction with a legend of class colours), its row-normalised confusion matrix and
-per-class IoU bars. Each draws on its own Agg figure (no pyplot state), styled by
+per-class IoU bars (the confusion matrix: :func:`detstudy.figures.confusion.plot_normalised_confusion`). Each draws on its own Agg figure (no pyplot state), styled by
 :mod:`detstudy.engine.figure_style`; training curves are the engine's
 (:func:`detstudy.engine.training_curves.plot_training_curves`).
 """
@@ -79,33 +79,6 @@ def plot_overlays(samples: list[dict], class_names: list[str], colors: list, out
                       fontsize=st["font_size"] - 2, frameon=False)
         if title:
             figure.suptitle(title)
-        save_styled(figure, out_png, st)
-    return figure
-
-
-def plot_segmentation_confusion(confusion, class_names: list[str], out_png: str | os.PathLike, *,
-                                title: str | None = None, style: Mapping[str, Any] | None = None):
-    """The pixel confusion matrix, each ground-truth row normalised to 1 (a class without pixels: an empty row)."""
-    st = resolve_style(style)
-    counts = np.asarray(confusion, dtype=float)
-    sums = counts.sum(axis=1, keepdims=True)
-    values = np.divide(counts, sums, out=np.zeros_like(counts), where=sums > 0)
-    n = len(class_names)
-    side = max(4.5, 0.7 * n + 2.5)
-    with mpl.rc_context(rc_params(st)):
-        figure = new_figure(st, (side + 1.2, side))
-        ax = figure.subplots()
-        image = ax.imshow(values, cmap=st["cmap"], vmin=0.0, vmax=1.0, aspect="equal")
-        figure.colorbar(image, ax=ax, shrink=0.8, label="fraction of the ground-truth class's pixels")
-        for (i, j), value in np.ndenumerate(values):
-            if sums[i, 0] > 0 and (value >= 0.005 or i == j):
-                ax.text(j, i, f"{value:.0%}", ha="center", va="center", fontsize=st["font_size"] - 2,
-                        color="white" if value > 0.5 else "black")
-        ax.set_xticks(range(n), class_names, rotation=40, ha="right")
-        ax.set_yticks(range(n), [name if sums[k, 0] > 0 else f"{name} (no pixels)" for k, name in enumerate(class_names)])
-        ax.set_xlabel("predicted class")
-        ax.set_ylabel("ground-truth class")
-        ax.set_title(title or "Confusion matrix (row-normalised, pixels)")
         save_styled(figure, out_png, st)
     return figure
 

@@ -1,0 +1,45 @@
+"""The ``check_image_split`` step: one classification split checked before any training, every
+problem listed with its file and the fix (``detstudy.tasks.classification.data.checks``): val and
+test against the training split's classes and image contents (leakage).
+
+The report holds the split's classes and images per class, and the checksum of its images read
+back into every run's provenance; the training split's also holds every image's content digest,
+which the other splits' leakage checks read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from detstudy.engine.io import read_json, write_json
+from detstudy.tasks.classification.data.checks import SplitCounts, check_split
+from detstudy.tasks.classification.data.layout import ImageSplit
+
+log = logging.getLogger("detstudy.data")
+
+
+def reference_counts(train_check) -> SplitCounts:
+    """The training split's counts as its check report recorded them."""
+    report = read_json(train_check)
+    counts = report["counts"]
+    return SplitCounts(name="train", classes=counts["classes"],
+                       images_per_class={e["name"]: e["images"] for e in counts["per_class"]}, digests=report["digests"])
+
+
+def check_image_split(name: str, source: str, *, check_json, train_check=None) -> dict:
+    """Fail with every problem of one split listed, or write its check report."""
+    split = ImageSplit.of(source)
+    counts = check_split(split, name, reference_counts(train_check) if train_check else None)
+    digest = hashlib.sha256()
+    for sha, path in sorted(counts.digests.items(), key=lambda item: item[1]):
+        digest.update(f"{path}:{sha},".encode())
+    report = {"split": name, "source": str(split.source), "counts": counts.to_dict(),
+              "warnings": [f"{len(counts.duplicates)} images repeat another of the split"] if counts.duplicates else [],
+              "checksum": {"source": str(split.source), "images": sum(counts.images_per_class.values()),
+                           "images_sha256": digest.hexdigest()},
+              **({"digests": counts.digests} if name == "train" else {})}
+    write_json(check_json, report)  # written only once every check passed
+    log.info("split %s OK: %d images of %d classes; images sha256 %s", name, report["checksum"]["images"],
+             len(counts.classes), report["checksum"]["images_sha256"][:12])
+    return report
