@@ -34,7 +34,11 @@ def test_the_demo_is_an_image_folder_of_the_six_classes(demo, tmp_path):
     first = sorted(p.read_bytes() for p in ImageSplit.of(demo["test"]).source.rglob("*.png"))
     assert first == sorted(p.read_bytes() for p in ImageSplit.of(again["test"]).source.rglob("*.png"))
     counts = check_split(split, "train").images_per_class
-    assert sum(counts.values()) == 60 and min(counts.values()) > 0
+    assert list(counts.values()) == [10] * 6  # balanced
+    val = check_split(ImageSplit.of(demo["val"]), "val").images_per_class
+    assert list(val.values()) == [4] * 6
+    with pytest.raises(ValueError, match="fewer than the 6 classes"):
+        generate_classification_dataset(tmp_path / "few", split_sizes={"train": 5}, image_size=96, crop_size=32)
 
 
 def test_a_csv_split_lists_the_same_images(demo, tmp_path):
