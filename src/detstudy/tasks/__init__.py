@@ -1,5 +1,5 @@
-"""The tasks a study can run (the config's ``task:``), behind one seam: ``detection`` and
-``segmentation``; ``classification`` has its library (data, models, protocol) and follows them. Each task has its rules file(s), which the
+"""The tasks a study can run (the config's ``task:``), behind one seam: ``detection``,
+``segmentation`` and ``classification``. Each task has its rules file(s), which the
 Snakefile includes by ``task:``; the comparisons and their figures are shared (any task's
 statistics.json: its summary metrics and one per-class statistic).
 
@@ -28,9 +28,13 @@ per-run figures           drawn with ``detstudy.engine.figure_style``  ``plots``
 (``SEGMENTATION_VARIANTS``), ``training.train_run``, ``metrics`` (mIoU as mmsegmentation) and
 a confusion matrix per image as the per-image statistic (``metrics.resampled_statistics``,
 through :func:`detstudy.statistics.bootstrap.resample` like detection's), ``plots`` and
-``samples`` (the overlays' predicted masks, kept by the evaluation). Classification
-(DESIGN) supplies an ImageFolder tree or CSV, (true, predicted, scores) per image and
-accuracy / macro F1. Shared by the tasks: ``synthetic_defects`` (the demo world), ``images``
+``samples`` (the overlays' predicted masks, kept by the evaluation). ``classification``
+(rules/classification.smk): ``data.layout``/``data.checks`` (ImageFolder tree or path,label
+CSV, leakage by content hash), ``data.synthetic`` (the world's objects as crops), ``models``
+(``CLASSIFICATION_VARIANTS``), ``training.train_run``, ``metrics`` (accuracy, macro F1 as
+scikit-learn) and every test image's probabilities as the per-image statistic
+(:mod:`detstudy.statistics.classification`: exact from drawn image indices), ``plots``,
+``predict``. Shared by the tasks: ``synthetic_defects`` (the demo world), ``images``
 (the decoder), ``dataset_errors``. A task imports only ``study``, ``engine`` and ``tasks``
 (tests/test_import_graph.py).
 """

@@ -89,8 +89,9 @@ def plot_reliability(metrics: dict, out_png: str | os.PathLike, *, title: str | 
         top, bottom = figure.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": (3, 1)})
         filled = counts > 0
         top.bar(centres[filled], accuracy[filled], width * 0.95, color=color, label="accuracy")
-        top.bar(centres[filled], (confidence - accuracy)[filled], width * 0.95, bottom=accuracy[filled],
-                color=gap, alpha=0.45, label="gap to confidence")
+        top.bar(centres[filled], np.abs(confidence - accuracy)[filled], width * 0.95,
+                bottom=np.minimum(confidence, accuracy)[filled], facecolor="none", edgecolor=gap, hatch="//",
+                label="gap to the bin's mean confidence")
         top.plot([0, 1], [0, 1], color="0.3", ls="--", lw=1, label="perfect calibration")
         top.set_ylim(0, 1)
         top.set_ylabel("accuracy")
