@@ -27,6 +27,8 @@ LAZY_ALLOWED = {
     ("detstudy.cli", "detstudy.tasks.prediction"),  # numpy and Pillow, the same
     ("detstudy.cli", "detstudy.tasks.segmentation"),  # the package (its checkpoint format), the same
     ("detstudy.cli", "detstudy.tasks.segmentation.predict"),  # the same
+    ("detstudy.cli", "detstudy.tasks.classification"),  # the same
+    ("detstudy.cli", "detstudy.tasks.classification.predict"),  # the same
 }
 #: Third-party packages the torch-free study layer must never reach (it is read while the Snakefile parses).
 HEAVY = {"torch", "torchvision", "transformers", "numpy", "pandas", "matplotlib", "scipy", "pycocotools"}
