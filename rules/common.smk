@@ -11,6 +11,7 @@ sys.path.insert(0, str(Path(workflow.basedir, "src")))
 from detstudy.study.codegraph import source_files
 from detstudy.tasks.detection.data.layout import image_files_stamp, synthetic_image_files, synthetic_split_sizes
 from detstudy.study import config as study_config
+from detstudy.study import devices as study_devices
 from detstudy.study import grid as study_grid
 from detstudy.study.architectures import family_of
 from detstudy.study.figure_kinds import (CLASSIFICATION_FIGURE_KINDS, CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS,
@@ -234,8 +235,9 @@ def package_code(script):
 # --- resources ----------------------------------------------------------------------------
 def gpu_slots():
     """GPU jobs take the `gpu` resource (run with --resources gpu=N); CPU-only runs take
-    none, so training jobs share the cores (`compute.threads` each) in parallel."""
-    return 0 if config["compute"]["device"] == "cpu" else 1
+    none, so training jobs share the cores (`compute.threads` each) in parallel; `auto` takes
+    one only on a machine with a GPU (detstudy.study.devices)."""
+    return study_devices.gpu_slots(config["compute"]["device"])
 
 
 def job_resources(kind):

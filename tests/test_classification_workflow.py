@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,7 @@ import torch
 from PIL import Image
 
 from conftest import Workflow, copy_workflow
+from test_slurm import cluster  # noqa: F401 (the fixture)
 
 from detstudy.report.outputs import CLASSIFICATION_LATEX_TABLES
 from detstudy.study.figure_kinds import CLASSIFICATION_CROSS_RUN_FIGURE_KINDS, CLASSIFICATION_FIGURE_KINDS
@@ -317,6 +319,26 @@ def test_lint_is_clean(tmp_path):
     workflow = classification_workflow(tmp_path / "wf")
     result = workflow.snakemake("--lint", check=False)
     assert result.returncode == 0 and "Lints for" not in result.stdout, result.stdout
+
+
+def test_a_classification_run_through_slurm_gives_the_local_numbers(cluster, finished: Workflow, tmp_path):
+    """The same run as SLURM jobs (profiles/slurm): its metrics byte for byte the local run's."""
+    target = f"{ROOT}/runs/dinov3/32px/base/seed0/metrics.json"
+    workflow = classification_workflow(tmp_path / "wf")
+    config = workflow.config()
+    config["compute"]["jobs"] = {kind: {"mem_mb": 1500, "runtime": 20} for kind in ("training", "evaluation", "light")}
+    workflow.write_config(config)
+    done = subprocess.run(
+        ["snakemake", target, "--profile", "profiles/slurm", "--jobs", "4", "--slurm-no-account",
+         "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "2",
+         "--default-resources", "slurm_partition=test", "mem_mb=500", "runtime=10", "--latency-wait", "5"],
+        cwd=workflow.root, env={**cluster.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "train_classifier" in done.stderr and "has been submitted with SLURM jobid" in done.stderr
+    metrics = json.loads((workflow.root / target).read_text())
+    local = json.loads((finished.root / target).read_text())
+    metrics.pop("provenance"), local.pop("provenance")  # the hosts' names and paths differ
+    assert metrics == local
 
 
 def test_tracking_replays_a_classification_run_into_tensorboard(finished: Workflow):

@@ -17,7 +17,8 @@ def load(name: str) -> dict:
     return yaml.safe_load((ROOT / "config" / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "thesis.yaml", "segmentation.yaml", "segmentation_study.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "thesis.yaml", "segmentation.yaml", "segmentation_study.yaml",
+                                  "classification.yaml", "classification_study.yaml"])
 def test_shipped_configs_are_valid(name):
     config = load(name)
     validate(config, SCHEMA)
