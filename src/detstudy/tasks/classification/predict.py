@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from torchvision import tv_tensors
 
-from detstudy.engine.io import write_json
+from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
 from detstudy.tasks.classification.checkpoint import load_checkpoint
 from detstudy.tasks.classification.data.dataset import eval_transform
@@ -68,7 +68,7 @@ def predict_classes(*, checkpoint, images, out, top_k: int = 5, device: str = "a
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        with open(scratch / "predictions.csv", "w", newline="") as handle:
+        with atomic_path(scratch / "predictions.csv") as tmp, open(tmp, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["image", "rank", "class", "probability"])
             for item in results:
