@@ -16,6 +16,14 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every end-to-end test (``workflow``: Snakemake runs, emulated CPUs, SLURM, the browser) is
+    also ``slow``, beside the few unit tests marked so: ``pytest -m "not slow"`` runs the rest."""
+    for item in items:
+        if item.get_closest_marker("workflow"):
+            item.add_marker(pytest.mark.slow)
 WORKFLOW_PARTS = ("Snakefile", "rules", "scripts", "envs", "config", "report", "src", "profiles")
 
 # Tiny models and data: the point is the wiring and the outputs, not the accuracy.

@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import pytest
 import torch
 
 from detstudy.tasks.detection.models.deimv2_parity import seeded_official_state
@@ -41,6 +42,7 @@ def imported_config(config: dict, source: str) -> dict:
     return config
 
 
+@pytest.mark.slow
 def test_an_imported_run_is_evaluated_drawn_and_starts_the_phases(workflow):
     source = official_training_file(workflow.root / "best_stg1.pth")
     workflow.write_config(imported_config(workflow.config(), "best_stg1.pth"))
@@ -63,6 +65,7 @@ def test_an_imported_run_is_evaluated_drawn_and_starts_the_phases(workflow):
     assert ("import_checkpoint", "deimv2_s") in workflow.planned_jobs(f"{RUN}/metrics.json")
 
 
+@pytest.mark.slow
 def test_a_bad_import_file_stops_the_workflow_before_any_job(workflow):
     config = imported_config(workflow.config(), "best_stg1.pth")
     workflow.write_config(config)
@@ -78,6 +81,7 @@ def test_a_bad_import_file_stops_the_workflow_before_any_job(workflow):
     assert "config models.deimv2_s.import_checkpoint: 'best_stg1.pth' is not a file" in result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_one_file_cannot_stand_for_several_seeds(workflow):
     config = imported_config(workflow.config(), "best_stg1.pth")
     config["grid"]["seeds"] = [0, 1]

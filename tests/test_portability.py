@@ -96,6 +96,7 @@ def test_switching_the_pin_reruns_every_job_that_computes(finished_workflow: Wor
     assert jobs == everything  # the generator's NumPy too, so everything after it
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cpu", sorted(EMULATED_CPUS))
 def test_the_exactness_sensitive_tests_pass_under_an_emulated_cpu(cpu):
     result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "kernel_sensitive",

@@ -74,6 +74,7 @@ def kill_after_first_epoch(splits, out, stop=signal.SIGKILL) -> None:
         (out / output).unlink(missing_ok=True)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stop", [pytest.param(signal.SIGKILL, marks=pytest.mark.kernel_sensitive), signal.SIGTERM],
                          ids=["sigkill", "sigterm"])
 def test_a_killed_job_resumes_and_ends_exactly_like_an_uninterrupted_one(splits, tmp_path, stop):
@@ -104,6 +105,7 @@ def test_a_killed_job_resumes_and_ends_exactly_like_an_uninterrupted_one(splits,
     assert not (tmp_path / "killed" / "state").exists()  # removed once the run is complete
 
 
+@pytest.mark.slow
 def test_a_changed_configuration_discards_the_stale_state(splits, tmp_path):
     kill_after_first_epoch(splits, tmp_path)
     finish(splits, tmp_path, {**SETTINGS, "lr": 1e-3})
@@ -111,6 +113,7 @@ def test_a_changed_configuration_discards_the_stale_state(splits, tmp_path):
     assert "written under another configuration" in log and "resuming after epoch" not in log
 
 
+@pytest.mark.slow
 def test_other_cpu_kernels_discard_the_stale_state(splits, tmp_path):
     """A run resumed under other kernels would not continue the same computation."""
     kill_after_first_epoch(splits, tmp_path)
@@ -119,6 +122,7 @@ def test_other_cpu_kernels_discard_the_stale_state(splits, tmp_path):
     assert "written under another configuration" in log and "resuming after epoch" not in log
 
 
+@pytest.mark.slow
 def test_a_replaced_training_image_discards_the_stale_state(tmp_path):
     from PIL import Image
 
