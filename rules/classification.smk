@@ -31,7 +31,7 @@ rule check_image_split:
         check=dataset_check("{split}"),
     params:
         source=lambda wildcards: SOURCES[wildcards.split],
-        stamp=lambda wildcards: image_split_stamp(wildcards.split),  # a replaced image reruns the check
+        stamp=lambda wildcards: classification_split_stamp(wildcards.split),  # a replaced image reruns the check
     resources:
         **job_resources("light"),
     log:
@@ -56,7 +56,7 @@ rule train_classifier:
         model_settings=get_model_settings,
         train_settings=get_train_settings,
         label_smoothing=config["loss"]["label_smoothing"],
-        device=config["compute"]["device"],
+        device=DEVICE,
         state_dir=run_state(),
         kernels=cpu_kernels(),
     wildcard_constraints:
@@ -89,7 +89,7 @@ rule evaluate_classifier:
         run=get_run_info,
         batch_size=config["evaluation"]["batch_size"],
         precision=config["evaluation"]["precision"],
-        device=config["compute"]["device"],
+        device=DEVICE,
         kernels=cpu_kernels(),
         run_config=get_classification_run_config,  # recorded in the metrics (provenance)
     threads: config["compute"]["threads"]
@@ -118,7 +118,7 @@ rule classifier_latency:
         run=get_run_info,
         latency_images=config["evaluation"]["latency_images"],
         precision=config["evaluation"]["precision"],
-        device=config["compute"]["device"],
+        device=DEVICE,
         kernels=cpu_kernels(),
     threads: get_every_core  # no other job runs beside the timing
     resources:

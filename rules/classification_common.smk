@@ -15,7 +15,7 @@ def synthetic_crops():
 
 
 @functools.cache
-def image_split_stamp(split):
+def classification_split_stamp(split):
     """For a user dataset, a digest of every image's name, size and date (detstudy.study.classification)."""
     return None if config["dataset"]["source"] == "synthetic" else split_stamp(SOURCES[split])
 
@@ -29,7 +29,7 @@ def get_classification_run_config(wildcards):
     """A run's resolved configuration, for its metrics' provenance record."""
     return {"dataset": config["dataset"], "model": MODELS[wildcards.model], "resolution": int(wildcards.resolution),
             "seed": int(wildcards.seed), "loss": {"label_smoothing": config["loss"]["label_smoothing"]},
-            "precision": config["evaluation"]["precision"], "device": config["compute"]["device"]}
+            "precision": config["evaluation"]["precision"], "device": DEVICE}
 
 
 def classification_templates():

@@ -28,6 +28,9 @@ SPLITS = ("train", "val", "test")
 MODELS = config["models"]
 GRID = config["grid"]
 MULTIMODAL = config.get("multimodal")  # absent: no multimodal runs
+# compute.device with `auto` resolved on this machine (cuda where a GPU is seen, else cpu): the
+# jobs' parameter, so moving a study between a CPU and a GPU machine reruns what it changes
+DEVICE = study_devices.resolved_device(config["compute"]["device"])
 
 
 def imported_models():
@@ -237,7 +240,7 @@ def gpu_slots():
     """GPU jobs take the `gpu` resource (run with --resources gpu=N); CPU-only runs take
     none, so training jobs share the cores (`compute.threads` each) in parallel; `auto` takes
     one only on a machine with a GPU (detstudy.study.devices)."""
-    return study_devices.gpu_slots(config["compute"]["device"])
+    return study_devices.gpu_slots(DEVICE)
 
 
 def job_resources(kind):
@@ -294,7 +297,7 @@ def get_run_config(wildcards):
         "resolution": int(wildcards.resolution),
         "seed": int(wildcards.seed),
         "evaluation": config["evaluation"],
-        "device": config["compute"]["device"],
+        "device": DEVICE,
     }
     if wildcards.phase != "base":
         phase = Phase.parse(wildcards.phase)

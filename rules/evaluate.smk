@@ -18,7 +18,7 @@ rule evaluate:
         iou_threshold=config["evaluation"]["iou_threshold"],
         batch_size=config["evaluation"]["batch_size"],
         precision=config["evaluation"]["precision"],
-        device=config["compute"]["device"],
+        device=DEVICE,
         kernels=cpu_kernels(),
         run_config=get_run_config,  # recorded in the metrics (provenance)
     threads: config["compute"]["threads"]
@@ -47,7 +47,7 @@ rule latency:
         run=get_run_info,
         latency_images=config["evaluation"]["latency_images"],
         precision=config["evaluation"]["precision"],
-        device=config["compute"]["device"],
+        device=DEVICE,
         kernels=cpu_kernels(),
     threads: get_every_core  # no other job runs beside the timing
     resources:

@@ -94,7 +94,7 @@ rule vit_attention:
         run=get_run_info,
         settings=config["figures"]["attention"],
         style=plot_style(),
-        device=config["compute"]["device"],
+        device=DEVICE,
         kernels=cpu_kernels(),
     threads: config["compute"]["threads"]
     resources:

@@ -45,7 +45,7 @@ rule train_phase:
         fusion=get_phase_fusion,
         train_images=split_images("train"),
         val_images=split_images("val"),
-        device=config["compute"]["device"],
+        device=DEVICE,
         state_dir=run_state(),
         kernels=cpu_kernels(),
     wildcard_constraints:

@@ -82,7 +82,7 @@ rule train_segmenter:
         train_settings=get_train_settings,
         loss=resolved_loss(config),
         inference=config["evaluation"]["inference"],  # how validation predicts
-        device=config["compute"]["device"],
+        device=DEVICE,
         state_dir=run_state(),
         kernels=cpu_kernels(),
     wildcard_constraints:
@@ -117,7 +117,7 @@ rule evaluate_segmenter:
         inference=config["evaluation"]["inference"],
         palette=config["dataset"]["palette"],
         precision=config["evaluation"]["precision"],
-        device=config["compute"]["device"],
+        device=DEVICE,
         kernels=cpu_kernels(),
         run_config=get_segmentation_run_config,  # recorded in the metrics (provenance)
     threads: config["compute"]["threads"]
@@ -148,7 +148,7 @@ rule segmenter_latency:
         palette=config["dataset"]["palette"],
         latency_images=config["evaluation"]["latency_images"],
         precision=config["evaluation"]["precision"],
-        device=config["compute"]["device"],
+        device=DEVICE,
         kernels=cpu_kernels(),
     threads: get_every_core  # no other job runs beside the timing
     resources:

@@ -43,7 +43,7 @@ def get_segmentation_run_config(wildcards):
     return {"dataset": dataset, "model": MODELS[wildcards.model], "resolution": int(wildcards.resolution),
             "seed": int(wildcards.seed), "loss": resolved_loss(config),
             "inference": config["evaluation"]["inference"], "precision": config["evaluation"]["precision"],
-            "device": config["compute"]["device"]}
+            "device": DEVICE}
 
 
 def segmentation_templates():

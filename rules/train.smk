@@ -18,7 +18,7 @@ rule train_cnn:
         train_settings=get_train_settings,
         train_images=split_images("train"),
         val_images=split_images("val"),
-        device=config["compute"]["device"],
+        device=DEVICE,
         state_dir=run_state(),
         kernels=cpu_kernels(),
     wildcard_constraints:
@@ -62,7 +62,7 @@ rule import_checkpoint:
         train_settings=get_train_settings,
         train_images=split_images("train"),
         val_images=split_images("val"),
-        device=config["compute"]["device"],
+        device=DEVICE,
         kernels=cpu_kernels(),
     wildcard_constraints:
         model=name_pattern(imported_models()),

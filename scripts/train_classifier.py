@@ -1,4 +1,4 @@
-# Fine-tune one (model, resolution, seed) classification run; keeps the best checkpoint by validation accuracy.
+# Fine-tune one (model, resolution, seed) classification run; keeps the best checkpoint by validation accuracy (or macro F1).
 import sys
 from pathlib import Path
 

@@ -9,8 +9,7 @@ import pytest
 from sklearn.metrics import (accuracy_score, confusion_matrix, precision_recall_fscore_support,
                              top_k_accuracy_score)
 
-from detstudy.tasks.classification.metrics import (SUMMARY, calibration, metrics_from_predictions,
-                                                   resampled_statistics, top_k_correct)
+from detstudy.tasks.classification.metrics import calibration, metrics_from_predictions, top_k_correct
 
 
 def _case(n=300, classes=8, seed=0, never_predicted=3):
@@ -68,16 +67,3 @@ def test_calibration_by_hand():
     assert found["ECE"] == pytest.approx(expected, abs=1e-12)
 
 
-def test_a_resample_is_the_test_set_of_its_drawn_images():
-    true, probabilities = _case(n=60)
-    predicted = probabilities.argmax(axis=1)
-    top5 = top_k_correct(true, probabilities)
-    rng = np.random.default_rng(1)
-    weights = rng.multinomial(60, np.full(60, 1 / 60), size=5)
-    values, per_class = resampled_statistics(true, predicted, top5, weights, 8)
-    for row, w in enumerate(weights):
-        drawn = np.repeat(np.arange(60), w)
-        expected = metrics_from_predictions(true[drawn], probabilities[drawn], [f"c{k}" for k in range(8)])
-        for j, name in enumerate(SUMMARY):
-            assert values[row, j] == pytest.approx(expected[name], abs=1e-12), name
-        assert per_class[row] == pytest.approx([e["F1"] for e in expected["per_class"]], abs=1e-12)

@@ -99,7 +99,10 @@ def test_runs_intervals_and_comparisons_carry_mcnemar(tmp_path):
     expected = [mcnemar_exact(stored[2 + k], stored[k]) for k in (0, 1)]
     assert row["mcnemar"]["a_only"] == sum(t["a_only"] for t in expected)
     assert row["mcnemar"]["b_only"] == sum(t["b_only"] for t in expected)
-    assert row["mcnemar"]["p"] < 0.05 and row["mcnemar"]["p_holm"] == row["mcnemar"]["p"]  # one comparison
+    assert row["mcnemar"]["per_pair"] == expected and row["mcnemar"]["unpaired_seeds"] == []
+    # significant only if every seed's pair is: the largest p, never the pooled counts' smaller one
+    assert row["mcnemar"]["p"] == max(t["p"] for t in expected) < 0.05
+    assert row["mcnemar"]["p_holm"] == row["mcnemar"]["p"]  # one comparison
     assert row["metrics"]["accuracy"]["estimate"] > 0
 
 

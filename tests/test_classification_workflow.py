@@ -115,6 +115,13 @@ def test_the_comparisons_and_the_report_carry_the_paired_tests(finished: Workflo
     assert "BGR" in html  # MobileViT's input, recorded
     markdown = (root / ROOT / "report/report.md").read_text()
     assert "## Train, validation and test" in markdown and "| NORMAL |" in markdown
+    from detstudy.report.classification_report import train_val_test_view
+    from detstudy.report.significance import Significance
+    from detstudy.report.task_tables import load_task_runs
+
+    table = train_val_test_view(load_task_runs([root / run / "metrics.json" for run in RUNS]),
+                                Significance.load(root / ROOT / "statistics/comparisons.json"))
+    assert sum(group["span"] for group in table["group_headers"]) == len(table["columns"])  # each header over its columns
 
 
 def test_the_latex_tables_compile(finished: Workflow):
@@ -305,6 +312,7 @@ def test_broken_data_stops_before_any_training(tmp_path, breaks, expected):
     (lambda c: c["dataset"].update(source="imagefolder", splits={"train": "nope", "val": "nope", "test": "x.csv"}),
      "dataset.splits.train: 'nope' is not a folder"),
     (lambda c: c["loss"].update(dice_weight=0.5), "are segmentation settings"),
+    (lambda c: c["loss"].update(class_weights="median_frequency"), "['class_weights'] are segmentation settings"),
 ])
 def test_a_bad_classification_config_is_refused_with_its_key(tmp_path, edit, expected):
     workflow = classification_workflow(tmp_path / "wf")

@@ -32,6 +32,7 @@ def test_the_cpu_smoke_run_measures_every_model_and_runs_the_workflow_twice(tmp_
     assert [line["exit_status"] for line in lines if line["check"] == "workflow"] == [0, 0]
     metrics = [line for line in lines if line["check"] == "workflow_metrics"]
     assert metrics and all(line["within_0_05"] and line["AP50_cpu"] == line["AP50_gpu"] for line in metrics)
+    assert all(line["loss_within_2_percent"] and line["loss_cpu"] == line["loss_gpu"] > 0 for line in metrics)
     assert lines[-1]["check"] == "done" and lines[-1]["ok"] is True
     assert "check=train task=classification model=dinov3_demo" in done.stdout  # one line per measurement
 

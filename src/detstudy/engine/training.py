@@ -47,7 +47,9 @@ class TrainingParts:
     """What one run trains with, built by its task from the run's settings.
 
     ``adapter`` is the task's model adapter: ``.model`` (the ``nn.Module``) and
-    ``.losses(inputs, targets)`` (a dict of scalar losses). ``to_device(batch)`` turns a loader
+    ``.losses(inputs, targets)`` (a dict of scalars: those named ``loss*`` are summed into the
+    loss trained on, the others, such as a training accuracy, only recorded in the history, each a
+    per-sample mean over the epoch). ``to_device(batch)`` turns a loader
     batch into (inputs, targets) on the device; ``validate(evaluated)`` returns the validation
     metrics named in ``metrics`` (the history's ``val_<name>`` columns); ``save_checkpoint(path,
     evaluated, extra)`` writes the best checkpoint (atomically: the task's checkpoint writer);

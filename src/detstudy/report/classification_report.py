@@ -64,10 +64,22 @@ def tests_view(significance: Significance | None) -> dict | None:
                                cell(str(test.get("a_only", "–")), numeric=True),
                                cell(str(test.get("b_only", "–")), numeric=True),
                                cell(p_text(test.get("p_holm")), numeric=True,
-                                    best=test.get("p_holm") is not None and test["p_holm"] < significance.alpha)],
+                                    best=test.get("p_holm") is not None and test["p_holm"] < significance.alpha
+                                    and test["a_only"] > test["b_only"])],
                      "family_start": False, "first_row": not view, "family": ""})
     return {"key": "tests", "caption": "Paired tests against the baseline", "columns": columns, "rows": view,
             "n_key_columns": 2, "group_headers": None, "group_first_column": False}
+
+
+def train_val_test_view(runs: list[dict], significance: Significance | None) -> dict:
+    """The seed study's table: the best epoch, its train and validation loss and accuracy, the
+    test's, under one group header each (the key columns first, as many as the table has)."""
+    table = metric_table(cell_table(runs, TRAIN_VAL_TEST_COLUMNS), TRAIN_VAL_TEST_COLUMNS, key="train_val_test",
+                         caption="Train, validation and test", significance=significance)
+    table["group_headers"] = [{"label": "", "span": table["n_key_columns"]}, {"label": "best epoch", "span": 1},
+                              {"label": "train", "span": 2}, {"label": "validation", "span": 2},
+                              {"label": "test", "span": 2}]
+    return table
 
 
 def preprocessing_view(runs: list[dict]) -> list[dict]:
@@ -93,15 +105,10 @@ def render_classification_report(*, metrics_paths: list, checks: dict[str, str],
     significance = Significance.load(comparisons_json)
     results = cell_table(runs, CLASSIFICATION_COLUMNS)
     columns = [c for c in CLASSIFICATION_COLUMNS if results[c.key].notna().any()]  # top-5: more than 5 classes
-    groups = [{"label": "", "span": 3 + (len(results) > 0 and int(results["n_seeds"].max()) > 1)},
-              {"label": "best epoch", "span": 1}, {"label": "train", "span": 2}, {"label": "validation", "span": 2},
-              {"label": "test", "span": 2}]
     tables = {
         "results": metric_table(results, columns, key="results", caption="Test results", significance=significance,
                                 baseline_metric="accuracy"),
-        "train_val_test": metric_table(cell_table(runs, TRAIN_VAL_TEST_COLUMNS), TRAIN_VAL_TEST_COLUMNS,
-                                       key="train_val_test", caption="Train, validation and test",
-                                       group_headers=groups, significance=significance),
+        "train_val_test": train_val_test_view(runs, significance),
         "tests": tests_view(significance),
         "per_class": per_class_view(class_metric_table(runs, "F1"), "F1", significance),
         "costs": metric_table(cell_table(runs, MODEL_COST_COLUMNS), MODEL_COST_COLUMNS, key="costs", caption="Costs"),

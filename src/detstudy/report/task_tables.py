@@ -92,8 +92,9 @@ def cell_table(runs: list[dict], columns: list[Column]) -> pd.DataFrame:
 
 
 def class_metric_table(runs: list[dict], metric: str) -> pd.DataFrame:
-    """One column per class (the dataset's order) with its ``metric`` averaged over seeds; a class
-    absent from a run's ground truth and prediction is NaN (shown as absent, not 0)."""
+    """One column per class (the dataset's order) with its ``metric`` averaged over seeds; a value
+    the run's metrics leave undefined (segmentation: a class absent from ground truth and
+    prediction) is NaN, shown as absent, not 0."""
     runs = sorted(runs, key=lambda r: report_order(r.get("run", {})))
     names = list(dict.fromkeys(entry["name"] for run in runs for entry in run["metrics"]["per_class"]))
     records = []

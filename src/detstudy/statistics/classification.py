@@ -64,17 +64,20 @@ def run_intervals(*, predictions_path, metrics: dict, settings: dict[str, Any], 
     level, method = float(settings["level"]), str(settings["method"])
     stored = np.load(predictions_path)
     true, probabilities, paths = stored["true"], stored["probabilities"], [str(p) for p in stored["paths"]]
+    names = [entry["name"] for entry in metrics["metrics"]["per_class"]]
+    if probabilities.ndim != 2 or probabilities.shape[1] != len(names):
+        raise ValueError(f"{predictions_path}: probabilities of shape {probabilities.shape} for the {len(names)} classes "
+                         "of the run's metrics. Fix: rerun the run's evaluation, which writes both from one checkpoint")
     values = resample_predictions(true, probabilities, resamples=resamples, seed=seed)
-    defined = [j for j in range(len(SUMMARY)) if np.isfinite(values["estimate"][j])]  # top-5: more than 5 classes
-    for key in ("estimate", "replicates", "jackknife"):
-        values[key] = values[key][..., defined]
-    reported = [SUMMARY[j] for j in defined]
-    for name, got in zip(reported, values["estimate"]):
+    for name, got in zip(SUMMARY, values["estimate"]):
         want = metrics["metrics"][name]
         if (want is None) != (not np.isfinite(got)) or (want is not None and abs(want - got) > 1e-9):
             raise ValueError(f"{predictions_path}: {name} {got} from the predictions, {want} in the metrics. "
                              "Fix: rerun the run's evaluation, which writes both from one checkpoint")
-    names = [entry["name"] for entry in metrics["metrics"]["per_class"]]
+    defined = [j for j in range(len(SUMMARY)) if np.isfinite(values["estimate"][j])]  # top-5: more than 5 classes
+    for key in ("estimate", "replicates", "jackknife"):
+        values[key] = values[key][..., defined]
+    reported = [SUMMARY[j] for j in defined]
     result = {"run": metrics["run"], "settings": {"resamples": resamples, "seed": seed, "level": level, "method": method},
               "images": len(true), "image_ids_sha256": image_digest(paths),
               "metrics": {name: column_interval(values, j, level=level, method=method)

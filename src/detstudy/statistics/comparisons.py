@@ -15,8 +15,8 @@ two-sided bootstrap p-value, Holm-adjusted across the comparisons of one table a
 * ``extra``: the pairs the config lists.
 
 Classification runs also keep which test images they got right: every pair then gets McNemar's
-exact test too (the discordant images of seed-matched runs summed over the seeds), Holm-adjusted
-across its table like the bootstrap p-values.
+exact test too (per seed-matched pair of runs; with several seeds the largest p, an
+intersection-union test), Holm-adjusted across its table like the bootstrap p-values.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ import numpy as np
 from detstudy.engine.io import read_json, write_json
 from detstudy.study.chain import Phase
 from detstudy.study.grid import cell_label, phase_parts
-from detstudy.statistics.mcnemar import mcnemar_exact, mcnemar_from_counts
+from detstudy.statistics.mcnemar import mcnemar_exact
 from detstudy.statistics.intervals import METHODS, holm, interval, json_number, p_value
 
 log = logging.getLogger("detstudy.statistics")
@@ -48,12 +48,12 @@ HEADLINES = ("AP50", "mIoU", "accuracy")
 
 def summary_names(record: dict) -> list[str]:
     """A statistics.json's summary metrics in order (detection: AP, AP50, AP75, AR100;
-    segmentation: mIoU, mDice, aAcc, mAcc)."""
+    segmentation: mIoU, mDice, aAcc, mAcc; classification: accuracy, the macro and weighted scores)."""
     return list(record["metrics"])
 
 
 def class_metric(record: dict) -> str:
-    """The per-class statistic of a statistics.json (detection: AP50, segmentation: IoU)."""
+    """The per-class statistic of a statistics.json (detection: AP50, segmentation: IoU, classification: F1)."""
     entries = record.get("per_class") or []
     return next((key for key in entries[0] if key not in ("id", "name")), "AP50") if entries else "AP50"
 
@@ -135,15 +135,20 @@ def difference(a: Cell, b: Cell, level: float, method: str, columns=None) -> dic
 
 
 def mcnemar(a: Cell, b: Cell) -> dict | None:
-    """McNemar's exact test of ``a`` against ``b`` (classification cells): the seeds both have are
-    paired by seed, otherwise in order; the discordant images of every pair summed."""
+    """McNemar's exact test of ``a`` against ``b`` (classification cells), one per pair of runs:
+    the seeds both have, paired by seed (otherwise the seeds in order). ``p`` is the largest of
+    the pairs' p-values: the intersection-union test, which rejects only when every seed's pair
+    does (summing the discordant images of several seeds would count the same test images again
+    and shrink p). ``a_only``/``b_only``: the pairs' discordant images summed, to read the direction."""
     if a.correct is None or b.correct is None:
         return None
     common = sorted(set(a.correct) & set(b.correct))
     pairs = [(s, s) for s in common] if common else list(zip(sorted(a.correct), sorted(b.correct)))
     tests = [mcnemar_exact(a.correct[x], b.correct[y]) for x, y in pairs]
-    return {**mcnemar_from_counts(sum(t["a_only"] for t in tests), sum(t["b_only"] for t in tests)),
-            "seed_pairs": [[x, y] for x, y in pairs]}
+    paired = {x for x, _ in pairs} | {y for _, y in pairs}
+    return {"a_only": sum(t["a_only"] for t in tests), "b_only": sum(t["b_only"] for t in tests),
+            "p": max(t["p"] for t in tests), "per_pair": tests, "seed_pairs": [[x, y] for x, y in pairs],
+            "unpaired_seeds": sorted((set(a.correct) | set(b.correct)) - paired)}
 
 
 def best_of_columns(cells: dict[tuple, Cell], level: float, method: str) -> dict[str, dict]:

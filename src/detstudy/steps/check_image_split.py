@@ -2,8 +2,8 @@
 problem listed with its file and the fix (``detstudy.tasks.classification.data.checks``): val and
 test against the training split's classes and image contents (leakage).
 
-The report holds the split's classes and images per class, and the checksum of its images read
-back into every run's provenance; the training split's also holds every image's content digest,
+The report holds the split's classes and images per class, and the checksum of its images (each
+file with its class) read back into every run's provenance; the training split's also holds every image's content digest,
 which the other splits' leakage checks read.
 """
 
@@ -31,9 +31,9 @@ def check_image_split(name: str, source: str, *, check_json, train_check=None) -
     """Fail with every problem of one split listed, or write its check report."""
     split = ImageSplit.of(source)
     counts = check_split(split, name, reference_counts(train_check) if train_check else None)
-    digest = hashlib.sha256()
-    for sha, path in sorted(counts.digests.items(), key=lambda item: item[1]):
-        digest.update(f"{path}:{sha},".encode())
+    digest = hashlib.sha256()  # every image with its class: a relabelled or duplicated image changes it
+    for path, label, sha in counts.files:
+        digest.update(f"{path}:{label}:{sha},".encode())
     report = {"split": name, "source": str(split.source), "counts": counts.to_dict(),
               "warnings": [f"{len(counts.duplicates)} images repeat another of the split"] if counts.duplicates else [],
               "checksum": {"source": str(split.source), "images": sum(counts.images_per_class.values()),

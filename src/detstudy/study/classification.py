@@ -106,6 +106,8 @@ def check_classification(config: dict) -> None:
                              "or null to train from random weights.")
     loss = config.get("loss") or {}
     foreign = sorted(key for key in ("ce_weight", "dice_weight") if key in loss and loss[key] != 1.0)
+    if loss.get("class_weights", "inverse_log") not in ("inverse_log", "none"):  # inverse_log: the schema's default
+        foreign.append("class_weights")
     if foreign:
         raise ValueError(f"config loss: {foreign} are segmentation settings. Fix: a classification run's loss is "
                          "the cross-entropy with loss.label_smoothing.")

@@ -269,8 +269,8 @@ def check_config(config: dict, workflow_dir=None) -> None:
             raise ValueError(f"config models.{name}.training.augmentation: {foreign} are segmentation augmentations. "
                              "Fix: remove them (detection: photometric, zoom_out, iou_crop, mosaic, mixup, copy_blend).")
         if training.get("select_metric", "AP") not in ("AP", "AP50"):
-            raise ValueError(f"config models.{name}.training.select_metric: {training['select_metric']} is a "
-                             "segmentation metric. Fix: use AP or AP50.")
+            raise ValueError(f"config models.{name}.training.select_metric: {training['select_metric']} is not a "
+                             "detection metric. Fix: use AP or AP50.")
     for name in config["grid"]["models"]:
         if _models(config)[name].get("import_checkpoint"):
             if family_of(_models(config)[name]["architecture"]) != "vit":

@@ -14,25 +14,26 @@ from pathlib import Path
 from typing import Mapping
 
 
-def cuda_visible(environ: Mapping[str, str] = os.environ, driver: Path = Path("/proc/driver/nvidia/gpus"),
-                 devices: Path = Path("/dev")) -> bool:
-    """Whether this machine shows an NVIDIA GPU to its processes: the driver lists one (or its
-    device files exist), unless ``CUDA_VISIBLE_DEVICES`` hides every GPU."""
+def cuda_visible(environ: Mapping[str, str] = os.environ, devices: Path = Path("/dev")) -> bool:
+    """Whether this machine's processes can open an NVIDIA GPU: a GPU device node
+    (``/dev/nvidia<N>``: the driver's GPU list under /proc can be visible in a container given no
+    GPU), unless ``CUDA_VISIBLE_DEVICES`` hides every GPU."""
     visible = environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None and visible.strip() in ("", "-1"):
         return False
-    try:
-        listed = driver.is_dir() and any(driver.iterdir())
-    except OSError:
-        listed = False
-    return listed or any(devices.glob("nvidia[0-9]*"))
+    return any(devices.glob("nvidia[0-9]*"))
+
+
+def resolved_device(device: str, **where) -> str:
+    """The device the jobs run on, as their rules' parameter: ``auto`` becomes ``cuda`` where
+    :func:`cuda_visible` (``where``: its arguments), else ``cpu``, so that moving a study between a
+    CPU and a GPU machine reruns what the device changes; the others stay as given."""
+    if device == "auto":
+        return "cuda" if cuda_visible(**where) else "cpu"
+    return device
 
 
 def gpu_slots(device: str, **where) -> int:
     """The ``gpu`` resource units a training or evaluation job on ``device`` takes: none on the
-    CPU, one on CUDA, and for ``auto`` one where :func:`cuda_visible` (``where``: its arguments)."""
-    if device == "cpu":
-        return 0
-    if device == "auto":
-        return int(cuda_visible(**where))
-    return 1
+    CPU, one on CUDA (``auto``: as :func:`resolved_device` resolves it)."""
+    return 0 if resolved_device(device, **where) == "cpu" else 1

@@ -9,8 +9,8 @@ probabilities) pairs, as scikit-learn computes it.
 * calibration: the expected calibration error over equal-width confidence bins and the bins
   themselves (the reliability diagram).
 
-A resample of the test images is a weighted sum of the images' one-hot (true, predicted) pairs,
-so :func:`resampled_statistics` gives every resample's numbers exactly, many at once.
+:func:`summary` and :func:`class_scores` take a batch of confusion matrices: the bootstrap
+(:mod:`detstudy.statistics.classification`) gives them one per resample, exactly.
 """
 
 from __future__ import annotations
@@ -111,32 +111,3 @@ def metrics_from_predictions(true, probabilities, class_names: list[str]) -> dic
                            "F1": float(scores["F1"][k]), "support": int(scores["support"][k])}
                           for k, name in enumerate(class_names)],
             "confusion": confusion.tolist()}
-
-
-def resampled_statistics(true, predicted, top5_correct, weights: np.ndarray, num_classes: int,
-                         chunk: int = 500) -> tuple[np.ndarray, np.ndarray]:
-    """For each row of ``weights`` ([B, N] copies of each test image): the :data:`SUMMARY`
-    numbers ([B, S]) and each class's F1 ([B, C]) of the resampled test set, exact: its confusion
-    matrix is the weighted count of its images' (true, predicted) pairs. ``top5_correct``: [N]
-    booleans, or ``None`` (5 classes or fewer: the top-5 column is NaN)."""
-    true, predicted = np.asarray(true, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
-    weights = np.asarray(weights)  # counts as drawn (integers): converting them all would cost more than the rest
-    n = len(true)
-    if weights.ndim != 2 or weights.shape[1] != n:
-        raise ValueError(f"weights of shape {weights.shape}: expected [resamples, {n} images]")
-    cell = true * num_classes + predicted  # each image's cell of the confusion matrix
-    order = np.argsort(cell, kind="stable")
-    cells, starts = np.unique(cell[order], return_index=True)  # the cells that occur, and where each begins
-    in_top5 = None if top5_correct is None else np.flatnonzero(np.asarray(top5_correct, dtype=bool))
-    summaries, per_class = [], []
-    for start in range(0, len(weights), chunk):
-        block = weights[start:start + chunk]
-        confusion = np.zeros((len(block), num_classes * num_classes))
-        confusion[:, cells] = np.add.reduceat(block[:, order], starts, axis=1)  # each cell's drawn images
-        confusion = confusion.reshape(-1, num_classes, num_classes)
-        top5 = None if in_top5 is None else _share(block[:, in_top5].sum(axis=1), block.sum(axis=1))
-        summaries.append(summary(confusion, top5))
-        per_class.append(class_scores(confusion)["F1"])
-    if not summaries:
-        return np.zeros((0, len(SUMMARY))), np.zeros((0, num_classes))
-    return np.concatenate(summaries), np.concatenate(per_class)

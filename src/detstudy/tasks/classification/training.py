@@ -1,7 +1,7 @@
 """Fine-tuning a classifier: the classification task's data, model and validation, run by the
 engine's loop (:func:`detstudy.engine.training.run_training`), resumable like the other tasks'.
 Cross-entropy with optional label smoothing and MixUp / CutMix; the best checkpoint by validation
-accuracy. The history records the seed study's table per epoch: train loss and accuracy (on the
+accuracy (or macro F1: ``select_metric``). The history records the seed study's table per epoch: train loss and accuracy (on the
 un-mixed labels), validation loss, accuracy and macro F1."""
 
 from __future__ import annotations
@@ -58,29 +58,34 @@ class ClassificationAdapter:
 
 
 @torch.no_grad()
+def predict_logits(model: Classifier, data: ImageDataset, device: torch.device, batch_size: int = 64,
+                   use_amp: bool = False, amp_dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor]:
+    """(true classes [N], logits [N, C] in float32 on the CPU) of ``data`` in order."""
+    model.eval()
+    loader = DataLoader(data, batch_size=batch_size, shuffle=False, generator=torch.Generator())
+    truths, logits = [], []
+    for images, labels in loader:
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            logits.append(model(images.to(device)).float().cpu())
+        truths.append(labels)
+    if not truths:
+        return torch.zeros(0, dtype=torch.int64), torch.zeros((0, len(data.class_names)))
+    return torch.cat(truths), torch.cat(logits)
+
+
 def predict_probabilities(model: Classifier, data: ImageDataset, device: torch.device, batch_size: int = 64,
                           use_amp: bool = False, amp_dtype: torch.dtype = torch.float16) -> tuple[np.ndarray, np.ndarray]:
     """(true classes [N], softmax probabilities [N, C]) of ``data`` in order."""
-    model.eval()
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, generator=torch.Generator())
-    truths, probabilities = [], []
-    for images, labels in loader:
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            logits = model(images.to(device))
-        probabilities.append(logits.float().softmax(dim=1).cpu().numpy())
-        truths.append(labels.numpy())
-    if not truths:
-        return np.zeros(0, dtype=np.int64), np.zeros((0, len(data.class_names)))
-    return np.concatenate(truths), np.concatenate(probabilities)
+    true, logits = predict_logits(model, data, device, batch_size, use_amp, amp_dtype)
+    return true.numpy(), logits.softmax(dim=1).numpy()
 
 
 def validate(model: Classifier, data: ImageDataset, device: torch.device, batch_size: int,
              use_amp: bool = False, amp_dtype: torch.dtype = torch.float16, label_smoothing: float = 0.0) -> dict[str, float]:
     """Accuracy, macro F1 and the loss (the training's cross-entropy, label smoothing included) on ``data``."""
-    true, probabilities = predict_probabilities(model, data, device, batch_size, use_amp, amp_dtype)
-    values = summary(confusion_matrix(true, probabilities.argmax(axis=1), len(data.class_names)))
-    log_p = torch.from_numpy(np.log(np.clip(probabilities, 1e-12, None)))
-    loss = F.nll_loss(log_p, torch.from_numpy(true)) * (1 - label_smoothing) - label_smoothing * log_p.mean(dim=1).mean()
+    true, logits = predict_logits(model, data, device, batch_size, use_amp, amp_dtype)
+    values = summary(confusion_matrix(true.numpy(), logits.argmax(dim=1).numpy(), len(data.class_names)))
+    loss = F.cross_entropy(logits, true, label_smoothing=label_smoothing) if len(true) else torch.tensor(float("nan"))
     return {**{name: float(values[SUMMARY.index(name)]) for name in SELECT_METRICS}, "loss": float(loss)}
 
 
@@ -88,8 +93,8 @@ def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train
               train_split: ImageSplit, val_split: ImageSplit, class_names: list[str], resolution: int, seed: int,
               checkpoint_path: str | Path, history_path: str | Path, label_smoothing: float = 0.0,
               device: str = "auto", threads: int | None = None, state_dir: str | Path | None = None) -> dict[str, Any]:
-    """Train one (model, resolution, seed) cell; write the best checkpoint (by validation
-    accuracy) and the history CSV. ``model_settings``: ``fine_tune`` (full, head, last_<n>),
+    """Train one (model, resolution, seed) cell; write the best checkpoint (by the validation
+    ``select_metric``, accuracy unless told) and the history CSV. ``model_settings``: ``fine_tune`` (full, head, last_<n>),
     ``drop_path_rate``."""
     settings = TrainSettings.from_dict({"select_metric": DEFAULT_SELECT_METRIC, **train_settings})
     if settings.select_metric not in SELECT_METRICS:
@@ -129,7 +134,8 @@ def train_run(*, architecture: str, model_settings: dict[str, Any] | None, train
         resume = TrainingState(state_dir, fingerprint(
             architecture=architecture, model_settings=model.settings, train_settings=train_settings,
             label_smoothing=label_smoothing, resolution=resolution, seed=seed, classes=class_names,
-            data=[[(path.name, file_digest(path)) for path, _ in split.samples()] for split in (train_split, val_split)],
+            data=[[(path.name, label, file_digest(path)) for path, label in split.samples()]
+                  for split in (train_split, val_split)],
             kernels=kernel_record()))
     return run_training(parts, settings, seed=seed, generator=generator, device=device_, use_amp=use_amp,
                         checkpoint_path=checkpoint_path, history_path=history_path,

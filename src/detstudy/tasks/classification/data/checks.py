@@ -37,6 +37,7 @@ class SplitCounts:
     images_per_class: dict[str, int]
     digests: dict[str, str] = field(repr=False)  # content SHA-256 -> the first file with it
     duplicates: list[str] = field(default_factory=list)
+    files: list[tuple[str, str, str]] = field(default_factory=list, repr=False)  # (path, class, SHA-256) of each image
 
     def to_dict(self) -> dict:
         return {"images": sum(self.images_per_class.values()), "classes": self.classes,
@@ -71,7 +72,7 @@ def check_split(split: ImageSplit, name: str, reference: SplitCounts | None = No
     classes = split.class_names()
     counts = {label: 0 for label in classes}
     digests: dict[str, str] = {}
-    duplicates = []
+    duplicates, files = [], []
     for path, label in samples:
         if not path.is_file():
             problem("missing file", f"{path} (class {label}): listed but not there. Fix: restore it or remove its row")
@@ -83,6 +84,7 @@ def check_split(split: ImageSplit, name: str, reference: SplitCounts | None = No
             problem("unreadable", f"{path}: unreadable image ({error}). Fix: re-export or remove it")
             continue
         digest = file_digest(path)
+        files.append((str(path), label, digest))
         if reference is not None and digest in reference.digests:
             problem("leakage", f"{path}: the same image as the training split's {reference.digests[digest]}. Fix: "
                     f"keep each image in one split only (remove it from {name} or from train)")
@@ -109,7 +111,8 @@ def check_split(split: ImageSplit, name: str, reference: SplitCounts | None = No
     if duplicates:
         warnings.warn(f"split {name!r}: {len(duplicates)} images repeat another of the split ({duplicates[0]}, ...)",
                       DatasetWarning, stacklevel=2)
-    return SplitCounts(name=name, classes=classes, images_per_class=counts, digests=digests, duplicates=duplicates)
+    return SplitCounts(name=name, classes=classes, images_per_class=counts, digests=digests, duplicates=duplicates,
+                       files=files)
 
 
 __all__ = ["SplitCounts", "check_split"]
