@@ -223,37 +223,31 @@ def cross_run_figures(*, metrics_paths: list, histories: list, comparisons_json,
     plot_validation_curves(runs, history_of, outputs["validation_curves"], style=style)
 
 
-def segmentation_cross_run_figures(*, metrics_paths: list, histories: list, comparisons_json,
-                                   outputs: dict[str, str], style: dict[str, Any] | None = None) -> None:
-    """The segmentation study's figures named in ``outputs``: accuracy_cost (mIoU against latency
-    and GFLOPs, with the Pareto front), class_heatmap (per-class IoU, runs x classes) and
-    validation_curves (validation mIoU per family)."""
+def task_cross_run_figures(*, metrics_paths: list, histories: list, comparisons_json, outputs: dict[str, str],
+                           columns: list, metric: str, class_metric: str,
+                           style: dict[str, Any] | None = None) -> None:
+    """The segmentation or classification study's figures named in ``outputs``: accuracy_cost
+    (``metric`` against latency and GFLOPs, with the Pareto front), class_heatmap (each class's
+    ``class_metric``, cells x classes) and validation_curves (validation ``metric`` per family);
+    ``columns``: the task's result columns (``detstudy.report.task_tables``)."""
     if len(histories) != len(metrics_paths):
         raise ValueError(f"{len(histories)} history files for {len(metrics_paths)} metrics files: "
                          "the rule must give one history.csv per run, in the same order")
     runs = load_task_runs(metrics_paths)
     significance = Significance.load(comparisons_json)
-    table = cell_table(runs, SEGMENTATION_COLUMNS).merge(
+    table = cell_table(runs, columns).merge(
         cell_table(runs, MODEL_COST_COLUMNS)[["cell", "gflops"]], on="cell", how="left")
-    plot_accuracy_cost(table, significance, outputs["accuracy_cost"], metric="mIoU", style=style)
-    plot_class_heatmap(class_metric_table(runs, "IoU"), outputs["class_heatmap"], style=style)
+    plot_accuracy_cost(table, significance, outputs["accuracy_cost"], metric=metric, style=style)
+    plot_class_heatmap(class_metric_table(runs, class_metric), outputs["class_heatmap"], style=style)
     plot_validation_curves(runs, {str(m): str(h) for m, h in zip(metrics_paths, histories)},
-                           outputs["validation_curves"], metric="mIoU", style=style)
+                           outputs["validation_curves"], metric=metric, style=style)
 
 
-def classification_cross_run_figures(*, metrics_paths: list, histories: list, comparisons_json,
-                                     outputs: dict[str, str], style: dict[str, Any] | None = None) -> None:
-    """The classification study's figures named in ``outputs``: accuracy_cost (accuracy against
-    latency and GFLOPs, with the Pareto front), class_heatmap (per-class F1, cells x classes) and
-    validation_curves (validation accuracy per family)."""
-    if len(histories) != len(metrics_paths):
-        raise ValueError(f"{len(histories)} history files for {len(metrics_paths)} metrics files: "
-                         "the rule must give one history.csv per run, in the same order")
-    runs = load_task_runs(metrics_paths)
-    significance = Significance.load(comparisons_json)
-    table = cell_table(runs, CLASSIFICATION_COLUMNS).merge(
-        cell_table(runs, MODEL_COST_COLUMNS)[["cell", "gflops"]], on="cell", how="left")
-    plot_accuracy_cost(table, significance, outputs["accuracy_cost"], metric="accuracy", style=style)
-    plot_class_heatmap(class_metric_table(runs, "F1"), outputs["class_heatmap"], style=style)
-    plot_validation_curves(runs, {str(m): str(h) for m, h in zip(metrics_paths, histories)},
-                           outputs["validation_curves"], metric="accuracy", style=style)
+def segmentation_cross_run_figures(**arguments) -> None:
+    """:func:`task_cross_run_figures` with mIoU and each class's IoU."""
+    task_cross_run_figures(columns=SEGMENTATION_COLUMNS, metric="mIoU", class_metric="IoU", **arguments)
+
+
+def classification_cross_run_figures(**arguments) -> None:
+    """:func:`task_cross_run_figures` with accuracy and each class's F1."""
+    task_cross_run_figures(columns=CLASSIFICATION_COLUMNS, metric="accuracy", class_metric="F1", **arguments)
