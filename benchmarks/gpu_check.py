@@ -29,8 +29,6 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -169,30 +167,21 @@ def model_checks(device: torch.device, plan: dict, emit) -> None:
             emit("train", task="classification", model=architecture, px=px, batch=batch, precision=precision, **found)
 
 
-def tiny_config() -> dict:
-    """The tests' tiny detection workflow config (tests/conftest.py), one source for both."""
+def conftest_module():
+    """tests/conftest.py: the tests' tiny detection workflow and how they copy it, one source for both."""
     spec = importlib.util.spec_from_file_location("detstudy_tests_conftest", ROOT / "tests" / "conftest.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.tiny_config(), module.WORKFLOW_PARTS
+    return module
 
 
 def run_workflow(folder: Path, device: str, targets: list[str], cores: int) -> tuple[int, float, str]:
-    import yaml
-
-    config, parts = tiny_config()
+    workflow = conftest_module().copy_workflow(folder)  # the tiny config written in
+    config = workflow.config()
     config["compute"]["device"] = device
-    folder.mkdir(parents=True)
-    for part in parts:
-        source = ROOT / part
-        if source.is_dir():
-            shutil.copytree(source, folder / part, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(source, folder / part)
-    (folder / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    workflow.write_config(config)
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--cores", str(cores), "--resources", "gpu=1"],
-                          cwd=folder, env={**os.environ, "HF_HUB_OFFLINE": "1"}, capture_output=True, text=True)
+    done = workflow.snakemake(*targets, "--cores", str(cores), "--resources", "gpu=1", check=False)
     return done.returncode, time.perf_counter() - started, done.stderr[-2000:]
 
 
