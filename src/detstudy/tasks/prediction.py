@@ -38,6 +38,21 @@ def decoded(path: Path) -> np.ndarray:
         raise PredictError(f"{path}: not a readable image ({error}). Fix: remove or replace it.") from None
 
 
+def check_decodable(paths: list[Path]) -> None:
+    """Every image decodes, each read once and dropped, before the model loads."""
+    for path in paths:
+        decoded(path)
+
+
+def load_or_refuse(load_checkpoint, checkpoint: Path, device):
+    """``load_checkpoint(checkpoint, device)`` (a task's loader), its failure a ``PredictError``
+    naming the file."""
+    try:
+        return load_checkpoint(checkpoint, device)
+    except (ValueError, KeyError, RuntimeError, EOFError, OSError) as error:
+        raise PredictError(f"{checkpoint}: {error}") from None
+
+
 def checked_out(out: Path, overwrite: bool, replaced: str) -> None:
     """``out`` is a new or empty folder, or ``overwrite`` allows replacing ``replaced`` in it."""
     out = Path(out)

@@ -28,7 +28,7 @@ from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
 from detstudy.tasks.classification.checkpoint import load_checkpoint
 from detstudy.tasks.classification.data.dataset import eval_transform
-from detstudy.tasks.prediction import PredictError, checked_out, decoded, image_files
+from detstudy.tasks.prediction import PredictError, check_decodable, checked_out, decoded, image_files, load_or_refuse
 
 log = logging.getLogger("detstudy.predict")
 
@@ -42,13 +42,9 @@ def predict_classes(*, checkpoint, images, out, top_k: int = 5, device: str = "a
         raise PredictError(f"--top-k {top_k}: at least 1. Fix: pass --top-k 1 or more.")
     paths = image_files(images)
     checked_out(out, overwrite, "predictions.csv and predictions.json")
-    for path in paths:  # every image decodes (each read once and dropped)
-        decoded(path)
+    check_decodable(paths)
     device_ = resolve_device(device)
-    try:
-        model, state = load_checkpoint(checkpoint, device_)
-    except (ValueError, KeyError, RuntimeError, EOFError, OSError) as error:
-        raise PredictError(f"{checkpoint}: {error}") from None
+    model, state = load_or_refuse(load_checkpoint, checkpoint, device_)
     names = state["class_names"]
     k = min(top_k, len(names))
     transform = eval_transform(state["resolution"], state["preprocessing"])

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from detstudy.tasks.detection.checkpoint import load_checkpoint
-from detstudy.tasks.prediction import PredictError, checked_out, decoded, image_files
+from detstudy.tasks.prediction import PredictError, check_decodable, checked_out, decoded, image_files
 from detstudy.tasks.detection.evaluation.inference import as_float, coco_results
 from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
@@ -65,8 +65,7 @@ def predict(*, checkpoint, images, out, score_threshold: float = 0.3, device: st
                            "(results/runs/<model>/<res>px/<phase>/seed<seed>/best.pt).")
     paths = image_files(images)
     checked_out(out, overwrite, "detections.json, images.json and overlays/")
-    for path in paths:  # every image decodes (each read once and dropped)
-        decoded(path)
+    check_decodable(paths)
     device_ = resolve_device(device)
     try:
         adapter, categories, _ = load_checkpoint(checkpoint, device_)

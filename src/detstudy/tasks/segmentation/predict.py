@@ -28,7 +28,7 @@ from torchvision import tv_tensors
 from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
 from detstudy.study.segmentation import DEFAULT_COLORS
-from detstudy.tasks.prediction import PredictError, checked_out, decoded, image_files
+from detstudy.tasks.prediction import PredictError, check_decodable, checked_out, decoded, image_files, load_or_refuse
 from detstudy.tasks.segmentation.checkpoint import load_checkpoint
 from detstudy.tasks.segmentation.data.dataset import eval_transform
 from detstudy.tasks.segmentation.inference import predict_logits
@@ -50,13 +50,9 @@ def predict_masks(*, checkpoint, images, out, device: str = "auto", overwrite: b
         raise PredictError(f"{images}: {repeated} share a file stem, and the masks are named by stem. Fix: rename "
                            "one of each pair.")
     checked_out(out, overwrite, "masks/, overlays/ and classes.json")
-    for path in paths:  # every image decodes (each read once and dropped)
-        decoded(path)
+    check_decodable(paths)
     device_ = resolve_device(device)
-    try:
-        model, state = load_checkpoint(checkpoint, device_)
-    except (ValueError, KeyError, RuntimeError, EOFError, OSError) as error:
-        raise PredictError(f"{checkpoint}: {error}") from None
+    model, state = load_or_refuse(load_checkpoint, checkpoint, device_)
     names = state["class_names"]
     colors = [DEFAULT_COLORS[k % len(DEFAULT_COLORS)] for k in range(len(names))]
     resolution, mode = model.settings["resolution"], state.get("inference", "whole")
