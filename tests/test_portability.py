@@ -89,7 +89,8 @@ def test_switching_the_pin_reruns_every_job_that_computes(finished_workflow: Wor
     config = finished_workflow.config()
     everything = finished_workflow.planned_jobs("--forceall")
     try:
-        finished_workflow.write_config({**config, "compute": {**config["compute"], "portable_kernels": False}})
+        pinned = config["compute"].get("portable_kernels", False)
+        finished_workflow.write_config({**config, "compute": {**config["compute"], "portable_kernels": not pinned}})
         jobs = finished_workflow.planned_jobs()
     finally:
         finished_workflow.write_config(config)

@@ -373,8 +373,8 @@ def test_provenance_names_the_cpu_kernels_of_each_run(inputs, tmp_path):
     vit = report.run_label({"model": "deimv2_s", "resolution": 256, "phase": "base", "seed": 0})
     for text in ((out / "index.html").read_text(), (out / "report.md").read_text()):
         assert "CPU AMD EPYC" in text and "Devices" in text
-        assert "portable CPU kernels (the same bytes on any x86-64 CPU with AVX2)" in text
-        own = text.split("native CPU kernels of this machine (numbers may differ on another CPU)", 1)
+        assert "pinned CPU kernels (AVX2 code paths; the same bytes on this CPU model)" in text
+        own = text.split("own CPU kernels of this machine (the same bytes here; another CPU may round differently)", 1)
         assert len(own) == 2 and own[1].lstrip(" :").startswith(vit)
 
 

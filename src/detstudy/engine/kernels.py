@@ -1,10 +1,10 @@
-"""Portable CPU kernels: the same config and seed give the same bytes on any x86-64 CPU with AVX2.
+"""Pinned CPU kernels (``compute.portable_kernels``, off by default): fewer ways for two CPUs to round apart.
 
 torch's CPU libraries pick their code paths from the CPU they run on, and each path rounds
 differently: ATen its vectorised kernels (default, AVX2 or AVX-512: the vector width decides
 the order of a sum), MKL its matrix-multiply branch (by instruction set, vendor, cache sizes
 and alignment), oneDNN its JIT convolutions, NumPy its SIMD loops. One ulp in a step becomes
-another model after a few hundred steps. With ``compute.portable_kernels`` each job that
+another model after a few hundred steps. With ``compute.portable_kernels: true`` each job that
 computes fixes these choices before torch or NumPy is imported (both read them once):
 
 - ``ATEN_CPU_CAPABILITY=avx2``: ATen's AVX2 kernels on every CPU, AVX-512 ones included.
@@ -18,6 +18,10 @@ computes fixes these choices before torch or NumPy is imported (both read them o
   sends convolutions to ATen's im2col + MKL, which was measured 10x slower for EfficientNet's
   depthwise convolutions (ATen has no fast grouped convolution on the CPU), so it stays on.
 - ``NPY_DISABLE_CPU_FEATURES``: NumPy's AVX-512 loops off (the demo data and the augmentations).
+
+What it does not fix is oneDNN's blocking by cache size: two AVX2 hosts with other caches can
+still train another from-scratch CNN (measured, docs/reproducibility.md). The pin costs speed on
+every CPU job, so it is off by default; without it a run repeats byte for byte on its own machine.
 
 On other CPUs (ARM, or x86-64 without AVX2 and FMA) the setting changes nothing: the job logs
 a warning, runs with the machine's own kernels, and its provenance says the pin was not

@@ -66,9 +66,9 @@ def _device_text(device, kernels=None) -> str:
     if device.get("threads") is not None:
         parts.append(f"{device['threads']} thread{'s' if device['threads'] != 1 else ''}")
     if isinstance(kernels, dict):
-        parts.append("portable CPU kernels (the same bytes on any x86-64 CPU with AVX2)" if kernels.get("applied") else
-                     "portable CPU kernels asked for, not applicable on this CPU" if kernels.get("portable") else
-                     "native CPU kernels of this machine (numbers may differ on another CPU)")
+        parts.append("pinned CPU kernels (AVX2 code paths; the same bytes on this CPU model)" if kernels.get("applied") else
+                     "pinned CPU kernels asked for, not applicable on this CPU" if kernels.get("portable") else
+                     "own CPU kernels of this machine (the same bytes here; another CPU may round differently)")
     return " · ".join(parts) or "not recorded"
 
 
