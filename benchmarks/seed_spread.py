@@ -48,11 +48,12 @@ def main() -> int:
     models, resolution = config["grid"]["models"], config["grid"]["resolutions"][0]
     runs = {model: [workdir / "results" / "runs" / model / f"{resolution}px" / "base" / f"seed{seed}" for seed in seeds]
             for model in models}
-    targets = [str(run / "statistics.json") for model_runs in runs.values() for run in model_runs]
+    targets = [str((run / "statistics.json").relative_to(workdir)) for model_runs in runs.values() for run in model_runs]
     started = time.perf_counter()
-    result = subprocess.run([sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-                             "--directory", str(workdir), "--configfile", str(ROOT / "config" / "config.yaml"),
-                             str(overrides), "--cores", str(args.cores), "--resources", "gpu=1", *targets],
+    # The targets first: --configfile and --resources take every word after them.
+    result = subprocess.run([sys.executable, "-m", "snakemake", *targets, "--snakefile", str(ROOT / "Snakefile"),
+                             "--directory", str(workdir), "--cores", str(args.cores), "--resources", "gpu=1",
+                             "--configfile", str(ROOT / "config" / "config.yaml"), str(overrides)],
                             capture_output=True, text=True)
     if result.returncode != 0:
         print(result.stderr[-3000:])

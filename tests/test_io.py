@@ -12,7 +12,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
 
-from detstudy.engine.io import atomic_path, save_figure, write_csv, write_json  # noqa: E402
+from detstudy.engine.io import atomic_path, save_figure, save_torch, write_csv, write_json  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "detstudy"
 # calls that write a file; each must happen inside `with atomic_path(...)`
@@ -47,6 +47,19 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
     with pytest.raises(TypeError):
         save_figure(figure, tmp_path / "curves.png", dpi="high")  # fails while rendering
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_the_same_tensors_saved_twice_give_the_same_bytes(tmp_path):
+    """A checkpoint's bytes hold no trace of the temporary file it was written through (torch
+    would name the archive's inner folder after it), so two identical runs give identical files."""
+    import torch
+
+    state = {"weight": torch.arange(6.0).reshape(2, 3), "epoch": 3}
+    save_torch(state, tmp_path / "best.pt")
+    save_torch(state, tmp_path / "copy" / "best.pt")
+    assert (tmp_path / "best.pt").read_bytes() == (tmp_path / "copy" / "best.pt").read_bytes()
+    assert torch.equal(torch.load(tmp_path / "best.pt", weights_only=True)["weight"], state["weight"])
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temporary left
 
 
 def _atomic_blocks(tree: ast.AST) -> list[ast.With]:

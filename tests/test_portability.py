@@ -148,11 +148,13 @@ def test_pinned_runs_compute_the_same_bytes_under_emulated_cpus(tmp_path):
     machine = pinned[f"{CELLS[1]} machine"]["cpu_kernels"]
     assert machine["aten_capability"] == "AVX2" and machine["environment"]["MKL_CBWR"] == "COMPATIBLE"
     assert pinned[f"{CELLS[1]} metrics"]["provenance"]["kernels"] == {"portable": True, "applied": True, "threads": 1}
-    for cpu, env in EMULATED_CPUS.items():
-        emulated = run_grid(tmp_path / cpu, True, env)
-        assert emulated[f"{CELLS[1]} machine"]["cpu_kernels"]["environment"]["MKL_ENABLE_INSTRUCTIONS"] == \
-            env["MKL_ENABLE_INSTRUCTIONS"]  # the emulation reached the jobs
-        assert differences(pinned, emulated) == [], cpu
+    # The older CPU only: the AVX2-only one asks each library for the ISA the pin itself sets
+    # (MKL's AVX2 limit is moot under MKL_CBWR=COMPATIBLE), so its run would repeat this one.
+    env = EMULATED_CPUS["older_cpu"]
+    emulated = run_grid(tmp_path / "older_cpu", True, env)
+    assert emulated[f"{CELLS[1]} machine"]["cpu_kernels"]["environment"]["MKL_ENABLE_INSTRUCTIONS"] == \
+        env["MKL_ENABLE_INSTRUCTIONS"]  # the emulation reached the jobs
+    assert differences(pinned, emulated) == []
 
 
 @needs_x86_avx2

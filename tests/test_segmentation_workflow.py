@@ -4,7 +4,6 @@ bad data stopped before any training."""
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 from pathlib import Path
@@ -192,10 +191,8 @@ def test_same_config_and_seed_give_byte_identical_results(tmp_path):
     workflow.snakemake(*targets, "--cores", "2")
     first = {target: (workflow.root / target).read_bytes() for target in targets}
     workflow.snakemake(*targets, "--cores", "2", "--forceall")
-    assert (workflow.root / targets[0]).read_bytes() == first[targets[0]]
-    before = torch.load(io.BytesIO(first[targets[1]]), weights_only=True)["model"]
-    after = torch.load(workflow.root / targets[1], weights_only=True)["model"]
-    assert all(torch.equal(value, after[key]) for key, value in before.items())
+    for target in targets:  # the checkpoint too: its file holds no trace of its temporary name
+        assert (workflow.root / target).read_bytes() == first[target], target
 
 
 def test_a_killed_training_job_resumes_with_rerun_incomplete(tmp_path):

@@ -520,10 +520,12 @@ def test_same_config_and_seed_give_byte_identical_metrics(workflow: Workflow):
     targets = [f"results/runs/{cell}/seed0/metrics.json"
                for cell in ("frcnn_resnet18/64px/base", "deimv2/64px/base", "deimv2/64px/phase1")]
     workflow.snakemake(*targets, "--cores", "2")
-    first = {target: (workflow.root / target).read_bytes() for target in targets}
+    outputs = [target.replace("metrics.json", name) for target in targets
+               for name in ("metrics.json", "detections.json", "best.pt")]
+    first = {output: (workflow.root / output).read_bytes() for output in outputs}
     workflow.snakemake(*targets, "--cores", "2", "--forceall")
-    for target in targets:
-        assert (workflow.root / target).read_bytes() == first[target], target
+    for output in outputs:
+        assert (workflow.root / output).read_bytes() == first[output], output
     workflow.snakemake(targets[0].replace("metrics.json", "speed.json"), "--cores", "2")  # the latency job
     speed = json.loads((workflow.root / targets[0]).with_name("speed.json").read_text())
     assert speed["speed"]["latency_ms_per_image"] > 0  # the timings, which differ, live beside them

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from detstudy.engine.io import atomic_path, file_digest
+from detstudy.engine.io import atomic_path, file_digest, save_torch
 
 log = logging.getLogger("detstudy.train")
 
@@ -140,8 +140,7 @@ class TrainingState:
         """Save the state with the digests of the kept files, then promote the pending ones."""
         waiting = sorted(self.folder.glob("*" + PENDING))
         kept = {**self._kept, **{path.name[: -len(PENDING)]: file_digest(path) for path in waiting}}
-        with atomic_path(self.state_path) as tmp:
-            torch.save({**state, "fingerprint": self.fingerprint, "kept": kept}, tmp)
+        save_torch({**state, "fingerprint": self.fingerprint, "kept": kept}, self.state_path)
         self._kept = kept
         self._promote(waiting)  # a job killed before this: load() promotes what the state records
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from detstudy.engine.io import atomic_path
+from detstudy.engine.io import save_torch
 from detstudy.engine.resume import pending
 
 log = logging.getLogger("detstudy.train")
@@ -59,8 +59,7 @@ class StageRestart:
         """The state of a stage-1 epoch whose validation score is the best so far."""
         self.snapshot = _on_cpu(state)
         if self.path is not None:
-            with atomic_path(pending(self.path)) as tmp:
-                torch.save({"fingerprint": self.fingerprint, "state": self.snapshot}, tmp)
+            save_torch({"fingerprint": self.fingerprint, "state": self.snapshot}, pending(self.path))
 
     def discard(self) -> None:
         """A fresh start: a snapshot left by an earlier job of this folder is not ours."""

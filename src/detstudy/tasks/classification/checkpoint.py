@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from detstudy.engine.io import atomic_path
+from detstudy.engine.io import save_torch
 from detstudy.tasks.classification import CHECKPOINT_FORMAT
 from detstudy.tasks.classification.models import Classifier, build_classifier
 
@@ -19,8 +19,7 @@ def save_checkpoint(path, model: Classifier, class_names: list[str], extra: dict
     state = {"format": FORMAT, "architecture": model.architecture, "settings": model.settings,
              "class_names": list(class_names), "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
              **(extra or {})}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(state, path)
 
 
 def load_checkpoint(path, device: torch.device | str = "cpu") -> tuple[Classifier, dict[str, Any]]:

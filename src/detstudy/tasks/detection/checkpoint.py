@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from detstudy.tasks.detection.data.coco import CategoryMap
-from detstudy.engine.io import atomic_path
+from detstudy.engine.io import save_torch
 from detstudy.tasks.detection.models import DetectorAdapter, build_detector
 
 FORMAT = "detstudy-checkpoint/1"
@@ -29,8 +29,7 @@ def save_checkpoint(path: str | Path, adapter: DetectorAdapter, categories: Cate
         "state_dict": {k: v.detach().cpu() for k, v in adapter.model.state_dict().items()},
         "extra": extra or {},
     }
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    save_torch(payload, path)
 
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from detstudy.engine.io import atomic_path
+from detstudy.engine.io import save_torch
 from detstudy.tasks.segmentation import CHECKPOINT_FORMAT
 from detstudy.tasks.segmentation.models import Segmenter, build_segmenter
 
@@ -20,8 +20,7 @@ def save_checkpoint(path, model: Segmenter, class_names: list[str], ignore_index
     state = {"format": FORMAT, "architecture": model.architecture, "settings": model.settings,
              "class_names": list(class_names), "ignore_index": int(ignore_index),
              "model": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **(extra or {})}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    save_torch(state, path)
 
 
 def load_checkpoint(path, device: torch.device | str = "cpu") -> tuple[Segmenter, dict[str, Any]]:
