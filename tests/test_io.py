@@ -11,8 +11,10 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+import torch  # noqa: E402
 
-from detstudy.engine.io import atomic_path, save_figure, save_torch, write_csv, write_json  # noqa: E402
+from detstudy.engine.io import atomic_path, save_figure, write_csv, write_json  # noqa: E402
+from detstudy.engine.weights import save_torch  # noqa: E402
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "detstudy"
 # calls that write a file; each must happen inside `with atomic_path(...)`
@@ -52,8 +54,6 @@ def test_a_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
 def test_the_same_tensors_saved_twice_give_the_same_bytes(tmp_path):
     """A checkpoint's bytes hold no trace of the temporary file it was written through (torch
     would name the archive's inner folder after it), so two identical runs give identical files."""
-    import torch
-
     state = {"weight": torch.arange(6.0).reshape(2, 3), "epoch": 3}
     save_torch(state, tmp_path / "best.pt")
     save_torch(state, tmp_path / "copy" / "best.pt")

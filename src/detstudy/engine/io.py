@@ -63,16 +63,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def save_torch(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` through :func:`atomic_path`, into an open file: torch names the archive's
-    inner folder after a file name it is given (here the random temporary one) and "archive" for a
-    file object, so the same object always gives the same bytes."""
-    import torch  # this module is also read where torch is not loaded
-
-    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
-        torch.save(obj, handle)
-
-
 def write_json(path: str | os.PathLike, data: Any, *, indent: int | None = 2) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=indent, sort_keys=False) + "\n")

@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from detstudy.engine.io import atomic_path, file_digest, save_torch
+from detstudy.engine.io import atomic_path, file_digest
+from detstudy.engine.weights import save_torch
 
 log = logging.getLogger("detstudy.train")
 

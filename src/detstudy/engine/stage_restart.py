@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from detstudy.engine.io import save_torch
+from detstudy.engine.weights import save_torch
 from detstudy.engine.resume import pending
 
 log = logging.getLogger("detstudy.train")

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from detstudy.tasks.detection.data.coco import CategoryMap
-from detstudy.engine.io import save_torch
+from detstudy.engine.weights import save_torch
 from detstudy.tasks.detection.models import DetectorAdapter, build_detector
 
 FORMAT = "detstudy-checkpoint/1"

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from detstudy.engine.io import save_torch
+from detstudy.engine.weights import save_torch
 from detstudy.tasks.segmentation import CHECKPOINT_FORMAT
 from detstudy.tasks.segmentation.models import Segmenter, build_segmenter
 
