@@ -17,7 +17,7 @@ from detstudy.study.architectures import family_of
 from detstudy.study.figure_kinds import (CLASSIFICATION_FIGURE_KINDS, CROSS_RUN_FIGURE_KINDS, FIGURE_KINDS,
                                         MULTIMODAL_FIGURE_KINDS, SEGMENTATION_FIGURE_KINDS, VIT_FIGURE_KINDS)
 from detstudy.engine.kernels import kernel_settings
-from detstudy.study.chain import Phase, chain_names, phase_training
+from detstudy.study.chain import Phase, chain_training, joint_settings
 from detstudy.report.outputs import LATEX_TABLES
 
 TASK = config["task"]  # detection, segmentation or classification: which rule files the Snakefile includes
@@ -81,8 +81,18 @@ def multimodal_models():
 
 
 def phase_names():
-    """The multimodal runs of each extended model (controls first, then the phases)."""
+    """The multimodal runs of each extended model (strategy by strategy, controls first)."""
     return study_grid.chain_phases(config)
+
+
+def joint_phases():
+    """The chain's runs trained from the model's initial weights (strategy 2: rule train_joint)."""
+    return [p for p in phase_names() if Phase.parse(p).previous is None]
+
+
+def finetuned_phases():
+    """The chain's runs fine-tuned from another run's checkpoint (rule train_phase)."""
+    return [p for p in phase_names() if Phase.parse(p).previous is not None]
 
 
 wildcard_constraints:
@@ -223,6 +233,14 @@ def report_tables():
     return [f"{RESULTS}/report/tables/{stem}.tex" for stem in LATEX_TABLES]
 
 
+def report_runs():
+    """The grid's runs as the report reads them: each with its folder, whether it is a DEIMv2 run
+    (the attention figures) and its training job's benchmark file (none for an imported run)."""
+    return [{**run, "dir": run_dir().format(**run), "vit": family(run["model"]) == "vit",
+             "benchmark": None if run["phase"] == "base" and run["model"] in imported_models()
+             else run_benchmark("train.tsv").format(**run)} for run in grid_runs()]
+
+
 def report_outputs():
     return [f"{RESULTS}/report/index.html", f"{RESULTS}/report/report.md", *report_tables()]
 
@@ -303,10 +321,13 @@ def get_run_config(wildcards):
         phase = Phase.parse(wildcards.phase)
         resolved["phase"] = {
             "name": phase.name,
-            "starts_from": phase.previous,
+            "strategy": phase.strategy,
+            "starts_from": phase.previous or "the model's initial weights",
             "training": get_phase_train_settings(wildcards),
             "fusion": get_phase_fusion(wildcards),
         }
+        if phase.previous is None:
+            resolved["phase"]["model"] = get_phase_model_settings(wildcards)
         if phase.uses_text:
             resolved["phase"]["text"] = {
                 "descriptions": MULTIMODAL["descriptions"],
@@ -357,14 +378,15 @@ def multimodal_dir(name=""):
 
 
 def get_phase_start(wildcards):
-    """The best checkpoint of the run this phase starts from: the DAG is the chain."""
+    """The best checkpoint of the run this phase starts from: the DAG is the chain (train_phase
+    only: the joint runs start from the model's initial weights)."""
     return run_dir("best.pt").format(**{**wildcards, "phase": Phase.parse(wildcards.phase).previous})
 
 
 def get_phase_embeddings(wildcards):
-    """The class embeddings enter the chain where the fusion is attached (phase 1)."""
-    phase = Phase.parse(wildcards.phase)
-    return [text_embeddings()] if phase.uses_text and phase.stage == 1 else []
+    """The class embeddings enter the chain where the fusion is attached (phase 1, the
+    fusion-only and joint runs)."""
+    return [text_embeddings()] if Phase.parse(wildcards.phase).attaches_fusion else []
 
 
 def get_phase_fusion(wildcards):
@@ -372,10 +394,15 @@ def get_phase_fusion(wildcards):
 
 
 def get_phase_train_settings(wildcards):
-    """The model's recipe, then the settings shared by every phase, then the phase's own."""
-    phase = Phase.parse(wildcards.phase)
-    return phase_training(MODELS[wildcards.model].get("training"), MULTIMODAL.get("training"),
-                          MULTIMODAL["phases"][phase.base_phase])
+    """A phase or the fusion-only run: the model's recipe, then the settings shared by every
+    fine-tuning run, then the run's own; the joint runs: the model's recipe at their length,
+    then multimodal.joint.training (detstudy.study.chain.chain_training)."""
+    return chain_training(MODELS[wildcards.model], MULTIMODAL, wildcards.phase)
+
+
+def get_phase_model_settings(wildcards):
+    """The joint runs' model settings: the model's, their epoch marks stretched to the run's length."""
+    return joint_settings(MODELS[wildcards.model], MULTIMODAL["joint"])[0]
 
 
 def get_chain_metrics(wildcards):

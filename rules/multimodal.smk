@@ -1,6 +1,7 @@
-# The multimodal extension: class descriptions -> text embeddings (once) -> the phases and
-# controls, each fine-tuned from the best checkpoint of the run before it (see
-# src/detstudy/multimodal/chain.py), so retraining the vanilla model reruns the whole chain.
+# The multimodal extension: class descriptions -> text embeddings (once) -> the study's three
+# strategies and their controls (src/detstudy/study/chain.py): the phases and the fusion-only
+# run fine-tuned from the best checkpoint of the run before them (so retraining the vanilla
+# model reruns them), the joint run trained from the model's initial weights.
 
 
 rule text_embeddings:
@@ -16,7 +17,7 @@ rule text_embeddings:
         encoder=MULTIMODAL["text_encoder"] if MULTIMODAL else {},
         prompt=get_multimodal_prompt,
         kernels=cpu_kernels(),
-    priority: 2  # seconds of work that can fail on a description: before hours of training
+    priority: 3  # seconds of work that can fail on a description: before hours of training (the joint run needs it)
     resources:
         **job_resources("light"),
     log:
@@ -50,7 +51,7 @@ rule train_phase:
         kernels=cpu_kernels(),
     wildcard_constraints:
         model=name_pattern(multimodal_models()),
-        phase=name_pattern(phase_names()),
+        phase=name_pattern(finetuned_phases()),
     threads: config["compute"]["threads"]
     priority: 1
     resources:
@@ -63,6 +64,43 @@ rule train_phase:
         "../envs/torch.yaml"
     script:
         "../scripts/train_phase.py"
+
+
+rule train_joint:
+    input:
+        embeddings=get_phase_embeddings,
+        train=split_annotations("train"),
+        val=split_annotations("val"),
+        checks=training_checks(),
+        code=package_code("train_joint.py"),
+    output:
+        checkpoint=run_dir("best.pt"),
+        history=run_dir("history.csv"),
+    params:
+        architecture=get_architecture,
+        model_settings=get_phase_model_settings,
+        train_settings=get_phase_train_settings,
+        fusion=get_phase_fusion,
+        train_images=split_images("train"),
+        val_images=split_images("val"),
+        device=DEVICE,
+        state_dir=run_state(),
+        kernels=cpu_kernels(),
+    wildcard_constraints:
+        model=name_pattern(multimodal_models()),
+        phase=name_pattern(joint_phases()),
+    threads: config["compute"]["threads"]
+    priority: 2  # a whole training, like the vanilla run: the longest chains start first
+    resources:
+        **job_resources("training"),
+    log:
+        run_log("train.log"),
+    benchmark:
+        run_benchmark("train.tsv")
+    conda:
+        "../envs/torch.yaml"
+    script:
+        "../scripts/train_joint.py"
 
 
 rule multimodal_figures:

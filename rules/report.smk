@@ -15,6 +15,7 @@ rule report:
         cross_run_figures=list(CROSS_RUN_FIGURES.values()),
         multimodal_figures=multimodal_targets(),
         text_prompts=[text_prompts()] if MULTIMODAL else [],
+        train_benchmarks=[run["benchmark"] for run in report_runs() if run["benchmark"]],  # the strategies' cost
         templates=report_templates(),
         code=package_code("report.py"),
     output:
@@ -25,7 +26,8 @@ rule report:
         title=config["report"]["title"],
         preview_width=config["report"]["preview_width"],
         jpeg_quality=config["report"]["jpeg_quality"],
-        runs=[{**run, "dir": run_dir().format(**run), "vit": family(run["model"]) == "vit"} for run in grid_runs()],
+        runs=report_runs(),
+        gpus_per_job=gpu_slots(),  # what each training job held: the GPU hours of its benchmark time
         multimodal=[{**group, "dir": multimodal_dir().format(**group)} for group in multimodal_groups()],
         confusion_pair=(MULTIMODAL or {}).get("confusion_pair", []),
     resources:

@@ -33,6 +33,7 @@ SHARED = {
     "#/$defs/split": "dataset.coco.<split>",
     "#/$defs/mask_split": "dataset.folders.<split>",
     "#/$defs/training": "models.<name>.training",
+    "#/$defs/deimv2_model": "models.<name>.model",
     "#/$defs/job_limits": "compute.jobs.<kind>",
     "#/$defs/cell": "statistics.pairs[].<side>",
 }
@@ -205,7 +206,8 @@ def test_the_shipped_configs_use_only_documented_keys(name):
                                .replace(re.escape("<split>"), "(train|val|test)")
                                .replace(re.escape("<kind>"), "(training|evaluation|light)")
                                .replace(re.escape("<side>"), "(a|b)") + "$") for key in documented}
-    phase_training = re.compile(r"^multimodal\.(training|phases\.phase[123])\.")
+    phase_training = re.compile(r"^multimodal\.(training|fusion_only|joint\.training|phases\.phase[123])\.")
+    joint_model = re.compile(r"^multimodal\.joint\.model\.")
     used: list[str] = []
 
     def paths(value, prefix: str) -> None:
@@ -220,5 +222,6 @@ def test_the_shipped_configs_use_only_documented_keys(name):
 
     paths(config, "")
     undocumented = [path for path in used
-                    if not any(p.match(phase_training.sub("models.x.training.", path)) for p in patterns.values())]
+                    if not any(p.match(joint_model.sub("models.x.model.", phase_training.sub("models.x.training.", path)))
+                               for p in patterns.values())]
     assert not undocumented, f"config/{name} uses keys config/README.md does not document:\n  " + "\n  ".join(undocumented)

@@ -16,7 +16,7 @@ from detstudy.tasks.detection.data.coco import CategoryMap, SplitPaths
 from detstudy.tasks.detection.data.synthetic import generate_synthetic_dataset
 from detstudy.tasks.detection.models import build_detector
 from detstudy.tasks.detection.multimodal.analysis import text_similarity
-from detstudy.study.chain import Phase, chain_names
+from detstudy.study.chain import Phase, chain_names, chain_training, joint_settings, strategy_members, strategy_runs
 from detstudy.study.descriptions import DescriptionError, load_descriptions, prompts_for
 from detstudy.tasks.detection.multimodal.fusion import derangement
 from detstudy.tasks.detection.multimodal.phases import PhaseSetup
@@ -62,19 +62,57 @@ def test_a_class_without_description_and_a_bad_template_are_refused():
 
 # --- the chain ------------------------------------------------------------------------------
 def test_chain_order_and_what_each_phase_starts_from():
-    names = chain_names({"phase1": {}, "phase2": {}, "phase3": {}}, ["shuffled", "notext"])
+    names = chain_names({"phases": {"phase1": {}, "phase2": {}, "phase3": {}}, "controls": ["shuffled", "notext"]})
     assert names == ["phase2_notext", "phase3_notext", "phase1_shuffled", "phase2_shuffled", "phase3_shuffled",
                      "phase1", "phase2", "phase3"]
     starts = {name: Phase.parse(name).previous for name in names}
     assert starts == {"phase2_notext": "base", "phase3_notext": "phase2_notext", "phase1_shuffled": "base",
                       "phase2_shuffled": "phase1_shuffled", "phase3_shuffled": "phase2_shuffled",
                       "phase1": "base", "phase2": "phase1", "phase3": "phase2"}
-    assert chain_names({"phase1": {}}, ["notext"]) == ["phase1"]  # phase 1 has no text-free counterpart
+    assert chain_names({"phases": {"phase1": {}}, "controls": ["notext"]}) == ["phase1"]  # no text-free phase 1
+
+
+def test_the_three_strategies_and_what_each_run_starts_from():
+    names = chain_names({"phases": {"phase1": {}, "phase2": {}}, "controls": ["notext", "shuffled"],
+                         "fusion_only": {"epochs": 3}, "joint": {"training": {"epochs": 4}}})
+    # the plan's order (1 fusion only, 2 joint, 3 progressive), each strategy's controls first
+    assert names == ["fusion_only_shuffled", "fusion_only", "joint_notext", "joint", "phase2_notext",
+                     "phase1_shuffled", "phase2_shuffled", "phase1", "phase2"]
+    runs = {name: Phase.parse(name) for name in names}
+    assert {n: r.previous for n, r in runs.items() if r.strategy != "progressive"} == {
+        "fusion_only_shuffled": "base", "fusion_only": "base", "joint_notext": None, "joint": None}
+    assert [n for n, r in runs.items() if r.attaches_fusion] == ["fusion_only_shuffled", "fusion_only", "joint",
+                                                                  "phase1_shuffled", "phase1"]
+    assert {n: r.stage for n, r in runs.items() if r.control is None} == {
+        "fusion_only": 1, "joint": 4, "phase1": 1, "phase2": 2}
+    assert strategy_runs(names) == {"fusion_only": "fusion_only", "joint": "joint", "progressive": "phase2"}
+    assert strategy_members("progressive", names) == ["phase1", "phase2"]
+    # a control only where the plan has one: no text-free fusion-only run, no shuffled joint run
+    for name in ("fusion_only_notext", "joint_shuffled"):
+        with pytest.raises(ValueError, match="does not exist"):
+            Phase.parse(name)
+    assert chain_names({"joint": {"training": {}}, "controls": ["notext", "shuffled"]}) == ["joint_notext", "joint"]
+
+
+def test_the_joint_run_stretches_the_model_recipe_to_its_length():
+    model = {"model": {"num_queries": 300, "matcher_change_epoch": 80, "multiscale_stop_epoch": 90},
+             "training": {"epochs": 102, "lr": 1.25e-4, "backbone_lr": 6.25e-6, "flat_epochs": None, "ema": True,
+                          "augmentation": {"mosaic": 0.5, "epochs": [4, 49, 90]}}}
+    joint = {"training": {"epochs": 204, "lr": 4e-4, "backbone_lr": 4e-5, "fusion_lr": 1e-3},
+             "model": {"matcher_change_epoch": 150}}
+    model_settings, training = joint_settings(model, joint)
+    assert model_settings == {"num_queries": 300, "matcher_change_epoch": 150, "multiscale_stop_epoch": 180}
+    assert training == {"epochs": 204, "lr": 4e-4, "backbone_lr": 4e-5, "flat_epochs": None, "ema": True,
+                        "augmentation": {"mosaic": 0.5, "epochs": [8, 98, 180]}, "fusion_lr": 1e-3}
+    multimodal = {"joint": joint, "training": {"lr_schedule": "cosine"}, "fusion_only": {"epochs": 3, "lr": 1e-4}}
+    assert chain_training(model, multimodal, "joint_notext") == {k: v for k, v in training.items() if k != "fusion_lr"}
+    assert chain_training(model, multimodal, "fusion_only_shuffled") == {
+        "ema": True, "augmentation": {"mosaic": 0.5}, "lr_schedule": "cosine", "epochs": 3, "lr": 1e-4}
 
 
 def test_phase2_without_phase1_is_refused():
     with pytest.raises(ValueError, match="phase2 without phase1"):
-        chain_names({"phase2": {}}, [])
+        chain_names({"phases": {"phase2": {}}})
     with pytest.raises(ValueError, match="does not exist"):
         Phase.parse("phase1_notext")
 

@@ -306,6 +306,38 @@ def test_comparisons_pool_seeds_and_adjust_each_table(tmp_path, monkeypatch):
     assert deim["low"] < deim["estimate"] < deim["high"]
 
 
+def test_each_strategy_meets_its_own_controls_and_its_class_drops_are_measured(tmp_path):
+    """The multimodal table pairs a run with text with its own controls only (fusion_only with
+    fusion_only_shuffled, not with phase 1's), and a run against vanilla carries each class's
+    difference, Holm-adjusted across the classes: a run that lost every class1 detection drops
+    class1 alone, significantly."""
+    gt, detections = scene(n_images=60)
+    lost = [d for d in detections if d["category_id"] != 2]  # class1 forgotten, the rest as vanilla
+    runs = [("base", detections), ("fusion_only", lost), ("fusion_only_shuffled", noisier(detections, 1, 0.2)),
+            ("phase1", detections), ("phase1_shuffled", noisier(detections, 2, 0.2)),
+            ("joint", noisier(detections, 3, 0.1)), ("joint_notext", noisier(detections, 4, 0.1))]
+    paths = [write_run(tmp_path / phase, gt, found, {"model": "deim", "resolution": 64, "phase": phase, "seed": 0,
+                                                      "family": "x"}, SETTINGS) for phase, found in runs]
+    result = comparing.comparisons(statistics=[p[0] for p in paths], bootstraps=[p[1] for p in paths],
+                                   settings={**SETTINGS, "baseline": None}, comparisons_path=tmp_path / "c.json")
+    rows = {(row["a_key"][2], row["b_key"][2]): row for row in result["tables"]["multimodal"]}
+    against_controls = {pair for pair in rows if pair[1] != "base"}
+    assert against_controls == {("fusion_only", "fusion_only_shuffled"), ("phase1", "phase1_shuffled"),
+                                ("joint", "joint_notext")}
+    assert all(("per_class" in row) == (pair[1] == "base") for pair, row in rows.items())
+    classes = rows[("fusion_only", "base")]["per_class"]
+    vanilla = json.loads(paths[0][0].read_text())["per_class"]
+    assert list(classes) == ["class0", "class1", "class2"]
+    assert classes["class1"]["estimate"] == pytest.approx(-vanilla[1]["AP50"]["estimate"], abs=1e-12)
+    assert classes["class1"]["high"] < 0 and classes["class1"]["p_holm"] < 0.05
+    for name in ("class0", "class2"):  # untouched: no difference on any resample
+        assert classes[name]["estimate"] == 0 and classes[name]["p_holm"] == 1
+    raw = [classes[name]["p"] for name in classes]
+    assert [classes[name]["p_holm"] for name in classes] == pytest.approx(holm(raw))
+    identical = rows[("phase1", "base")]["per_class"]
+    assert all(value["estimate"] == 0 for value in identical.values())
+
+
 def test_comparisons_refuse_runs_on_other_test_images(tmp_path):
     gt, detections = scene(n_images=20)
     first = write_run(tmp_path / "a", gt, detections, {"model": "a", "resolution": 64, "phase": "base", "seed": 0}, SETTINGS)

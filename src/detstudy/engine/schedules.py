@@ -14,21 +14,33 @@ if TYPE_CHECKING:
     from detstudy.engine.settings import TrainSettings
 
 
-def build_optimizer(settings: TrainSettings, model: torch.nn.Module, backbone_prefix: str = "",
-               decays: Callable[[str, torch.nn.Parameter], bool] | None = None) -> torch.optim.Optimizer:
+#: The learning-rate settings that give a part of the model a rate of its own (checked in this
+#: order: the first prefix a parameter's name starts with wins).
+GROUP_RATES = ("fusion_lr", "backbone_lr")
+
+
+def build_optimizer(settings: TrainSettings, model: torch.nn.Module, prefixes: str | dict[str, str] = "",
+                    decays: Callable[[str, torch.nn.Parameter], bool] | None = None) -> torch.optim.Optimizer:
     """Parameter groups: weight decay where ``decays(name, parameter)`` (default: not on norms and
-    biases, the usual detection practice); with ``backbone_lr``, the parameters under
-    ``backbone_prefix`` get their own learning rate."""
+    biases, the usual detection practice); ``prefixes`` maps a rate setting of
+    :data:`GROUP_RATES` to the parameter-name prefix of its part (a bare string: the backbone's),
+    and where that setting is given, the part trains at its own rate (``backbone_lr``: DEIM's
+    backbone; ``fusion_lr``: the multimodal text fusion). Each group is named (``detector``,
+    ``backbone``, ``fusion``, ``+ no decay``) so that what reached the optimizer can be read back."""
     decays = decays or (lambda name, parameter: parameter.ndim > 1)
-    split_backbone = settings.backbone_lr is not None and bool(backbone_prefix)
-    groups: dict[tuple[bool, bool], list] = {(False, False): [], (False, True): []}  # (in backbone, no decay)
+    prefixes = {"backbone_lr": prefixes} if isinstance(prefixes, str) else prefixes
+    rates = [(key, prefixes[key], getattr(settings, key)) for key in GROUP_RATES
+             if prefixes.get(key) and getattr(settings, key) is not None]
+    groups: dict[tuple[str | None, bool], list] = {(None, False): [], (None, True): []}  # (rate setting, no decay)
     for name, parameter in model.named_parameters():
         if parameter.requires_grad:
-            key = (split_backbone and name.startswith(backbone_prefix), not decays(name, parameter))
-            groups.setdefault(key, []).append(parameter)
+            part = next((key for key, prefix, _ in rates if name.startswith(prefix)), None)
+            groups.setdefault((part, not decays(name, parameter)), []).append(parameter)
+    own_rates = {key: rate for key, _, rate in rates}
     param_groups = [{"params": params, "weight_decay": 0.0 if no_decay else settings.weight_decay,
-                     **({"lr": settings.backbone_lr} if in_backbone else {})}
-                    for (in_backbone, no_decay), params in groups.items()]
+                     "name": (part.removesuffix("_lr") if part else "detector") + (" no decay" if no_decay else ""),
+                     **({"lr": own_rates[part]} if part else {})}
+                    for (part, no_decay), params in groups.items()]
     if settings.optimizer == "sgd":
         return torch.optim.SGD(param_groups, lr=settings.lr, momentum=settings.momentum)
     if settings.optimizer == "adamw":

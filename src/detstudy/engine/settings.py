@@ -22,6 +22,7 @@ class TrainSettings:
     momentum: float = 0.9
     weight_decay: float = 1e-4
     backbone_lr: float | None = None  # a learning rate of its own for the backbone (DEIM: 2.5e-5 vs 5e-4)
+    fusion_lr: float | None = None  # multimodal: a learning rate of its own for the text fusion
     lr_schedule: str = "multistep"  # cosine | multistep | constant | flat_cosine | poly
     poly_power: float = 1.0  # poly: the decay's exponent (mmsegmentation: 1.0)
     lr_steps: list[float] = field(default_factory=lambda: [0.67, 0.89])  # fractions of the run (multistep)

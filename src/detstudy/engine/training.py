@@ -73,10 +73,11 @@ class TrainingParts:
     def with_optimization(cls, adapter, loader: DataLoader, settings: TrainSettings, use_amp: bool,
                           **task_parts: Any) -> "TrainingParts":
         """The parts every task builds alike from its adapter and loader: the optimizer
-        (``adapter.backbone_prefix`` and ``adapter.decays`` shape its groups), the schedule over
+        (``adapter.lr_prefixes`` and ``adapter.decays`` shape its groups), the schedule over
         the run's optimizer steps, the AMP loss scaler, the optional EMA and the model validated
         (the EMA's weights when enabled). ``task_parts``: the rest of the fields."""
-        optimizer = build_optimizer(settings, adapter.model, adapter.backbone_prefix, adapter.decays)
+        optimizer = build_optimizer(settings, adapter.model, getattr(adapter, "lr_prefixes", adapter.backbone_prefix),
+                                    adapter.decays)
         total_iters = settings.epochs * math.ceil(len(loader) / settings.accumulate_steps)  # optimizer steps
         scheduler = build_scheduler(settings, optimizer, total_iters)
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp and settings.amp_dtype == "float16")

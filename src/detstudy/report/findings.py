@@ -3,8 +3,7 @@ whether the text fusion's gain over vanilla exceeds every control's gain signifi
 
 from __future__ import annotations
 
-from detstudy.study.chain import Phase
-from detstudy.study.grid import cell_label, phase_label, phase_parts
+from detstudy.study.grid import cell_label, chain_run, phase_label
 from detstudy.report.formatting import p_text
 from detstudy.report.significance import Significance
 
@@ -16,20 +15,21 @@ def _signed(value) -> str:
 
 
 def multimodal_findings(significance: Significance | None, metric: str = "AP50") -> list[str]:
-    """One sentence per (model, resolution, text phase) that has a control, in cell order."""
+    """One sentence per (model, resolution, run with text) that has a control, in cell order."""
     if significance is None:
         return []
     sentences = []
     cells = list(significance.cells.values())
     for cell in cells:
-        parts = phase_parts(cell["phase"])
-        if not parts or parts[0] < 1 or Phase.parse(cell["phase"]).control is not None:
+        run = chain_run(cell["phase"])
+        if run is None or run.control is not None:
             continue
         model, resolution = cell["model"], cell["resolution"]
         vanilla = cell_label(model, resolution, "base")
         gain = significance.difference(cell["label"], vanilla, metric, "multimodal")
         controls = [other for other in cells if (other["model"], other["resolution"]) == (model, resolution)
-                    and (phase_parts(other["phase"]) or (0,))[0] == parts[0] and other["label"] != cell["label"]]
+                    and getattr(chain_run(other["phase"]), "treatment", None) == run.treatment
+                    and other["label"] != cell["label"]]
         if gain is None or not controls:
             continue
         pieces, verdicts = [], []
@@ -38,7 +38,7 @@ def multimodal_findings(significance: Significance | None, metric: str = "AP50")
             versus = significance.difference(cell["label"], control["label"], metric, "multimodal") or {}
             significant = versus.get("p_holm") is not None and versus["p_holm"] < significance.alpha
             verdicts.append(significant and (versus.get("estimate") or 0) > 0)
-            name = CONTROL_NAMES.get(Phase.parse(control["phase"]).control, control["phase"])
+            name = CONTROL_NAMES.get(chain_run(control["phase"]).control, control["phase"])
             interval = "" if versus.get("low") is None else f" [{versus['low']:+.3f}, {versus['high']:+.3f}]"
             pieces.append(f"the {name}'s {_signed((control_gain or {}).get('estimate'))} (difference "
                           f"{_signed(versus.get('estimate'))}{interval}, Holm p {p_text(versus.get('p_holm'))})")

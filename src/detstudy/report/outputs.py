@@ -7,6 +7,7 @@ LATEX_TABLES = {
     "runs": "runs_table.tex.j2",
     "per_class_ap50": "per_class_ap50.tex.j2",
     "multimodal": "multimodal.tex.j2",
+    "strategies": "strategies.tex.j2",
     "errors": "errors_table.tex.j2",
     "costs": "costs_table.tex.j2",
 }

@@ -30,6 +30,7 @@ from detstudy.report.figure_sections import (
 from detstudy.report.findings import multimodal_findings
 from detstudy.report.formatting import DASH, latex_escape, latex_numbers, latex_value, markdown_code, markdown_escape
 from detstudy.report.significance import Significance
+from detstudy.report.strategies import benchmark_seconds, strategies_view, strategy_records, strategy_sentence
 from detstudy.report.tables import (
     COST_COLUMNS,
     ERROR_COLUMNS,
@@ -114,6 +115,8 @@ def render_report(
     statistics_figures: list | None = None,
     cross_run_figures: list | None = None,
     preview: Preview = Preview(),
+    train_costs: dict[tuple, float] | None = None,
+    gpus_per_job: int = 0,
 ) -> None:
     """Render ``out_html`` (self-contained), ``out_md``, the :data:`LATEX_TABLES` into
     ``out_tables_dir`` (the multimodal one to ``out_multimodal_tex`` when given), with the
@@ -135,7 +138,10 @@ def render_report(
     ``statistics_figures`` are its figures (forest plot, differences); ``cross_run_figures`` the
     figures comparing every run (named ``<kind>.png``, see ``CROSS_RUN_FIGURE_KINDS``). Without it, a column's best
     value is bold as shown. ``preview``: how big the figures embedded in the HTML are (each links
-    to its full file). Every output is written atomically.
+    to its full file). ``train_costs``: each run's training wall seconds by (model, resolution,
+    phase, seed), from its benchmark file, and ``gpus_per_job`` the GPUs a training job held: the
+    cost column of the strategies table (:mod:`detstudy.report.strategies`). Every output is
+    written atomically.
     """
     templates_dir = check_templates(templates_dir)
     out_html, out_md, out_tables_dir = Path(out_html), Path(out_md), Path(out_tables_dir)
@@ -169,6 +175,7 @@ def render_report(
         multimodal = {
             "table": multimodal_view(multimodal_table(runs, "AP50", confusion_pair or None), significance),
             "findings": multimodal_findings(significance),
+            **strategies_context(significance, train_costs or {}, gpus_per_job),
             "pair": list(confusion_pair or []),
             "prompts": prompts_view(text_prompts_json),
             "sections": multimodal_sections(multimodal_figures, md_dir, preview),
@@ -225,6 +232,16 @@ def render_report(
         write_rendered(path, tex_env.get_template(template).render(**tex_context))
 
 
+def strategies_context(significance: Significance | None, costs: dict[tuple, float], gpus_per_job: int) -> dict:
+    """The strategies table and its sentences (``strategies``, ``strategy_findings``); empty
+    without comparisons or without a strategy run."""
+    records = strategy_records(significance, costs, gpus_per_job) if significance is not None else []
+    if not records:
+        return {"strategies": None, "strategy_findings": []}
+    return {"strategies": strategies_view(records),
+            "strategy_findings": [strategy_sentence(record, significance.alpha) for record in records]}
+
+
 def inference_view(significance: Significance | None) -> dict | None:
     """How the intervals and tests were made, for the text around the tables."""
     if significance is None:
@@ -240,11 +257,12 @@ def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], 
            out_html, out_md, out_tables_dir, comparisons_json=None,
            statistics_figures: list | None = None, cross_run_figures: list | None = None,
            preview_width: int | None = 1000,
-           jpeg_quality: int = 80) -> None:
+           jpeg_quality: int = 80, gpus_per_job: int = 0) -> None:
     """The report step: every run's figures found in its folder, then :func:`render_report`.
 
     ``runs`` are the grid's runs, each with its results folder as ``dir`` (and ``vit``: a DEIMv2
-    run, which also has the attention figures); ``multimodal_groups``
+    run, which also has the attention figures; ``benchmark``: its training job's benchmark file,
+    read for the training cost, with ``gpus_per_job`` the GPUs each such job held); ``multimodal_groups``
     the (model, resolution, seed) groups of the multimodal extension, each with the folder of
     its cross-run figures as ``dir``.
     """
@@ -269,4 +287,8 @@ def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], 
         statistics_figures=statistics_figures,
         cross_run_figures=cross_run_figures,
         preview=Preview(width=preview_width, jpeg_quality=jpeg_quality),
+        train_costs={(run["model"], int(run["resolution"]), run["phase"], int(run["seed"])): seconds
+                     for run in runs if run.get("benchmark")
+                     for seconds in [benchmark_seconds(run["benchmark"])] if seconds is not None},
+        gpus_per_job=gpus_per_job,
     )

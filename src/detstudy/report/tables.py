@@ -19,8 +19,8 @@ from detstudy.tasks.detection.evaluation.class_pairs import pair_confusion
 from detstudy.tasks.detection.evaluation.error_kinds import ERRORS
 from detstudy.study.families import FAMILY_LABELS, FAMILY_ORDER, family_label, family_rank  # noqa: F401 (re-exported)
 from detstudy.engine.io import read_json
-from detstudy.study.chain import CONTROLS
-from detstudy.study.grid import cell_label, is_phase_run, phase_label, phase_parts
+from detstudy.study.chain import CONTROLS, STRATEGIES
+from detstudy.study.grid import cell_label, chain_run, is_phase_run, phase_label, phase_parts
 
 
 #: The blocks every metrics.json of the evaluate rule holds (docs/metrics_schema.md).
@@ -358,8 +358,12 @@ _CONTROL_RANK = {**{control: rank for rank, control in enumerate(CONTROLS, 1)}, 
 
 
 def _multimodal_rank(phase) -> tuple:
-    stage, control = phase_parts(phase) or (0, "?")
-    return (0, 0) if stage == 0 else (_CONTROL_RANK.get(control, len(_CONTROL_RANK) + 1), stage)
+    """vanilla, then strategy by strategy (the plan's order), each one's controls before its runs."""
+    run = chain_run(phase)
+    if run is None:
+        return (0, 0, 0)
+    return (1 + list(STRATEGIES).index(run.strategy), _CONTROL_RANK.get(run.control, len(_CONTROL_RANK) + 1),
+            run.stage)
 
 
 def pair_columns(pair) -> list[str]:
@@ -371,8 +375,9 @@ def pair_columns(pair) -> list[str]:
 def multimodal_table(runs: list[dict], metric: str = "AP50", pair=None) -> pd.DataFrame:
     """The phases and controls of every (model, resolution) with phase runs, next to their vanilla run.
 
-    Rows per (model, resolution): vanilla (``base``), the no-text controls, the shuffled-text
-    controls, then the phases (by stage, only those present); columns ``phase_label``,
+    Rows per (model, resolution): vanilla (``base``), then strategy by strategy (fusion only,
+    joint, the phases) its no-text controls, its shuffled-text controls, then its runs with
+    text (the phases by stage, only those present); columns ``phase_label``,
     ``n_seeds``, ``seeds``, then ``mAP``, ``AP50``, one column per class (``metric`` from
     ``per_class``) and, with ``pair`` = (a, b), the swap counts ``a→b`` (GT a detected as b) and
     ``b→a``; each as the mean over seeds with ``<col>_std`` (NaN with one seed) and

@@ -10,8 +10,10 @@ Pairs of cells are compared on the same replicates: the interval of the differen
 two-sided bootstrap p-value, Holm-adjusted across the comparisons of one table and metric:
 
 * ``baseline``: every cell against the baseline model's vanilla cell at the same resolution;
-* ``multimodal``: every phase and control against its vanilla cell, and every phase against
-  each control of the same phase (whether the text's gain exceeds the control's);
+* ``multimodal``: every phase and control against its vanilla cell, and every run with text
+  against each of its controls (whether the text's gain exceeds the control's); the rows
+  against vanilla also hold each class's difference (``per_class``, Holm-adjusted across the
+  classes): what a strategy forgets;
 * ``extra``: the pairs the config lists.
 
 Classification runs also keep which test images they got right: every pair then gets McNemar's
@@ -28,8 +30,7 @@ from typing import Any
 import numpy as np
 
 from detstudy.engine.io import read_json, write_json
-from detstudy.study.chain import Phase
-from detstudy.study.grid import cell_label, phase_parts
+from detstudy.study.grid import cell_label, chain_run
 from detstudy.statistics.mcnemar import mcnemar_exact
 from detstudy.statistics.intervals import METHODS, holm, interval, json_number, p_value
 
@@ -134,6 +135,16 @@ def difference(a: Cell, b: Cell, level: float, method: str, columns=None) -> dic
     return out
 
 
+def class_differences(a: Cell, b: Cell, level: float, method: str) -> dict[str, dict]:
+    """Each class's ``a`` minus ``b`` (the per-class metric), its interval, raw and Holm-adjusted
+    p-value (Holm across the classes of this one comparison: did any class change)."""
+    columns = [name for name in a.columns if name not in a.summary_names and name in b.columns]
+    found = difference(a, b, level, method, columns)
+    for name, value in zip(columns, holm([np.nan if found[c]["p"] is None else found[c]["p"] for c in columns])):
+        found[name]["p_holm"] = json_number(value)
+    return {name.partition(" ")[2]: value for name, value in found.items()}
+
+
 def mcnemar(a: Cell, b: Cell) -> dict | None:
     """McNemar's exact test of ``a`` against ``b`` (classification cells), one per pair of runs:
     the seeds both have, paired by seed (otherwise the seeds in order). ``p`` is the largest of
@@ -182,16 +193,15 @@ def planned_pairs(cells: dict[tuple, Cell], baseline: str | None, extra: list[di
             if key != reference and reference in cells:
                 tables["baseline"].append((key, reference))
     for key in cells:
-        parts = phase_parts(key[2])
-        if not parts or parts[0] < 1:
+        run = chain_run(key[2])
+        if run is None:
             continue
         vanilla = (key[0], key[1], "base")
         if vanilla in cells:
             tables["multimodal"].append((key, vanilla))
-        phase = Phase.parse(key[2])
-        if phase.control is None:
+        if run.control is None:
             for control in sorted(k for k in cells if k[:2] == key[:2] and k[2] != key[2]
-                                  and (phase_parts(k[2]) or (0,))[0] == parts[0]):
+                                  and getattr(chain_run(k[2]), "treatment", None) == run.treatment):
                 tables["multimodal"].append((key, control))
     for pair in extra:
         tables["extra"].append((cell_key(pair["a"]), cell_key(pair["b"])))
@@ -250,6 +260,10 @@ def comparisons(*, statistics: list, bootstraps: list, settings: dict[str, Any],
             adjusted = holm([row["metrics"][name]["p"] for row in rows])
             for row, value in zip(rows, adjusted):
                 row["metrics"][name]["p_holm"] = json_number(value)
+        if table == "multimodal":
+            for row, (a, b) in zip(rows, pairs):
+                if b[2] == "base":
+                    row["per_class"] = class_differences(cells[a], cells[b], level, method)
         tables[table] = rows
     result = {"settings": {"resamples": resamples, "seed": seed, "level": level, "method": method,
                            "baseline": settings.get("baseline"), "alpha": round(1 - level, 10)},

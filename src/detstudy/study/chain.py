@@ -1,15 +1,23 @@
-"""The chain of multimodal runs: which phases and controls exist and what each starts from.
+"""The chain of multimodal runs: the study's three strategies, their controls, and what each
+run starts from.
 
 Pure Python: the Snakefile builds its DAG from it while parsing (no torch import).
 
-* ``phase1``: only the fusion module trains; ``phase2``: + the classification heads;
-  ``phase3``: + the whole detector except the DINOv3 backbone. Each phase starts from the
-  best checkpoint of the one before, phase 1 from the vanilla run (``base``).
-* ``phaseN_shuffled``: the same chain with deranged class descriptions (every class gets
-  another class's text): a gain that survives it is not due to what the text says.
-* ``phaseN_notext``: phases 2-3 without fusion, same epochs and learning rates: what more
-  fine-tuning alone buys. Phase 1 has no counterpart: without text it has nothing to train
-  and leaves the detector untouched, so ``phase2_notext`` starts from ``base``.
+The thesis plan weighs three ways to add the text fusion to a trained DEIMv2 (``STRATEGIES``):
+
+1. ``fusion_only``: from the vanilla run's best checkpoint, only the fusion module trains, for
+   a run of its own length. Control ``fusion_only_shuffled`` (deranged descriptions).
+2. ``joint``: a whole training from the model's initial weights (the pretrained backbone), the
+   fusion attached from the first step, everything training at once with per-group learning
+   rates (backbone, detector, fusion). Control ``joint_notext``: the same training without
+   fusion (the vanilla recipe at that length).
+3. ``progressive``: ``phase1`` (the fusion) -> ``phase2`` (+ the class heads) -> ``phase3``
+   (+ the whole detector except the DINOv3 backbone), each from the best checkpoint of the one
+   before, phase 1 from the vanilla run (``base``). Controls ``phaseN_shuffled`` (the same chain
+   with deranged descriptions: every class gets another class's text, so a gain that survives
+   it is not due to what the text says) and ``phaseN_notext`` (phases 2-3 without fusion, same
+   epochs and learning rates: what more fine-tuning alone buys; phase 1 has no counterpart, as
+   without text it has nothing to train, so ``phase2_notext`` starts from ``base``).
 """
 
 from __future__ import annotations
@@ -17,44 +25,79 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from detstudy.study.epochs import DEFAULT_EPOCHS
+
 PHASES = ("phase1", "phase2", "phase3")
 CONTROLS = ("notext", "shuffled")  # report order: controls before the phases, plainest first
+#: The plan's strategies in its order (1, 2, 3) -> their text runs.
+STRATEGIES = {"fusion_only": ("fusion_only",), "joint": ("joint",), "progressive": PHASES}
+#: The controls each kind of run has (phase 1: no no-text run, it would train nothing).
+_RUN_CONTROLS = {"phase1": ("shuffled",), "phase2": CONTROLS, "phase3": CONTROLS, "fusion_only": ("shuffled",),
+                 "joint": ("notext",)}
+#: How far each text run unfreezes: 1 the fusion only, 2 + the class heads, 3 + the detector
+#: except the backbone, 4 everything (the ``stage`` of a run's metrics).
+_STAGES = {"phase1": 1, "phase2": 2, "phase3": 3, "fusion_only": 1, "joint": 4}
+ALL_STAGES = 4
 
 
 @dataclass(frozen=True)
 class Phase:
-    stage: int
+    """One run of the chain: a text run (``treatment``) or one of its controls."""
+
+    treatment: str  # phase1..3, fusion_only or joint
     control: str | None = None  # None: the real class descriptions
 
     @classmethod
     def parse(cls, name: str) -> "Phase":
-        match = re.fullmatch(r"phase([123])(?:_(\w+))?", name)
+        runs = "|".join(_RUN_CONTROLS)
+        match = re.fullmatch(rf"({runs})(?:_(\w+))?", name)
         if not match or (match.group(2) and match.group(2) not in CONTROLS):
-            raise ValueError(f"{name!r} is not a phase: use phase1..3, optionally with _{' or _'.join(CONTROLS)}")
-        phase = cls(int(match.group(1)), match.group(2))
-        if phase.control == "notext" and phase.stage == 1:
-            raise ValueError("phase1_notext does not exist: without text, phase 1 has nothing to train")
+            raise ValueError(f"{name!r} is not a multimodal run: use {', '.join(_RUN_CONTROLS)}, optionally with "
+                             f"_{' or _'.join(CONTROLS)}")
+        phase = cls(match.group(1), match.group(2))
+        if phase.control and phase.control not in _RUN_CONTROLS[phase.treatment]:
+            raise ValueError(f"{name} does not exist: {phase.treatment} has the controls "
+                             f"{list(_RUN_CONTROLS[phase.treatment])}"
+                             + (" (without text, phase 1 has nothing to train)" if phase.treatment == "phase1" else ""))
         return phase
 
     @property
     def name(self) -> str:
-        return f"phase{self.stage}" + (f"_{self.control}" if self.control else "")
+        return self.treatment + (f"_{self.control}" if self.control else "")
+
+    @property
+    def strategy(self) -> str:
+        return next(name for name, runs in STRATEGIES.items() if self.treatment in runs)
+
+    @property
+    def stage(self) -> int:
+        """How far this run unfreezes the detector (1 fusion only ... 4 everything)."""
+        return _STAGES[self.treatment]
 
     @property
     def base_phase(self) -> str:
-        """The phase whose settings (epochs, lr) this run uses."""
-        return f"phase{self.stage}"
+        """The run whose settings (epochs, lr) this one uses: a control trains like its text run."""
+        return self.treatment
 
     @property
     def uses_text(self) -> bool:
         return self.control != "notext"
 
     @property
-    def previous(self) -> str:
-        """The run this phase starts from."""
-        if self.stage == 1 or (self.control == "notext" and self.stage == 2):
+    def previous(self) -> str | None:
+        """The run this one starts from (its best checkpoint); ``None``: the model's initial
+        weights, built from its config like a vanilla training (strategy 2)."""
+        if self.treatment == "joint":
+            return None
+        if self.treatment == "fusion_only" or self.treatment == "phase1" or (
+                self.control == "notext" and self.treatment == "phase2"):
             return "base"
-        return Phase(self.stage - 1, self.control).name
+        return Phase(f"phase{int(self.treatment[-1]) - 1}", self.control).name
+
+    @property
+    def attaches_fusion(self) -> bool:
+        """Whether this run attaches the text fusion (later phases inherit it from their start)."""
+        return self.uses_text and self.previous in ("base", None)
 
 
 def check_phases(phases) -> None:
@@ -65,14 +108,47 @@ def check_phases(phases) -> None:
                              f"phase's best checkpoint. Fix: add {earlier}, or remove {later}.")
 
 
-def chain_names(phases, controls) -> list[str]:
-    """Every run of the chain except ``base``, in report order: controls, then the phases."""
-    check_phases(phases)
-    configured = [p for p in PHASES if p in phases]
-    names = [f"{p}_{c}" for c in CONTROLS if c in controls for p in configured
-             if not (c == "notext" and p == "phase1")]
-    return names + configured
+def configured_strategies(multimodal: dict | None) -> list[str]:
+    """The strategies a ``multimodal`` config block runs, in the plan's order."""
+    if not multimodal:
+        return []
+    return [name for name, present in (("fusion_only", multimodal.get("fusion_only")),
+                                       ("joint", multimodal.get("joint")),
+                                       ("progressive", multimodal.get("phases"))) if present]
 
+
+def chain_names(multimodal: dict | None) -> list[str]:
+    """Every run of the chain except ``base``, in report order: strategy by strategy (the
+    plan's order), each strategy's controls before its text runs."""
+    if not multimodal:
+        return []
+    phases, controls = multimodal.get("phases") or {}, multimodal.get("controls", [])
+    check_phases(phases)
+    names = []
+    for strategy in configured_strategies(multimodal):
+        runs = [p for p in PHASES if p in phases] if strategy == "progressive" else list(STRATEGIES[strategy])
+        names += [f"{run}_{c}" for c in CONTROLS if c in controls for run in runs if c in _RUN_CONTROLS[run]]
+        names += runs
+    return names
+
+
+def strategy_runs(names) -> dict[str, str]:
+    """strategy -> the text run that ends it (its result), among the chain's ``names``:
+    ``fusion_only``, ``joint``, the last phase of the progressive chain."""
+    found = {}
+    for name in names:
+        phase = Phase.parse(name)
+        if phase.control is None:
+            found[phase.strategy] = name  # names come in chain order: the last phase wins
+    return {strategy: found[strategy] for strategy in STRATEGIES if strategy in found}
+
+
+def strategy_members(strategy: str, names) -> list[str]:
+    """The text runs a strategy trains (whose training cost is the strategy's), among ``names``."""
+    return [n for n in names if Phase.parse(n).control is None and Phase.parse(n).strategy == strategy]
+
+
+# --- each run's settings ----------------------------------------------------------------------
 
 # A phase inherits its model's training recipe, except its learning rates (a phase sets its
 # own) and what describes the vanilla run's length: its epoch count and the epochs its
@@ -81,14 +157,47 @@ NOT_INHERITED = ("epochs", "lr", "backbone_lr", "flat_epochs", "no_aug_epochs", 
 
 
 def phase_training(model_training: dict | None, shared: dict | None, phase: dict | None) -> dict:
-    """The training settings of a phase: the model's recipe (EMA, clipping, AMP, optimiser, ...,
-    so that vanilla -> phase differences are the phase's, not a lost EMA), then what
-    ``multimodal.training`` sets, then the phase's own (epochs, lr)."""
+    """The training settings of a fine-tuning run (a phase, the fusion-only run): the model's
+    recipe (EMA, clipping, AMP, optimiser, ..., so that vanilla -> phase differences are the
+    phase's, not a lost EMA), then what ``multimodal.training`` sets, then the run's own (epochs, lr)."""
     inherited = {k: v for k, v in (model_training or {}).items() if k not in NOT_INHERITED}
     if isinstance(inherited.get("augmentation"), dict):
         inherited["augmentation"] = {k: v for k, v in inherited["augmentation"].items() if k != "epochs"}
     return {**inherited, **(shared or {}), **(phase or {})}
 
 
-# How a reader names a run's phase (the report, the figures): it lives with the chain, so the
-# figures need not import the report.
+#: The epochs a recipe counts its stages in: a joint run of another length stretches them with it.
+TRAINING_EPOCH_MARKS = ("flat_epochs", "no_aug_epochs")
+MODEL_EPOCH_MARKS = ("matcher_change_epoch", "multiscale_stop_epoch")
+
+
+def joint_settings(model: dict, joint: dict) -> tuple[dict, dict]:
+    """(model settings, training settings) of strategy 2: the model's whole recipe (vanilla
+    training: its schedule, EMA, stage-2 restart, augmentation) at the joint run's length, then
+    ``multimodal.joint``'s own keys (``training``: epochs and the per-group learning rates
+    ``lr``, ``backbone_lr``, ``fusion_lr``; ``model``). Every epoch the recipe counts in (the
+    augmentation windows, ``flat_epochs``, ``no_aug_epochs``, the matcher change and the
+    multi-scale stop) is stretched by the ratio of the lengths, unless ``joint`` gives it."""
+    recipe, own = dict(model.get("training") or {}), dict((joint or {}).get("training") or {})
+    factor = own.get("epochs", recipe.get("epochs", DEFAULT_EPOCHS)) / recipe.get("epochs", DEFAULT_EPOCHS)
+
+    def stretch(settings: dict, keys) -> dict:
+        return {k: round(v * factor) if k in keys and v is not None else v for k, v in settings.items()}
+
+    training = stretch(recipe, TRAINING_EPOCH_MARKS)
+    augmentation = training.get("augmentation")
+    if isinstance(augmentation, dict) and augmentation.get("epochs") is not None:
+        training["augmentation"] = {**augmentation, "epochs": [round(e * factor) for e in augmentation["epochs"]]}
+    model_settings = stretch(dict(model.get("model") or {}), MODEL_EPOCH_MARKS)
+    return {**model_settings, **((joint or {}).get("model") or {})}, {**training, **own}
+
+
+def chain_training(model: dict, multimodal: dict, name: str) -> dict:
+    """The training settings of the chain run ``name`` of ``model`` (its ``models.<name>`` block)."""
+    phase = Phase.parse(name)
+    if phase.strategy == "joint":
+        training = joint_settings(model, multimodal["joint"])[1]
+        # the no-text control is the vanilla recipe at that length: no fusion, no fusion rate
+        return training if phase.uses_text else {k: v for k, v in training.items() if k != "fusion_lr"}
+    own = multimodal["fusion_only"] if phase.strategy == "fusion_only" else multimodal["phases"][phase.base_phase]
+    return phase_training(model.get("training"), multimodal.get("training"), own)

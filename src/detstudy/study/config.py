@@ -17,7 +17,7 @@ from typing import Any
 from detstudy.study.classes import CATEGORIES as SYNTHETIC_CATEGORIES
 from detstudy.study.architectures import (DEIMV2_ARCHITECTURES, DEIMV2_QUERIES, TASK_ARCHITECTURES,
                                          deimv2_resolution_problem, family_of)
-from detstudy.study.chain import Phase, chain_names, phase_training
+from detstudy.study.chain import Phase, chain_names, chain_training, configured_strategies, joint_settings
 from detstudy.study.descriptions import load_descriptions, prompts_for
 from detstudy.study.epochs import DEFAULT_EPOCHS, EpochWindows
 from detstudy.study.grid import grid_cells, import_cells
@@ -132,15 +132,32 @@ def check_multimodal_models(config: dict) -> None:
             raise ValueError(f"config multimodal.models: {name!r} is not a DEIMv2 model of grid.models "
                              f"({_vit_models(config)}). Fix: name a DEIMv2 model that the grid trains (its vanilla "
                              "run starts phase 1).")
-    chain_names(multimodal["phases"], multimodal.get("controls", []))  # raises on phase2 without phase1
-    for name in multimodal["models"]:  # each phase's settings as its job will merge them
-        for phase, own in multimodal["phases"].items():
-            merged = phase_training(_models(config)[name].get("training"), multimodal.get("training"), own)
+    if not configured_strategies(multimodal):
+        raise ValueError("config multimodal: no strategy to run. Fix: give phases (strategy 3, progressive "
+                         "unfreezing), fusion_only (strategy 1) or joint (strategy 2), or leave multimodal out.")
+    names = chain_names(multimodal)  # raises on phase2 without phase1
+    own_keys = {"fusion_only": "multimodal.fusion_only", "joint": "multimodal.joint.training"}
+    for name in multimodal["models"]:  # each run's settings as its job will merge them
+        model = _models(config)[name]
+        for run in (n for n in names if Phase.parse(n).control is None):
+            strategy = Phase.parse(run).strategy
+            where = own_keys.get(strategy, f"multimodal.phases.{run}")
+            merged = chain_training(model, multimodal, run)
+            inherits = "models.{0}.training, which it stretches" if strategy == "joint" else \
+                "multimodal.training and models.{0}.training, which it inherits"
             try:
                 check_training_combination(merged)
+                EpochWindows.resolve(merged.get("epochs", DEFAULT_EPOCHS), (merged.get("augmentation") or {}).get("epochs"))
             except ValueError as error:
-                raise ValueError(f"config multimodal.phases.{phase} (over multimodal.training and "
-                                 f"models.{name}.training, which a phase inherits): {error}") from None
+                raise ValueError(f"config {where} (over {inherits.format(name)}): {error}") from None
+        if multimodal.get("joint"):
+            model_settings = joint_settings(model, multimodal["joint"])[0]
+            epochs = chain_training(model, multimodal, "joint").get("epochs", DEFAULT_EPOCHS)
+            late = {k: v for k, v in model_settings.items()
+                    if k in ("matcher_change_epoch", "multiscale_stop_epoch") and v is not None and v > epochs}
+            if late:
+                raise ValueError(f"config multimodal.joint: {late} of models.{name}.model lie after the joint run's "
+                                 f"{epochs} epochs. Fix: set them in multimodal.joint.model.")
     pair = multimodal["confusion_pair"]
     if pair[0] == pair[1]:
         raise ValueError(f"config multimodal.confusion_pair: {pair} names one class twice. Fix: name the two "
@@ -187,10 +204,11 @@ def check_descriptions(config: dict, workflow_dir) -> None:
 
 
 def phase_fusion(config: dict, phase_name: str) -> dict[str, Any]:
-    """How the text fusion is attached, for the runs that attach it (phase 1 with text; later
-    phases inherit it through their start checkpoint, the no-text control never has it)."""
+    """How the text fusion is attached, for the runs that attach it (phase 1, the fusion-only and
+    joint runs with text; later phases inherit it through their start checkpoint, the no-text
+    controls never have it)."""
     phase = Phase.parse(phase_name)
-    if not (phase.uses_text and phase.stage == 1):
+    if not phase.attaches_fusion:
         return {}
     fusion = {"temperature": config["multimodal"]["fusion"]["temperature"]}
     if phase.control == "shuffled":

@@ -32,31 +32,40 @@ def import_cells(config: dict, name: str) -> dict[str, str]:
 # --- labels: how runs and cells are named in figures, tables and the report -----------------
 
 _CONTROL_LABELS = {None: "", "shuffled": ", shuffled text", "notext": ", no text"}
-#: Row order within one (model, resolution): vanilla, the controls (chain order), the real phases last.
+_TREATMENT_LABELS = {"fusion_only": "fusion only", "joint": "joint"}
+#: How the report names the plan's strategies.
+STRATEGY_LABELS = {"fusion_only": "1: fusion only", "joint": "2: joint, from the backbone",
+                   "progressive": "3: progressive unfreezing"}
+
+
+def chain_run(phase) -> Phase | None:
+    """The parsed chain run of a phase name; None for ``base`` and anything else."""
+    try:
+        return Phase.parse(str(phase))
+    except ValueError:
+        return None
 
 
 def phase_parts(phase) -> tuple[int, str | None] | None:
-    """(stage, control) of a phase name: ``base`` -> (0, None), ``phase2_notext`` -> (2, "notext");
-    None for anything else."""
+    """(stage, control) of a phase name: ``base`` -> (0, None), ``phase2_notext`` -> (2, "notext"),
+    ``joint`` -> (4, None); None for anything else."""
     if str(phase) == "base":
         return 0, None
-    try:
-        parsed = Phase.parse(str(phase))
-    except ValueError:
-        return None
-    return parsed.stage, parsed.control
+    parsed = chain_run(phase)
+    return None if parsed is None else (parsed.stage, parsed.control)
 
 
 def phase_label(phase) -> str:
     """A phase as a reader says it: ``base`` -> "vanilla", ``phase2_notext`` -> "phase 2, no text",
-    ``phase1_shuffled`` -> "phase 1, shuffled text", ``phase3`` -> "phase 3"; other names unchanged."""
-    parts = phase_parts(phase)
-    if parts is None:
-        return str(phase)
-    stage, control = parts
-    if stage == 0:
+    ``phase1_shuffled`` -> "phase 1, shuffled text", ``phase3`` -> "phase 3", ``joint_notext`` ->
+    "joint, no text", ``fusion_only`` -> "fusion only"; other names unchanged."""
+    if str(phase) == "base":
         return "vanilla"
-    return f"phase {stage}" + _CONTROL_LABELS.get(control, f", {control}")
+    parsed = chain_run(phase)
+    if parsed is None:
+        return str(phase)
+    name = _TREATMENT_LABELS.get(parsed.treatment) or f"phase {parsed.treatment[-1]}"
+    return name + _CONTROL_LABELS.get(parsed.control, f", {parsed.control}")
 
 
 def run_label(run: dict) -> str:
@@ -90,10 +99,9 @@ def cell_label(model, resolution, phase) -> str:
 # --- the grid's runs ----------------------------------------------------------------------------
 
 def chain_phases(config: dict) -> list[str]:
-    """The multimodal runs of each extended model (controls first, then the phases); none without
-    a ``multimodal`` block."""
-    multimodal = config.get("multimodal")
-    return chain_names(multimodal["phases"], multimodal.get("controls", [])) if multimodal else []
+    """The multimodal runs of each extended model (strategy by strategy, controls first); none
+    without a ``multimodal`` block."""
+    return chain_names(config.get("multimodal"))
 
 
 def grid_runs(config: dict) -> list[dict]:
@@ -115,7 +123,8 @@ def grid_cells(config: dict) -> list[tuple[str, int, str]]:
 
 def run_identity(config: dict, model: str, resolution, phase: str, seed) -> dict:
     """What identifies a run in its metrics JSON and the report: its cell and seed, family
-    (``multimodal`` for a run with text), stage and control in the chain, whether imported."""
+    (``multimodal`` for a run with text), strategy, stage (how far it unfreezes: 0 vanilla,
+    1 the fusion ... 4 everything) and control in the chain, whether imported."""
     parsed = None if phase == "base" else Phase.parse(phase)
     text = parsed is not None and parsed.uses_text
     settings = config["models"][model]
@@ -126,6 +135,7 @@ def run_identity(config: dict, model: str, resolution, phase: str, seed) -> dict
         "resolution": int(resolution),
         "phase": phase,
         "seed": int(seed),
+        "strategy": parsed.strategy if parsed else None,
         "stage": parsed.stage if parsed else 0,
         "control": parsed.control if parsed else None,
         "text": text,

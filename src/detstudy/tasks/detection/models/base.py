@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from detstudy.tasks.detection.multimodal.fusion import FUSION_PREFIX
+
 
 class DetectorAdapter:
     """Wraps a detector so the training loop and the evaluation need not know its family.
@@ -35,6 +37,12 @@ class DetectorAdapter:
     def predict(self, images: list[torch.Tensor]) -> list[dict[str, torch.Tensor]]:
         """Per image: ``boxes`` (xyxy, original pixels), ``scores``, ``labels`` (0-based)."""
         raise NotImplementedError
+
+    @property
+    def lr_prefixes(self) -> dict[str, str]:
+        """The parts that may train at a rate of their own (``backbone_lr``, ``fusion_lr``): their
+        parameter-name prefixes (``detstudy.engine.schedules.build_optimizer``)."""
+        return {"backbone_lr": self.backbone_prefix, "fusion_lr": FUSION_PREFIX}
 
     def decays(self, name: str, parameter: nn.Parameter) -> bool:
         """Whether the optimizer applies weight decay to this parameter: not to norms and biases."""

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 MAX_LOGIT_SCALE = math.log(100.0)  # CLIP clamps the learnable temperature at 1/100
+FUSION_PREFIX = "text_fusion."  # the fusion's parameter names: it is registered as ``model.text_fusion``
 
 
 class TextFusion(nn.Module):
@@ -69,7 +70,7 @@ def attach_text_fusion(model: nn.Module, class_embeddings: torch.Tensor, tempera
         raise ValueError(f"{class_embeddings.shape[0]} class embeddings for a detector with "
                          f"{heads[0].out_features} classes. Fix: rebuild the text embeddings for this dataset.")
     fusion = TextFusion(heads[0].in_features, class_embeddings, temperature).to(heads[0].weight.device)
-    model.text_fusion = fusion
+    setattr(model, FUSION_PREFIX.rstrip("."), fusion)
     for index, head in enumerate(heads):
         fused = TextFusedLinear(head, fusion)
         heads[index] = fused
@@ -78,7 +79,7 @@ def attach_text_fusion(model: nn.Module, class_embeddings: torch.Tensor, tempera
 
 
 def text_fusion_of(model: nn.Module) -> TextFusion | None:
-    return getattr(model, "text_fusion", None)
+    return getattr(model, FUSION_PREFIX.rstrip("."), None)
 
 
 def derangement(count: int, seed: int = 0) -> list[int]:

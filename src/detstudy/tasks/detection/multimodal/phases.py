@@ -1,6 +1,8 @@
-"""Preparing a phase's detector: text fusion attached (or not) and the phase's parameters unfrozen.
+"""Preparing a multimodal run's detector: text fusion attached (or not) and the run's parameters
+unfrozen; the two steps that train them (``train_phase``: from the checkpoint of the run before,
+``train_joint``: from the model's initial weights).
 
-The chain itself (phases, controls, what starts from what) is ``detstudy.study.chain``.
+The chain itself (strategies, phases, controls, what starts from what) is ``detstudy.study.chain``.
 """
 
 from __future__ import annotations
@@ -11,22 +13,23 @@ from pathlib import Path
 
 from detstudy.tasks.detection.data.coco import CategoryMap
 from detstudy.tasks.detection.models.base import DetectorAdapter
-from detstudy.study.chain import Phase
+from detstudy.study.chain import ALL_STAGES, Phase
 from detstudy.tasks.detection.multimodal.embeddings import read_class_embeddings
-from detstudy.tasks.detection.multimodal.fusion import attach_text_fusion, derangement, text_fusion_of
+from detstudy.tasks.detection.multimodal.fusion import FUSION_PREFIX, attach_text_fusion, derangement, text_fusion_of
 from detstudy.engine.io import file_digest
 from detstudy.tasks.detection.training import train
 
 log = logging.getLogger("detstudy.phases")
 
-FUSION = "text_fusion."
 # the modules that produce class scores: every decoder layer's class head, the location-quality
 # estimators that add to those scores, and the encoder's query-selection head
 CLASS_HEADS = ("model.decoder.class_embed.", "model.decoder.lqe_layers.", "model.enc_score_head.")
 
 
 def is_trainable(name: str, stage: int, backbone_prefix: str) -> bool:
-    if name.startswith(FUSION):
+    """Whether a parameter trains at ``stage`` (1 the fusion, 2 + the class heads, 3 + the detector
+    except the backbone, 4 everything)."""
+    if stage >= ALL_STAGES or name.startswith(FUSION_PREFIX):
         return True
     if stage >= 2 and name.startswith(CLASS_HEADS):
         return True
@@ -87,9 +90,23 @@ class PhaseSetup:
 
 
 def train_phase(*, phase: str, start_from, embeddings=None, fusion: dict | None = None, **arguments) -> dict:
-    """The train_phase step: the detector of ``phase`` prepared from the best checkpoint of the
-    run it starts from (:class:`PhaseSetup`), then trained like any run (:func:`detstudy.engine.training.train`,
-    which takes ``arguments``). ``fusion`` holds the temperature and shuffle seed of the runs that
-    attach the text fusion."""
+    """The train_phase step: the detector of ``phase`` (a phase, the fusion-only run or a control
+    of them) prepared from the best checkpoint of the run it starts from (:class:`PhaseSetup`),
+    then trained like any run (:func:`detstudy.tasks.detection.training.train`, which takes
+    ``arguments``). ``fusion`` holds the temperature and shuffle seed of the runs that attach the
+    text fusion."""
     setup = PhaseSetup(Phase.parse(phase), embeddings=embeddings, **(fusion or {}))
+    if setup.phase.previous is None:
+        raise ValueError(f"{phase} starts from the model's initial weights: train it with train_joint")
     return train(start_from=start_from, prepare=setup, **arguments)
+
+
+def train_joint(*, phase: str, embeddings=None, fusion: dict | None = None, **arguments) -> dict:
+    """The train_joint step: strategy 2 (``joint``, or its control ``joint_notext``), a detector
+    built from ``architecture`` and ``model_settings`` like a vanilla run (its pretrained
+    backbone loaded), the fusion attached before the first step, everything trained at once;
+    ``train_settings`` give the backbone, the detector and the fusion their own learning rates."""
+    setup = PhaseSetup(Phase.parse(phase), embeddings=embeddings, **(fusion or {}))
+    if setup.phase.previous is not None:
+        raise ValueError(f"{phase} starts from {setup.phase.previous}'s checkpoint: train it with train_phase")
+    return train(prepare=setup, **arguments)
