@@ -332,3 +332,65 @@ def test_text_similarity_of_matched_queries(vanilla, splits):
     assert all(-1.0 <= v <= 1.0 for row in result["matrix"] for v in row)
     reference, _, _ = load_checkpoint(vanilla / "best.pt")
     assert text_similarity(reference, CocoDetection(splits["test"]), torch.device("cpu")) is None
+
+
+# --- strategy 2: the joint run --------------------------------------------------------------
+JOINT_RATES = {"lr": 4e-4, "backbone_lr": 4e-5, "fusion_lr": 1e-3}  # the plan's three rates
+
+
+def train_joint_run(vanilla, splits, out, phase, monkeypatch):
+    """One epoch of ``phase`` (joint or joint_notext) from a freshly built detector; returns the
+    optimizer the run trained with, {parameter name: group name} read back from it, and the
+    detector its checkpoint rebuilds."""
+    from detstudy.engine import training as engine_training
+    from detstudy.tasks.detection.multimodal.phases import train_joint
+
+    built = {}
+
+    def recording(settings, model, *args, **kwargs):
+        built["optimizer"], built["model"] = real(settings, model, *args, **kwargs), model
+        return built["optimizer"]
+
+    real = engine_training.build_optimizer
+    monkeypatch.setattr(engine_training, "build_optimizer", recording)
+    rates = JOINT_RATES if phase == "joint" else {k: v for k, v in JOINT_RATES.items() if k != "fusion_lr"}
+    train_joint(phase=phase, embeddings=vanilla / "embeddings.safetensors" if phase == "joint" else None,
+                fusion={"temperature": 0.07} if phase == "joint" else {}, architecture="deimv2_demo",
+                model_settings=VIT, train_settings={"epochs": 1, "batch_size": 2, "optimizer": "adamw",
+                                                    "warmup_iters": 0, "lr_schedule": "constant", **rates},
+                train_split=splits["train"], val_split=splits["val"], resolution=64, seed=0,
+                checkpoint_path=out / "best.pt", history_path=out / "history.csv", device="cpu", threads=1)
+    names = {id(p): n for n, p in built["model"].named_parameters()}
+    parts = {names[id(p)]: group["name"].removesuffix(" no decay")
+             for group in built["optimizer"].param_groups for p in group["params"]}
+    return built["optimizer"], parts, load_checkpoint(out / "best.pt")[0]
+
+
+def test_the_joint_run_trains_everything_at_three_learning_rates(vanilla, splits, tmp_path, monkeypatch):
+    optimizer, parts, adapter = train_joint_run(vanilla, splits, tmp_path, "joint", monkeypatch)
+    rates = {"detector": 4e-4, "backbone": 4e-5, "fusion": 1e-3}
+    for group in optimizer.param_groups:  # read back from the optimizer the run built
+        assert group["initial_lr"] == rates[group["name"].removesuffix(" no decay")], group["name"]
+    every = [name for name, _ in adapter.model.named_parameters()]
+    assert set(every) - set(parts) == {"model.decoder.reg_scale", "model.decoder.up"}  # constants; all else trains
+    expected = {name: "fusion" if name.startswith("text_fusion.") else "backbone"
+                if name.startswith(adapter.backbone_prefix) else "detector" for name in parts}
+    assert parts == expected and set(parts.values()) == set(rates)
+    assert adapter.settings["text_fusion"]["dim"] == 24  # the checkpoint rebuilds the fusion
+    with open(tmp_path / "history.csv") as handle:
+        assert [row["epoch"] for row in csv.DictReader(handle)] == ["1"]  # no start to validate: a fresh model
+
+
+def test_the_joint_control_is_the_same_training_without_fusion(vanilla, splits, tmp_path, monkeypatch):
+    _, parts, adapter = train_joint_run(vanilla, splits, tmp_path, "joint_notext", monkeypatch)
+    assert set(parts.values()) == {"detector", "backbone"}
+    assert adapter.settings.get("text_fusion") is None and not hasattr(adapter.model, "text_fusion")
+
+
+def test_a_joint_run_is_not_a_fine_tuning_and_back(vanilla):
+    from detstudy.tasks.detection.multimodal.phases import train_joint, train_phase as train_a_phase
+
+    with pytest.raises(ValueError, match="train it with train_phase"):
+        train_joint(phase="phase2", train_settings={})
+    with pytest.raises(ValueError, match="train it with train_joint"):
+        train_a_phase(phase="joint", start_from=vanilla / "best.pt", train_settings={})

@@ -234,3 +234,88 @@ def test_report_script(phase_paths, prompts_json, tmp_path, isolated_logging, wi
     for stem in LATEX_TABLES:  # every table the rule lists as an output is written
         assert (out / "tables" / f"{stem}.tex").read_text().strip(), stem
     assert r"\label{tab:multimodal}" in (out / "tables" / "multimodal.tex").read_text()
+
+
+# ------------------------------------------------------------------------------------- strategies
+def _value(estimate, low=None, high=None, p_holm=None, seed_sd=None):
+    low = estimate - 0.05 if low is None else low
+    high = estimate + 0.05 if high is None else high
+    return {"estimate": estimate, "low": low, "high": high, "p": p_holm, "p_holm": p_holm, "seed_sd": seed_sd}
+
+
+def _strategy_comparisons() -> dict:
+    """Hand-made comparisons of one (model, resolution): vanilla, strategy 1 with its shuffled
+    control, strategy 2 with its no-text control, strategy 3's phases 1-2 with both controls."""
+    label = "m · 256 px · {}".format
+    phases = ["base", "fusion_only", "fusion_only_shuffled", "joint", "joint_notext", "phase1", "phase2",
+              "phase2_notext", "phase1_shuffled", "phase2_shuffled"]
+    ap50 = {"base": 0.60, "fusion_only": 0.62, "fusion_only_shuffled": 0.61, "joint": 0.70, "joint_notext": 0.62,
+            "phase1": 0.61, "phase2": 0.64, "phase2_notext": 0.63, "phase1_shuffled": 0.60, "phase2_shuffled": 0.62}
+    cells = [{"model": "m", "resolution": 256, "phase": p, "label": label(p), "seeds": [0, 1, 2],
+              "metrics": {"AP50": _value(ap50[p], seed_sd=0.01 * (1 + i % 3)), "AP": _value(ap50[p] - 0.2)},
+              "per_class": {}} for i, p in enumerate(phases)]
+
+    def row(a, b, estimate, p_holm, per_class=None):
+        found = {"a": label(a), "b": label(b), "metrics": {"AP50": _value(estimate, p_holm=p_holm)}}
+        return {**found, "per_class": per_class} if per_class is not None else found
+
+    # joint: +0.10 over vanilla, beats its control; forgets class B (significant) and dips on C (not)
+    forgets = {"A": _value(0.02, p_holm=0.9), "B": _value(-0.12, -0.2, -0.04, p_holm=0.004),
+               "C": _value(-0.03, -0.1, 0.04, p_holm=0.6)}
+    flat = {name: _value(0.0, p_holm=1.0) for name in "ABC"}
+    rows = [row("fusion_only", "base", 0.02, 0.3, flat), row("fusion_only_shuffled", "base", 0.01, 0.5, flat),
+            row("fusion_only", "fusion_only_shuffled", 0.01, 0.7),
+            row("joint", "base", 0.10, 0.001, forgets), row("joint_notext", "base", 0.02, 0.4, flat),
+            row("joint", "joint_notext", 0.08, 0.01),
+            row("phase2", "base", 0.04, 0.02, flat), row("phase2", "phase2_notext", 0.01, 0.5),
+            row("phase2", "phase2_shuffled", 0.02, 0.04)]
+    return {"settings": {"level": 0.95, "method": "basic", "resamples": 1000, "alpha": 0.05, "baseline": None},
+            "cells": cells, "best": {}, "tables": {"baseline": [], "multimodal": rows, "extra": []}}
+
+
+def test_the_strategies_table_measures_the_plans_criteria():
+    from detstudy.report.significance import Significance
+    from detstudy.report.strategies import strategies_view, strategy_records, strategy_sentence
+
+    significance = Significance(_strategy_comparisons())
+    costs = {("m", 256, phase, seed): seconds for seed in (0, 1, 2) for phase, seconds in
+             {"base": 600, "fusion_only": 120, "joint": 1800, "phase1": 60, "phase2": 90}.items()}
+    costs.pop(("m", 256, "joint", 2))  # a run without its benchmark file: the mean of the others
+    records = {r["strategy"]: r for r in strategy_records(significance, costs, gpus_per_job=1)}
+    assert list(records) == ["fusion_only", "joint", "progressive"]  # the plan's order
+    joint, progressive = records["joint"], records["progressive"]
+    assert progressive["run"] == "phase2" and progressive["trains"] == "phase 1 → phase 2"
+    assert [c["phase"] for c in progressive["controls"]] == ["phase2_notext", "phase2_shuffled"]
+    assert joint["gain"]["estimate"] == 0.10 and joint["controls"][0]["difference"]["p_holm"] == 0.01
+    # forgetting: the most negative class difference, and only the significant drops counted
+    assert joint["forgetting"]["class"] == "B" and joint["forgetting"]["dropped"] == ["B"]
+    assert records["fusion_only"]["forgetting"]["dropped"] == []
+    assert joint["seed_sd"] == 0.01 and records["fusion_only"]["seed_sd"] == 0.02  # stability: the cell's sd over its seeds
+    # cost: the strategy's own training per seed (phases summed), the vanilla run it starts from
+    # added where it starts from one, and GPU hours over every seed
+    assert progressive["train_seconds"] == 150 and progressive["train_seconds_with_vanilla"] == 750
+    assert joint["train_seconds"] == 1800 and joint["train_seconds_with_vanilla"] is None
+    assert joint["gpu_hours"] == pytest.approx(2 * 1800 / 3600)
+    view = strategies_view(list(records.values()))
+    texts = {row["cells"][2]["text"]: [c["text"] for c in row["cells"]] for row in view["rows"]}
+    assert texts["2: joint, from the backbone"][9:14] == ["B -0.120 (p 0.004)", "1 of 3", "0.010 (3 seeds)",
+                                                          "30.0 min", "1.0"]
+    assert texts["3: progressive unfreezing"][8] == "no text +0.010 (p 0.500); shuffled text +0.020 (p 0.040)"
+    assert texts["3: progressive unfreezing"][12] == "2.5 min (12.5 min with vanilla)"
+    said = {s: strategy_sentence(r, 0.05) for s, r in records.items()}
+    assert "above vanilla by +0.100" in said["joint"] and "exceeds its control significantly" in said["joint"]
+    assert "1 of 3 classes drop significantly (B; largest B -0.120)" in said["joint"]
+    assert "does not significantly exceed the no text control" in said["progressive"]
+    assert "not significantly different from vanilla (+0.020" in said["fusion_only"]
+    cpu = strategies_view(strategy_records(significance, costs, gpus_per_job=0))
+    assert cpu["rows"][1]["cells"][13]["text"] == "0 (CPU)"
+
+
+def test_benchmark_seconds_reads_snakemakes_file(tmp_path):
+    from detstudy.report.strategies import benchmark_seconds
+
+    path = tmp_path / "train.tsv"
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    "375.12\t0:06:15\t853.82\t3691.93\t832.23\t841.65\t0.07\t25.09\t72.21\t370.2\n")
+    assert benchmark_seconds(path) == pytest.approx(375.12)
+    assert benchmark_seconds(tmp_path / "missing.tsv") is None
