@@ -81,6 +81,36 @@ def test_thesis_multimodal_phases_follow_the_study_plan():
     assert multimodal["confusion_pair"] == ["ROTURA_FRACTURA", "RAYONES_ARANAZOS"]
 
 
+def test_thesis_runs_the_plans_three_strategies_with_its_epochs_and_rates():
+    from detstudy.study.chain import chain_training, joint_settings
+    from detstudy.study.config import check_multimodal_models
+
+    thesis = load("thesis.yaml")
+    multimodal, model = thesis["multimodal"], thesis["models"]["deimv2_m"]
+    assert 30 <= multimodal["fusion_only"]["epochs"] <= 40 and multimodal["fusion_only"]["lr"] == 1e-4
+    joint = chain_training(model, multimodal, "joint")
+    assert 150 <= joint["epochs"] <= 200
+    assert (joint["backbone_lr"], joint["lr"], joint["fusion_lr"]) == (4e-5, 4e-4, 1e-3)
+    assert joint["ema"] and joint["ema_restart"] and joint["lr_schedule"] == "flat_cosine"  # the whole recipe
+    assert joint["augmentation"]["mosaic"] == 0.5 and joint["augmentation"]["epochs"][2] == joint["epochs"] - 12
+    assert joint_settings(model, multimodal["joint"])[0]["multiscale_stop_epoch"] == joint["augmentation"]["epochs"][2]
+    check_multimodal_models(thesis)  # every run's merged settings pass the parse-time checks
+
+
+def test_the_strategies_config_runs_the_three_over_the_demo():
+    from detstudy.study.config import check_config
+    from detstudy.study.grid import chain_phases
+
+    merged = load("config.yaml")
+    for key, value in load("strategies.yaml").items():  # Snakemake's --configfile merge, key by key
+        merged[key] = {**merged[key], **value} if isinstance(value, dict) else value
+    validate(merged, SCHEMA)
+    check_config(merged, ROOT)
+    assert merged["grid"]["models"] == ["deimv2_demo"]
+    assert chain_phases(merged)[:4] == ["fusion_only_shuffled", "fusion_only", "joint_notext", "joint"]
+    assert {"phase1", "phase2", "phase3"} <= set(chain_phases(merged))
+
+
 def test_the_segmentation_study_config_passes_every_parse_time_check(tmp_path, monkeypatch):
     """With its folders in place (relative paths start at the working directory)."""
     from detstudy.study.config import check_workflow

@@ -216,7 +216,8 @@ def test_report_script(phase_paths, prompts_json, tmp_path, isolated_logging, wi
     inputs = {"metrics": [str(p) for p in phase_paths], "statistics": None, "statistics_figure": None,
               "templates": [str(TEMPLATES / "index.html.j2")], "multimodal_figures": [], "text_prompts": [],
               "comparisons": None, "statistics_figures": [], "cross_run_figures": []}
-    params = {"title": "T", "runs": [], "multimodal": [], "confusion_pair": [], "preview_width": 1000, "jpeg_quality": 80}
+    params = {"title": "T", "runs": [], "multimodal": [], "confusion_pair": [], "preview_width": 1000, "jpeg_quality": 80,
+              "gpus_per_job": 0}
     outputs = {"html": str(out / "index.html"), "markdown": str(out / "report.md"),
                "tables": [str(out / "tables" / f"{stem}.tex") for stem in LATEX_TABLES]}
     if with_multimodal:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -11,8 +12,10 @@ from conftest import Workflow
 pytestmark = pytest.mark.workflow
 
 RUN = "results/runs/deimv2/64px/{}/seed0"
-CHAIN = ("phase2_notext", "phase1_shuffled", "phase2_shuffled", "phase1", "phase2")
-TEXT_RUNS = {"phase1_shuffled", "phase2_shuffled", "phase1", "phase2"}
+CHAIN = ("fusion_only_shuffled", "fusion_only", "joint_notext", "joint", "phase2_notext", "phase1_shuffled",
+         "phase2_shuffled", "phase1", "phase2")
+TEXT_RUNS = {"fusion_only_shuffled", "fusion_only", "joint", "phase1_shuffled", "phase2_shuffled", "phase1", "phase2"}
+FRESH = {"joint", "joint_notext"}  # trained from the model's initial weights: no start to validate
 
 
 def test_the_chain_is_built(finished_workflow: Workflow):
@@ -28,18 +31,61 @@ def test_the_chain_is_built(finished_workflow: Workflow):
         assert ("text_similarity" in metrics) == (phase in TEXT_RUNS)
         assert (run / "figures" / "training_curves.png").exists()
         history = (run / "history.csv").read_text().splitlines()
-        assert history[1].startswith("0,") and len(history) == 3  # epoch 0 validates the start
+        if phase in FRESH:
+            assert history[1].startswith("1,") and len(history) == 2
+        else:
+            assert history[1].startswith("0,") and len(history) == 3  # epoch 0 validates the start
     for name in ("similarity.png", "pair_confusion.png"):
         assert (root / "results/multimodal/deimv2/64px/seed0" / name).read_bytes()[:4] == b"\x89PNG"
     tex = (root / "results/report/tables/multimodal.tex").read_text()
-    assert "phase 1" in tex and "phase 2, no text" in tex and "shuffled" in tex
+    assert "phase 1" in tex and "phase 2, no text" in tex and "shuffled" in tex and "joint, no text" in tex
+    strategies = (root / "results/report/tables/strategies.tex").read_text()
+    for name in ("1: fusion only", "2: joint, from the backbone", "3: progressive unfreezing", "0 (CPU)"):
+        assert name in strategies
+    html = (root / "results/report/index.html").read_text()
+    assert "The three strategies, measured" in html and html.count("Strategy 1: fusion only (deimv2 · 64 px)") == 1
+
+
+def test_the_joint_run_has_three_learning_rates_and_its_control_two(finished_workflow: Workflow):
+    """Read back from each run's provenance and log: the rates that reached the optimizer."""
+    root = finished_workflow.root
+    for phase, groups in (("joint", {"detector", "backbone", "fusion"}), ("joint_notext", {"detector", "backbone"})):
+        log = (root / RUN.format(phase).replace("runs", "logs") / "train.log").read_text()
+        found = {line.split("optimizer group ")[1].split(":")[0].removesuffix(" no decay")
+                 for line in log.splitlines() if "optimizer group " in line}
+        assert found == groups, phase
+    metrics = json.loads((root / RUN.format("joint") / "metrics.json").read_text())
+    assert metrics["run"]["strategy"] == "joint" and metrics["run"]["stage"] == 4
+    assert metrics["provenance"]["config"]["phase"]["starts_from"] == "the model's initial weights"
 
 
 @pytest.mark.parametrize("phase, start", [("phase1", "base"), ("phase2", "phase1"), ("phase2_notext", "base"),
-                                          ("phase2_shuffled", "phase1_shuffled")])
+                                          ("phase2_shuffled", "phase1_shuffled"), ("fusion_only", "base"),
+                                          ("fusion_only_shuffled", "base")])
 def test_each_phase_starts_from_the_previous_best_checkpoint(finished_workflow: Workflow, phase, start):
     log = (finished_workflow.root / RUN.format(phase).replace("runs", "logs") / "train.log").read_text()
     assert f"starting from {RUN.format(start)}/best.pt" in log
+
+
+def test_the_joint_runs_start_from_the_models_initial_weights(finished_workflow: Workflow):
+    """No checkpoint in the joint runs' inputs (a dry run lists each job's inputs), the class
+    embeddings in the joint run's only: the DAG shows what each strategy starts from."""
+    output = finished_workflow.snakemake("-n", "--forceall", "--cores", "1").stdout
+    blocks = {}
+    for block in re.split(r"\n(?=(?:localrule|rule) )", output):
+        match = re.search(r"wildcards: model=deimv2, resolution=64, phase=(\w+), seed=0", block)
+        rule = re.match(r"(?:localrule|rule) (\w+):", block)
+        if match and rule and rule.group(1) in ("train_phase", "train_joint"):
+            blocks[match.group(1)] = (rule.group(1), re.search(r"input: (.*)", block).group(1))
+    assert {phase for phase, (rule, _) in blocks.items() if rule == "train_joint"} == FRESH
+    for phase, (_, inputs) in blocks.items():
+        starts = re.findall(r"results/runs/deimv2/64px/(\w+)/seed0/best.pt", inputs)
+        assert starts == ([] if phase in FRESH else [{"fusion_only": "base", "fusion_only_shuffled": "base",
+                                                      "phase1": "base", "phase1_shuffled": "base",
+                                                      "phase2": "phase1", "phase2_shuffled": "phase1_shuffled",
+                                                      "phase2_notext": "base"}[phase]]), phase
+        fuses = phase in {"joint", "fusion_only", "fusion_only_shuffled", "phase1", "phase1_shuffled"}
+        assert ("class_embeddings" in inputs) == fuses, phase
 
 
 def _planned(workflow: Workflow, edit) -> set[tuple[str, str, str]]:
@@ -48,7 +94,8 @@ def _planned(workflow: Workflow, edit) -> set[tuple[str, str, str]]:
 
 def _downstream(*phases):
     jobs = {(rule, "deimv2", phase) for phase in phases
-            for rule in ("train_phase", "evaluate", "latency", "run_figures", "run_statistics", "vit_attention")}
+            for rule in ("train_joint" if phase in FRESH else "train_phase", "evaluate", "latency", "run_figures",
+                         "run_statistics", "vit_attention")}
     return jobs | {("multimodal_figures", "deimv2", ""), ("comparisons", "", ""), ("statistics_figures", "", ""),
                    ("cross_run_figures", "", ""), ("report", "", ""), ("all", "", "")}
 
@@ -78,7 +125,20 @@ def test_fusion_settings_rerun_the_chains_that_attach_the_fusion(finished_workfl
     jobs = _planned(finished_workflow, lambda c: c["multimodal"].setdefault("fusion", {}).update(temperature=0.05))
     assert jobs == _downstream(*TEXT_RUNS)
     jobs = _planned(finished_workflow, lambda c: c["multimodal"].update(shuffle_seed=1))
-    assert jobs == _downstream("phase1_shuffled", "phase2_shuffled")
+    assert jobs == _downstream("phase1_shuffled", "phase2_shuffled", "fusion_only_shuffled")
+
+
+def test_each_strategys_settings_rerun_its_runs_only(finished_workflow: Workflow):
+    jobs = _planned(finished_workflow, lambda c: c["multimodal"]["fusion_only"].update(lr=5e-4))
+    assert jobs == _downstream("fusion_only", "fusion_only_shuffled")
+    jobs = _planned(finished_workflow, lambda c: c["multimodal"]["joint"]["training"].update(lr=5e-4))
+    assert jobs == _downstream("joint", "joint_notext")
+    # the fusion's own rate reaches only the run that has a fusion
+    jobs = _planned(finished_workflow, lambda c: c["multimodal"]["joint"]["training"].update(fusion_lr=1e-3))
+    assert jobs == _downstream("joint")
+    # settings shared by the fine-tuning runs do not reach the joint runs, which train like vanilla
+    jobs = _planned(finished_workflow, lambda c: c["multimodal"]["training"].update(batch_size=3))
+    assert jobs == _downstream(*(set(CHAIN) - FRESH))
 
 
 def test_phase3_extends_every_chain(finished_workflow: Workflow):

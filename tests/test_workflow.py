@@ -176,8 +176,8 @@ def test_changed_augmentation_reruns_only_the_vit_model_and_its_multimodal_chain
     jobs = finished_workflow.planned_after(lambda c: c["models"]["deimv2"]["training"]["augmentation"].update(mosaic=0.0))
     assert jobs == {("train_vit", "deimv2"), ("evaluate", "deimv2"), ("latency", "deimv2"), ("run_figures", "deimv2"),
                     ("run_statistics", "deimv2"), ("comparisons", ""), ("statistics_figures", ""), ("report", ""),
-                    ("train_phase", "deimv2"), ("multimodal_figures", "deimv2"), ("vit_attention", "deimv2"),
-                    ("cross_run_figures", ""), ("all", "")}
+                    ("train_phase", "deimv2"), ("train_joint", "deimv2"), ("multimodal_figures", "deimv2"),
+                    ("vit_attention", "deimv2"), ("cross_run_figures", ""), ("all", "")}
 
 
 def test_tracking_logs_every_run_and_changes_no_result(finished_workflow: Workflow, tmp_path):
@@ -449,7 +449,8 @@ def test_edited_report_code_reruns_the_report_only(finished_workflow: Workflow):
 
 
 RUN_CELLS = {(m, "base") for m in MODELS} | {
-    ("deimv2", p) for p in ("phase1", "phase2", "phase1_shuffled", "phase2_shuffled", "phase2_notext")}
+    ("deimv2", p) for p in ("phase1", "phase2", "phase1_shuffled", "phase2_shuffled", "phase2_notext", "fusion_only",
+                            "fusion_only_shuffled", "joint", "joint_notext")}
 
 
 def _per_run(*rules: str) -> set[tuple[str, ...]]:

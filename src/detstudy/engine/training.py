@@ -80,6 +80,10 @@ class TrainingParts:
                                     adapter.decays)
         total_iters = settings.epochs * math.ceil(len(loader) / settings.accumulate_steps)  # optimizer steps
         scheduler = build_scheduler(settings, optimizer, total_iters)
+        for group in optimizer.param_groups:  # what reached the optimizer, readable in the run's log
+            log.info("optimizer group %s: %s parameters at lr %.2e, weight decay %g", group.get("name", "?"),
+                     f"{sum(p.numel() for p in group['params']):,}", group.get("initial_lr", group["lr"]),
+                     group["weight_decay"])
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp and settings.amp_dtype == "float16")
         ema = ModelEMA(adapter.model, settings.ema_decay, settings.ema_warmups) if settings.ema else None
         evaluated = adapter
