@@ -244,15 +244,15 @@ def _value(estimate, low=None, high=None, p_holm=None, seed_sd=None):
     return {"estimate": estimate, "low": low, "high": high, "p": p_holm, "p_holm": p_holm, "seed_sd": seed_sd}
 
 
-def _strategy_comparisons() -> dict:
+def _strategy_comparisons(model="m") -> dict:
     """Hand-made comparisons of one (model, resolution): vanilla, strategy 1 with its shuffled
     control, strategy 2 with its no-text control, strategy 3's phases 1-2 with both controls."""
-    label = "m · 256 px · {}".format
+    label = f"{model} · 256 px · {{}}".format
     phases = ["base", "fusion_only", "fusion_only_shuffled", "joint", "joint_notext", "phase1", "phase2",
               "phase2_notext", "phase1_shuffled", "phase2_shuffled"]
     ap50 = {"base": 0.60, "fusion_only": 0.62, "fusion_only_shuffled": 0.61, "joint": 0.70, "joint_notext": 0.62,
             "phase1": 0.61, "phase2": 0.64, "phase2_notext": 0.63, "phase1_shuffled": 0.60, "phase2_shuffled": 0.62}
-    cells = [{"model": "m", "resolution": 256, "phase": p, "label": label(p), "seeds": [0, 1, 2],
+    cells = [{"model": model, "resolution": 256, "phase": p, "label": label(p), "seeds": [0, 1, 2],
               "metrics": {"AP50": _value(ap50[p], seed_sd=0.01 * (1 + i % 3)), "AP": _value(ap50[p] - 0.2)},
               "per_class": {}} for i, p in enumerate(phases)]
 
@@ -285,7 +285,7 @@ def test_the_strategies_table_measures_the_plans_criteria():
     records = {r["strategy"]: r for r in strategy_records(significance, costs, gpus_per_job=1)}
     assert list(records) == ["fusion_only", "joint", "progressive"]  # the plan's order
     joint, progressive = records["joint"], records["progressive"]
-    assert progressive["run"] == "phase2" and progressive["trains"] == "phase 1 → phase 2"
+    assert progressive["run"] == "phase2" and progressive["trains"] == "the fusion, then + class heads"
     assert [c["phase"] for c in progressive["controls"]] == ["phase2_notext", "phase2_shuffled"]
     assert joint["gain"]["estimate"] == 0.10 and joint["controls"][0]["difference"]["p_holm"] == 0.01
     # forgetting: the most negative class difference, and only the significant drops counted
@@ -306,10 +306,35 @@ def test_the_strategies_table_measures_the_plans_criteria():
     said = {s: strategy_sentence(r, 0.05) for s, r in records.items()}
     assert "above vanilla by +0.100" in said["joint"] and "exceeds its control significantly" in said["joint"]
     assert "1 of 3 classes drop significantly (B; largest B -0.120)" in said["joint"]
-    assert "does not significantly exceed the no text control" in said["progressive"]
+    assert "does not significantly exceed the no-text control (+0.010, Holm p 0.500; the control alone – over" \
+        in said["progressive"] and "shuffled-text" not in said["progressive"]  # beaten: p 0.04
+    assert "no class is below vanilla" in said["fusion_only"]
     assert "not significantly different from vanilla (+0.020" in said["fusion_only"]
-    cpu = strategies_view(strategy_records(significance, costs, gpus_per_job=0))
+    cpu = strategies_view(strategy_records(significance, costs, gpus_per_job=0, pretrained={"m": False}))
     assert cpu["rows"][1]["cells"][13]["text"] == "0 (CPU)"
+    assert [row["cells"][3]["text"] for row in cpu["rows"]] == [
+        "vanilla best checkpoint", "initial weights, backbone from scratch", "vanilla best checkpoint"]
+    assert view["rows"][1]["cells"][3]["text"] == "initial weights, pretrained backbone"
+
+
+def test_the_strategies_section_in_every_format(phase_paths, tmp_path):
+    comparisons = _write(tmp_path / "comparisons.json", _strategy_comparisons("deimv2_s"))
+    out = tmp_path / "results" / "report"
+    _render(phase_paths, out, comparisons_json=comparisons, gpus_per_job=1,
+            train_costs={("deimv2_s", 256, "joint", 0): 7200.0, ("deimv2_s", 256, "base", 0): 3600.0})
+    html = (out / "index.html").read_text()
+    start = html.index('id="strategies"')
+    section = html[start:html.index("</section>", start)]
+    for text in ("2: joint, from the backbone", "B -0.120 (p 0.004)", "2.0 h", "Strategy 2: joint, from the backbone"
+                 " (deimv2_s · 256 px): AP50 0.700 [0.650, 0.750], above vanilla by +0.100 (Holm p 0.001)"):
+        assert text in section, text
+    md = (out / "report.md").read_text()
+    assert "### The three strategies, measured" in md and "| 3: progressive unfreezing |" in md
+    tex = (out / "tables" / "strategies.tex").read_text()
+    for token in (r"\label{tab:strategies}", "2: joint, from the backbone", r"the fusion, then + class heads"):
+        assert token in tex, token
+    assert "→" not in tex and "–" not in tex
+    compile_latex(out / "tables")
 
 
 def test_benchmark_seconds_reads_snakemakes_file(tmp_path):

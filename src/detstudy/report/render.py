@@ -175,7 +175,7 @@ def render_report(
         multimodal = {
             "table": multimodal_view(multimodal_table(runs, "AP50", confusion_pair or None), significance),
             "findings": multimodal_findings(significance),
-            **strategies_context(significance, train_costs or {}, gpus_per_job),
+            **strategies_context(significance, train_costs or {}, gpus_per_job, runs),
             "pair": list(confusion_pair or []),
             "prompts": prompts_view(text_prompts_json),
             "sections": multimodal_sections(multimodal_figures, md_dir, preview),
@@ -232,10 +232,15 @@ def render_report(
         write_rendered(path, tex_env.get_template(template).render(**tex_context))
 
 
-def strategies_context(significance: Significance | None, costs: dict[tuple, float], gpus_per_job: int) -> dict:
+def strategies_context(significance: Significance | None, costs: dict[tuple, float], gpus_per_job: int,
+                       runs: list[dict]) -> dict:
     """The strategies table and its sentences (``strategies``, ``strategy_findings``); empty
-    without comparisons or without a strategy run."""
-    records = strategy_records(significance, costs, gpus_per_job) if significance is not None else []
+    without comparisons or without a strategy run. Whether each model's backbone is pretrained
+    (where the joint run starts) is read from its runs' provenance."""
+    pretrained = {run["run"].get("model"): bool(((((run.get("provenance") or {}).get("config") or {}).get("model")
+                                                  or {}).get("model") or {}).get("backbone_weights"))
+                  for run in runs if (run.get("provenance") or {}).get("config")}
+    records = strategy_records(significance, costs, gpus_per_job, pretrained) if significance is not None else []
     if not records:
         return {"strategies": None, "strategy_findings": []}
     return {"strategies": strategies_view(records),

@@ -16,16 +16,18 @@ import csv
 import math
 from pathlib import Path
 
+from detstudy.report.findings import CONTROL_NAMES
 from detstudy.report.formatting import DASH, cell, fmt_number, interval_text, p_text
 from detstudy.report.significance import Significance
 from detstudy.study.chain import Phase, strategy_members, strategy_runs
 from detstudy.study.grid import STRATEGY_LABELS, cell_label, phase_label
 
 #: Where each strategy starts and what it trains, as the plan's table says it.
-STARTS = {"fusion_only": "vanilla best checkpoint", "joint": "initial weights (pretrained backbone)",
+STARTS = {"fusion_only": "vanilla best checkpoint", "joint": "initial weights, pretrained backbone",
           "progressive": "vanilla best checkpoint"}
-TRAINS = {"fusion_only": "the fusion only", "joint": "everything, per-group rates",
-          "progressive": "fusion → + class heads → + detector"}
+NO_PRETRAINED_START = "initial weights, backbone from scratch"  # a model without backbone_weights (the demo)
+TRAINS = {"fusion_only": "the fusion only", "joint": "everything, per-group rates"}
+PHASE_TRAINS = {"phase1": "the fusion", "phase2": "+ class heads", "phase3": "+ detector but backbone"}
 
 
 def benchmark_seconds(path) -> float | None:
@@ -67,11 +69,13 @@ def forgetting(significance: Significance, run: str, vanilla: str) -> dict | Non
     return {"class": worst, **found[worst], "dropped": dropped, "classes": len(found)}
 
 
-def strategy_records(significance: Significance, costs: dict[tuple, float], gpus_per_job: int = 0) -> list[dict]:
+def strategy_records(significance: Significance, costs: dict[tuple, float], gpus_per_job: int = 0,
+                     pretrained: dict[str, bool] | None = None) -> list[dict]:
     """One record per (model, resolution, strategy) of the comparisons' cells, in the plan's order.
 
     ``costs``: training wall seconds by (model, resolution, phase, seed); ``gpus_per_job``: the
-    GPUs each training job held (0 on a CPU)."""
+    GPUs each training job held (0 on a CPU); ``pretrained``: whether a model's backbone starts
+    from pretrained weights (where the joint run starts; assumed where not given)."""
     groups: dict[tuple, list[str]] = {}
     for cell_record in significance.cells.values():
         if cell_record["phase"] != "base":
@@ -102,8 +106,9 @@ def strategy_records(significance: Significance, costs: dict[tuple, float], gpus
             records.append({
                 "model": model, "resolution": resolution, "strategy": strategy, "label": STRATEGY_LABELS[strategy],
                 "run": run, "cell": label, "vanilla": vanilla, "seeds": seeds,
-                "start": STARTS[strategy], "trains": TRAINS[strategy] if strategy != "progressive" else
-                " → ".join(phase_label(m) for m in members),
+                "start": NO_PRETRAINED_START if strategy == "joint" and not (pretrained or {}).get(model, True)
+                else STARTS[strategy], "trains": TRAINS[strategy] if strategy != "progressive" else
+                ", then ".join(PHASE_TRAINS[m] for m in members),
                 "AP50": own["metrics"].get("AP50"), "mAP": own["metrics"].get("AP"),
                 "gain": _difference(significance, label, vanilla),
                 "controls": [{"phase": c, "name": phase_label(c).split(", ", 1)[-1],
@@ -162,7 +167,8 @@ def strategies_view(records: list[dict]) -> dict:
                   for v in values]
         cells += [_difference_cell(record["gain"]), cell(controls)]
         if worst:
-            cells.append(cell(f"{worst['class']} {worst['estimate']:+.3f} (p {p_text(worst.get('p_holm'))})",
+            none = "none, smallest change " if worst["estimate"] >= 0 else ""
+            cells.append(cell(f"{none}{worst['class']} {worst['estimate']:+.3f} (p {p_text(worst.get('p_holm'))})",
                               numeric=True, interval=interval_text((worst["low"], worst["high"]))
                               if worst.get("low") is not None else None))
             cells.append(cell(f"{len(worst['dropped'])} of {worst['classes']}", numeric=True))
@@ -201,15 +207,19 @@ def strategy_sentence(record: dict, alpha: float) -> str:
         text = "it exceeds " + ("its control" if len(controls) == 1 else f"all {len(controls)} controls") + \
                " significantly: what the text says adds to what the training alone gives"
     else:
-        missed = [c["name"] for c in controls if c not in beaten]
-        text = f"it does not significantly exceed the {' and '.join(missed)} control" + \
-               ("s" if len(missed) > 1 else "") + ", so the data do not show that the text is the cause"
+        missed = [f"the {CONTROL_NAMES.get(Phase.parse(c['phase']).control, c['name'])} "
+                  f"({_signed(c['difference'])}, Holm p {p_text((c['difference'] or {}).get('p_holm'))}; "
+                  f"the control alone {_signed(c['control_gain'])} over vanilla)" for c in controls if c not in beaten]
+        text = f"it does not significantly exceed {' or '.join(missed)}, so the data do not show that the text " \
+               "is the cause"
     worst = record["forgetting"]
     if worst is None:
         forgets = "forgetting not measured"
     elif worst["dropped"]:
         forgets = (f"it forgets: {len(worst['dropped'])} of {worst['classes']} classes drop significantly "
                    f"({', '.join(worst['dropped'])}; largest {worst['class']} {worst['estimate']:+.3f})")
+    elif worst["estimate"] >= 0:
+        forgets = f"no class is below vanilla (smallest change {worst['class']} {worst['estimate']:+.3f})"
     else:
         forgets = (f"no class drops significantly (largest drop {worst['class']} {worst['estimate']:+.3f}"
                    + (f" {interval_text((worst['low'], worst['high']))}" if worst.get("low") is not None else "") + ")")
