@@ -12,9 +12,8 @@ from conftest import Workflow
 pytestmark = pytest.mark.workflow
 
 RUN = "results/runs/deimv2/64px/{}/seed0"
-CHAIN = ("fusion_only_shuffled", "fusion_only", "joint_notext", "joint", "phase2_notext", "phase1_shuffled",
-         "phase2_shuffled", "phase1", "phase2")
-TEXT_RUNS = {"fusion_only_shuffled", "fusion_only", "joint", "phase1_shuffled", "phase2_shuffled", "phase1", "phase2"}
+CHAIN = ("joint_notext", "joint", "phase2_notext", "phase1", "phase2")  # the tiny config's
+TEXT_RUNS = {"joint", "phase1", "phase2"}
 FRESH = {"joint", "joint_notext"}  # trained from the model's initial weights: no start to validate
 
 
@@ -38,12 +37,13 @@ def test_the_chain_is_built(finished_workflow: Workflow):
     for name in ("similarity.png", "pair_confusion.png"):
         assert (root / "results/multimodal/deimv2/64px/seed0" / name).read_bytes()[:4] == b"\x89PNG"
     tex = (root / "results/report/tables/multimodal.tex").read_text()
-    assert "phase 1" in tex and "phase 2, no text" in tex and "shuffled" in tex and "joint, no text" in tex
+    assert "phase 1" in tex and "phase 2, no text" in tex and "joint, no text" in tex
     strategies = (root / "results/report/tables/strategies.tex").read_text()
-    for name in ("1: fusion only", "2: joint, from the backbone", "3: progressive unfreezing", "0 (CPU)"):
+    for name in ("2: joint, from the backbone", "3: progressive unfreezing", "the fusion, then + class heads",
+                 r"\num{0} (CPU)", "backbone from scratch"):
         assert name in strategies
     html = (root / "results/report/index.html").read_text()
-    assert "The three strategies, measured" in html and html.count("Strategy 1: fusion only (deimv2 · 64 px)") == 1
+    assert "The three strategies, measured" in html and html.count("Strategy 2: joint, from the backbone (deimv2") == 1
 
 
 def test_the_joint_run_has_three_learning_rates_and_its_control_two(finished_workflow: Workflow):
@@ -59,18 +59,28 @@ def test_the_joint_run_has_three_learning_rates_and_its_control_two(finished_wor
     assert metrics["provenance"]["config"]["phase"]["starts_from"] == "the model's initial weights"
 
 
-@pytest.mark.parametrize("phase, start", [("phase1", "base"), ("phase2", "phase1"), ("phase2_notext", "base"),
-                                          ("phase2_shuffled", "phase1_shuffled"), ("fusion_only", "base"),
-                                          ("fusion_only_shuffled", "base")])
+@pytest.mark.parametrize("phase, start", [("phase1", "base"), ("phase2", "phase1"), ("phase2_notext", "base")])
 def test_each_phase_starts_from_the_previous_best_checkpoint(finished_workflow: Workflow, phase, start):
     log = (finished_workflow.root / RUN.format(phase).replace("runs", "logs") / "train.log").read_text()
     assert f"starting from {RUN.format(start)}/best.pt" in log
 
 
-def test_the_joint_runs_start_from_the_models_initial_weights(finished_workflow: Workflow):
-    """No checkpoint in the joint runs' inputs (a dry run lists each job's inputs), the class
-    embeddings in the joint run's only: the DAG shows what each strategy starts from."""
-    output = finished_workflow.snakemake("-n", "--forceall", "--cores", "1").stdout
+EVERY_STRATEGY = {"fusion_only": {"epochs": 1, "lr": 1e-3}, "controls": ["notext", "shuffled"]}
+
+
+def test_each_strategy_starts_where_the_plan_says(finished_workflow: Workflow):
+    """With the three strategies and both controls, the DAG shows what each run starts from (a
+    dry run lists each job's inputs): the joint runs from no checkpoint, the fusion-only runs and
+    phase 1 from vanilla, later phases from the phase before; the class embeddings enter where
+    the fusion is attached."""
+    original = finished_workflow.config()
+    config = json.loads(json.dumps(original))
+    config["multimodal"].update(EVERY_STRATEGY)
+    finished_workflow.write_config(config)
+    try:
+        output = finished_workflow.snakemake("-n", "--forceall", "--cores", "1").stdout
+    finally:
+        finished_workflow.write_config(original)
     blocks = {}
     for block in re.split(r"\n(?=(?:localrule|rule) )", output):
         match = re.search(r"wildcards: model=deimv2, resolution=64, phase=(\w+), seed=0", block)
@@ -78,6 +88,7 @@ def test_the_joint_runs_start_from_the_models_initial_weights(finished_workflow:
         if match and rule and rule.group(1) in ("train_phase", "train_joint"):
             blocks[match.group(1)] = (rule.group(1), re.search(r"input: (.*)", block).group(1))
     assert {phase for phase, (rule, _) in blocks.items() if rule == "train_joint"} == FRESH
+    assert len(blocks) == 9  # fusion only + shuffled, joint + no text, phases 1-2 with both controls
     for phase, (_, inputs) in blocks.items():
         starts = re.findall(r"results/runs/deimv2/64px/(\w+)/seed0/best.pt", inputs)
         assert starts == ([] if phase in FRESH else [{"fusion_only": "base", "fusion_only_shuffled": "base",
@@ -118,19 +129,21 @@ def test_changed_text_encoder_reruns_the_same_jobs(finished_workflow: Workflow):
 
 def test_changed_phase2_lr_reruns_the_phase2_runs_only(finished_workflow: Workflow):
     jobs = _planned(finished_workflow, lambda c: c["multimodal"]["phases"]["phase2"].update(lr=1e-4))
-    assert jobs == _downstream("phase2", "phase2_notext", "phase2_shuffled")
+    assert jobs == _downstream("phase2", "phase2_notext")
 
 
 def test_fusion_settings_rerun_the_chains_that_attach_the_fusion(finished_workflow: Workflow):
     jobs = _planned(finished_workflow, lambda c: c["multimodal"].setdefault("fusion", {}).update(temperature=0.05))
     assert jobs == _downstream(*TEXT_RUNS)
-    jobs = _planned(finished_workflow, lambda c: c["multimodal"].update(shuffle_seed=1))
-    assert jobs == _downstream("phase1_shuffled", "phase2_shuffled", "fusion_only_shuffled")
+
+
+def test_added_strategies_and_controls_run_only_themselves(finished_workflow: Workflow):
+    """Strategy 1 and the shuffled controls added to a finished grid: their runs, and no other training."""
+    jobs = _planned(finished_workflow, lambda c: c["multimodal"].update(EVERY_STRATEGY))
+    assert jobs == _downstream("fusion_only", "fusion_only_shuffled", "phase1_shuffled", "phase2_shuffled")
 
 
 def test_each_strategys_settings_rerun_its_runs_only(finished_workflow: Workflow):
-    jobs = _planned(finished_workflow, lambda c: c["multimodal"]["fusion_only"].update(lr=5e-4))
-    assert jobs == _downstream("fusion_only", "fusion_only_shuffled")
     jobs = _planned(finished_workflow, lambda c: c["multimodal"]["joint"]["training"].update(lr=5e-4))
     assert jobs == _downstream("joint", "joint_notext")
     # the fusion's own rate reaches only the run that has a fusion
@@ -144,7 +157,7 @@ def test_each_strategys_settings_rerun_its_runs_only(finished_workflow: Workflow
 def test_phase3_extends_every_chain(finished_workflow: Workflow):
     jobs = _planned(finished_workflow, lambda c: c["multimodal"]["phases"].update(phase3={"epochs": 1}))
     assert {(rule, model, phase) for rule, model, phase in jobs if rule == "train_phase"} == {
-        ("train_phase", "deimv2", p) for p in ("phase3", "phase3_notext", "phase3_shuffled")}
+        ("train_phase", "deimv2", p) for p in ("phase3", "phase3_notext")}
 
 
 @pytest.mark.parametrize(

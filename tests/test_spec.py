@@ -177,3 +177,6 @@ def test_only_the_runs_that_attach_the_fusion_get_its_settings():
     assert spec.phase_fusion(config, "phase1_shuffled") == {"temperature": 0.05, "shuffle_seed": 3}
     for later in ("phase2", "phase3_shuffled", "phase2_notext"):  # inherited through the start checkpoint
         assert spec.phase_fusion(config, later) == {}
+    # strategies 1 and 2 attach it themselves; the joint run's control has none
+    assert spec.phase_fusion(config, "fusion_only_shuffled") == {"temperature": 0.05, "shuffle_seed": 3}
+    assert spec.phase_fusion(config, "joint") == {"temperature": 0.05} and spec.phase_fusion(config, "joint_notext") == {}

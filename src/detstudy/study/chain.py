@@ -132,20 +132,19 @@ def chain_names(multimodal: dict | None) -> list[str]:
     return names
 
 
+def strategy_members(strategy: str, names) -> list[str]:
+    """The text runs a strategy trains (whose training cost is the strategy's), among ``names``,
+    in training order."""
+    runs = [Phase.parse(n) for n in names]
+    return [run.name for run in sorted(runs, key=lambda run: run.stage)
+            if run.control is None and run.strategy == strategy]
+
+
 def strategy_runs(names) -> dict[str, str]:
     """strategy -> the text run that ends it (its result), among the chain's ``names``:
-    ``fusion_only``, ``joint``, the last phase of the progressive chain."""
-    found = {}
-    for name in names:
-        phase = Phase.parse(name)
-        if phase.control is None:
-            found[phase.strategy] = name  # names come in chain order: the last phase wins
-    return {strategy: found[strategy] for strategy in STRATEGIES if strategy in found}
-
-
-def strategy_members(strategy: str, names) -> list[str]:
-    """The text runs a strategy trains (whose training cost is the strategy's), among ``names``."""
-    return [n for n in names if Phase.parse(n).control is None and Phase.parse(n).strategy == strategy]
+    ``fusion_only``, ``joint``, the last phase of the progressive chain; in the plan's order."""
+    found = {strategy: strategy_members(strategy, names) for strategy in STRATEGIES}
+    return {strategy: members[-1] for strategy, members in found.items() if members}
 
 
 # --- each run's settings ----------------------------------------------------------------------
