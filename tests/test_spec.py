@@ -180,3 +180,28 @@ def test_only_the_runs_that_attach_the_fusion_get_its_settings():
     # strategies 1 and 2 attach it themselves; the joint run's control has none
     assert spec.phase_fusion(config, "fusion_only_shuffled") == {"temperature": 0.05, "shuffle_seed": 3}
     assert spec.phase_fusion(config, "joint") == {"temperature": 0.05} and spec.phase_fusion(config, "joint_notext") == {}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda m: [m.pop("phases")], "multimodal: no strategy to run. Fix: give phases"),
+    (lambda m: m.update(joint={"training": {"epochs": 30, "augmentation": {"epochs": [2, 20, 40]}}}),
+     r"config multimodal.joint.training \(over models.deimv2_demo.training, which it stretches\): augmentation "
+     r"epochs \[2, 20, 40\] must be"),
+    (lambda m: m.update(joint={"training": {"epochs": 30}, "model": {"matcher_change_epoch": 31}}),
+     r"multimodal.joint.model: \{'matcher_change_epoch': 31\} .* lie after its 30 epochs"),
+    (lambda m: m.update(fusion_only={"epochs": 3, "lr_schedule": "flat_cosine", "augmentation": {"epochs": [0, 9, 9]}}),
+     r"config multimodal.fusion_only \(over multimodal.training and models.deimv2_demo.training"),
+], ids=["no-strategy", "joint-windows", "joint-matcher", "fusion-only-windows"])
+def test_a_bad_strategy_is_named_with_its_key(change, message):
+    config = edited(lambda c: change(c["multimodal"]))
+    with pytest.raises(ValueError, match=message):
+        spec.check_config(config)
+
+
+def test_a_joint_run_of_another_length_stretches_the_demo_recipe():
+    config = edited(lambda c: c["multimodal"].update(joint={"training": {"epochs": 36, "fusion_lr": 1e-3}}))
+    spec.check_config(config)
+    from detstudy.study.chain import chain_training
+
+    joint = chain_training(config["models"]["deimv2_demo"], config["multimodal"], "joint")
+    assert joint["epochs"] == 36 and joint["flat_epochs"] == 18 and joint["lr"] == 5e-4  # 12 of 24, stretched

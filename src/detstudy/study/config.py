@@ -17,7 +17,8 @@ from typing import Any
 from detstudy.study.classes import CATEGORIES as SYNTHETIC_CATEGORIES
 from detstudy.study.architectures import (DEIMV2_ARCHITECTURES, DEIMV2_QUERIES, TASK_ARCHITECTURES,
                                          deimv2_resolution_problem, family_of)
-from detstudy.study.chain import Phase, chain_names, chain_training, configured_strategies, joint_settings
+from detstudy.study.chain import (MODEL_EPOCH_MARKS, Phase, chain_names, chain_training, configured_strategies,
+                                   joint_settings)
 from detstudy.study.descriptions import load_descriptions, prompts_for
 from detstudy.study.epochs import DEFAULT_EPOCHS, EpochWindows
 from detstudy.study.grid import grid_cells, import_cells
@@ -153,11 +154,11 @@ def check_multimodal_models(config: dict) -> None:
         if multimodal.get("joint"):
             model_settings = joint_settings(model, multimodal["joint"])[0]
             epochs = chain_training(model, multimodal, "joint").get("epochs", DEFAULT_EPOCHS)
-            late = {k: v for k, v in model_settings.items()
-                    if k in ("matcher_change_epoch", "multiscale_stop_epoch") and v is not None and v > epochs}
+            late = {k: v for k, v in model_settings.items() if k in MODEL_EPOCH_MARKS and v is not None and v > epochs}
             if late:
-                raise ValueError(f"config multimodal.joint: {late} of models.{name}.model lie after the joint run's "
-                                 f"{epochs} epochs. Fix: set them in multimodal.joint.model.")
+                raise ValueError(f"config multimodal.joint.model: {late} (models.{name}.model stretched to the joint "
+                                 f"run's length, then multimodal.joint.model) lie after its {epochs} epochs. Fix: set "
+                                 f"them below {epochs} in multimodal.joint.model.")
     pair = multimodal["confusion_pair"]
     if pair[0] == pair[1]:
         raise ValueError(f"config multimodal.confusion_pair: {pair} names one class twice. Fix: name the two "
