@@ -27,7 +27,6 @@ rule report:
         preview_width=config["report"]["preview_width"],
         jpeg_quality=config["report"]["jpeg_quality"],
         runs=report_runs(),
-        gpus_per_job=gpu_slots(),  # what each training job held: the GPU hours of its benchmark time
         multimodal=[{**group, "dir": multimodal_dir().format(**group)} for group in multimodal_groups()],
         confusion_pair=(MULTIMODAL or {}).get("confusion_pair", []),
     resources:

@@ -42,7 +42,7 @@ use rule train_cnn as train_vit with:
     wildcard_constraints:
         model=name_pattern([m for m in family_models("vit") if m not in imported_models()]),
         phase="base",
-    priority: 2  # the multimodal phases start from it: the grid's longest chain starts first
+    priority: 2  # the multimodal phases and the fusion-only run start from it: the grid's longest chain starts first
 
 
 # A vanilla ViT run taken from an official DEIMv2 checkpoint (models.<name>.import_checkpoint):

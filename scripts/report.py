@@ -28,5 +28,4 @@ report(
     out_tables_dir=Path(snakemake.output.tables[0]).parent,
     preview_width=snakemake.params.preview_width,
     jpeg_quality=snakemake.params.jpeg_quality,
-    gpus_per_job=snakemake.params.gpus_per_job,
 )

@@ -1,4 +1,4 @@
-# Fine-tune one multimodal phase (or control) from the best checkpoint of the run before it.
+# Fine-tune one multimodal run (a phase, the fusion-only run or a control) from the best checkpoint of the run before it.
 import sys
 from pathlib import Path
 

@@ -216,8 +216,7 @@ def test_report_script(phase_paths, prompts_json, tmp_path, isolated_logging, wi
     inputs = {"metrics": [str(p) for p in phase_paths], "statistics": None, "statistics_figure": None,
               "templates": [str(TEMPLATES / "index.html.j2")], "multimodal_figures": [], "text_prompts": [],
               "comparisons": None, "statistics_figures": [], "cross_run_figures": []}
-    params = {"title": "T", "runs": [], "multimodal": [], "confusion_pair": [], "preview_width": 1000, "jpeg_quality": 80,
-              "gpus_per_job": 0}
+    params = {"title": "T", "runs": [], "multimodal": [], "confusion_pair": [], "preview_width": 1000, "jpeg_quality": 80}
     outputs = {"html": str(out / "index.html"), "markdown": str(out / "report.md"),
                "tables": [str(out / "tables" / f"{stem}.tex") for stem in LATEX_TABLES]}
     if with_multimodal:
@@ -281,8 +280,10 @@ def test_the_strategies_table_measures_the_plans_criteria():
     significance = Significance(_strategy_comparisons())
     costs = {("m", 256, phase, seed): seconds for seed in (0, 1, 2) for phase, seconds in
              {"base": 600, "fusion_only": 120, "joint": 1800, "phase1": 60, "phase2": 90}.items()}
-    costs.pop(("m", 256, "joint", 2))  # a run without its benchmark file: the mean of the others
-    records = {r["strategy"]: r for r in strategy_records(significance, costs, gpus_per_job=1)}
+    costs.pop(("m", 256, "joint", 2))  # a run without its benchmark file: the others are timed
+    costs[("m", 256, "joint", 1)] = 2400
+    gpus = {key: 1 for key in costs}
+    records = {r["strategy"]: r for r in strategy_records(significance, costs, gpus)}
     assert list(records) == ["fusion_only", "joint", "progressive"]  # the plan's order
     joint, progressive = records["joint"], records["progressive"]
     assert progressive["run"] == "phase2" and progressive["trains"] == "the fusion, then + class heads"
@@ -291,16 +292,16 @@ def test_the_strategies_table_measures_the_plans_criteria():
     # forgetting: the most negative class difference, and only the significant drops counted
     assert joint["forgetting"]["class"] == "B" and joint["forgetting"]["dropped"] == ["B"]
     assert records["fusion_only"]["forgetting"]["dropped"] == []
-    assert joint["seed_sd"] == 0.01 and records["fusion_only"]["seed_sd"] == 0.02  # stability: the cell's sd over its seeds
+    assert joint["seed_sd"] == 0.01 and records["fusion_only"]["seed_sd"] == 0.02  # stability
     # cost: the strategy's own training per seed (phases summed), the vanilla run it starts from
-    # added where it starts from one, and GPU hours over every seed
+    # added where it starts from one; the seeds timed, and GPU hours over them
     assert progressive["train_seconds"] == 150 and progressive["train_seconds_with_vanilla"] == 750
-    assert joint["train_seconds"] == 1800 and joint["train_seconds_with_vanilla"] is None
-    assert joint["gpu_hours"] == pytest.approx(2 * 1800 / 3600)
+    assert joint["timed_seeds"] == [0, 1] and joint["train_seconds"] == 2100
+    assert joint["train_seconds_with_vanilla"] is None and joint["gpu_hours"] == pytest.approx(4200 / 3600)
     view = strategies_view(list(records.values()))
     texts = {row["cells"][2]["text"]: [c["text"] for c in row["cells"]] for row in view["rows"]}
     assert texts["2: joint, from the backbone"][9:14] == ["B -0.120 (p 0.004)", "1 of 3", "0.010 (3 seeds)",
-                                                          "30.0 min", "1.0"]
+                                                          "35.0 min; 2 of 3 seeds timed", "1.2"]
     assert texts["3: progressive unfreezing"][8] == "no text +0.010 (p 0.500); shuffled text +0.020 (p 0.040)"
     assert texts["3: progressive unfreezing"][12] == "2.5 min (12.5 min with vanilla)"
     said = {s: strategy_sentence(r, 0.05) for s, r in records.items()}
@@ -309,18 +310,29 @@ def test_the_strategies_table_measures_the_plans_criteria():
     assert "does not significantly exceed the no-text control (+0.010, Holm p 0.500; the control alone – over" \
         in said["progressive"] and "shuffled-text" not in said["progressive"]  # beaten: p 0.04
     assert "no class is below vanilla" in said["fusion_only"]
-    assert "not significantly different from vanilla (+0.020" in said["fusion_only"]
-    cpu = strategies_view(strategy_records(significance, costs, gpus_per_job=0, pretrained={"m": False}))
+    cpu = strategies_view(strategy_records(significance, costs, starts={"m": "initial weights, backbone from scratch"}))
     assert cpu["rows"][1]["cells"][13]["text"] == "0 (CPU)"
     assert [row["cells"][3]["text"] for row in cpu["rows"]] == [
         "vanilla best checkpoint", "initial weights, backbone from scratch", "vanilla best checkpoint"]
     assert view["rows"][1]["cells"][3]["text"] == "initial weights, pretrained backbone"
+    # an imported vanilla run has no training job: the strategies' own time still shows
+    del costs[("m", 256, "base", 0)], costs[("m", 256, "base", 1)], costs[("m", 256, "base", 2)]
+    progressive = strategy_records(significance, costs)[2]
+    assert progressive["train_seconds"] == 150 and progressive["train_seconds_with_vanilla"] is None
+
+
+def test_where_a_joint_run_starts_is_read_from_its_model_settings():
+    from detstudy.report.strategies import joint_start
+
+    assert joint_start({"backbone_weights": "weights/vittplus_distill.pt"}) == "initial weights, pretrained backbone"
+    assert joint_start({"weights": "coco.pth", "backbone_weights": None}) == "initial weights, pretrained detector"
+    assert joint_start({"backbone_weights": None}) == joint_start(None) == "initial weights, backbone from scratch"
 
 
 def test_the_strategies_section_in_every_format(phase_paths, tmp_path):
     comparisons = _write(tmp_path / "comparisons.json", _strategy_comparisons("deimv2_s"))
     out = tmp_path / "results" / "report"
-    _render(phase_paths, out, comparisons_json=comparisons, gpus_per_job=1,
+    _render(phase_paths, out, comparisons_json=comparisons, train_gpus={("deimv2_s", 256, "joint", 0): 1},
             train_costs={("deimv2_s", 256, "joint", 0): 7200.0, ("deimv2_s", 256, "base", 0): 3600.0})
     html = (out / "index.html").read_text()
     start = html.index('id="strategies"')

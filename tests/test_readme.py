@@ -13,11 +13,12 @@ def readme_commands() -> list[str]:
     return re.findall(r"```bash\n(.+?)\n```", quick_start)
 
 
-def test_quick_start_has_the_three_demos_and_the_test_command():
-    run, segmentation, classification, test = readme_commands()
+def test_quick_start_has_the_demos_and_the_test_command():
+    run, segmentation, classification, strategies, test = readme_commands()
     assert run.endswith("snakemake --cores 2 --resources gpu=1")
     assert segmentation == "snakemake --configfile config/segmentation.yaml --cores 2 --resources gpu=1"
     assert classification == "snakemake --configfile config/classification.yaml --cores 2 --resources gpu=1"
+    assert strategies == "snakemake --configfile config/strategies.yaml --cores 2 --resources gpu=1"
     assert "pytest" in test
 
 

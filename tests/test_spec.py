@@ -191,11 +191,39 @@ def test_only_the_runs_that_attach_the_fusion_get_its_settings():
      r"multimodal.joint.model: \{'matcher_change_epoch': 31\} .* lie after its 30 epochs"),
     (lambda m: m.update(fusion_only={"epochs": 3, "lr_schedule": "flat_cosine", "augmentation": {"epochs": [0, 9, 9]}}),
      r"config multimodal.fusion_only \(over multimodal.training and models.deimv2_demo.training"),
-], ids=["no-strategy", "joint-windows", "joint-matcher", "fusion-only-windows"])
+    (lambda m: m.update(joint=None) or m["phases"].clear(), "multimodal: no strategy to run"),
+], ids=["no-strategy", "joint-windows", "joint-matcher", "fusion-only-windows", "empty-phases"])
 def test_a_bad_strategy_is_named_with_its_key(change, message):
     config = edited(lambda c: change(c["multimodal"]))
     with pytest.raises(ValueError, match=message):
         spec.check_config(config)
+
+
+def test_a_fusion_rate_on_a_model_without_fusion_is_refused_and_never_inherited():
+    config = edited(lambda c: c["models"]["deimv2_demo"]["training"].update(fusion_lr=1e-3))
+    with pytest.raises(ValueError, match=r"models.deimv2_demo.training.fusion_lr: the vanilla run has no text fusion"):
+        spec.check_config(config)
+    from detstudy.study.chain import chain_training
+
+    multimodal = {"phases": {"phase1": {"epochs": 1, "lr": 1e-4}}, "fusion_only": {}}
+    model = {"training": {"lr": 5e-4, "fusion_lr": 1e-3}}
+    assert chain_training(model, multimodal, "phase1") == {"epochs": 1, "lr": 1e-4}  # the phase's own rate
+    assert chain_training(model, multimodal, "fusion_only") == {}  # given, though empty: it runs
+    config = edited(lambda c: c["multimodal"].update(fusion_only={}))
+    from detstudy.study.grid import chain_phases
+
+    assert chain_phases(config)[:2] == ["fusion_only_shuffled", "fusion_only"]
+
+
+def test_a_joint_run_stretches_derived_windows_with_the_model_marks():
+    """A recipe without explicit windows: the official rule's windows at its own length, stretched
+    like multiscale_stop_epoch, so the two stay together."""
+    from detstudy.study.chain import joint_settings
+
+    model = {"model": {"multiscale_stop_epoch": 90}, "training": {"epochs": 102, "augmentation": {"mosaic": 0.5}}}
+    model_settings, training = joint_settings(model, {"training": {"epochs": 204}})
+    assert training["augmentation"] == {"mosaic": 0.5, "epochs": [8, 98, 180]}  # derived [4, 49, 90], doubled
+    assert model_settings["multiscale_stop_epoch"] == 180
 
 
 def test_a_joint_run_of_another_length_stretches_the_demo_recipe():

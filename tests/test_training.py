@@ -104,6 +104,33 @@ def test_warmup_then_cosine_schedule():
     assert lrs[-1] < 0.01
 
 
+def test_cosine_takes_each_group_to_its_own_floor():
+    """Parts with rates of their own (a fusion at 20x the detector's) decay to min_lr_factor of
+    their own rate; with one rate the schedule is torch's CosineAnnealingLR, value for value."""
+    settings = TrainSettings(lr=0.05, warmup_iters=0, lr_schedule="cosine", min_lr_factor=0.1)
+    rates = {"detector": 0.05, "fusion": 1.0}
+    optimizer = torch.optim.SGD([{"params": [torch.nn.Parameter(torch.zeros(1))], "lr": lr} for lr in rates.values()])
+    scheduler = build_scheduler(settings, optimizer, 100)
+    seen = []
+    for _ in range(100):
+        seen.append([group["lr"] for group in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step()
+    seen.append([group["lr"] for group in optimizer.param_groups])
+    for index, base in enumerate(rates.values()):
+        assert seen[0][index] == pytest.approx(base) and seen[50][index] == pytest.approx(base * 0.55)
+        assert seen[100][index] == pytest.approx(base * 0.1)  # its own floor, not the detector's
+    single = learning_rates(settings, 100)
+    reference = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cosine = torch.optim.lr_scheduler.CosineAnnealingLR(reference, T_max=100, eta_min=0.1)
+    expected = []
+    for _ in range(100):
+        expected.append(reference.param_groups[0]["lr"])
+        reference.step()
+        cosine.step()
+    assert single == expected  # bit for bit: the runs made before keep their numbers
+
+
 def test_warmup_then_poly_schedule_is_mmsegmentations_polylr():
     """After the warmup, lr = (lr - eta_min) (1 - t / T) ** power + eta_min (mmengine's PolyLR)."""
     lrs = learning_rates(TrainSettings(lr=1.0, warmup_iters=10, warmup_factor=0.1, lr_schedule="poly", poly_power=0.9,

@@ -81,6 +81,11 @@ def poly_factor(step: int, *, total: int, power: float, floor: float) -> float:
     return (1 - floor) * (1 - min(step, total) / total) ** power + floor
 
 
+def cosine_factor(step: int, *, total: int, floor: float) -> float:
+    """Cosine decay from 1 to ``floor`` over ``total`` steps, as a factor of a group's own base rate."""
+    return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+
+
 def build_scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, total_iters: int):
     sched = torch.optim.lr_scheduler
     warmup = min(settings.warmup_iters, int(settings.warmup_max_fraction * total_iters), max(total_iters - 1, 0))
@@ -96,7 +101,11 @@ def build_scheduler(settings: TrainSettings, optimizer: torch.optim.Optimizer, t
                          no_aug=int(no_aug_epochs * per_epoch), min_factor=settings.min_lr_factor)
         return sched.LambdaLR(optimizer, factor)
     if settings.lr_schedule == "cosine":
-        main = sched.CosineAnnealingLR(optimizer, T_max=remaining, eta_min=settings.lr * settings.min_lr_factor)
+        bases = {group["lr"] for group in optimizer.param_groups}
+        if len(bases) == 1:  # one rate: torch's own recursion, so earlier runs keep their bytes
+            main = sched.CosineAnnealingLR(optimizer, T_max=remaining, eta_min=bases.pop() * settings.min_lr_factor)
+        else:  # parts with rates of their own (backbone_lr, fusion_lr): each decays to its own floor
+            main = sched.LambdaLR(optimizer, partial(cosine_factor, total=remaining, floor=settings.min_lr_factor))
     elif settings.lr_schedule == "multistep":
         milestones = sorted({max(1, round(f * total_iters) - warmup) for f in settings.lr_steps})
         main = sched.MultiStepLR(optimizer, milestones=milestones, gamma=settings.lr_gamma)

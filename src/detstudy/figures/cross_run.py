@@ -175,8 +175,8 @@ def _validation(history_csv, metric: str = "AP50") -> tuple[list[int], list[floa
 
 def plot_validation_curves(runs: list[dict], histories: dict[str, str], out_png: str | os.PathLike, *,
                            metric: str = "AP50", style: Mapping[str, Any] | None = None):
-    """One panel per family: every run's validation ``metric`` (AP50, mIoU) per epoch (a multimodal phase from its
-    epoch 0, the validation of its starting weights)."""
+    """One panel per family: every run's validation ``metric`` (AP50, mIoU) per epoch (a multimodal run fine-tuned
+    from a checkpoint from its epoch 0, the validation of its starting weights)."""
     st = resolve_style(style)
     families = list(dict.fromkeys(run["run"].get("family", "other") for run in runs))
     cells = list(dict.fromkeys(cell_label(r["run"].get("model"), r["run"].get("resolution"), r["run"].get("phase"))

@@ -30,7 +30,8 @@ from detstudy.report.figure_sections import (
 from detstudy.report.findings import multimodal_findings
 from detstudy.report.formatting import DASH, latex_escape, latex_numbers, latex_value, markdown_code, markdown_escape
 from detstudy.report.significance import Significance
-from detstudy.report.strategies import benchmark_seconds, strategies_view, strategy_records, strategy_sentence
+from detstudy.report.strategies import (benchmark_seconds, joint_start, strategies_view, strategy_records,
+                                        strategy_sentence)
 from detstudy.report.tables import (
     COST_COLUMNS,
     ERROR_COLUMNS,
@@ -116,7 +117,7 @@ def render_report(
     cross_run_figures: list | None = None,
     preview: Preview = Preview(),
     train_costs: dict[tuple, float] | None = None,
-    gpus_per_job: int = 0,
+    train_gpus: dict[tuple, int] | None = None,
 ) -> None:
     """Render ``out_html`` (self-contained), ``out_md``, the :data:`LATEX_TABLES` into
     ``out_tables_dir`` (the multimodal one to ``out_multimodal_tex`` when given), with the
@@ -139,9 +140,9 @@ def render_report(
     figures comparing every run (named ``<kind>.png``, see ``CROSS_RUN_FIGURE_KINDS``). Without it, a column's best
     value is bold as shown. ``preview``: how big the figures embedded in the HTML are (each links
     to its full file). ``train_costs``: each run's training wall seconds by (model, resolution,
-    phase, seed), from its benchmark file, and ``gpus_per_job`` the GPUs a training job held: the
-    cost column of the strategies table (:mod:`detstudy.report.strategies`). Every output is
-    written atomically.
+    phase, seed), from its benchmark file, and ``train_gpus`` the GPUs it trained on (default:
+    read from each run's provenance): the cost columns of the strategies table
+    (:mod:`detstudy.report.strategies`). Every output is written atomically.
     """
     templates_dir = check_templates(templates_dir)
     out_html, out_md, out_tables_dir = Path(out_html), Path(out_md), Path(out_tables_dir)
@@ -175,7 +176,7 @@ def render_report(
         multimodal = {
             "table": multimodal_view(multimodal_table(runs, "AP50", confusion_pair or None), significance),
             "findings": multimodal_findings(significance),
-            **strategies_context(significance, train_costs or {}, gpus_per_job, runs),
+            **strategies_context(significance, train_costs or {}, train_gpus, runs),
             "pair": list(confusion_pair or []),
             "prompts": prompts_view(text_prompts_json),
             "sections": multimodal_sections(multimodal_figures, md_dir, preview),
@@ -232,15 +233,23 @@ def render_report(
         write_rendered(path, tex_env.get_template(template).render(**tex_context))
 
 
-def strategies_context(significance: Significance | None, costs: dict[tuple, float], gpus_per_job: int,
-                       runs: list[dict]) -> dict:
+def _run_key(run: dict) -> tuple:
+    meta = run["run"]
+    return meta.get("model"), meta.get("resolution"), meta.get("phase", "base"), meta.get("seed")
+
+
+def strategies_context(significance: Significance | None, costs: dict[tuple, float],
+                       gpus: dict[tuple, int] | None, runs: list[dict]) -> dict:
     """The strategies table and its sentences (``strategies``, ``strategy_findings``); empty
-    without comparisons or without a strategy run. Whether each model's backbone is pretrained
-    (where the joint run starts) is read from its runs' provenance."""
-    pretrained = {run["run"].get("model"): bool(((((run.get("provenance") or {}).get("config") or {}).get("model")
-                                                  or {}).get("model") or {}).get("backbone_weights"))
-                  for run in runs if (run.get("provenance") or {}).get("config")}
-    records = strategy_records(significance, costs, gpus_per_job, pretrained) if significance is not None else []
+    without comparisons or without a strategy run. Read from each run's provenance: the device
+    it was trained on (one GPU per job on CUDA, the ``gpu`` resource the workflow gives a
+    training job), unless ``gpus`` gives it, and where a joint run starts (its model settings)."""
+    config = {_run_key(run): ((run.get("provenance") or {}).get("config") or {}) for run in runs}
+    if gpus is None:
+        gpus = {key: int(settings.get("device") == "cuda") for key, settings in config.items()}
+    starts = {key[0]: joint_start((settings.get("phase") or {}).get("model"))
+              for key, settings in config.items() if key[2] == "joint" and settings}
+    records = strategy_records(significance, costs, gpus, starts) if significance is not None else []
     if not records:
         return {"strategies": None, "strategy_findings": []}
     return {"strategies": strategies_view(records),
@@ -262,12 +271,12 @@ def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], 
            out_html, out_md, out_tables_dir, comparisons_json=None,
            statistics_figures: list | None = None, cross_run_figures: list | None = None,
            preview_width: int | None = 1000,
-           jpeg_quality: int = 80, gpus_per_job: int = 0) -> None:
+           jpeg_quality: int = 80) -> None:
     """The report step: every run's figures found in its folder, then :func:`render_report`.
 
     ``runs`` are the grid's runs, each with its results folder as ``dir`` (and ``vit``: a DEIMv2
     run, which also has the attention figures; ``benchmark``: its training job's benchmark file,
-    read for the training cost, with ``gpus_per_job`` the GPUs each such job held); ``multimodal_groups``
+    read for the training cost); ``multimodal_groups``
     the (model, resolution, seed) groups of the multimodal extension, each with the folder of
     its cross-run figures as ``dir``.
     """
@@ -295,5 +304,4 @@ def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], 
         train_costs={(run["model"], int(run["resolution"]), run["phase"], int(run["seed"])): seconds
                      for run in runs if run.get("benchmark")
                      for seconds in [benchmark_seconds(run["benchmark"])] if seconds is not None},
-        gpus_per_job=gpus_per_job,
     )

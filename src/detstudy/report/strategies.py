@@ -6,8 +6,8 @@ and mAP with their intervals, the difference to vanilla and to each of the strat
 per-class AP50 drop against vanilla, with its interval, and how many classes dropped
 significantly, Holm across the classes), how stable it is (the sd of AP50 over seeds) and what
 it costs (the training jobs' wall time from their Snakemake benchmark files, and GPU hours: that
-time times the GPUs each job held). Then one sentence per strategy saying what the numbers
-support.
+time on the runs trained on a GPU, one GPU per job, as the workflow gives them). Then one
+sentence per strategy saying what the numbers support.
 """
 
 from __future__ import annotations
@@ -25,9 +25,18 @@ from detstudy.study.grid import STRATEGY_LABELS, cell_label, phase_label
 #: Where each strategy starts and what it trains, as the plan's table says it.
 STARTS = {"fusion_only": "vanilla best checkpoint", "joint": "initial weights, pretrained backbone",
           "progressive": "vanilla best checkpoint"}
-NO_PRETRAINED_START = "initial weights, backbone from scratch"  # a model without backbone_weights (the demo)
+#: Where a joint run starts, by the weights its model settings load (:func:`joint_start`).
+JOINT_STARTS = {"weights": "initial weights, pretrained detector", "backbone_weights": STARTS["joint"],
+                None: "initial weights, backbone from scratch"}
 TRAINS = {"fusion_only": "the fusion only", "joint": "everything, per-group rates"}
 PHASE_TRAINS = {"phase1": "the fusion", "phase2": "+ class heads", "phase3": "+ detector but backbone"}
+
+
+def joint_start(model_settings: dict | None) -> str:
+    """Where a joint run starts, from its model settings (its provenance): a whole pretrained
+    detector (``weights``), a pretrained backbone (``backbone_weights``) or neither (the demo)."""
+    settings = model_settings or {}
+    return JOINT_STARTS[next((key for key in ("weights", "backbone_weights") if settings.get(key)), None)]
 
 
 def benchmark_seconds(path) -> float | None:
@@ -69,13 +78,15 @@ def forgetting(significance: Significance, run: str, vanilla: str) -> dict | Non
     return {"class": worst, **found[worst], "dropped": dropped, "classes": len(found)}
 
 
-def strategy_records(significance: Significance, costs: dict[tuple, float], gpus_per_job: int = 0,
-                     pretrained: dict[str, bool] | None = None) -> list[dict]:
+def strategy_records(significance: Significance, costs: dict[tuple, float], gpus: dict[tuple, int] | None = None,
+                     starts: dict[str, str] | None = None) -> list[dict]:
     """One record per (model, resolution, strategy) of the comparisons' cells, in the plan's order.
 
-    ``costs``: training wall seconds by (model, resolution, phase, seed); ``gpus_per_job``: the
-    GPUs each training job held (0 on a CPU); ``pretrained``: whether a model's backbone starts
-    from pretrained weights (where the joint run starts; assumed where not given)."""
+    ``costs``: training wall seconds by (model, resolution, phase, seed); ``gpus``: the GPUs each
+    of those runs trained on (0 on a CPU; missing: 0); ``starts``: where a model's joint run
+    starts (:func:`joint_start`; missing: a pretrained backbone). The time is the mean over the
+    seeds whose training jobs all have their benchmark file, and says so when some do not."""
+    gpus = gpus or {}
     groups: dict[tuple, list[str]] = {}
     for cell_record in significance.cells.values():
         if cell_record["phase"] != "base":
@@ -91,23 +102,21 @@ def strategy_records(significance: Significance, costs: dict[tuple, float], gpus
             members = strategy_members(strategy, names)
             controls = sorted(n for n in names if Phase.parse(n).control and Phase.parse(n).treatment == run)
             seeds = own["seeds"]
+            # one set of seeds for every cost figure: those whose jobs all left their benchmark file
+            timed = [seed for seed in seeds if all((model, resolution, m, seed) in costs for m in members)]
+            # the vanilla run it starts from, where that was trained here (not an imported one)
+            from_vanilla = Phase.parse(members[0]).previous == "base" and bool(timed) and all(
+                (model, resolution, "base", seed) in costs for seed in timed)
 
-            def seconds(phase: str, seed) -> float | None:
-                return costs.get((model, resolution, phase, seed))
+            def mean(phases: list[str]) -> float | None:
+                return sum(costs[model, resolution, p, seed] for p in phases for seed in timed) / len(timed) \
+                    if timed else None
 
-            per_seed = [[seconds(member, seed) for member in members] for seed in seeds]
-            own_seconds = [sum(values) for values in per_seed if None not in values]
-            vanilla_seconds = [seconds("base", seed) for seed in seeds]
-            mean_own = sum(own_seconds) / len(own_seconds) if own_seconds else None
-            starts_from_vanilla = Phase.parse(members[0]).previous == "base"
-            with_vanilla = None
-            if mean_own is not None and starts_from_vanilla and None not in vanilla_seconds:
-                with_vanilla = mean_own + sum(vanilla_seconds) / len(vanilla_seconds)
             records.append({
                 "model": model, "resolution": resolution, "strategy": strategy, "label": STRATEGY_LABELS[strategy],
-                "run": run, "cell": label, "vanilla": vanilla, "seeds": seeds,
-                "start": NO_PRETRAINED_START if strategy == "joint" and not (pretrained or {}).get(model, True)
-                else STARTS[strategy], "trains": TRAINS[strategy] if strategy != "progressive" else
+                "run": run, "cell": label, "vanilla": vanilla, "seeds": seeds, "timed_seeds": timed,
+                "start": (starts or {}).get(model, STARTS["joint"]) if strategy == "joint" else STARTS[strategy],
+                "trains": TRAINS[strategy] if strategy != "progressive" else
                 ", then ".join(PHASE_TRAINS[m] for m in members),
                 "AP50": own["metrics"].get("AP50"), "mAP": own["metrics"].get("AP"),
                 "gain": _difference(significance, label, vanilla),
@@ -117,10 +126,11 @@ def strategy_records(significance: Significance, costs: dict[tuple, float], gpus
                              for c in controls],
                 "forgetting": forgetting(significance, label, vanilla),
                 "seed_sd": (own["metrics"].get("AP50") or {}).get("seed_sd"),
-                "train_seconds": mean_own,
-                "train_seconds_with_vanilla": with_vanilla,
-                "gpu_hours": sum(own_seconds) * gpus_per_job / 3600 if own_seconds else None,
-                "gpus_per_job": gpus_per_job,
+                "train_seconds": mean(members),
+                "train_seconds_with_vanilla": mean(members + ["base"]) if from_vanilla else None,
+                "gpu_hours": sum(costs[model, resolution, m, seed] * gpus.get((model, resolution, m, seed), 0)
+                                 for m in members for seed in timed) / 3600 if timed else None,
+                "on_gpu": any(gpus.get((model, resolution, m, seed), 0) for m in members for seed in timed),
             })
     order = list(STRATEGY_LABELS)
     records.sort(key=lambda r: (str(r["model"]), float(r["resolution"]), order.index(r["strategy"])))
@@ -157,8 +167,11 @@ def strategies_view(records: list[dict]) -> dict:
         time_text = _format_duration(record["train_seconds"])
         if record["train_seconds_with_vanilla"] is not None:
             time_text += f" ({_format_duration(record['train_seconds_with_vanilla'])} with vanilla)"
+        missing = len(record["seeds"]) - len(record["timed_seeds"])
+        if record["timed_seeds"] and missing:
+            time_text += f"; {len(record['timed_seeds'])} of {len(record['seeds'])} seeds timed"
         gpu = DASH if record["gpu_hours"] is None else \
-            ("0 (CPU)" if not record["gpus_per_job"] else f"{record['gpu_hours']:.1f}")
+            ("0 (CPU)" if not record["on_gpu"] else f"{record['gpu_hours']:.1f}")
         values = [record["AP50"] or {}, record["mAP"] or {}]
         cells = [cell(record["model"]), cell(record["resolution"], numeric=True), cell(record["label"]),
                  cell(record["start"]), cell(record["trains"])]

@@ -373,7 +373,7 @@ def pair_columns(pair) -> list[str]:
 
 
 def multimodal_table(runs: list[dict], metric: str = "AP50", pair=None) -> pd.DataFrame:
-    """The phases and controls of every (model, resolution) with phase runs, next to their vanilla run.
+    """The multimodal runs and controls of every (model, resolution) that has them, next to their vanilla run.
 
     Rows per (model, resolution): vanilla (``base``), then strategy by strategy (fusion only,
     joint, the phases) its no-text controls, its shuffled-text controls, then its runs with

@@ -10,7 +10,7 @@ Pairs of cells are compared on the same replicates: the interval of the differen
 two-sided bootstrap p-value, Holm-adjusted across the comparisons of one table and metric:
 
 * ``baseline``: every cell against the baseline model's vanilla cell at the same resolution;
-* ``multimodal``: every phase and control against its vanilla cell, and every run with text
+* ``multimodal``: every multimodal run and control against its vanilla cell, and every run with text
   against each of its controls (whether the text's gain exceeds the control's); the rows
   against vanilla also hold each class's difference (``per_class``, Holm-adjusted across the
   classes): what a strategy forgets;

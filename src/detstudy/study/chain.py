@@ -10,7 +10,7 @@ The thesis plan weighs three ways to add the text fusion to a trained DEIMv2 (``
 2. ``joint``: a whole training from the model's initial weights (the pretrained backbone), the
    fusion attached from the first step, everything training at once with per-group learning
    rates (backbone, detector, fusion). Control ``joint_notext``: the same training without
-   fusion (the vanilla recipe at that length).
+   fusion (the model's recipe at the joint run's length and rates).
 3. ``progressive``: ``phase1`` (the fusion) -> ``phase2`` (+ the class heads) -> ``phase3``
    (+ the whole detector except the DINOv3 backbone), each from the best checkpoint of the one
    before, phase 1 from the vanilla run (``base``). Controls ``phaseN_shuffled`` (the same chain
@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from detstudy.study.epochs import DEFAULT_EPOCHS
+from detstudy.study.epochs import DEFAULT_EPOCHS, EpochWindows
 
 PHASES = ("phase1", "phase2", "phase3")
 CONTROLS = ("notext", "shuffled")  # report order: controls before the phases, plainest first
@@ -75,11 +75,6 @@ class Phase:
         return _STAGES[self.treatment]
 
     @property
-    def base_phase(self) -> str:
-        """The run whose settings (epochs, lr) this one uses: a control trains like its text run."""
-        return self.treatment
-
-    @property
     def uses_text(self) -> bool:
         return self.control != "notext"
 
@@ -112,9 +107,11 @@ def configured_strategies(multimodal: dict | None) -> list[str]:
     """The strategies a ``multimodal`` config block runs, in the plan's order."""
     if not multimodal:
         return []
-    return [name for name, present in (("fusion_only", multimodal.get("fusion_only")),
-                                       ("joint", multimodal.get("joint")),
-                                       ("progressive", multimodal.get("phases"))) if present]
+    # given, even empty (``fusion_only: {}`` trains with multimodal.training alone); the
+    # progressive strategy needs at least one phase
+    return [name for name, present in (("fusion_only", multimodal.get("fusion_only") is not None),
+                                       ("joint", multimodal.get("joint") is not None),
+                                       ("progressive", bool(multimodal.get("phases")))) if present]
 
 
 def chain_names(multimodal: dict | None) -> list[str]:
@@ -152,7 +149,7 @@ def strategy_runs(names) -> dict[str, str]:
 # A phase inherits its model's training recipe, except its learning rates (a phase sets its
 # own) and what describes the vanilla run's length: its epoch count and the epochs its
 # schedule, stage-2 restart and augmentation windows are counted in.
-NOT_INHERITED = ("epochs", "lr", "backbone_lr", "flat_epochs", "no_aug_epochs", "ema_restart")
+NOT_INHERITED = ("epochs", "lr", "backbone_lr", "fusion_lr", "flat_epochs", "no_aug_epochs", "ema_restart")
 
 
 def phase_training(model_training: dict | None, shared: dict | None, phase: dict | None) -> dict:
@@ -175,8 +172,9 @@ def joint_settings(model: dict, joint: dict) -> tuple[dict, dict]:
     training: its schedule, EMA, stage-2 restart, augmentation) at the joint run's length, then
     ``multimodal.joint``'s own keys (``training``: epochs and the per-group learning rates
     ``lr``, ``backbone_lr``, ``fusion_lr``; ``model``). Every epoch the recipe counts in (the
-    augmentation windows, ``flat_epochs``, ``no_aug_epochs``, the matcher change and the
-    multi-scale stop) is stretched by the ratio of the lengths, unless ``joint`` gives it."""
+    augmentation windows, given or derived, ``flat_epochs``, ``no_aug_epochs``, the matcher
+    change and the multi-scale stop) is stretched by the ratio of the lengths, unless ``joint``
+    gives it."""
     recipe, own = dict(model.get("training") or {}), dict((joint or {}).get("training") or {})
     factor = own.get("epochs", recipe.get("epochs", DEFAULT_EPOCHS)) / recipe.get("epochs", DEFAULT_EPOCHS)
 
@@ -184,9 +182,11 @@ def joint_settings(model: dict, joint: dict) -> tuple[dict, dict]:
         return {k: round(v * factor) if k in keys and v is not None else v for k, v in settings.items()}
 
     training = stretch(recipe, TRAINING_EPOCH_MARKS)
-    augmentation = training.get("augmentation")
-    if isinstance(augmentation, dict) and augmentation.get("epochs") is not None:
-        training["augmentation"] = {**augmentation, "epochs": [round(e * factor) for e in augmentation["epochs"]]}
+    # the recipe's windows, given or derived from its length by the official rule, stretched like
+    # the model's marks (re-deriving them at the new length would move them apart)
+    augmentation = dict(training.get("augmentation") or {})
+    windows = EpochWindows.resolve(recipe.get("epochs", DEFAULT_EPOCHS), augmentation.get("epochs"))
+    training["augmentation"] = {**augmentation, "epochs": [round(e * factor) for e in windows.as_tuple()]}
     model_settings = stretch(dict(model.get("model") or {}), MODEL_EPOCH_MARKS)
     return {**model_settings, **((joint or {}).get("model") or {})}, {**training, **own}
 
@@ -196,7 +196,7 @@ def chain_training(model: dict, multimodal: dict, name: str) -> dict:
     phase = Phase.parse(name)
     if phase.strategy == "joint":
         training = joint_settings(model, multimodal["joint"])[1]
-        # the no-text control is the vanilla recipe at that length: no fusion, no fusion rate
+        # the no-text control is the same training without fusion: no fusion, no fusion rate
         return training if phase.uses_text else {k: v for k, v in training.items() if k != "fusion_lr"}
-    own = multimodal["fusion_only"] if phase.strategy == "fusion_only" else multimodal["phases"][phase.base_phase]
+    own = multimodal["fusion_only"] if phase.strategy == "fusion_only" else multimodal["phases"][phase.treatment]
     return phase_training(model.get("training"), multimodal.get("training"), own)

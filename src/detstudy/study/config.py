@@ -132,7 +132,7 @@ def check_multimodal_models(config: dict) -> None:
         if name not in config["grid"]["models"] or name not in _vit_models(config):
             raise ValueError(f"config multimodal.models: {name!r} is not a DEIMv2 model of grid.models "
                              f"({_vit_models(config)}). Fix: name a DEIMv2 model that the grid trains (its vanilla "
-                             "run starts phase 1).")
+                             "run is the strategies' reference and the start of phase 1 and the fusion-only run).")
     if not configured_strategies(multimodal):
         raise ValueError("config multimodal: no strategy to run. Fix: give phases (strategy 3, progressive "
                          "unfreezing), fusion_only (strategy 1) or joint (strategy 2), or leave multimodal out.")
@@ -158,7 +158,7 @@ def check_multimodal_models(config: dict) -> None:
             if late:
                 raise ValueError(f"config multimodal.joint.model: {late} (models.{name}.model stretched to the joint "
                                  f"run's length, then multimodal.joint.model) lie after its {epochs} epochs. Fix: set "
-                                 f"them below {epochs} in multimodal.joint.model.")
+                                 f"them to at most {epochs} in multimodal.joint.model.")
     pair = multimodal["confusion_pair"]
     if pair[0] == pair[1]:
         raise ValueError(f"config multimodal.confusion_pair: {pair} names one class twice. Fix: name the two "
@@ -287,6 +287,9 @@ def check_config(config: dict, workflow_dir=None) -> None:
         if foreign:
             raise ValueError(f"config models.{name}.training.augmentation: {foreign} are segmentation augmentations. "
                              "Fix: remove them (detection: photometric, zoom_out, iou_crop, mosaic, mixup, copy_blend).")
+        if training.get("fusion_lr") is not None:
+            raise ValueError(f"config models.{name}.training.fusion_lr: the vanilla run has no text fusion. Fix: set "
+                             "it where a fusion trains, in multimodal.joint.training (or a phase, or fusion_only).")
         if training.get("select_metric", "AP") not in ("AP", "AP50"):
             raise ValueError(f"config models.{name}.training.select_metric: {training['select_metric']} is not a "
                              "detection metric. Fix: use AP or AP50.")

@@ -79,7 +79,7 @@ def run_label(run: dict) -> str:
 
 
 def is_phase_run(run: dict) -> bool:
-    """A fine-tuning phase or control of the multimodal extension (not the vanilla run)."""
+    """A run of the multimodal extension (a strategy's run or a control), not the vanilla run."""
     parts = phase_parts(run.get("run", run).get("phase", "base"))
     return parts is not None and parts[0] >= 1
 

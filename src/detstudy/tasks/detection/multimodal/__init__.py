@@ -1,1 +1,2 @@
-"""The multimodal extension: class descriptions, text embeddings, text fusion, phases."""
+"""The multimodal extension: text encoder, class embeddings, text fusion, what each run of the
+three strategies unfreezes and the steps that train them."""

@@ -44,16 +44,19 @@ def set_trainable(adapter: DetectorAdapter, stage: int) -> dict[str, int]:
         parameter.requires_grad_(parameter.requires_grad and is_trainable(name, stage, adapter.backbone_prefix))
         counts["trainable" if parameter.requires_grad else "frozen"] += parameter.numel()
     if not counts["trainable"]:
-        raise ValueError(f"phase {stage} leaves nothing to train in this detector")
+        raise ValueError(f"stage {stage} (phase1 and fusion_only: the fusion; 2: + class heads; 3: + detector; 4: "
+                         "everything) leaves nothing to train in this detector. Fix: run it on a DEIMv2 detector "
+                         "with its text fusion attached")
     return counts
 
 
 @dataclass(frozen=True)
 class PhaseSetup:
-    """Turns the checkpoint a phase starts from into the detector the phase trains."""
+    """Turns the detector a multimodal run starts from (the checkpoint of the run before it, or a
+    freshly built one for the joint runs) into the detector it trains."""
 
     phase: Phase
-    embeddings: str | Path | None = None  # the text_embeddings artefact (phase 1 with text)
+    embeddings: str | Path | None = None  # the text_embeddings artefact (the runs that attach the fusion)
     temperature: float = 0.07
     shuffle_seed: int = 0
 
