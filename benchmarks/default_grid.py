@@ -30,6 +30,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from detstudy.report.strategies import benchmark_seconds  # noqa: E402
 TARGET_SECONDS = {1: 25 * 60, 2: 15 * 60}  # by --cores, on a 2-core CPU
 TARGET_AP50 = {"cnn": 0.3, "vit": 0.5}  # multimodal runs have none: they are read against their vanilla run
 LEARNING_FLOOR = 0.2  # the lower end of a vanilla run's AP50 interval
@@ -51,6 +54,23 @@ def job_seconds(log: Path) -> dict[str, list[float]]:
             if match.group(1) in started:
                 seconds[rule_of[match.group(1)]].append(last - started[match.group(1)])
     return seconds
+
+
+def training_seconds(workdir: Path) -> dict[tuple[str, ...], float]:
+    """Every training job's wall time from its benchmark file, by (model, "<res>px", phase, "seed<n>")."""
+    root = workdir / "results" / "benchmarks"
+    return {tsv.relative_to(root).parts[:4]: benchmark_seconds(tsv) for tsv in sorted(root.rglob("train.tsv"))}
+
+
+def print_job_times(workdir: Path) -> None:
+    """Each rule's job times (from Snakemake's last log) and each training's (from its benchmark file)."""
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    per_rule = job_seconds(logs[-1])
+    print(f"  job time over all jobs: {sum(map(sum, per_rule.values())):.0f} s")
+    for rule, seconds in sorted(per_rule.items(), key=lambda item: -sum(item[1])):
+        print(f"  {rule}: {len(seconds)} job(s), {sum(seconds):.0f} s ({min(seconds):.0f}-{max(seconds):.0f} s each)")
+    for parts, seconds in training_seconds(workdir).items():
+        print(f"  train {' '.join(parts)}: {seconds:.0f} s")
 
 
 def main() -> int:
@@ -80,15 +100,7 @@ def main() -> int:
     limit = TARGET_SECONDS[min(args.cores, 2)]
     print(f"whole default grid, --cores {args.cores}, {kernels} CPU kernels: {wall:.0f} s "
           f"({wall / 60:.1f} min; target {limit} s) in {workdir}")
-    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
-    per_rule = job_seconds(logs[-1])
-    print(f"  job time over all jobs: {sum(map(sum, per_rule.values())):.0f} s")
-    for rule, seconds in sorted(per_rule.items(), key=lambda item: -sum(item[1])):
-        print(f"  {rule}: {len(seconds)} job(s), {sum(seconds):.0f} s ({min(seconds):.0f}-{max(seconds):.0f} s each)")
-    for tsv in sorted((workdir / "results" / "benchmarks").rglob("train.tsv")):
-        with open(tsv) as handle:
-            seconds = float(next(csv.DictReader(handle, delimiter="\t"))["s"])
-        print(f"  {tsv.relative_to(workdir / 'results' / 'benchmarks')}: {seconds:.0f} s")
+    print_job_times(workdir)
     ok = wall <= limit
     vanilla = {}
     for metrics_path in sorted((workdir / "results" / "runs").rglob("metrics.json"), key=lambda p: p.parts[-3] != "base"):

@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from default_grid import job_seconds  # noqa: E402
+from default_grid import print_job_times, training_seconds  # noqa: E402
 
 from detstudy.report.significance import Significance  # noqa: E402
-from detstudy.report.strategies import benchmark_seconds, strategy_records, strategy_sentence  # noqa: E402
+from detstudy.report.strategies import strategy_records, strategy_sentence  # noqa: E402
 
 TARGET_SECONDS = 25 * 60  # --cores 2 on a 2-core CPU
 
@@ -54,15 +54,9 @@ def main() -> int:
         return 1
     print(f"the three strategies on the demo, --cores {args.cores}: {wall:.0f} s ({wall / 60:.1f} min; "
           f"target {TARGET_SECONDS} s) in {workdir}")
-    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
-    for rule, seconds in sorted(job_seconds(logs[-1]).items(), key=lambda item: -sum(item[1])):
-        print(f"  {rule}: {len(seconds)} job(s), {sum(seconds):.0f} s ({min(seconds):.0f}-{max(seconds):.0f} s each)")
-    costs = {}
-    for tsv in sorted((workdir / "results" / "benchmarks").rglob("train.tsv")):
-        model, resolution, phase, seed = tsv.relative_to(workdir / "results" / "benchmarks").parts[:4]
-        seconds = benchmark_seconds(tsv)
-        costs[model, int(resolution.removesuffix("px")), phase, int(seed.removeprefix("seed"))] = seconds
-        print(f"  train {model} {resolution} {phase} {seed}: {seconds:.0f} s")
+    print_job_times(workdir)
+    costs = {(model, int(resolution.removesuffix("px")), phase, int(seed.removeprefix("seed"))): seconds
+             for (model, resolution, phase, seed), seconds in training_seconds(workdir).items()}
     significance = Significance.load(workdir / "results" / "statistics" / "comparisons.json")
     for record in strategy_records(significance, costs):
         print(" ", strategy_sentence(record, significance.alpha))
