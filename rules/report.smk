@@ -29,6 +29,7 @@ rule report:
         runs=report_runs(),
         multimodal=[{**group, "dir": multimodal_dir().format(**group)} for group in multimodal_groups()],
         confusion_pair=(MULTIMODAL or {}).get("confusion_pair", []),
+        expected=(MULTIMODAL or {}).get("expected", {}),  # the plan's, beside the strategies' numbers
     resources:
         **job_resources("light"),
     log:

@@ -28,4 +28,5 @@ report(
     out_tables_dir=Path(snakemake.output.tables[0]).parent,
     preview_width=snakemake.params.preview_width,
     jpeg_quality=snakemake.params.jpeg_quality,
+    expected=snakemake.params.expected,
 )

@@ -94,6 +94,9 @@ def test_thesis_runs_the_plans_three_strategies_with_its_epochs_and_rates():
     assert joint["ema"] and joint["ema_restart"] and joint["lr_schedule"] == "flat_cosine"  # the whole recipe
     assert joint["augmentation"]["mosaic"] == 0.5 and joint["augmentation"]["epochs"][2] == joint["epochs"] - 12
     assert joint_settings(model, multimodal["joint"])[0]["multiscale_stop_epoch"] == joint["augmentation"]["epochs"][2]
+    # the plan's expectations stand beside the measured numbers
+    assert multimodal["expected"]["joint"] == {"gain": [-0.04, 0.10], "hours": [16, 20]}
+    assert set(multimodal["expected"]) == {"fusion_only", "joint", "progressive"}
     check_multimodal_models(thesis)  # every run's merged settings pass the parse-time checks
 
 

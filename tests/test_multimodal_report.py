@@ -8,6 +8,7 @@ import math
 import runpy
 import sys
 import warnings
+from html import unescape
 
 import pytest
 from test_report import CLASSES, ROOT, TEMPLATES, TINY_PNG, _metrics, compile_latex
@@ -216,7 +217,8 @@ def test_report_script(phase_paths, prompts_json, tmp_path, isolated_logging, wi
     inputs = {"metrics": [str(p) for p in phase_paths], "statistics": None, "statistics_figure": None,
               "templates": [str(TEMPLATES / "index.html.j2")], "multimodal_figures": [], "text_prompts": [],
               "comparisons": None, "statistics_figures": [], "cross_run_figures": []}
-    params = {"title": "T", "runs": [], "multimodal": [], "confusion_pair": [], "preview_width": 1000, "jpeg_quality": 80}
+    params = {"title": "T", "runs": [], "multimodal": [], "confusion_pair": [], "preview_width": 1000, "jpeg_quality": 80,
+              "expected": {}}
     outputs = {"html": str(out / "index.html"), "markdown": str(out / "report.md"),
                "tables": [str(out / "tables" / f"{stem}.tex") for stem in LATEX_TABLES]}
     if with_multimodal:
@@ -321,6 +323,40 @@ def test_the_strategies_table_measures_the_plans_criteria():
     assert progressive["train_seconds"] == 150 and progressive["train_seconds_with_vanilla"] is None
 
 
+def test_the_plans_expectations_stand_beside_the_measured_gain_and_time():
+    from detstudy.report.significance import Significance
+    from detstudy.report.strategies import strategies_view, strategy_records, strategy_sentence
+
+    significance = Significance(_strategy_comparisons())
+    costs = {("m", 256, phase, seed): seconds for seed in (0, 1, 2) for phase, seconds in
+             {"base": 600, "fusion_only": 120, "joint": 2100, "phase1": 60, "phase2": 90}.items()}
+    # measured gains (intervals): fusion only +0.02 [-0.03, 0.07], joint +0.10 [0.05, 0.15],
+    # progressive +0.04 [-0.01, 0.09]; times 2.0 min, 35.0 min, 2.5 min
+    expected = {"fusion_only": {"gain": [-0.10, -0.04], "hours": [0.03, 0.04]},
+                "joint": {"gain": [-0.04, 0.10], "hours": [16, 20]},
+                "progressive": {"gain": [0.10, 0.12], "hours": [0.01, 0.02]}}
+    records = {r["strategy"]: r for r in strategy_records(significance, costs, expected=expected)}
+    said = {s: strategy_sentence(r, 0.05) for s, r in records.items()}
+    assert "its interval [-0.030, 0.070] lies above the plan's expected -0.100 to -0.040" in said["fusion_only"]
+    assert "its interval [0.050, 0.150] overlaps the plan's expected -0.040 to +0.100" in said["joint"]
+    assert "its interval [-0.010, 0.090] lies below the plan's expected +0.100 to +0.120" in said["progressive"]
+    assert said["fusion_only"].endswith("2.0 min of training, within the plan's 0.03-0.04 h.")
+    assert said["joint"].endswith("35.0 min of training, under the plan's 16-20 h.")
+    assert said["progressive"].endswith("2.5 min of training, over the plan's 0.01-0.02 h.")
+    view = strategies_view(list(records.values()))
+    assert view["columns"][-1]["label"] == "Plan: ΔAP50; time"
+    assert view["rows"][1]["cells"][-1]["text"] == "ΔAP50 -0.040 to +0.100; 16-20 h"
+    # a strategy without expectations: a dash in the plan's column, nothing about a plan said
+    del expected["progressive"], expected["fusion_only"]["hours"]
+    records = strategy_records(significance, costs, expected=expected)
+    cells = [row["cells"][-1]["text"] for row in strategies_view(records)["rows"]]
+    assert cells == ["ΔAP50 -0.100 to -0.040", "ΔAP50 -0.040 to +0.100; 16-20 h", "–"]
+    assert "plan" not in strategy_sentence(records[2], 0.05)
+    assert strategy_sentence(records[0], 0.05).endswith("2.0 min of training.")
+    # without any expectation, no plan column at all
+    assert "Plan: ΔAP50; time" not in [c["label"] for c in strategies_view(strategy_records(significance, costs))["columns"]]
+
+
 def test_where_a_joint_run_starts_is_read_from_its_model_settings():
     from detstudy.report.strategies import joint_start
 
@@ -333,17 +369,21 @@ def test_the_strategies_section_in_every_format(phase_paths, tmp_path):
     comparisons = _write(tmp_path / "comparisons.json", _strategy_comparisons("deimv2_s"))
     out = tmp_path / "results" / "report"
     _render(phase_paths, out, comparisons_json=comparisons, train_gpus={("deimv2_s", 256, "joint", 0): 1},
-            train_costs={("deimv2_s", 256, "joint", 0): 7200.0, ("deimv2_s", 256, "base", 0): 3600.0})
+            train_costs={("deimv2_s", 256, "joint", 0): 7200.0, ("deimv2_s", 256, "base", 0): 3600.0},
+            expected={"joint": {"gain": [-0.04, 0.10], "hours": [16, 20]}})
     html = (out / "index.html").read_text()
     start = html.index('id="strategies"')
-    section = html[start:html.index("</section>", start)]
-    for text in ("2: joint, from the backbone", "B -0.120 (p 0.004)", "2.0 h", "Strategy 2: joint, from the backbone"
+    section = unescape(html[start:html.index("</section>", start)])
+    for text in ("2: joint, from the backbone", "B -0.120 (p 0.004)", "2.0 h", "Plan: ΔAP50; time",
+                 "overlaps the plan's expected -0.040 to +0.100", "2.0 h of training, under the plan's 16-20 h",
+                 "Strategy 2: joint, from the backbone"
                  " (deimv2_s · 256 px): AP50 0.700 [0.650, 0.750], above vanilla by +0.100 (Holm p 0.001)"):
         assert text in section, text
     md = (out / "report.md").read_text()
     assert "### The three strategies, measured" in md and "| 3: progressive unfreezing |" in md
     tex = (out / "tables" / "strategies.tex").read_text()
-    for token in (r"\label{tab:strategies}", "2: joint, from the backbone", r"the fusion, then + class heads"):
+    for token in (r"\label{tab:strategies}", "2: joint, from the backbone", r"the fusion, then + class heads",
+                  r"$\Delta$AP50 \num{-0.040} to \num[retain-explicit-plus]{+0.100}"):
         assert token in tex, token
     assert "→" not in tex and "–" not in tex
     compile_latex(out / "tables")

@@ -152,6 +152,9 @@ def test_each_strategys_settings_rerun_its_runs_only(finished_workflow: Workflow
     # settings shared by the fine-tuning runs do not reach the joint runs, which train like vanilla
     jobs = _planned(finished_workflow, lambda c: c["multimodal"]["training"].update(batch_size=3))
     assert jobs == _downstream(*(set(CHAIN) - FRESH))
+    # the plan's expectations are words in the report
+    jobs = _planned(finished_workflow, lambda c: c["multimodal"].update(expected={"joint": {"gain": [0.0, 0.1]}}))
+    assert jobs == {("report", "", ""), ("all", "", "")}
 
 
 def test_phase3_extends_every_chain(finished_workflow: Workflow):

@@ -192,7 +192,13 @@ def test_only_the_runs_that_attach_the_fusion_get_its_settings():
     (lambda m: m.update(fusion_only={"epochs": 3, "lr_schedule": "flat_cosine", "augmentation": {"epochs": [0, 9, 9]}}),
      r"config multimodal.fusion_only \(over multimodal.training and models.deimv2_demo.training"),
     (lambda m: m.update(joint=None) or m["phases"].clear(), "multimodal: no strategy to run"),
-], ids=["no-strategy", "joint-windows", "joint-matcher", "fusion-only-windows", "empty-phases"])
+    (lambda m: m.update(expected={"fusion_only": {"gain": [0.02, 0.04]}}),
+     r"multimodal.expected.fusion_only: the config runs no fusion_only strategy \(it runs \['progressive'\]\)\. "
+     r"Fix: remove the entry, or configure the strategy \(multimodal.fusion_only\)"),
+    (lambda m: m.update(expected={"progressive": {"hours": [7, 6]}}),
+     r"multimodal.expected.progressive.hours: \[7, 6\] runs high to low. Fix: give \[low, high\], e.g. \[6, 7\]"),
+], ids=["no-strategy", "joint-windows", "joint-matcher", "fusion-only-windows", "empty-phases", "plan-not-run",
+        "plan-high-to-low"])
 def test_a_bad_strategy_is_named_with_its_key(change, message):
     config = edited(lambda c: change(c["multimodal"]))
     with pytest.raises(ValueError, match=message):

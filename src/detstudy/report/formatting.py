@@ -40,6 +40,7 @@ def latex_escape(text) -> str:
         DASH: "--",
         "·": r"$\cdot$",
         "±": r"$\pm$",
+        "Δ": r"$\Delta$",
     }
     return "".join(replacements.get(ch, ch) for ch in text)
 

@@ -118,6 +118,7 @@ def render_report(
     preview: Preview = Preview(),
     train_costs: dict[tuple, float] | None = None,
     train_gpus: dict[tuple, int] | None = None,
+    expected: dict[str, dict] | None = None,
 ) -> None:
     """Render ``out_html`` (self-contained), ``out_md``, the :data:`LATEX_TABLES` into
     ``out_tables_dir`` (the multimodal one to ``out_multimodal_tex`` when given), with the
@@ -142,7 +143,8 @@ def render_report(
     to its full file). ``train_costs``: each run's training wall seconds by (model, resolution,
     phase, seed), from its benchmark file, and ``train_gpus`` the GPUs it trained on (default:
     read from each run's provenance): the cost columns of the strategies table
-    (:mod:`detstudy.report.strategies`). Every output is written atomically.
+    (:mod:`detstudy.report.strategies`); ``expected`` the plan's expected gain and hours per
+    strategy (``multimodal.expected``), shown beside them. Every output is written atomically.
     """
     templates_dir = check_templates(templates_dir)
     out_html, out_md, out_tables_dir = Path(out_html), Path(out_md), Path(out_tables_dir)
@@ -176,7 +178,7 @@ def render_report(
         multimodal = {
             "table": multimodal_view(multimodal_table(runs, "AP50", confusion_pair or None), significance),
             "findings": multimodal_findings(significance),
-            **strategies_context(significance, train_costs or {}, train_gpus, runs),
+            **strategies_context(significance, train_costs or {}, train_gpus, runs, expected),
             "pair": list(confusion_pair or []),
             "prompts": prompts_view(text_prompts_json),
             "sections": multimodal_sections(multimodal_figures, md_dir, preview),
@@ -239,7 +241,7 @@ def _run_key(run: dict) -> tuple:
 
 
 def strategies_context(significance: Significance | None, costs: dict[tuple, float],
-                       gpus: dict[tuple, int] | None, runs: list[dict]) -> dict:
+                       gpus: dict[tuple, int] | None, runs: list[dict], expected: dict | None = None) -> dict:
     """The strategies table and its sentences (``strategies``, ``strategy_findings``); empty
     without comparisons or without a strategy run. Read from each run's provenance: the device
     it was trained on (one GPU per job on CUDA, the ``gpu`` resource the workflow gives a
@@ -249,7 +251,7 @@ def strategies_context(significance: Significance | None, costs: dict[tuple, flo
         gpus = {key: int(settings.get("device") == "cuda") for key, settings in config.items()}
     starts = {key[0]: joint_start((settings.get("phase") or {}).get("model"))
               for key, settings in config.items() if key[2] == "joint" and settings}
-    records = strategy_records(significance, costs, gpus, starts) if significance is not None else []
+    records = strategy_records(significance, costs, gpus, starts, expected) if significance is not None else []
     if not records:
         return {"strategies": None, "strategy_findings": []}
     return {"strategies": strategies_view(records),
@@ -271,14 +273,15 @@ def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], 
            out_html, out_md, out_tables_dir, comparisons_json=None,
            statistics_figures: list | None = None, cross_run_figures: list | None = None,
            preview_width: int | None = 1000,
-           jpeg_quality: int = 80) -> None:
+           jpeg_quality: int = 80, expected: dict[str, dict] | None = None) -> None:
     """The report step: every run's figures found in its folder, then :func:`render_report`.
 
     ``runs`` are the grid's runs, each with its results folder as ``dir`` (and ``vit``: a DEIMv2
     run, which also has the attention figures; ``benchmark``: its training job's benchmark file,
     read for the training cost); ``multimodal_groups``
     the (model, resolution, seed) groups of the multimodal extension, each with the folder of
-    its cross-run figures as ``dir``.
+    its cross-run figures as ``dir``; ``expected`` the plan's expectations of the strategies
+    (``multimodal.expected``).
     """
     render_report(
         metrics_paths=metrics,
@@ -304,4 +307,5 @@ def report(*, metrics: list, statistics_json, statistics_png, runs: list[dict], 
         train_costs={(run["model"], int(run["resolution"]), run["phase"], int(run["seed"])): seconds
                      for run in runs if run.get("benchmark")
                      for seconds in [benchmark_seconds(run["benchmark"])] if seconds is not None},
+        expected=expected,
     )

@@ -6,8 +6,9 @@ and mAP with their intervals, the difference to vanilla and to each of the strat
 per-class AP50 drop against vanilla, with its interval, and how many classes dropped
 significantly, Holm across the classes), how stable it is (the sd of AP50 over seeds) and what
 it costs (the training jobs' wall time from their Snakemake benchmark files, and GPU hours: that
-time on the runs trained on a GPU, one GPU per job, as the workflow gives them). Then one
-sentence per strategy saying what the numbers support.
+time on the runs trained on a GPU, one GPU per job, as the workflow gives them); where the
+config gives the plan's expectations (``multimodal.expected``), the plan's gain and time beside
+them. Then one sentence per strategy saying what the numbers support, the plan's range included.
 """
 
 from __future__ import annotations
@@ -79,13 +80,14 @@ def forgetting(significance: Significance, run: str, vanilla: str) -> dict | Non
 
 
 def strategy_records(significance: Significance, costs: dict[tuple, float], gpus: dict[tuple, int] | None = None,
-                     starts: dict[str, str] | None = None) -> list[dict]:
+                     starts: dict[str, str] | None = None, expected: dict[str, dict] | None = None) -> list[dict]:
     """One record per (model, resolution, strategy) of the comparisons' cells, in the plan's order.
 
     ``costs``: training wall seconds by (model, resolution, phase, seed); ``gpus``: the GPUs each
     of those runs trained on (0 on a CPU; missing: 0); ``starts``: where a model's joint run
-    starts (:func:`joint_start`; missing: a pretrained backbone). The time is the mean over the
-    seeds whose training jobs all have their benchmark file, and says so when some do not."""
+    starts (:func:`joint_start`; missing: a pretrained backbone); ``expected``: the plan's
+    ``gain`` and ``hours`` ranges by strategy (``multimodal.expected``). The time is the mean over
+    the seeds whose training jobs all have their benchmark file, and says so when some do not."""
     gpus = gpus or {}
     groups: dict[tuple, list[str]] = {}
     for cell_record in significance.cells.values():
@@ -130,11 +132,53 @@ def strategy_records(significance: Significance, costs: dict[tuple, float], gpus
                 "train_seconds_with_vanilla": mean(members + ["base"]) if from_vanilla else None,
                 "gpu_hours": sum(costs[model, resolution, m, seed] * gpus.get((model, resolution, m, seed), 0)
                                  for m in members for seed in timed) / 3600 if timed else None,
+                "expected": (expected or {}).get(strategy) or {},
                 "on_gpu": any(gpus.get((model, resolution, m, seed), 0) for m in members for seed in timed),
             })
     order = list(STRATEGY_LABELS)
     records.sort(key=lambda r: (str(r["model"]), float(r["resolution"]), order.index(r["strategy"])))
     return records
+
+
+def _range(values: list[float], signed: bool) -> str:
+    low, high = values
+    return f"{low:+.3f} to {high:+.3f}" if signed else f"{low:g}-{high:g} h"
+
+
+def plan_cell(expected: dict) -> str:
+    """The plan's expectations of one strategy, as the table shows them."""
+    parts = [f"ΔAP50 {_range(expected['gain'], True)}" if "gain" in expected else None,
+             _range(expected["hours"], False) if "hours" in expected else None]
+    return "; ".join(p for p in parts if p) or DASH
+
+
+def plan_gain_verdict(record: dict) -> str | None:
+    """Where the measured gain's interval lies against the plan's expected range (``None``
+    without an expected gain)."""
+    if "gain" not in record["expected"]:
+        return None
+    plan = f"the plan's expected {_range(record['expected']['gain'], True)}"
+    low, high = record["expected"]["gain"]
+    gain = record["gain"]
+    if not gain or gain.get("low") is None:
+        return f"{plan} not tested (no interval of the gain)"
+    measured = interval_text((gain["low"], gain["high"]))
+    if gain["high"] < low:
+        return f"its interval {measured} lies below {plan}"
+    if gain["low"] > high:
+        return f"its interval {measured} lies above {plan}"
+    return f"its interval {measured} overlaps {plan}"
+
+
+def _cost_text(record: dict) -> str:
+    seconds = record["train_seconds"]
+    text = _format_duration(seconds) + " of training"
+    if "hours" in record["expected"] and seconds is not None:
+        low, high = record["expected"]["hours"]
+        hours = seconds / 3600
+        where = "within" if low <= hours <= high else "under" if hours < low else "over"
+        text += f", {where} the plan's {_range([low, high], False)}"
+    return text
 
 
 def _signed(found: dict | None, decimals: int = 3) -> str:
@@ -158,6 +202,9 @@ def strategies_view(records: list[dict]) -> dict:
                ("Largest class drop (Holm p)", "Largest class drop", True),
                ("Classes dropped", "Dropped", True), ("Seed sd of AP50", "Seed sd", True),
                ("Training time", "Training", True), ("GPU hours", "GPU h", True)]
+    with_plan = any(record["expected"] for record in records)
+    if with_plan:
+        columns.append(("Plan: ΔAP50; time", "Plan", True))
     rows, previous = [], None
     for record in records:
         worst = record["forgetting"]
@@ -190,6 +237,8 @@ def strategies_view(records: list[dict]) -> dict:
         cells.append(cell(f"{record['seed_sd']:.3f} ({seeds} seeds)" if record["seed_sd"] is not None
                           else f"{DASH} (1 seed)" if seeds == 1 else DASH, numeric=True))
         cells += [cell(time_text, numeric=True), cell(gpu, numeric=True)]
+        if with_plan:
+            cells.append(cell(plan_cell(record["expected"]), numeric=True))
         group = (record["model"], record["resolution"])
         rows.append({"cells": cells, "family_start": group != previous, "first_row": previous is None,
                      "family": record["model"]})
@@ -239,5 +288,6 @@ def strategy_sentence(record: dict, alpha: float) -> str:
     seeds = len(record["seeds"])
     stability = (f"seed sd {record['seed_sd']:.3f} over {seeds} seeds" if record["seed_sd"] is not None
                  else "one seed, so no stability estimate")
-    cost = _format_duration(record["train_seconds"]) + " of training"
-    return f"{head}, {verdict}; {text}; {forgets}; {stability}; {cost}."
+    plan = plan_gain_verdict(record)
+    verdict += f", and {plan}" if plan else ""
+    return f"{head}, {verdict}; {text}; {forgets}; {stability}; {_cost_text(record)}."

@@ -159,10 +159,25 @@ def check_multimodal_models(config: dict) -> None:
                 raise ValueError(f"config multimodal.joint.model: {late} (models.{name}.model stretched to the joint "
                                  f"run's length, then multimodal.joint.model) lie after its {epochs} epochs. Fix: set "
                                  f"them to at most {epochs} in multimodal.joint.model.")
+    check_expectations(multimodal)
     pair = multimodal["confusion_pair"]
     if pair[0] == pair[1]:
         raise ValueError(f"config multimodal.confusion_pair: {pair} names one class twice. Fix: name the two "
                          "classes whose confusion the report follows (the study: [ROTURA_FRACTURA, RAYONES_ARANAZOS]).")
+
+
+def check_expectations(multimodal: dict) -> None:
+    """The plan's expected gains and hours: ranges low to high, for strategies the config runs."""
+    strategies = configured_strategies(multimodal)
+    for strategy, expected in (multimodal.get("expected") or {}).items():
+        if strategy not in strategies:
+            raise ValueError(f"config multimodal.expected.{strategy}: the config runs no {strategy} strategy (it runs "
+                             f"{strategies}). Fix: remove the entry, or configure the strategy "
+                             f"({'multimodal.phases' if strategy == 'progressive' else 'multimodal.' + strategy}).")
+        for key, (low, high) in expected.items():
+            if low > high:
+                raise ValueError(f"config multimodal.expected.{strategy}.{key}: [{low}, {high}] runs high to low. "
+                                 f"Fix: give [low, high], e.g. [{high}, {low}].")
 
 
 def training_categories(config: dict) -> list[dict] | None:
