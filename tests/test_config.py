@@ -137,3 +137,28 @@ def test_folders_source_requires_the_folders_and_the_classes():
               "grid": {"models": ["m"], "resolutions": [64]}, "models": {"m": {"architecture": "segformer_demo"}}}
     with pytest.raises(Exception, match="folders"):
         validate(config, SCHEMA)
+
+
+@pytest.mark.parametrize("name", ["segmentation.yaml", "classification.yaml"])
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda m: m.update(import_checkpoint="run.pth"), r"models.{0}.import_checkpoint: only DEIMv2 detection runs can "
+                                                      r"be imported. Fix: remove the key \(pretrained"),
+    (lambda m: m.setdefault("model", {}).update(weights="weights/missing.pth"),
+     r"models.{0}.model.weights: 'weights/missing.pth' is not a file \(relative paths start at .*\). Fix: correct "
+     r"the path, give a hub id"),
+])
+def test_a_segmentation_or_classification_model_entry_is_checked_with_its_key(name, edit, message, tmp_path,
+                                                                               monkeypatch):
+    from detstudy.study.config import check_config
+
+    config = load(name)
+    model = config["grid"]["models"][0]
+    edit(config["models"][model])
+    validate(config, SCHEMA)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match=message.format(model)):
+        check_config(config, ROOT)
+    # a hub id is not a file to look for
+    config["models"][model].pop("import_checkpoint", None)
+    config["models"][model].setdefault("model", {})["weights"] = "facebook/some-model"
+    check_config(config, ROOT)

@@ -276,7 +276,7 @@ def test_broken_data_stops_before_any_training(tmp_path, breaks, expected):
     (lambda c: c["loss"].update(class_weights=[1.0, 2.0]), "2 weights for 7 classes"),
     (lambda c: c["grid"].update(resolutions=[70]), "not a multiple of 32"),
     (lambda c: c["models"]["convnext"].update(architecture="fasterrcnn_resnet18_fpn"), "is a detection model"),
-    (lambda c: c["models"]["maxvit"]["training"]["augmentation"].update(mosaic=0.5), "are detection augmentations"),
+    (lambda c: c["models"]["maxvit"]["training"]["augmentation"].update(mosaic=0.5), "are not segmentation augmentations"),
     (lambda c: c["models"]["maxvit"]["training"].update(select_metric="AP50"), "is not a segmentation metric"),
 ])
 def test_a_bad_segmentation_config_is_refused_with_its_key(tmp_path, edit, expected):

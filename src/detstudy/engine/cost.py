@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from detstudy.engine.history import trained_epochs
+from detstudy.engine.io import write_json
+from detstudy.engine.runtime import memory_kind, peak_memory_mb, reset_peak_memory
 
 PRECISIONS = ("fp32", "float16", "bfloat16")
 
@@ -84,3 +86,24 @@ def training_cost(history_csv: str | Path) -> dict[str, float | None]:
     peaks = [float(row["peak_memory_mb"]) for row in epochs if row.get("peak_memory_mb")]
     return {"train_images_per_second": round(sum(rates) / len(rates), 2) if rates else None,
             "train_peak_memory_mb": max(peaks) if peaks else None}
+
+
+def speed_record(timed: dict[str, Any], *, predict_one: Callable[[], Any], forward: Callable[[], Any],
+                 device: torch.device, amp: bool, amp_dtype: torch.dtype, checkpoint, history, run: dict[str, Any],
+                 speed_path, resolution: int, log) -> dict[str, Any]:
+    """A latency job's ``speed.json`` from its timings (:func:`time_per_image`): the peak memory of
+    ``predict_one`` (one image at batch 1; free the preloaded images first), the GFLOPs of
+    ``forward``, images per second, the checkpoint's size and the training's cost (its history);
+    written atomically and logged."""
+    reset_peak_memory(device)
+    with torch.no_grad(), torch.autocast(device.type, dtype=amp_dtype, enabled=amp):
+        predict_one()
+    timed.update(peak_memory_mb=peak_memory_mb(device), memory=memory_kind(device), gflops=round(gflops(forward), 3),
+                 images_per_second=round(1000.0 / timed["latency_ms_per_image"], 2) if timed["latency_ms_per_image"] else None,
+                 checkpoint_mb=round(Path(checkpoint).stat().st_size / 2**20, 2))
+    speed = {"run": run, "speed": timed, "train_seconds": train_seconds(history), **training_cost(history)}
+    write_json(speed_path, speed)
+    log.info("%.2f ms/image (median of %d; quartiles %s ms), %.3f GFLOPs at %d px, peak memory %.0f MiB, "
+             "checkpoint %.1f MiB", timed["latency_ms_per_image"], timed["images_timed"],
+             timed["latency_ms_quartiles"], timed["gflops"], resolution, timed["peak_memory_mb"], timed["checkpoint_mb"])
+    return speed

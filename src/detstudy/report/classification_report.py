@@ -7,15 +7,14 @@ bootstrap, Holm-adjusted)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from detstudy.engine.io import read_json
-from detstudy.report.figure_sections import Preview, figure_item
+from detstudy.report.figure_sections import Preview
 from detstudy.report.formatting import cell, interval_text, p_text
 from detstudy.report.outputs import CLASSIFICATION_LATEX_TABLES, CLASSIFICATION_TEMPLATES
-from detstudy.report.render import check_templates, environments, inference_view, write_rendered
+from detstudy.report.render import inference_view
 from detstudy.report.significance import Significance
 from detstudy.report.tables import cost_devices
+from detstudy.report.task_report import check_task_templates, task_figures, write_task_report
 from detstudy.report.task_tables import (CLASSIFICATION_COLUMNS, MODEL_COST_COLUMNS, TRAIN_VAL_TEST_COLUMNS,
                                          cell_table, class_metric_table, load_task_runs)
 from detstudy.report.views import metric_table, per_class_view
@@ -98,9 +97,7 @@ def render_classification_report(*, metrics_paths: list, checks: dict[str, str],
                                  statistics_figures: dict[str, str], out_html, out_md, out_tables: dict[str, str],
                                  templates_dir, title: str, preview: Preview = Preview()) -> None:
     """``figures``: run label -> {kind: png}; ``checks``: split -> its check report; ``out_tables``: stem -> .tex."""
-    templates_dir = check_templates(templates_dir, [f"classification/{name}" for name in CLASSIFICATION_TEMPLATES]
-                                    + ["_style.css.j2", "_table.html.j2", "_table.md.j2", "_table.tex.j2"])
-    out_html, out_md = Path(out_html), Path(out_md)
+    templates_dir = check_task_templates(templates_dir, "classification", CLASSIFICATION_TEMPLATES)
     runs = load_task_runs(metrics_paths)
     significance = Significance.load(comparisons_json)
     results = cell_table(runs, CLASSIFICATION_COLUMNS)
@@ -115,26 +112,15 @@ def render_classification_report(*, metrics_paths: list, checks: dict[str, str],
     }
     protocol = runs[0]["protocol"] if runs else {}
 
-    def figure_block(preview_: Preview | None, folder: Path) -> dict:
-        return {
-            "cross_run": [figure_item(kind, CLASSIFICATION_CROSS_RUN_FIGURE_KINDS[kind], path, folder, preview_)
-                          for kind, path in cross_run_figures.items()],
-            "statistics": [figure_item(kind, kind.capitalize(), path, folder, preview_)
-                           for kind, path in statistics_figures.items()],
-            "runs": [{"label": label, "figures": [figure_item(kind, CLASSIFICATION_FIGURE_KINDS.get(kind, kind), path,
-                                                              folder, preview_) for kind, path in kinds.items()]}
-                     for label, kinds in figures.items()],
-        }
+    figure_block = task_figures(figures=figures, cross_run_figures=cross_run_figures,
+                                statistics_figures=statistics_figures, run_kinds=CLASSIFICATION_FIGURE_KINDS,
+                                cross_run_kinds=CLASSIFICATION_CROSS_RUN_FIGURE_KINDS)
 
     context = {"title": title, "tables": tables, "dataset": dataset_view(checks), "protocol": protocol,
                "preprocessing": preprocessing_view(runs),
                "inference": inference_view(significance), "devices": cost_devices(runs),
                "multi_seed": bool(len(results)) and int(results["n_seeds"].max()) > 1,
                "run_labels": [run_label(r["run"]) for r in runs]}
-    html, markdown, latex = environments(templates_dir)
-    write_rendered(out_html, html.get_template("classification/index.html.j2").render(
-        **context, figures=figure_block(preview, out_html.parent)))
-    write_rendered(out_md, markdown.get_template("classification/report.md.j2").render(
-        **context, figures=figure_block(None, out_md.parent)))
-    for stem, template in CLASSIFICATION_LATEX_TABLES.items():
-        write_rendered(out_tables[stem], latex.get_template(f"classification/{template}").render(**context))
+    write_task_report(task="classification", templates_dir=templates_dir, context=context, figures=figure_block,
+                      preview=preview, out_html=out_html, out_md=out_md, out_tables=out_tables,
+                      latex_tables=CLASSIFICATION_LATEX_TABLES)

@@ -11,11 +11,12 @@ from pathlib import Path
 from detstudy.engine.io import read_json
 from detstudy.report.figure_sections import Preview, figure_item
 from detstudy.report.outputs import SEGMENTATION_LATEX_TABLES, SEGMENTATION_TEMPLATES
-from detstudy.report.render import check_templates, environments, inference_view, write_rendered
+from detstudy.report.render import inference_view
 from detstudy.report.task_tables import (SEGMENTATION_COLUMNS, MODEL_COST_COLUMNS, cell_table,
                                                  class_metric_table, load_task_runs)
 from detstudy.report.significance import Significance
 from detstudy.report.tables import cost_devices
+from detstudy.report.task_report import check_task_templates, task_figures, write_task_report
 from detstudy.report.views import metric_table, per_class_view
 from detstudy.study.figure_kinds import SEGMENTATION_CROSS_RUN_FIGURE_KINDS, SEGMENTATION_FIGURE_KINDS
 from detstudy.study.grid import run_label
@@ -39,9 +40,7 @@ def render_segmentation_report(*, metrics_paths: list, statistics_json, statisti
                                statistics_figures: dict[str, str], out_html, out_md, out_tables: dict[str, str],
                                templates_dir, title: str, preview: Preview = Preview()) -> None:
     """``figures``: run label -> {kind: png}; ``out_tables``: stem -> .tex path."""
-    templates_dir = check_templates(templates_dir, [f"segmentation/{name}" for name in SEGMENTATION_TEMPLATES]
-                                    + ["_style.css.j2", "_table.html.j2", "_table.md.j2", "_table.tex.j2"])
-    out_html, out_md = Path(out_html), Path(out_md)
+    templates_dir = check_task_templates(templates_dir, "segmentation", SEGMENTATION_TEMPLATES)
     runs = load_task_runs(metrics_paths)
     significance = Significance.load(comparisons_json)
     results = cell_table(runs, SEGMENTATION_COLUMNS)
@@ -56,26 +55,17 @@ def render_segmentation_report(*, metrics_paths: list, statistics_json, statisti
     protocol = runs[0]["protocol"] if runs else {}
     inference = inference_view(significance)
 
+    shared = task_figures(figures=figures, cross_run_figures=cross_run_figures, statistics_figures=statistics_figures,
+                          run_kinds=SEGMENTATION_FIGURE_KINDS, cross_run_kinds=SEGMENTATION_CROSS_RUN_FIGURE_KINDS)
+
     def figure_block(preview_: Preview | None, folder: Path) -> dict:
-        return {
-            "dataset": figure_item("statistics", "Class balance", statistics_png, folder, preview_),
-            "cross_run": [figure_item(kind, SEGMENTATION_CROSS_RUN_FIGURE_KINDS[kind], path, folder, preview_)
-                          for kind, path in cross_run_figures.items()],
-            "statistics": [figure_item(kind, kind.capitalize(), path, folder, preview_)
-                           for kind, path in statistics_figures.items()],
-            "runs": [{"label": label, "figures": [figure_item(kind, SEGMENTATION_FIGURE_KINDS.get(kind, kind), path,
-                                                              folder, preview_) for kind, path in kinds.items()]}
-                     for label, kinds in figures.items()],
-        }
+        return {**shared(preview_, folder),
+                "dataset": figure_item("statistics", "Class balance", statistics_png, folder, preview_)}
 
     context = {"title": title, "tables": tables, "dataset": dataset_view(read_json(statistics_json)),
                "protocol": protocol, "inference": inference, "devices": cost_devices(runs),
                "multi_seed": bool(len(results)) and int(results["n_seeds"].max()) > 1,
                "run_labels": [run_label(r["run"]) for r in runs]}
-    html, markdown, latex = environments(templates_dir)
-    write_rendered(out_html, html.get_template("segmentation/index.html.j2").render(
-        **context, figures=figure_block(preview, out_html.parent)))
-    write_rendered(out_md, markdown.get_template("segmentation/report.md.j2").render(
-        **context, figures=figure_block(None, out_md.parent)))
-    for stem, template in SEGMENTATION_LATEX_TABLES.items():
-        write_rendered(out_tables[stem], latex.get_template(f"segmentation/{template}").render(**context))
+    write_task_report(task="segmentation", templates_dir=templates_dir, context=context, figures=figure_block,
+                      preview=preview, out_html=out_html, out_md=out_md, out_tables=out_tables,
+                      latex_tables=SEGMENTATION_LATEX_TABLES)

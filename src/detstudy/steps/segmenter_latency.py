@@ -9,14 +9,12 @@ training's own time, throughput and memory. Timings vary from run to run, so the
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import torch
 
-from detstudy.engine.cost import autocast_for, check_precision, gflops, time_per_image, train_seconds, training_cost
-from detstudy.engine.io import write_json
-from detstudy.engine.runtime import memory_kind, peak_memory_mb, reset_peak_memory, resolve_device
+from detstudy.engine.cost import autocast_for, check_precision, speed_record, time_per_image
+from detstudy.engine.runtime import resolve_device
 from detstudy.tasks.segmentation.checkpoint import load_checkpoint
 from detstudy.tasks.segmentation.data.dataset import MaskDataset, eval_transform
 from detstudy.tasks.segmentation.data.layout import MaskSplit
@@ -51,18 +49,9 @@ def segmenter_latency(*, checkpoint, history, test_split: dict[str, str], speed_
              count, device_, torch.get_num_threads(), precision if amp else "fp32", inference)
     timed = time_per_image(predict, inputs, device_, warmup, amp, amp_dtype)
     first = inputs[0]
-    del samples, inputs  # freed before the reset: the peak is one image at batch 1, not the preloaded ones
-    reset_peak_memory(device_)
-    with torch.no_grad(), torch.autocast(device_.type, dtype=amp_dtype, enabled=amp):
-        predict(first)
+    del samples, inputs  # freed first: the peak is one image at batch 1, not the preloaded ones
     square = torch.zeros(1, 3, resolution, resolution, device=device_)
-    timed.update(peak_memory_mb=peak_memory_mb(device_), memory=memory_kind(device_),
-                 gflops=round(gflops(lambda: model(square)), 3),  # one forward pass at the resolution (one window)
-                 images_per_second=round(1000.0 / timed["latency_ms_per_image"], 2) if timed["latency_ms_per_image"] else None,
-                 checkpoint_mb=round(os.path.getsize(checkpoint) / 2**20, 2))
-    speed = {"run": run, "speed": timed, "train_seconds": train_seconds(history), **training_cost(history)}
-    write_json(speed_path, speed)
-    log.info("%.1f ms/image (median of %d; quartiles %s ms), %.2f GFLOPs at %d px, peak memory %.0f MiB, "
-             "checkpoint %.1f MiB", timed["latency_ms_per_image"], timed["images_timed"],
-             timed["latency_ms_quartiles"], timed["gflops"], resolution, timed["peak_memory_mb"], timed["checkpoint_mb"])
-    return speed
+    return speed_record(timed, predict_one=lambda: predict(first),
+                        forward=lambda: model(square),  # one forward pass at the resolution (one window)
+                        device=device_, amp=amp, amp_dtype=amp_dtype, checkpoint=checkpoint, history=history, run=run,
+                        speed_path=speed_path, resolution=resolution, log=log)

@@ -13,6 +13,7 @@ import hashlib
 import os
 from pathlib import Path
 
+from detstudy.study.model_checks import check_task_model
 from detstudy.study.splits import SPLITS
 
 #: The training augmentations a classification run knows (``training.augmentation`` keys).
@@ -21,7 +22,6 @@ CLASSIFICATION_AUGMENTATIONS = ("crop_scale", "horizontal_flip", "vertical_flip"
 CLASSIFICATION_SELECT_METRICS = ("accuracy", "macro_F1")
 #: The ViT's patch per architecture: its resolution must be a multiple (the other families take any size).
 PATCHES = {"dinov3_vits16": 16, "dinov3_demo": 8}
-WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 
 
 def split_sources(config: dict, synthetic_dir) -> dict[str, str]:
@@ -88,22 +88,9 @@ def check_classification(config: dict) -> None:
             problem = resolution_problem(model["architecture"], px)
             if problem:
                 raise ValueError(f"config grid.resolutions: {px} px does not suit model {name!r}: {problem}")
-        training = model.get("training") or {}
-        unknown = sorted(set(training.get("augmentation") or {}) - set(CLASSIFICATION_AUGMENTATIONS))
-        if unknown:
-            raise ValueError(f"config models.{name}.training.augmentation: {unknown} are not classification "
-                             f"augmentations. Fix: a classification run knows {', '.join(CLASSIFICATION_AUGMENTATIONS)}.")
-        if training.get("select_metric", "accuracy") not in CLASSIFICATION_SELECT_METRICS:
-            raise ValueError(f"config models.{name}.training.select_metric: {training['select_metric']} is not a "
-                             f"classification metric. Fix: use {' or '.join(CLASSIFICATION_SELECT_METRICS)}.")
-        if model.get("import_checkpoint"):
-            raise ValueError(f"config models.{name}.import_checkpoint: only DEIMv2 detection runs can be imported. "
-                             "Fix: remove the key (pretrained classifiers go in model.weights).")
-        weights_file = (model.get("model") or {}).get("weights")
-        if weights_file and weights_file.endswith(WEIGHT_SUFFIXES) and not os.path.isfile(weights_file):
-            raise ValueError(f"config models.{name}.model.weights: {weights_file!r} is not a file (relative paths start "
-                             f"at {os.getcwd()}). Fix: correct the path, give a hub id or torchvision weights name, "
-                             "or null to train from random weights.")
+        check_task_model(name, model, task="classification", augmentations=CLASSIFICATION_AUGMENTATIONS,
+                         select_metrics=CLASSIFICATION_SELECT_METRICS, pretrained="pretrained classifiers",
+                         weights_fix="a hub id or torchvision weights name, or null to train from random weights")
     loss = config.get("loss") or {}
     foreign = sorted(key for key in ("ce_weight", "dice_weight") if key in loss and loss[key] != 1.0)
     if loss.get("class_weights", "inverse_log") not in ("inverse_log", "none"):  # inverse_log: the schema's default

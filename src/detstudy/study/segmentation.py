@@ -16,12 +16,12 @@ from typing import Any
 import yaml
 
 from detstudy.study.classes import synthetic_class_names
+from detstudy.study.model_checks import check_task_model
 from detstudy.study.splits import synthetic_file_name
 
 #: Encoder stride of the three families' last stage: every resolution is a multiple of it.
 SEGMENTATION_STRIDE = 32
 #: A ``model.weights`` ending so is a local file (anything else is a hub id).
-WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 #: Overlay colours where the config gives none: background grey, then distinct hues
 #: (matplotlib's tab20 order), cycled for more classes.
 DEFAULT_COLORS = [(80, 80, 80), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -121,21 +121,9 @@ def check_segmentation(config: dict, workflow_dir=None) -> None:
             raise ValueError(f"config grid.resolutions: {problem}")
     for name in config["grid"]["models"]:
         model = config["models"][name]
-        training = model.get("training") or {}
-        unknown = sorted(set(training.get("augmentation") or {}) - set(SEGMENTATION_AUGMENTATIONS))
-        if unknown:
-            raise ValueError(f"config models.{name}.training.augmentation: {unknown} are detection augmentations. "
-                             f"Fix: a segmentation run knows {', '.join(SEGMENTATION_AUGMENTATIONS)}.")
-        if training.get("select_metric", "mIoU") not in SEGMENTATION_SELECT_METRICS:
-            raise ValueError(f"config models.{name}.training.select_metric: {training['select_metric']} is not a "
-                             f"segmentation metric. Fix: use {' or '.join(SEGMENTATION_SELECT_METRICS)}.")
-        if model.get("import_checkpoint"):
-            raise ValueError(f"config models.{name}.import_checkpoint: only DEIMv2 detection runs can be imported. "
-                             "Fix: remove the key (pretrained segmentation encoders go in model.weights).")
-        weights_file = (model.get("model") or {}).get("weights")
-        if weights_file and weights_file.endswith(WEIGHT_SUFFIXES) and not os.path.isfile(weights_file):
-            raise ValueError(f"config models.{name}.model.weights: {weights_file!r} is not a file (relative paths start "
-                             f"at {os.getcwd()}). Fix: correct the path, give a hub id, or null to train from scratch.")
+        check_task_model(name, model, task="segmentation", augmentations=SEGMENTATION_AUGMENTATIONS,
+                         select_metrics=SEGMENTATION_SELECT_METRICS, pretrained="pretrained segmentation encoders",
+                         weights_fix="a hub id, or null to train from scratch")
     if (config.get("loss") or {}).get("label_smoothing"):
         raise ValueError("config loss.label_smoothing: a classification setting. Fix: remove it (a segmentation run's "
                          "loss is Dice + cross-entropy with loss.class_weights).")
