@@ -137,7 +137,11 @@ def test_bad_input_is_refused_before_any_work_and_writes_nothing(checkpoints, tm
     fake = tmp_path / "fake.pt"
     torch.save({"weights": 1}, fake)
     error = _refused(capsys, "--checkpoint", str(fake), "--images", str(images), "--out", str(out))
-    assert "fake.pt: not a detstudy checkpoint" in error
+    assert f"{fake}: not a detstudy checkpoint (format None, not 'detstudy-checkpoint/1')" in error
+    assert error.count(str(fake)) == 1 and error.count("Fix:") == 1  # the loader's words, not wrapped again
+    torch.save(torch.nn.Linear(2, 2), fake)  # a whole pickled model: refused unread, with the fix
+    error = _refused(capsys, "--checkpoint", str(fake), "--images", str(images), "--out", str(out))
+    assert "a whole pickled object (torch.nn.modules.linear.Linear)" in error and error.count(str(fake)) == 1
     error = _refused(capsys, "--checkpoint", str(tmp_path / "none.pt"), "--images", str(images), "--out", str(out))
     assert "none.pt: no such file" in error
     error = _refused(capsys, "--checkpoint", str(checkpoints / "cnn.pt"), "--images", str(images), "--out", str(out),

@@ -46,11 +46,12 @@ def check_decodable(paths: list[Path]) -> None:
 
 def load_or_refuse(load_checkpoint, checkpoint: Path, device):
     """``load_checkpoint(checkpoint, device)`` (a task's loader), its failure a ``PredictError``
-    naming the file."""
+    naming the file (once: the loaders' own messages start with it)."""
     try:
         return load_checkpoint(checkpoint, device)
     except (ValueError, KeyError, RuntimeError, EOFError, OSError) as error:
-        raise PredictError(f"{checkpoint}: {error}") from None
+        text = str(error)
+        raise PredictError(text if text.startswith(str(checkpoint)) else f"{checkpoint}: {text}") from None
 
 
 def checked_out(out: Path, overwrite: bool, replaced: str) -> None:

@@ -44,7 +44,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
                          "Fix: pass a best.pt the workflow wrote, or, for a model of your own, save its state_dict() "
                          "instead of the model and write it with detstudy.checkpoint.save_checkpoint.") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a {FORMAT} checkpoint. Fix: point to a best.pt written by the train rules.")
+        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+        raise ValueError(f"{path}: not a detstudy checkpoint (format {found!r}, not {FORMAT!r}). Fix: point to a "
+                         "best.pt written by the train rules (results/runs/<model>/<res>px/<phase>/seed<seed>/).")
     detector = payload["detector"]
     settings = dict(detector["settings"])
     for key in ("backbone_weights", "weights"):  # the state dict below holds the trained weights

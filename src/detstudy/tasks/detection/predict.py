@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from detstudy.tasks.detection.checkpoint import load_checkpoint
-from detstudy.tasks.prediction import PredictError, check_decodable, checked_out, decoded, image_files
+from detstudy.tasks.prediction import PredictError, check_decodable, checked_out, decoded, image_files, load_or_refuse
 from detstudy.tasks.detection.evaluation.inference import as_float, coco_results
 from detstudy.engine.io import atomic_path, write_json
 from detstudy.engine.runtime import resolve_device
@@ -67,11 +67,7 @@ def predict(*, checkpoint, images, out, score_threshold: float = 0.3, device: st
     checked_out(out, overwrite, "detections.json, images.json and overlays/")
     check_decodable(paths)
     device_ = resolve_device(device)
-    try:
-        adapter, categories, _ = load_checkpoint(checkpoint, device_)
-    except (ValueError, KeyError, RuntimeError, EOFError, OSError) as error:
-        raise PredictError(f"{checkpoint}: not a detstudy checkpoint ({error}). Fix: pass a best.pt the workflow "
-                           "wrote.") from None
+    adapter, categories, _ = load_or_refuse(load_checkpoint, checkpoint, device_)
     adapter.model.eval()
     names = dict(zip(categories.ids, categories.names))
     records, detections = [], []
