@@ -379,8 +379,10 @@ def test_the_strategies_section_in_every_format(phase_paths, tmp_path):
                  "Strategy 2: joint, from the backbone"
                  " (deimv2_s · 256 px): AP50 0.700 [0.650, 0.750], above vanilla by +0.100 (Holm p 0.001)"):
         assert text in section, text
+    assert "<em>Plan</em> is what the config's <code>multimodal.expected</code> says" in section
     md = (out / "report.md").read_text()
     assert "### The three strategies, measured" in md and "| 3: progressive unfreezing |" in md
+    assert "*Plan*: what `multimodal.expected` says the plan expected" in md
     tex = (out / "tables" / "strategies.tex").read_text()
     for token in (r"\label{tab:strategies}", "2: joint, from the backbone", r"the fusion, then + class heads",
                   r"$\Delta$AP50 \num{-0.040} to \num[retain-explicit-plus]{+0.100}"):

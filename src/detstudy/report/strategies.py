@@ -245,7 +245,8 @@ def strategies_view(records: list[dict]) -> dict:
         previous = group
     return {"key": "strategies", "caption": "The three multimodal strategies, measured",
             "columns": [{"label": label, "tex": tex, "numeric": numeric} for label, tex, numeric in columns],
-            "rows": rows, "n_key_columns": 3, "group_headers": None, "group_first_column": True}
+            "rows": rows, "n_key_columns": 3, "group_headers": None, "group_first_column": True,
+            "plan": with_plan}
 
 
 def strategy_sentence(record: dict, alpha: float) -> str:
