@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from detstudy.study.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS  # noqa: E402
+from detstudy.study.chain import Phase, chain_names  # noqa: E402
 from detstudy.study.grid import run_label  # noqa: E402
 from detstudy.report.browser import find_browser, open_report  # noqa: E402
 from detstudy.report.render import render_report  # noqa: E402
@@ -59,16 +60,14 @@ def _describe(html: Path, screenshot: Path | None, target_mb: float) -> bool:
 def _thesis_runs() -> list[dict]:
     thesis = yaml.safe_load((ROOT / "config" / "thesis.yaml").read_text())
     grid, multimodal = thesis["grid"], thesis["multimodal"]
-    phases = ["base"]
-    for stage in range(1, len(multimodal["phases"]) + 1):
-        phases += [f"phase{stage}"] + [f"phase{stage}_{control}" for control in multimodal["controls"]]
+    phases = ["base", *chain_names(multimodal)]  # every strategy's runs and controls
     runs = []
     for model in grid["models"]:
         family = thesis["models"][model]["architecture"].startswith("deimv2") and "vit" or "cnn"
         for resolution in grid["resolutions"]:
             for seed in grid["seeds"]:
                 for phase in phases if model in multimodal["models"] else ["base"]:
-                    text = phase != "base" and not phase.endswith("_notext")
+                    text = phase != "base" and Phase.parse(phase).uses_text
                     runs.append({"model": model, "resolution": resolution, "seed": seed, "phase": phase,
                                  "family": "multimodal" if text else family})
     return runs

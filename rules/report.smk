@@ -15,7 +15,6 @@ rule report:
         cross_run_figures=list(CROSS_RUN_FIGURES.values()),
         multimodal_figures=multimodal_targets(),
         text_prompts=[text_prompts()] if MULTIMODAL else [],
-        train_benchmarks=[run["benchmark"] for run in report_runs() if run["benchmark"]],  # the strategies' cost
         templates=report_templates(),
         code=package_code("report.py"),
     output:
@@ -26,7 +25,8 @@ rule report:
         title=config["report"]["title"],
         preview_width=config["report"]["preview_width"],
         jpeg_quality=config["report"]["jpeg_quality"],
-        runs=report_runs(),
+        runs=report_runs(),  # with each training job's benchmark file (the strategies' cost), read if there:
+        # as an input, a missing one would retrain its run to rebuild the report
         multimodal=[{**group, "dir": multimodal_dir().format(**group)} for group in multimodal_groups()],
         confusion_pair=(MULTIMODAL or {}).get("confusion_pair", []),
         expected=(MULTIMODAL or {}).get("expected", {}),  # the plan's, beside the strategies' numbers

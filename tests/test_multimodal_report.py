@@ -308,10 +308,22 @@ def test_the_strategies_table_measures_the_plans_criteria():
     assert texts["3: progressive unfreezing"][12] == "2.5 min (12.5 min with vanilla)"
     said = {s: strategy_sentence(r, 0.05) for s, r in records.items()}
     assert "above vanilla by +0.100" in said["joint"] and "exceeds its control significantly" in said["joint"]
-    assert "1 of 3 classes drop significantly (B; largest B -0.120)" in said["joint"]
+    # its control has no text and no fusion: beating it does not single out what the text says
+    assert "with no shuffled-text control, the descriptions' content is not told apart" in said["joint"]
+    assert "what the text says" not in said["joint"]
+    # it never had vanilla's weights: its classes below vanilla are not forgotten ones
+    assert "below vanilla: 1 of 3 classes drop significantly (B; largest B -0.120)" in said["joint"]
     assert "does not significantly exceed the no-text control (+0.010, Holm p 0.500; the control alone – over" \
         in said["progressive"] and "shuffled-text" not in said["progressive"]  # beaten: p 0.04
     assert "no class is below vanilla" in said["fusion_only"]
+    # phase 2 beating its no-text and its shuffled-text controls: then the words are the cause
+    comparisons = _strategy_comparisons()
+    for row in comparisons["tables"]["multimodal"]:
+        if row["b"].endswith("phase2_notext"):
+            row["metrics"]["AP50"].update(p=0.01, p_holm=0.01)
+    progressive = strategy_records(Significance(comparisons), costs)[2]
+    assert "exceeds all 2 controls significantly: what the text says adds to what the training alone gives" \
+        in strategy_sentence(progressive, 0.05)
     cpu = strategies_view(strategy_records(significance, costs, starts={"m": "initial weights, backbone from scratch"}))
     assert cpu["rows"][1]["cells"][13]["text"] == "0 (CPU)"
     assert [row["cells"][3]["text"] for row in cpu["rows"]] == [
@@ -355,6 +367,24 @@ def test_the_plans_expectations_stand_beside_the_measured_gain_and_time():
     assert strategy_sentence(records[0], 0.05).endswith("2.0 min of training.")
     # without any expectation, no plan column at all
     assert "Plan: ΔAP50; time" not in [c["label"] for c in strategies_view(strategy_records(significance, costs))["columns"]]
+
+
+def test_gpu_hours_count_the_runs_whose_provenance_names_a_cuda_device():
+    from detstudy.report.render import strategies_context
+    from detstudy.report.significance import Significance
+
+    phases = ("base", "fusion_only", "joint", "phase1", "phase2")
+    costs = {("m", 256, phase, seed): 3600.0 for seed in (0, 1, 2) for phase in phases}
+    # seed 0 on the second GPU (compute.device cuda:1), the others on the CPU
+    runs = [{"run": {"model": "m", "resolution": 256, "phase": phase, "seed": seed},
+             "provenance": {"config": {"device": "cuda:1" if seed == 0 else "cpu"}}}
+            for seed in (0, 1, 2) for phase in phases]
+    view = strategies_context(Significance(_strategy_comparisons()), costs, None, runs)["strategies"]
+    assert [row["cells"][13]["text"] for row in view["rows"]] == ["1.0", "1.0", "2.0"]  # phases 1 + 2: two jobs
+    for run in runs:
+        run["provenance"]["config"]["device"] = "cpu"
+    view = strategies_context(Significance(_strategy_comparisons()), costs, None, runs)["strategies"]
+    assert {row["cells"][13]["text"] for row in view["rows"]} == {"0 (CPU)"}
 
 
 def test_where_a_joint_run_starts_is_read_from_its_model_settings():

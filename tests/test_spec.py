@@ -230,6 +230,25 @@ def test_a_joint_run_stretches_derived_windows_with_the_model_marks():
     model_settings, training = joint_settings(model, {"training": {"epochs": 204}})
     assert training["augmentation"] == {"mosaic": 0.5, "epochs": [8, 98, 180]}  # derived [4, 49, 90], doubled
     assert model_settings["multiscale_stop_epoch"] == 180
+    # an augmentation of the joint run's own replaces the recipe's, its windows still the stretched ones
+    _, training = joint_settings(model, {"training": {"epochs": 204, "augmentation": {"mosaic": 0.2}}})
+    assert training["augmentation"] == {"mosaic": 0.2, "epochs": [8, 98, 180]}
+    _, training = joint_settings(model, {"training": {"epochs": 204, "augmentation": {"epochs": [4, 100, 190]}}})
+    assert training["augmentation"] == {"epochs": [4, 100, 190]}  # given: taken as given
+
+
+def test_no_text_controls_never_get_a_fusion_rate():
+    """They have no fusion: a fusion rate would change nothing but their parameters (and rerun them)."""
+    from detstudy.study.chain import chain_training
+
+    multimodal = {"training": {"fusion_lr": 1e-3}, "phases": {"phase1": {}, "phase2": {"epochs": 2}},
+                  "joint": {"training": {"epochs": 4, "fusion_lr": 2e-3}}}
+    model = {"training": {"epochs": 2, "lr": 5e-4}}
+    assert chain_training(model, multimodal, "phase2")["fusion_lr"] == 1e-3
+    assert chain_training(model, multimodal, "phase2_shuffled")["fusion_lr"] == 1e-3
+    assert chain_training(model, multimodal, "joint")["fusion_lr"] == 2e-3
+    for control in ("phase2_notext", "joint_notext"):
+        assert "fusion_lr" not in chain_training(model, multimodal, control), control
 
 
 def test_a_joint_run_of_another_length_stretches_the_demo_recipe():

@@ -248,7 +248,7 @@ def strategies_context(significance: Significance | None, costs: dict[tuple, flo
     training job), unless ``gpus`` gives it, and where a joint run starts (its model settings)."""
     config = {_run_key(run): ((run.get("provenance") or {}).get("config") or {}) for run in runs}
     if gpus is None:
-        gpus = {key: int(settings.get("device") == "cuda") for key, settings in config.items()}
+        gpus = {key: int(str(settings.get("device", "")).startswith("cuda")) for key, settings in config.items()}
     starts = {key[0]: joint_start((settings.get("phase") or {}).get("model"))
               for key, settings in config.items() if key[2] == "joint" and settings}
     records = strategy_records(significance, costs, gpus, starts, expected) if significance is not None else []

@@ -268,7 +268,12 @@ def strategy_sentence(record: dict, alpha: float) -> str:
         text = "it has no control to tell whether the text is the cause"
     elif len(beaten) == len(controls):
         text = "it exceeds " + ("its control" if len(controls) == 1 else f"all {len(controls)} controls") + \
-               " significantly: what the text says adds to what the training alone gives"
+               " significantly: "
+        if any(Phase.parse(c["phase"]).control == "shuffled" for c in beaten):
+            text += "what the text says adds to what the training alone gives"
+        else:  # a no-text control differs by the fusion itself (its parameters, its rate), not by the words
+            text += ("the fusion with the text adds to the same training without it; with no shuffled-text "
+                     "control, the descriptions' content is not told apart from the fusion's own capacity")
     else:
         missed = [f"the {CONTROL_NAMES.get(Phase.parse(c['phase']).control, c['name'])} "
                   f"({_signed(c['difference'])}, Holm p {p_text((c['difference'] or {}).get('p_holm'))}; "
@@ -279,7 +284,9 @@ def strategy_sentence(record: dict, alpha: float) -> str:
     if worst is None:
         forgets = "forgetting not measured"
     elif worst["dropped"]:
-        forgets = (f"it forgets: {len(worst['dropped'])} of {worst['classes']} classes drop significantly "
+        # a joint run never had vanilla's weights: its classes below vanilla are not forgotten
+        lead = "below vanilla" if record["strategy"] == "joint" else "it forgets"
+        forgets = (f"{lead}: {len(worst['dropped'])} of {worst['classes']} classes drop significantly "
                    f"({', '.join(worst['dropped'])}; largest {worst['class']} {worst['estimate']:+.3f})")
     elif worst["estimate"] >= 0:
         forgets = f"no class is below vanilla (smallest change {worst['class']} {worst['estimate']:+.3f})"

@@ -188,7 +188,11 @@ def joint_settings(model: dict, joint: dict) -> tuple[dict, dict]:
     windows = EpochWindows.resolve(recipe.get("epochs", DEFAULT_EPOCHS), augmentation.get("epochs"))
     training["augmentation"] = {**augmentation, "epochs": [round(e * factor) for e in windows.as_tuple()]}
     model_settings = stretch(dict(model.get("model") or {}), MODEL_EPOCH_MARKS)
-    return {**model_settings, **((joint or {}).get("model") or {})}, {**training, **own}
+    merged = {**training, **own}
+    if isinstance(own.get("augmentation"), dict) and "epochs" not in own["augmentation"]:
+        # an augmentation of its own replaces the recipe's, but its windows stay the stretched ones
+        merged["augmentation"] = {**own["augmentation"], "epochs": training["augmentation"]["epochs"]}
+    return {**model_settings, **((joint or {}).get("model") or {})}, merged
 
 
 def chain_training(model: dict, multimodal: dict, name: str) -> dict:
@@ -196,7 +200,9 @@ def chain_training(model: dict, multimodal: dict, name: str) -> dict:
     phase = Phase.parse(name)
     if phase.strategy == "joint":
         training = joint_settings(model, multimodal["joint"])[1]
-        # the no-text control is the same training without fusion: no fusion, no fusion rate
-        return training if phase.uses_text else {k: v for k, v in training.items() if k != "fusion_lr"}
-    own = multimodal["fusion_only"] if phase.strategy == "fusion_only" else multimodal["phases"][phase.treatment]
-    return phase_training(model.get("training"), multimodal.get("training"), own)
+    else:
+        own = multimodal["fusion_only"] if phase.strategy == "fusion_only" else multimodal["phases"][phase.treatment]
+        training = phase_training(model.get("training"), multimodal.get("training"), own)
+    # a no-text control is the same training without fusion: no fusion, no fusion rate (which
+    # would change nothing but its parameters, and so rerun it)
+    return training if phase.uses_text else {k: v for k, v in training.items() if k != "fusion_lr"}
