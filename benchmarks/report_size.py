@@ -29,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from detstudy.study.figure_kinds import FIGURE_KINDS, MULTIMODAL_FIGURE_KINDS, VIT_FIGURE_KINDS  # noqa: E402
-from detstudy.study.chain import Phase, chain_names  # noqa: E402
-from detstudy.study.grid import run_label  # noqa: E402
+from detstudy.study.chain import chain_names  # noqa: E402
+from detstudy.study.grid import run_identity, run_label  # noqa: E402
 from detstudy.report.browser import find_browser, open_report  # noqa: E402
+from detstudy.report.figure_sections import Preview  # noqa: E402
 from detstudy.report.render import render_report  # noqa: E402
 
 DEFAULT_TARGET_MB, THESIS_TARGET_MB, LOAD_TARGET_S = 8, 40, 3
@@ -58,19 +59,20 @@ def _describe(html: Path, screenshot: Path | None, target_mb: float) -> bool:
 
 
 def _thesis_runs() -> list[dict]:
+    """Every run of the thesis grid, each as its metrics JSON identifies it."""
     thesis = yaml.safe_load((ROOT / "config" / "thesis.yaml").read_text())
     grid, multimodal = thesis["grid"], thesis["multimodal"]
     phases = ["base", *chain_names(multimodal)]  # every strategy's runs and controls
-    runs = []
-    for model in grid["models"]:
-        family = thesis["models"][model]["architecture"].startswith("deimv2") and "vit" or "cnn"
-        for resolution in grid["resolutions"]:
-            for seed in grid["seeds"]:
-                for phase in phases if model in multimodal["models"] else ["base"]:
-                    text = phase != "base" and Phase.parse(phase).uses_text
-                    runs.append({"model": model, "resolution": resolution, "seed": seed, "phase": phase,
-                                 "family": "multimodal" if text else family})
-    return runs
+    return [run_identity(thesis, model, resolution, phase, seed)
+            for model in grid["models"] for resolution in grid["resolutions"] for seed in grid["seeds"]
+            for phase in (phases if model in multimodal["models"] else ["base"])]
+
+
+def thesis_preview() -> Preview:
+    """The figure previews as config/thesis.yaml's report settings size them."""
+    report = yaml.safe_load((ROOT / "config" / "thesis.yaml").read_text()).get("report") or {}
+    return Preview(width=report.get("preview_width", Preview.width),
+                   jpeg_quality=report.get("jpeg_quality", Preview.jpeg_quality))
 
 
 def _synthetic_grid(template_run: Path, folder: Path) -> tuple[list[Path], dict]:
@@ -81,7 +83,7 @@ def _synthetic_grid(template_run: Path, folder: Path) -> tuple[list[Path], dict]
         target = folder / "runs" / run["model"] / f"{run['resolution']}px" / run["phase"] / f"seed{run['seed']}"
         (target / "figures").mkdir(parents=True)
         record = json.loads(json.dumps(metrics))
-        record["run"].update(run, stage=0 if run["phase"] == "base" else int(run["phase"][5]))
+        record["run"] = dict(run)
         (target / "metrics.json").write_text(json.dumps(record))
         if (template_run / "speed.json").is_file():
             shutil.copy(template_run / "speed.json", target / "speed.json")
@@ -120,7 +122,8 @@ def main() -> int:
         started = time.perf_counter()
         out = scratch / "report"
         render_report(metrics_paths=paths, figures=figures, out_html=out / "index.html", out_md=out / "report.md",
-                      out_tables_dir=out / "tables", title="Thesis grid (synthetic)")
+                      out_tables_dir=out / "tables", templates_dir=ROOT / "report" / "templates",
+                      title="Thesis grid (synthetic)", preview=thesis_preview())
         print(f"thesis grid: {len(paths)} runs from {run}, rendered in {time.perf_counter() - started:.0f} s")
         return 0 if _describe(out / "index.html", args.screenshot, THESIS_TARGET_MB) else 1
 
