@@ -159,6 +159,20 @@ def workflow(tmp_path) -> Workflow:
 
 
 @pytest.fixture(scope="session")
+def cluster(tmp_path_factory):
+    """One real single-node SLURM (tests/slurm_cluster.py) for the session's SLURM tests, started
+    by the first of them; skipped where none can start."""
+    from slurm_cluster import Cluster, missing
+
+    reason = missing()
+    if reason:
+        pytest.skip(f"no test SLURM: {reason}")
+    pytest.importorskip("snakemake_executor_plugin_slurm")
+    with Cluster(tmp_path_factory.mktemp("slurm") / "cluster", memory_mb=8000) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
 def finished_workflow(tmp_path_factory) -> Workflow:
     """The tiny grid run once to the end (shared by the tests that inspect or edit a finished run)."""
     workflow = copy_workflow(tmp_path_factory.mktemp("finished") / "wf")

@@ -17,7 +17,6 @@ import torch
 from PIL import Image
 
 from conftest import Workflow, copy_workflow
-from test_slurm import cluster  # noqa: F401 (the fixture)
 
 from detstudy.report.outputs import CLASSIFICATION_LATEX_TABLES
 from detstudy.study.figure_kinds import CLASSIFICATION_CROSS_RUN_FIGURE_KINDS, CLASSIFICATION_FIGURE_KINDS

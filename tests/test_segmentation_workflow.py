@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 from conftest import Workflow, copy_workflow
-from test_slurm import cluster  # noqa: F401 (the fixture)
 
 from detstudy.report.outputs import SEGMENTATION_LATEX_TABLES
 from detstudy.study.figure_kinds import SEGMENTATION_CROSS_RUN_FIGURE_KINDS, SEGMENTATION_FIGURE_KINDS

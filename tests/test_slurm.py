@@ -9,23 +9,11 @@ import subprocess
 import time
 
 import pytest
-from slurm_cluster import Cluster, missing
-
 from conftest import Workflow, copy_workflow
 
 pytestmark = pytest.mark.workflow
 
 TARGET = "results/runs/frcnn_resnet18/64px/base/seed0/metrics.json"
-
-
-@pytest.fixture()
-def cluster(tmp_path):
-    reason = missing()
-    if reason:
-        pytest.skip(f"no test SLURM: {reason}")
-    pytest.importorskip("snakemake_executor_plugin_slurm")
-    with Cluster(tmp_path / "cluster", memory_mb=8000) as running:
-        yield running
 
 
 def test_the_tiny_workflow_runs_as_slurm_jobs_with_the_local_numbers(cluster, finished_workflow: Workflow,
