@@ -18,6 +18,7 @@ loading fails naming the keys.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -119,7 +120,19 @@ def build_segmenter(architecture: str, num_classes: int, resolution: int, *, wei
     return model
 
 
-_PREFIXES = ("module.", "model.", "backbone.", "segformer.", "encoder.", "_backbone.")
+_PREFIXES = ("module.", "model.", "backbone.", "segformer.", "convnext.", "encoder.", "_backbone.")
+#: Encoder weights a pretrained classifier does not have: transformers' ConvNeXt backbone
+#: normalises each stage's output for the decoder; they keep their initial values (scale 1, shift
+#: 0), as when transformers loads an ImageNet ConvNeXt into UPerNet.
+_OWN_WEIGHTS = {"convnext": ("hidden_states_norms.",)}
+
+
+def _bare(key: str) -> str:
+    """A weight's name without the wrappers' prefixes: timm's features_only net and
+    transformers' TimmBackbone (``_backbone.``), checkpoints' ``module.``/``model.``, ..."""
+    while key.startswith(_PREFIXES):
+        key = key.split(".", 1)[1]
+    return key
 
 
 def _encoder_state_from_hub(architecture: str, source: str) -> dict[str, torch.Tensor]:
@@ -128,12 +141,14 @@ def _encoder_state_from_hub(architecture: str, source: str) -> dict[str, torch.T
         if encoder == "maxvit":
             import timm
 
+            # at the name's own size; load_encoder_weights resizes the attention bias tables
             network = timm.create_model(f"hf-hub:{source}", pretrained=True, features_only=True, out_indices=(1, 2, 3, 4))
             return network.state_dict()
         if encoder == "convnext":
             from transformers import ConvNextBackbone
 
-            return ConvNextBackbone.from_pretrained(source).state_dict()
+            return ConvNextBackbone.from_pretrained(source, out_features=["stage1", "stage2", "stage3", "stage4"]
+                                                    ).state_dict()
         from transformers import SegformerModel
 
         return SegformerModel.from_pretrained(source).state_dict()
@@ -144,27 +159,44 @@ def _encoder_state_from_hub(architecture: str, source: str) -> dict[str, torch.T
             "(it is then read from the cache, also with HF_HUB_OFFLINE=1)") from error
 
 
+def _fit_maxvit(state: dict[str, torch.Tensor], encoder: nn.Module) -> dict[str, torch.Tensor]:
+    """timm's own adaptation of MaxViT weights to this encoder (bare names): relative-position
+    bias tables resized to its attention windows (a 224-px checkpoint at 384 px). A whole
+    classifier's ``stages.N.`` are the features-only net's ``stages_N.``."""
+    from timm.models.maxxvit import checkpoint_filter_fn
+
+    inner = encoder._backbone  # transformers' TimmBackbone around timm's features-only net
+    names = set(inner.state_dict())
+    state = {re.sub(r"^stages\.(\d+)\.", r"stages_\1.", key): value for key, value in state.items()}
+    return checkpoint_filter_fn({k: v for k, v in state.items() if k in names}, inner)
+
+
 def load_encoder_weights(model: Segmenter, source: str) -> None:
     """Fill the encoder from ``source`` (a file or a hub id); refuses a file that leaves an
-    encoder weight unfilled or whose tensors do not fit, naming them."""
+    encoder weight unfilled or whose tensors do not fit, naming them. Names are matched without
+    the wrappers' prefixes; MaxViT's attention bias tables are resized to the resolution's
+    windows; ConvNeXt's output norms, absent from an ImageNet classifier, keep their start."""
     path = Path(source).expanduser()
     state = read_state_dict(path) if path.is_file() else _encoder_state_from_hub(model.architecture, source)
+    encoder_kind = SEGMENTATION_VARIANTS[model.architecture]["encoder"]
     target = model.encoder.state_dict()
-    stripped = {}
-    for key, value in state.items():
-        while key not in target and key.startswith(_PREFIXES):
-            key = key.split(".", 1)[1]
-        stripped[key] = value
-    # timm's features_only wrapper and TimmBackbone name the same weights with or without "_backbone."
-    missing = sorted(set(target) - set(stripped))
-    wrong = sorted(k for k in set(target) & set(stripped) if stripped[k].shape != target[k].shape)
+    by_bare = {_bare(key): key for key in target}
+    bare_state = {_bare(key): value for key, value in state.items()}
+    if encoder_kind == "maxvit":
+        bare_state = _fit_maxvit(bare_state, model.encoder)
+    given = {by_bare[key]: value for key, value in bare_state.items() if key in by_bare}
+    own = _OWN_WEIGHTS.get(encoder_kind, ())
+    kept = sorted(k for k in set(target) - set(given) if _bare(k).startswith(own))
+    missing = sorted(set(target) - set(given) - set(kept))
+    wrong = sorted(k for k in given if given[k].shape != target[k].shape)
     if missing or wrong:
         raise ValueError(f"encoder weights {source}: do not fit {model.architecture}: "
                          f"{len(missing)} encoder weights missing (first: {missing[:3]}), "
                          f"{len(wrong)} of another shape (first: {wrong[:3]}). Fix: use weights of this encoder "
                          "(ConvNeXt-T for upernet_convnext_tiny, MaxViT-T for upernet_maxvit_tiny, MiT-B3 for segformer_b3)")
-    model.encoder.load_state_dict({k: stripped[k] for k in target})
-    log.info("%s: encoder weights loaded from %s (%d tensors)", model.architecture, source, len(target))
+    model.encoder.load_state_dict({**{k: target[k] for k in kept}, **given})
+    log.info("%s: encoder weights loaded from %s (%d tensors%s)", model.architecture, source, len(given),
+             f"; {len(kept)} output-norm tensors at their initial values" if kept else "")
 
 
 def parameter_count(model: nn.Module) -> int:
