@@ -59,13 +59,17 @@ def test_every_problem_is_named_with_its_file_and_fix(demo, tmp_path):
     leaked = next((train.source / "PERFORACIONES").iterdir())
     shutil.copy(leaked, test.source / "PERFORACIONES" / "renamed.png")
     (test.source / "NORMAL" / "broken.png").write_bytes(b"not an image")
+    # a truncated JPEG: Pillow's verify() passes it, decoding does not
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(test.source / "NORMAL" / "cut.jpg", quality=95)
+    (test.source / "NORMAL" / "cut.jpg").write_bytes((test.source / "NORMAL" / "cut.jpg").read_bytes()[:2000])
     shutil.rmtree(test.source / "CONTAMINACION")
     (test.source / "EXTRA").mkdir()
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(test.source / "EXTRA" / "x.png")
     with pytest.raises(DatasetError) as error:
         check_split(test, "test", reference)
     message = str(error.value)
-    for expected in ("[leakage]", "renamed.png", str(leaked.name), "[unreadable]", "broken.png",
+    for expected in ("[leakage]", "renamed.png", str(leaked.name), "[unreadable]", "broken.png", "cut.jpg",
                      "[class missing]", "'CONTAMINACION'", "[unknown class]", "'EXTRA'"):
         assert expected in message, expected
     assert message.count("Fix:") >= 4

@@ -73,13 +73,22 @@ def test_every_problem_is_named_with_its_file_and_fix(tmp_path):
     Image.new("RGB", (8, 8)).save(split.images / "rgb.jpg")
     (split.images / "broken.jpg").write_bytes(b"not an image")
     Image.fromarray(good).save(split.masks / "broken.png")
+    # a truncated JPEG: Pillow's verify() passes it, decoding does not
+    noise = np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    Image.fromarray(noise).save(split.images / "cut.jpg", quality=95)
+    (split.images / "cut.jpg").write_bytes((split.images / "cut.jpg").read_bytes()[:2000])
+    Image.fromarray(np.zeros((64, 64), dtype=np.uint8)).save(split.masks / "cut.png")
+    Image.new("RGB", (8, 8)).save(split.images / "junkmask.jpg")
+    (split.masks / "junkmask.png").write_bytes(b"not a mask")
     with pytest.raises(DatasetError) as error:
         check_split(split, "train", num_classes=4)
     text = str(error.value)
     for expected in [r"lonely\.jpg: no mask .*Fix", r"orphan\.png: no image of stem 'orphan'.*Fix",
                      r"values\.png: values 9 \(3 px\) are neither a class index \(0\.\.3\) nor the ignore value 255.*Fix",
                      r"small\.png: mask 4x4 px, image small\.jpg 8x8 px.*nearest",
-                     r"rgb\.png: a RGB mask.*Fix: convert it", r"broken\.jpg: unreadable image"]:
+                     r"rgb\.png: a RGB mask.*Fix: convert it", r"broken\.jpg: unreadable image",
+                     r"cut\.jpg: unreadable image \(cannot be read .*truncated.*Fix",
+                     r"junkmask\.png: unreadable mask.*Fix"]:
         assert re.search(expected, text), expected
 
 

@@ -21,11 +21,9 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass, field
 
-from PIL import Image, UnidentifiedImageError
-
-from detstudy.engine.io import file_digest
 from detstudy.tasks.classification.data.layout import ImageSplit
 from detstudy.tasks.dataset_errors import DatasetError, DatasetWarning, problems_message
+from detstudy.tasks.images import probe_image
 
 MAX_LISTED = 20  # problems listed per kind; the rest are counted
 
@@ -77,13 +75,10 @@ def check_split(split: ImageSplit, name: str, reference: SplitCounts | None = No
         if not path.is_file():
             problem("missing file", f"{path} (class {label}): listed but not there. Fix: restore it or remove its row")
             continue
-        try:
-            with Image.open(path) as image:
-                image.verify()
-        except (OSError, UnidentifiedImageError, SyntaxError) as error:
-            problem("unreadable", f"{path}: unreadable image ({error}). Fix: re-export or remove it")
+        _, _, unreadable, digest = probe_image(path)  # the digest of the bytes it read
+        if unreadable:
+            problem("unreadable", f"{path}: unreadable image ({unreadable}). Fix: re-export or remove it")
             continue
-        digest = file_digest(path)
         files.append((str(path), label, digest))
         if reference is not None and digest in reference.digests:
             problem("leakage", f"{path}: the same image as the training split's {reference.digests[digest]}. Fix: "

@@ -34,8 +34,6 @@ to contiguous labels with ``CategoryMap``.
 
 from __future__ import annotations
 
-import hashlib
-import io
 import math
 import warnings
 from collections import Counter
@@ -43,9 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-
 from detstudy.tasks.dataset_errors import DatasetError, DatasetWarning
+from detstudy.tasks.images import probe_image
 from detstudy.tasks.detection.data.coco import SplitPaths, images_digest, load_coco_json
 
 #: A box may reach this many pixels beyond an image border (rounding in exporters).
@@ -115,31 +112,6 @@ def _image_label(image_id: Any, images_by_id: dict[Any, dict]) -> str:
     if image is not None and isinstance(image.get("file_name"), str):
         return f"image {_fmt(image_id)}, {image['file_name']!r}"
     return f"image {_fmt(image_id)}"
-
-
-def _check_image_file(path: Path) -> tuple[tuple[int, int] | None, str | None, str | None, str]:
-    """Open an image cheaply. Returns ((width, height), mode, problem, SHA-256 of the file):
-    the bytes are read once, for the checksum and for Pillow."""
-    try:
-        data = path.read_bytes()
-    except OSError as error:  # permissions, a broken link, an I/O error
-        return None, None, f"cannot be read ({type(error).__name__}: {error})", ""
-    digest = hashlib.sha256(data).hexdigest()
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            size, mode, fmt = image.size, image.mode, image.format
-            if fmt == "PNG":
-                image.verify()  # walks the chunks and checks their CRCs, without decoding
-            else:
-                if fmt == "JPEG":
-                    # decode at 1/8 scale: fast, and still detects truncated files
-                    image.draft(image.mode, (max(1, size[0] // 8), max(1, size[1] // 8)))
-                image.load()
-    except UnidentifiedImageError:
-        return None, None, "cannot be read (not an image format Pillow can identify)", digest
-    except Exception as error:  # noqa: BLE001 - Pillow raises many types for broken files
-        return None, None, f"cannot be read ({type(error).__name__}: {error})", digest
-    return size, mode, None, digest
 
 
 def _check_categories(ann: str, data: dict, out: _Collector) -> dict[int, str] | None:
@@ -251,7 +223,7 @@ def _check_split(name: str, paths: SplitPaths, *, check_images: bool,
                     out.errors.append(f"{ann}: {label}: file {path} not found. "
                                       "Fix: add the file or remove the image and its annotations from the JSON.")
                     continue
-                size, mode, problem, digest = _check_image_file(path)
+                size, mode, problem, digest = probe_image(path)
                 digests.append((file_name, digest))
                 if problem is not None:
                     out.errors.append(f"{ann}: {label}: file {path} {problem}. "

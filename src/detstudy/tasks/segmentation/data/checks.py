@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from detstudy.tasks.dataset_errors import DatasetError, DatasetWarning, problems_message
+from detstudy.tasks.images import probe_image
 from detstudy.tasks.segmentation.data.layout import MaskSplit
 
 MAX_LISTED = 20  # problems listed per kind; the rest are counted
@@ -107,12 +108,9 @@ def check_split(split: MaskSplit, name: str, num_classes: int, ignore_index: int
     images_with = np.zeros(num_classes, dtype=np.int64)
     ignored = 0
     for image_path, mask_path in pairs:
-        try:
-            with Image.open(image_path) as image:
-                image_size = image.size
-                image.verify()
-        except (OSError, UnidentifiedImageError, SyntaxError) as error:
-            problem("unreadable", f"{image_path}: unreadable image ({error}). Fix: re-export or remove it")
+        image_size, _, unreadable, _ = probe_image(image_path)
+        if unreadable:
+            problem("unreadable", f"{image_path}: unreadable image ({unreadable}). Fix: re-export or remove it")
             continue
         try:
             mask = read_mask(mask_path, num_classes, palette)
