@@ -38,6 +38,8 @@ def test_the_metrics_are_scikit_learns(classes):
             assert metrics["macro_F1"] == pytest.approx(f, abs=1e-12)
         else:
             assert metrics["weighted_F1"] == pytest.approx(f, abs=1e-12)
+            assert metrics["weighted_precision"] == pytest.approx(p, abs=1e-12)
+            assert metrics["weighted_recall"] == pytest.approx(r, abs=1e-12)
     p, r, f, s = precision_recall_fscore_support(true, predicted, labels=labels, zero_division=0)
     for k, entry in enumerate(metrics["per_class"]):
         assert (entry["precision"], entry["recall"], entry["F1"], entry["support"]) == \

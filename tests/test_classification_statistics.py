@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.metrics import accuracy_score, f1_score, top_k_accuracy_score
+from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, top_k_accuracy_score
 
 from detstudy.statistics.bootstrap import draw_indices
 from detstudy.statistics.classification import resample_predictions, run_intervals
 from detstudy.statistics.comparisons import comparisons
 from detstudy.statistics.mcnemar import mcnemar_exact, mcnemar_from_counts
-from detstudy.tasks.classification.metrics import metrics_from_predictions
+from detstudy.tasks.classification.metrics import SUMMARY, metrics_from_predictions
 
 
 def predictions(n=60, classes=7, seed=0, skill=1.5):
@@ -23,10 +23,17 @@ def predictions(n=60, classes=7, seed=0, skill=1.5):
     return true, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
 
 
+CHECKED = ("accuracy", "macro_F1", "weighted_precision", "weighted_recall", "top5")
+COLUMNS = [SUMMARY.index(name) for name in CHECKED]
+
+
 def sklearn_row(true, probabilities, classes):
+    """The :data:`CHECKED` statistics as scikit-learn computes them."""
     predicted = probabilities.argmax(axis=1)
     labels = list(range(classes))
     return [accuracy_score(true, predicted), f1_score(true, predicted, labels=labels, average="macro", zero_division=0),
+            precision_score(true, predicted, labels=labels, average="weighted", zero_division=0),
+            recall_score(true, predicted, labels=labels, average="weighted", zero_division=0),
             top_k_accuracy_score(true, probabilities, k=5, labels=labels)]
 
 
@@ -36,15 +43,15 @@ def test_every_resample_and_every_leave_one_out_set_is_scikit_learns():
     drawn = np.concatenate(list(draw_indices(len(true), 12, 3)))
     for row, index in zip(values["replicates"], drawn):
         expected = sklearn_row(true[index], probabilities[index], 7)
-        assert row[[0, 1, 5]] == pytest.approx(expected, abs=1e-12)
+        assert row[COLUMNS] == pytest.approx(expected, abs=1e-12)
     for i in range(len(true)):
         kept = np.delete(np.arange(len(true)), i)
         expected = sklearn_row(true[kept], probabilities[kept], 7)
-        assert values["jackknife"][i, [0, 1, 5]] == pytest.approx(expected, abs=1e-12)
+        assert values["jackknife"][i, COLUMNS] == pytest.approx(expected, abs=1e-12)
         per_class = f1_score(true[kept], probabilities[kept].argmax(1), labels=list(range(7)), average=None,
                              zero_division=0)
         assert values["class_jackknife"][i] == pytest.approx(per_class, abs=1e-12)
-    assert values["estimate"][[0, 1, 5]] == pytest.approx(sklearn_row(true, probabilities, 7), abs=1e-12)
+    assert values["estimate"][COLUMNS] == pytest.approx(sklearn_row(true, probabilities, 7), abs=1e-12)
 
 
 def test_the_draws_depend_only_on_the_images_resamples_and_seed():

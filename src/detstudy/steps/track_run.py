@@ -33,7 +33,8 @@ log = logging.getLogger("detstudy.tracking")
 QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 TEST_METRICS = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100")
 SEGMENTATION_TEST_METRICS = ("mIoU", "mDice", "aAcc", "mAcc")
-CLASSIFICATION_TEST_METRICS = ("accuracy", "macro_F1", "macro_precision", "macro_recall", "weighted_F1", "top5", "ECE")
+CLASSIFICATION_TEST_METRICS = ("accuracy", "macro_F1", "macro_precision", "macro_recall", "weighted_F1",
+                               "weighted_precision", "weighted_recall", "top5", "ECE")
 
 
 def test_metrics(metrics: dict) -> dict[str, float]:

@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 #: The headline numbers of a run, in the order the statistics resample them.
-SUMMARY = ("accuracy", "macro_F1", "macro_precision", "macro_recall", "weighted_F1", "top5")
+SUMMARY = ("accuracy", "macro_F1", "macro_precision", "macro_recall", "weighted_F1", "weighted_precision",
+           "weighted_recall", "top5")
 HEADLINE = "accuracy"
 #: Confidence bins of the expected calibration error (Guo et al., 2017: 15).
 CALIBRATION_BINS = 15
@@ -61,7 +62,9 @@ def summary(confusion: np.ndarray, top5: np.ndarray | float | None = None) -> np
     accuracy = _share(np.trace(confusion, axis1=-2, axis2=-1), total)
     top = np.full(accuracy.shape, np.nan) if top5 is None else np.broadcast_to(np.asarray(top5, float), accuracy.shape)
     return np.stack([accuracy, scores["F1"].mean(axis=-1), scores["precision"].mean(axis=-1),
-                     scores["recall"].mean(axis=-1), (scores["F1"] * weights).sum(axis=-1), top], axis=-1)
+                     scores["recall"].mean(axis=-1), (scores["F1"] * weights).sum(axis=-1),
+                     (scores["precision"] * weights).sum(axis=-1), (scores["recall"] * weights).sum(axis=-1), top],
+                    axis=-1)
 
 
 def top_k_correct(true: np.ndarray, probabilities: np.ndarray, k: int = TOP_K) -> np.ndarray:
