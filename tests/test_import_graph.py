@@ -171,6 +171,37 @@ def test_editing_the_training_loop_reruns_no_evaluation(script):
     assert not _code_inputs(script) & LOOP
 
 
+#: Each task's training loop: a job that only reads checkpoints must not list it.
+TASK_LOOPS = {"classification": {"engine/training.py", "tasks/classification/training.py"},
+              "segmentation": {"engine/training.py", "tasks/segmentation/training.py"}}
+
+
+@pytest.mark.parametrize(("script", "task"), [("evaluate_classifier.py", "classification"),
+                                              ("classifier_latency.py", "classification"),
+                                              ("evaluate_segmenter.py", "segmentation"),
+                                              ("segmenter_latency.py", "segmentation")])
+def test_editing_a_tasks_training_loop_reruns_none_of_its_evaluations(script, task):
+    assert not _code_inputs(script) & TASK_LOOPS[task]
+
+
+#: The config checks each task alone runs while the Snakefile parses.
+TASK_CHECKS = {"detection": "study/config.py", "segmentation": "study/segmentation.py",
+               "classification": "study/classification.py"}
+
+
+@pytest.mark.parametrize(("script", "task"), [("train.py", "detection"), ("train_phase.py", "detection"),
+                                              ("train_joint.py", "detection"), ("train_segmenter.py", "segmentation"),
+                                              ("train_classifier.py", "classification")])
+def test_editing_a_tasks_config_checks_retrains_no_other_tasks_runs(script, task):
+    """Training jobs import the training-settings check, not the config checker: editing one
+    task's checks reruns no training of another task (a task's own study module, which holds its
+    augmentation and metric names, stays an input of its trainings), nor the parse-time
+    config checks any training."""
+    inputs = _code_inputs(script)
+    assert "study/training_checks.py" in inputs and "study/config.py" not in inputs
+    assert not inputs & {path for other, path in TASK_CHECKS.items() if other != task}
+
+
 @pytest.mark.parametrize("script", ["train.py", "train_phase.py", "evaluate.py"])
 def test_editing_the_checkpoint_import_step_reruns_only_the_imports(script):
     assert "tasks/detection/checkpoint_import.py" not in _code_inputs(script)
@@ -181,3 +212,13 @@ def test_training_reads_its_validation_protocol():
     """The best checkpoint is picked by the validation AP: editing the COCO protocol retrains."""
     assert "tasks/detection/evaluation/metrics.py" in _code_inputs("train.py")
     assert LOOP <= _code_inputs("train.py")
+
+
+@pytest.mark.parametrize("script", ["train.py", "train_phase.py", "train_joint.py"])
+def test_editing_the_error_breakdown_or_the_latency_code_retrains_nothing(script):
+    """TIDE and the latency/FLOPs measurement are read by the evaluation and latency jobs only."""
+    inputs = _code_inputs(script)
+    assert not inputs & {"tasks/detection/evaluation/errors.py", "tasks/detection/evaluation/error_kinds.py",
+                         "engine/cost.py"}
+    assert "tasks/detection/evaluation/errors.py" in _code_inputs("evaluate.py")
+    assert "engine/cost.py" in _code_inputs("latency.py")

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from detstudy.engine.history import DEFAULT_SELECT_METRIC
-from detstudy.study.config import check_training_combination
+from detstudy.study.training_checks import check_training_combination
 from detstudy.study.epochs import DEFAULT_EPOCHS, EpochWindows
 
 

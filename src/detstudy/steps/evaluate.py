@@ -18,6 +18,7 @@ from detstudy.tasks.detection.checkpoint import load_checkpoint
 from detstudy.tasks.detection.data.coco import SplitPaths
 from detstudy.tasks.detection.data.dataset import CocoDetection
 from detstudy.tasks.detection.evaluation.confusion import confusion_matrix
+from detstudy.tasks.detection.evaluation.errors import error_breakdown
 from detstudy.tasks.detection.evaluation.inference import predict_dataset
 from detstudy.engine.cost import autocast_for, check_precision
 from detstudy.tasks.detection.evaluation.metrics import best_f1_operating_point, coco_evaluate, operating_point
@@ -66,7 +67,7 @@ def evaluate(*, checkpoint, history, test_split: SplitPaths, metrics_path, detec
     amp, amp_dtype = autocast_for(precision, device_)
     log.info("predicting %d test images on %s", len(dataset), device_)
     detections = predict_dataset(adapter, dataset, device_, batch_size, amp=amp, amp_dtype=amp_dtype)
-    coco = coco_evaluate(dataset.coco, detections, with_errors=True)
+    coco = coco_evaluate(dataset.coco, detections, errors=error_breakdown)
     confusion = confusion_matrix(dataset.coco, detections, score_threshold=score_threshold,
                                  iou_threshold=iou_threshold)
     metrics = {

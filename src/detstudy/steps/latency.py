@@ -19,12 +19,24 @@ from detstudy.tasks.detection.data.coco import SplitPaths
 from detstudy.tasks.detection.data.dataset import CocoDetection
 from detstudy.tasks.detection.evaluation.cost import forward_gflops
 from detstudy.engine.runtime import memory_kind, peak_memory_mb, reset_peak_memory
-from detstudy.tasks.detection.evaluation.inference import as_float, measure_latency
+from detstudy.tasks.detection.evaluation.inference import as_float
+from detstudy.tasks.detection.models.base import DetectorAdapter
 from detstudy.engine.io import write_json
 from detstudy.engine.runtime import resolve_device
-from detstudy.engine.cost import autocast_for, check_precision, train_seconds, training_cost
+from detstudy.engine.cost import autocast_for, check_precision, time_per_image, train_seconds, training_cost
 
 log = logging.getLogger("detstudy.evaluate")
+
+
+def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: torch.device,
+                    images: int = 20, warmup: int = 3, amp: bool = False,
+                    amp_dtype: torch.dtype = torch.float16) -> dict:
+    """Milliseconds per image at batch size 1, end to end through the model's own pre/post-processing:
+    the median over ``images`` test images after ``warmup`` untimed ones, with the quartiles and mean."""
+    adapter.model.eval()
+    count = min(images, len(dataset))
+    inputs = [as_float(dataset[i % len(dataset)][0], device) for i in range(count + warmup)]
+    return time_per_image(lambda image: adapter.predict([image]), inputs, device, warmup, amp, amp_dtype)
 
 
 def latency(*, checkpoint, history, test_split: SplitPaths, speed_path, run: dict[str, Any],

@@ -22,20 +22,12 @@ from detstudy.study.chain import (MODEL_EPOCH_MARKS, Phase, chain_names, chain_t
 from detstudy.study.descriptions import load_descriptions, prompts_for
 from detstudy.study.epochs import DEFAULT_EPOCHS, EpochWindows
 from detstudy.study.grid import grid_cells, import_cells
+from detstudy.study.training_checks import check_training_combination
 from detstudy.study.classification import check_classification
 from detstudy.study.segmentation import SEGMENTATION_AUGMENTATIONS, check_segmentation
 
 #: Augmentation keys only the segmentation task knows (the flips are both tasks').
 SEGMENTATION_ONLY_AUGMENTATIONS = set(SEGMENTATION_AUGMENTATIONS) - {"horizontal_flip", "vertical_flip"}
-
-def check_training_combination(values: dict[str, Any]) -> None:
-    """Training settings that are each valid but not together (the schema checks them one by one)."""
-    if values.get("lr_schedule") == "flat_cosine" and "warmup_factor" in values:
-        raise ValueError("flat_cosine warms up as the official FlatCosineLRScheduler does, lr x (i / warmup_iters)^2 "
-                         "from 0; warmup_factor is for the other schedules. Fix: remove warmup_factor.")
-    if values.get("amp_dtype", "float16") not in ("float16", "bfloat16"):
-        raise ValueError(f"amp_dtype {values['amp_dtype']!r} is not one of float16, bfloat16")
-
 
 # --- the parse-time checks of a config (Snakemake's validate has filled in the defaults) -------
 

@@ -19,7 +19,7 @@ from detstudy.tasks.classification.data.dataset import ImageDataset, eval_transf
 from detstudy.tasks.classification.data.layout import ImageSplit
 from detstudy.tasks.classification.metrics import metrics_from_predictions
 from detstudy.tasks.classification.models import parameter_count
-from detstudy.tasks.classification.training import predict_probabilities
+from detstudy.tasks.classification.inference import predict_probabilities
 
 log = logging.getLogger("detstudy.evaluate")
 

@@ -11,7 +11,6 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
@@ -26,6 +25,7 @@ from detstudy.tasks.classification.checkpoint import save_checkpoint
 from detstudy.tasks.classification.data.dataset import ImageAugmentation, ImageDataset, eval_transform, train_transform
 from detstudy.tasks.classification.data.layout import ImageSplit
 from detstudy.tasks.classification.metrics import SUMMARY, confusion_matrix, summary
+from detstudy.tasks.classification.inference import predict_logits
 from detstudy.tasks.classification.models import PREPROCESSING, Classifier, build_classifier
 
 log = logging.getLogger("detstudy.train")
@@ -55,29 +55,6 @@ class ClassificationAdapter:
         accuracy = (logits.detach().argmax(dim=1) == labels).float().mean()  # recorded, not a loss (no "loss" prefix)
         return {"loss_ce": F.cross_entropy(logits, targets, label_smoothing=self.label_smoothing),
                 "train_accuracy": accuracy}
-
-
-@torch.no_grad()
-def predict_logits(model: Classifier, data: ImageDataset, device: torch.device, batch_size: int = 64,
-                   use_amp: bool = False, amp_dtype: torch.dtype = torch.float16) -> tuple[torch.Tensor, torch.Tensor]:
-    """(true classes [N], logits [N, C] in float32 on the CPU) of ``data`` in order."""
-    model.eval()
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, generator=torch.Generator())
-    truths, logits = [], []
-    for images, labels in loader:
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            logits.append(model(images.to(device)).float().cpu())
-        truths.append(labels)
-    if not truths:
-        return torch.zeros(0, dtype=torch.int64), torch.zeros((0, len(data.class_names)))
-    return torch.cat(truths), torch.cat(logits)
-
-
-def predict_probabilities(model: Classifier, data: ImageDataset, device: torch.device, batch_size: int = 64,
-                          use_amp: bool = False, amp_dtype: torch.dtype = torch.float16) -> tuple[np.ndarray, np.ndarray]:
-    """(true classes [N], softmax probabilities [N, C]) of ``data`` in order."""
-    true, logits = predict_logits(model, data, device, batch_size, use_amp, amp_dtype)
-    return true.numpy(), logits.softmax(dim=1).numpy()
 
 
 def validate(model: Classifier, data: ImageDataset, device: torch.device, batch_size: int,

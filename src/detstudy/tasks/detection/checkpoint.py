@@ -42,7 +42,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu",
         raise ValueError(f"{path}: a whole pickled object{f' ({found.group(1)})' if found else ''}, not a {FORMAT} "
                          "checkpoint; checkpoints are read with weights_only=True, which never runs pickled code. "
                          "Fix: pass a best.pt the workflow wrote, or, for a model of your own, save its state_dict() "
-                         "instead of the model and write it with detstudy.checkpoint.save_checkpoint.") from None
+                         "instead of the model and write it with detstudy.tasks.detection.checkpoint.save_checkpoint.") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(f"{path}: not a detstudy checkpoint (format {found!r}, not {FORMAT!r}). Fix: point to a "

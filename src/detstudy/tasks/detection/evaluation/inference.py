@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 from torch.utils.data import DataLoader
 
-from detstudy.engine.cost import time_per_image
 from detstudy.tasks.detection.data.dataset import CocoDetection, collate
 from detstudy.tasks.detection.models.base import DetectorAdapter
 
@@ -45,14 +44,3 @@ def coco_results(output: dict, image_id: int, categories) -> list[dict]:
              "bbox": [round(v, 2) for v in box], "score": round(score, 5)}
             for box, score, label in zip(boxes.tolist(), output["scores"].float().cpu().tolist(),
                                          output["labels"].cpu().tolist())]
-
-
-def measure_latency(adapter: DetectorAdapter, dataset: CocoDetection, device: torch.device,
-                    images: int = 20, warmup: int = 3, amp: bool = False,
-                    amp_dtype: torch.dtype = torch.float16) -> dict:
-    """Milliseconds per image at batch size 1, end to end through the model's own pre/post-processing:
-    the median over ``images`` test images after ``warmup`` untimed ones, with the quartiles and mean."""
-    adapter.model.eval()
-    count = min(images, len(dataset))
-    inputs = [as_float(dataset[i % len(dataset)][0], device) for i in range(count + warmup)]
-    return time_per_image(lambda image: adapter.predict([image]), inputs, device, warmup, amp, amp_dtype)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+from typing import Any, Callable
 
 import numpy as np
 from pycocotools.coco import COCO
@@ -27,7 +28,6 @@ from pycocotools.cocoeval import COCOeval
 
 from detstudy.tasks.detection.evaluation.coco_inputs import (box_iou_xywh, categories_of, clean_detections,
                                                              gt_annotations, overlaps_crowd)
-from detstudy.tasks.detection.evaluation.errors import error_breakdown
 
 __all__ = [
     "COCO_STAT_NAMES",
@@ -80,7 +80,7 @@ def coco_evaluator(gt: dict, detections: list[dict]) -> COCOeval:
     return evaluator
 
 
-def coco_evaluate(gt: dict, detections: list[dict], with_errors: bool = False) -> dict:
+def coco_evaluate(gt: dict, detections: list[dict], errors: Callable[[Any], dict] | None = None) -> dict:
     """COCO bbox evaluation with pycocotools.
 
     Returns ``{"coco": {...12 numbers...}, "per_class": [...], "pr_curves": [...]}``:
@@ -93,8 +93,10 @@ def coco_evaluate(gt: dict, detections: list[dict], with_errors: bool = False) -
     * ``pr_curves``: ``{"id", "name", "AP50", "recall": [101], "precision": [101]}`` at IoU 0.5, area all,
       maxDets 100 (COCO's interpolated precision at recall 0, 0.01, ..., 1; no -1 or NaN: 0 instead).
 
-    * ``errors`` (with ``with_errors``): the TIDE breakdown on the same matches
-      (:func:`detstudy.tasks.detection.evaluation.errors.error_breakdown`).
+    * ``errors`` (when ``errors`` is given): what it returns for the evaluator, the TIDE
+      breakdown on the same matches with
+      :func:`detstudy.tasks.detection.evaluation.errors.error_breakdown` (passed in, not imported:
+      training validates with this function and must not rerun when the breakdown is edited).
 
     With no detections, every class and area range that has ground truth gets 0.0, not ``None``.
     The caller's ``gt`` and ``detections`` are not modified.
@@ -134,8 +136,8 @@ def coco_evaluate(gt: dict, detections: list[dict], with_errors: bool = False) -
                           "recall": list(recall_grid), "precision": [float(v) for v in curve]})
 
     result = {"coco": coco, "per_class": per_class, "pr_curves": pr_curves}
-    if with_errors:
-        result["errors"] = error_breakdown(evaluator)
+    if errors is not None:
+        result["errors"] = errors(evaluator)
     return result
 
 
