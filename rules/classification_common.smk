@@ -21,8 +21,10 @@ def classification_split_stamp(split):
 
 
 def get_reference_check(wildcards):
-    """The training split's check (its classes and image digests) for val and test: the leakage check."""
-    return [] if wildcards.split == "train" else [dataset_check("train")]
+    """The checks (classes and image digests) a split is checked against for leakage: val against
+    train's, test against train's and val's."""
+    return {"train": [], "val": [dataset_check("train")], "test": [dataset_check("train"), dataset_check("val")]}[
+        wildcards.split]
 
 
 def get_classification_run_config(wildcards):

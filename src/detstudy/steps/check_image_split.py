@@ -1,6 +1,6 @@
 """The ``check_image_split`` step: one classification split checked before any training, every
 problem listed with its file and the fix (``detstudy.tasks.classification.data.checks``): val and
-test against the training split's classes and image contents (leakage).
+test against the training split's classes and image contents (leakage), test against val's too.
 
 The report holds the split's classes and images per class, and the checksum of its images (each
 file with its class) read back into every run's provenance; the training split's also holds every image's content digest,
@@ -19,18 +19,20 @@ from detstudy.tasks.classification.data.layout import ImageSplit
 log = logging.getLogger("detstudy.data")
 
 
-def reference_counts(train_check) -> SplitCounts:
-    """The training split's counts as its check report recorded them."""
-    report = read_json(train_check)
+def reference_counts(check) -> SplitCounts:
+    """A split's counts as its check report recorded them (the training split's, or val's)."""
+    report = read_json(check)
     counts = report["counts"]
-    return SplitCounts(name="train", classes=counts["classes"],
+    return SplitCounts(name=report["split"], classes=counts["classes"],
                        images_per_class={e["name"]: e["images"] for e in counts["per_class"]}, digests=report["digests"])
 
 
-def check_image_split(name: str, source: str, *, check_json, train_check=None) -> dict:
-    """Fail with every problem of one split listed, or write its check report."""
+def check_image_split(name: str, source: str, *, check_json, train_check=None, val_check=None) -> dict:
+    """Fail with every problem of one split listed, or write its check report (val: against
+    train; test: against train and val)."""
     split = ImageSplit.of(source)
-    counts = check_split(split, name, reference_counts(train_check) if train_check else None)
+    counts = check_split(split, name, reference_counts(train_check) if train_check else None,
+                         reference_counts(val_check) if val_check else None)
     digest = hashlib.sha256()  # every image with its class: a relabelled or duplicated image changes it
     for path, label, sha in counts.files:
         digest.update(f"{path}:{label}:{sha},".encode())
@@ -38,7 +40,7 @@ def check_image_split(name: str, source: str, *, check_json, train_check=None) -
               "warnings": [f"{len(counts.duplicates)} images repeat another of the split"] if counts.duplicates else [],
               "checksum": {"source": str(split.source), "images": sum(counts.images_per_class.values()),
                            "images_sha256": digest.hexdigest()},
-              **({"digests": counts.digests} if name == "train" else {})}
+              **({"digests": counts.digests} if name in ("train", "val") else {})}
     write_json(check_json, report)  # written only once every check passed
     log.info("split %s OK: %d images of %d classes; images sha256 %s", name, report["checksum"]["images"],
              len(counts.classes), report["checksum"]["images_sha256"][:12])

@@ -43,9 +43,12 @@ class SplitCounts:
                 "duplicates_within": self.duplicates}
 
 
-def check_split(split: ImageSplit, name: str, reference: SplitCounts | None = None) -> SplitCounts:
+def check_split(split: ImageSplit, name: str, reference: SplitCounts | None = None,
+                also: SplitCounts | None = None) -> SplitCounts:
     """Every problem of one split in one ``DatasetError``, or its counts. ``reference``: the
-    training split's counts (its classes and image digests), for val and test."""
+    training split's counts (its classes and image digests), for val and test; ``also``: another
+    split whose images this one must not share (val's, for test: a model selected on images it
+    is then scored on)."""
     problems: dict[str, list[str]] = {}
 
     def problem(kind: str, text: str) -> None:
@@ -80,9 +83,10 @@ def check_split(split: ImageSplit, name: str, reference: SplitCounts | None = No
             problem("unreadable", f"{path}: unreadable image ({unreadable}). Fix: re-export or remove it")
             continue
         files.append((str(path), label, digest))
-        if reference is not None and digest in reference.digests:
-            problem("leakage", f"{path}: the same image as the training split's {reference.digests[digest]}. Fix: "
-                    f"keep each image in one split only (remove it from {name} or from train)")
+        for other in (reference, also):
+            if other is not None and digest in other.digests:
+                problem("leakage", f"{path}: the same image as the {other.name} split's {other.digests[digest]}. "
+                        f"Fix: keep each image in one split only (remove it from {name} or from {other.name})")
         if digest in digests:
             duplicates.append(f"{path} = {digests[digest]}")
         else:
