@@ -30,3 +30,24 @@ def test_cuda_visible_devices_can_hide_every_gpu(tmp_path):
     assert not cuda_visible({"CUDA_VISIBLE_DEVICES": ""}, **one)
     assert not cuda_visible({"CUDA_VISIBLE_DEVICES": "-1"}, **one)
     assert cuda_visible({"CUDA_VISIBLE_DEVICES": "0"}, **one)
+
+
+def test_a_cpu_only_torch_makes_auto_the_cpu_even_beside_a_gpu(tmp_path):
+    """A GPU node with a CPU-only torch build: the jobs could not use it, so auto takes no slot."""
+    from detstudy.study.devices import torch_built_with_cuda
+
+    one = machine(tmp_path, 1)
+    builds = {}
+    for name, line in (("cpu", "cuda: Optional[str] = None"), ("cuda", "cuda: Optional[str] = '12.8'"),
+                       ("old", "cuda = '11.8'")):
+        builds[name] = tmp_path / name / "torch"
+        builds[name].mkdir(parents=True)
+        (builds[name] / "version.py").write_text(f"__version__ = '2.14.1'\n{line}\ngit_version = 'x'\n")
+    assert torch_built_with_cuda(builds["cpu"]) is False
+    assert torch_built_with_cuda(builds["cuda"]) is True and torch_built_with_cuda(builds["old"]) is True
+    assert torch_built_with_cuda(tmp_path / "nowhere") is None
+    assert not cuda_visible({}, torch_dir=builds["cpu"], **one)
+    assert cuda_visible({}, torch_dir=builds["cuda"], **one)
+    assert cuda_visible({}, torch_dir=tmp_path / "nowhere", **one)  # no torch here: the node decides
+    assert gpu_slots("auto", environ={}, torch_dir=builds["cpu"], **one) == 0
+    assert torch_built_with_cuda() is not None  # this environment's own torch is found
