@@ -32,6 +32,8 @@ rule check_image_split:
     params:
         source=lambda wildcards: SOURCES[wildcards.split],
         stamp=lambda wildcards: classification_split_stamp(wildcards.split),  # a replaced image reruns the check
+        val_source=get_leakage_split,
+        val_stamp=lambda wildcards: classification_split_stamp("val") if wildcards.split == "test" else None,
     resources:
         **job_resources("light"),
     log:

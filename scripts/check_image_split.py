@@ -13,5 +13,5 @@ check_image_split(
     snakemake.params.source,
     check_json=snakemake.output.check,
     train_check=snakemake.input.reference[0] if snakemake.input.reference else None,
-    val_check=snakemake.input.reference[1] if len(snakemake.input.reference) > 1 else None,
+    val_source=snakemake.params.val_source,
 )

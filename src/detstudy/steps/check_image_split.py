@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 
-from detstudy.engine.io import read_json, write_json
+from detstudy.engine.io import file_digest, read_json, write_json
 from detstudy.tasks.classification.data.checks import SplitCounts, check_split
 from detstudy.tasks.classification.data.layout import ImageSplit
 
@@ -20,19 +20,29 @@ log = logging.getLogger("detstudy.data")
 
 
 def reference_counts(check) -> SplitCounts:
-    """A split's counts as its check report recorded them (the training split's, or val's)."""
+    """The training split's counts as its check report recorded them."""
     report = read_json(check)
     counts = report["counts"]
     return SplitCounts(name=report["split"], classes=counts["classes"],
                        images_per_class={e["name"]: e["images"] for e in counts["per_class"]}, digests=report["digests"])
 
 
-def check_image_split(name: str, source: str, *, check_json, train_check=None, val_check=None) -> dict:
+def split_digests(name: str, source: str) -> SplitCounts:
+    """Another split's image contents (SHA-256 -> its first file), hashed without decoding: what
+    the test check keeps test apart from (val's; val's own check decodes and checks its images)."""
+    digests: dict[str, str] = {}
+    for path, _ in ImageSplit.of(source).samples():
+        if path.is_file():
+            digests.setdefault(file_digest(path), str(path))
+    return SplitCounts(name=name, classes=[], images_per_class={}, digests=digests)
+
+
+def check_image_split(name: str, source: str, *, check_json, train_check=None, val_source=None) -> dict:
     """Fail with every problem of one split listed, or write its check report (val: against
-    train; test: against train and val)."""
+    train; test: against train and the images of ``val_source``)."""
     split = ImageSplit.of(source)
     counts = check_split(split, name, reference_counts(train_check) if train_check else None,
-                         reference_counts(val_check) if val_check else None)
+                         split_digests("val", val_source) if val_source else None)
     digest = hashlib.sha256()  # every image with its class: a relabelled or duplicated image changes it
     for path, label, sha in counts.files:
         digest.update(f"{path}:{label}:{sha},".encode())
@@ -40,7 +50,7 @@ def check_image_split(name: str, source: str, *, check_json, train_check=None, v
               "warnings": [f"{len(counts.duplicates)} images repeat another of the split"] if counts.duplicates else [],
               "checksum": {"source": str(split.source), "images": sum(counts.images_per_class.values()),
                            "images_sha256": digest.hexdigest()},
-              **({"digests": counts.digests} if name in ("train", "val") else {})}
+              **({"digests": counts.digests} if name == "train" else {})}
     write_json(check_json, report)  # written only once every check passed
     log.info("split %s OK: %d images of %d classes; images sha256 %s", name, report["checksum"]["images"],
              len(counts.classes), report["checksum"]["images_sha256"][:12])
