@@ -21,7 +21,6 @@ from detstudy.study.splits import synthetic_file_name
 
 #: Encoder stride of the three families' last stage: every resolution is a multiple of it.
 SEGMENTATION_STRIDE = 32
-#: A ``model.weights`` ending so is a local file (anything else is a hub id).
 #: Overlay colours where the config gives none: background grey, then distinct hues
 #: (matplotlib's tab20 order), cycled for more classes.
 DEFAULT_COLORS = [(80, 80, 80), (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),

@@ -37,6 +37,8 @@ log = logging.getLogger("detstudy.segmentation")
 
 #: timm's MaxViT-T: its window and grid partitions are set from the image size it is built for.
 MAXVIT_TIMM_NAME = "maxvit_tiny_tf_224"
+#: The ConvNeXt stages UPerNet reads (the hub loader asks for all four: its default is the last).
+CONVNEXT_STAGES = ("stage1", "stage2", "stage3", "stage4")
 
 
 class TimmUperNet(UperNetForSemanticSegmentation):
@@ -100,7 +102,7 @@ def build_segmenter(architecture: str, num_classes: int, resolution: int, *, wei
     depths, widths = list(variant["depths"]), list(variant["widths"])
     if variant["encoder"] == "convnext":
         backbone = ConvNextConfig(depths=depths, hidden_sizes=widths, drop_path_rate=drop_path_rate,
-                                  out_features=["stage1", "stage2", "stage3", "stage4"])
+                                  out_features=list(CONVNEXT_STAGES))
         network = UperNetForSemanticSegmentation(_upernet_config(variant, num_classes, backbone))
     elif variant["encoder"] == "maxvit":
         backbone = TimmBackboneConfig(backbone=MAXVIT_TIMM_NAME, out_indices=[1, 2, 3, 4])
@@ -147,8 +149,7 @@ def _encoder_state_from_hub(architecture: str, source: str) -> dict[str, torch.T
         if encoder == "convnext":
             from transformers import ConvNextBackbone
 
-            return ConvNextBackbone.from_pretrained(source, out_features=["stage1", "stage2", "stage3", "stage4"]
-                                                    ).state_dict()
+            return ConvNextBackbone.from_pretrained(source, out_features=list(CONVNEXT_STAGES)).state_dict()
         from transformers import SegformerModel
 
         return SegformerModel.from_pretrained(source).state_dict()
